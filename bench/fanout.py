@@ -1,0 +1,537 @@
+"""Market-data fan-out benchmark: one fxgate daemon, N WebSocket clients, one table.
+
+For each client count N it starts a fresh daemon on the paper feed (pinned to core 0),
+issues a token, runs the C load generator (``bench/loadgen.c``, pinned to core 1) with N
+connections subscribed to every symbol, samples the daemon's CPU over the load
+generator's measured window, stops the daemon with SIGTERM and prints a row:
+delivered messages/s against what the feed demanded, tick-to-client latency p50/p99/max,
+loss, and the CPU of both sides. ``--find-max`` instead raises the tick rate for one N
+until the target breaks. See ``bench/README.md`` for the method.
+
+    python bench/fanout.py --clients 100,1000,5000 --duration 20
+    python bench/fanout.py --clients 1000 --find-max
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+LOADGEN_SRC = BENCH / "loadgen.c"
+LOADGEN_BIN = BENCH / "bin" / "loadgen"
+
+SYMBOLS = [
+    "EURUSD",
+    "GBPUSD",
+    "USDJPY",
+    "USDCHF",
+    "AUDUSD",
+    "USDCAD",
+    "NZDUSD",
+    "EURGBP",
+    "EURJPY",
+    "XAUUSD",
+]
+
+# The issue's targets: messages/s the feed demands by default, and the p99 bound.
+DEMAND_SMALL = 170_000  # N <= 1000: on par with Node.js `ws`
+DEMAND_LARGE = 125_000  # N > 1000: Node.js at 5,000 clients
+THROUGHPUT_TARGETS = {1000: 170_000, 5000: 125_000}
+CLIENT_CPU_WARN = 80.0  # above this the load generator may be what limits the numbers
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def p99_target_ms(clients: int) -> float:
+    return 10.0 if clients <= 1000 else 50.0
+
+
+def default_tick_rate(clients: int, nsym: int) -> float:
+    """Mean ticks/s per symbol so that N clients x symbols x rate hits the issue's demand."""
+    demand = DEMAND_SMALL if clients <= 1000 else DEMAND_LARGE
+    return round(demand / (clients * nsym), 3)
+
+
+@dataclass
+class Run:
+    clients: int
+    tick_rate: float  # per symbol
+    nsym: int
+    loadgen: dict = field(default_factory=dict)
+    server_cpu_pct: float = 0.0
+    other_cpu_pct: float = 0.0  # busy CPU on the machine not used by daemon or loadgen
+    loadavg: str = ""
+    server_errors: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def total_tick_rate(self) -> float:
+        return self.tick_rate * self.nsym
+
+    @property
+    def expected(self) -> float:
+        return self.loadgen.get("connected", 0) * self.total_tick_rate
+
+    def check(self) -> list[str]:
+        lg, failed = self.loadgen, []
+        target = p99_target_ms(self.clients)
+        if not lg:
+            return ["the load generator produced no result"]
+        if lg["connected"] < self.clients:
+            failed.append(f"only {lg['connected']}/{self.clients} clients connected")
+        if lg["p99_ms"] >= target:
+            failed.append(f"p99 {lg['p99_ms']:.1f} ms >= {target:.0f} ms")
+        if lg["gaps"]:
+            failed.append(f"{lg['gaps']} messages lost or conflated (offset gaps)")
+        if lg["closed_by_server"]:
+            failed.append(f"{lg['closed_by_server']} connections closed by the server")
+        if lg["msgs_per_sec"] < 0.9 * self.expected:
+            failed.append(
+                f"delivered {lg['msgs_per_sec']:,.0f}/s < 90% of the {self.expected:,.0f}/s "
+                "the configured tick rate demands"
+            )
+        goal = THROUGHPUT_TARGETS.get(self.clients)
+        if goal and lg["msgs_per_sec"] < goal:
+            failed.append(f"delivered {lg['msgs_per_sec']:,.0f}/s < target {goal:,}/s")
+        if lg["client_cpu_pct"] > CLIENT_CPU_WARN:
+            failed.append(
+                f"load generator at {lg['client_cpu_pct']:.0f}% CPU: it may be the bottleneck"
+            )
+        if self.server_errors:
+            failed.append(f"{self.server_errors} tracebacks in the daemon's log")
+        self.failed = failed
+        return failed
+
+
+def build_loadgen() -> Path:
+    """Compile loadgen.c into bench/bin/ when the binary is missing or older than the source."""
+    if LOADGEN_BIN.exists() and LOADGEN_BIN.stat().st_mtime >= LOADGEN_SRC.stat().st_mtime:
+        return LOADGEN_BIN
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        sys.exit("fanout: no C compiler (gcc) found to build bench/loadgen.c")
+    LOADGEN_BIN.parent.mkdir(exist_ok=True)
+    cmd = [cc, "-O2", "-Wall", "-o", str(LOADGEN_BIN), str(LOADGEN_SRC)]
+    print("building:", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True)
+    return LOADGEN_BIN
+
+
+def raise_nofile(need: int) -> None:
+    """Children inherit the limit: the daemon and the load generator each hold N sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return
+    new_hard = hard if hard == resource.RLIM_INFINITY or hard >= need else need
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, new_hard))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        print(
+            f"fanout: warning: RLIMIT_NOFILE is {hard}, below the {need} this run needs",
+            file=sys.stderr,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fxgate_command(explicit: str | None) -> list[str]:
+    if explicit:
+        return explicit.split()
+    beside = Path(sys.executable).with_name("fxgate")  # skips pyenv's shim
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("fxgate")
+    if found:
+        return [found]
+    sys.exit("fanout: the fxgate command is not installed (pip install -e .)")
+
+
+def pin(core: int, enabled: bool) -> list[str]:
+    return ["taskset", "-c", str(core)] if enabled else []
+
+
+def proc_cpu_secs(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_secs() -> float:
+    """CPU seconds spent busy by the whole machine (all cores) since boot."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    return (sum(parts[:8]) - idle) / CLK_TCK
+
+
+class Daemon:
+    def __init__(self, args: argparse.Namespace, tick_rate: float, pinned: bool) -> None:
+        self.args = args
+        self.state_dir = Path(tempfile.mkdtemp(prefix="fxgate-bench-"))
+        self.port = args.port or free_port()
+        self.env = dict(os.environ)
+        self.env.update(
+            FXGATE_STATE_DIR=str(self.state_dir),
+            FXGATE_PAPER_TICK_RATE=repr(tick_rate),
+            FXGATE_PAPER_SEED="1",
+            FXGATE_PAPER_SYMBOLS=json.dumps(args.symbols),
+            FXGATE_WS_CONNECTIONS_PER_MINUTE="1000000",
+            FXGATE_LOG_LEVEL="warning",
+        )
+        if args.queue_max_bytes:
+            self.env["FXGATE_WS_QUEUE_MAX_BYTES"] = str(args.queue_max_bytes)
+        for item in args.env:
+            key, _, value = item.partition("=")
+            self.env[key] = value
+        self.log_path = self.state_dir / "daemon.log"
+        self.cmd = fxgate_command(args.fxgate)
+        self.pinned = pinned
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = [
+            *pin(0, self.pinned),
+            *self.cmd,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        log = self.log_path.open("wb")
+        # taskset execs the daemon, so the pid is the daemon's own.
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + self.args.start_timeout
+        url = f"http://127.0.0.1:{self.port}/health"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited with {self.proc.returncode}:\n{self.tail()}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            time.sleep(0.2)
+        raise RuntimeError(f"/health did not answer 200 in {self.args.start_timeout} s:\n{self.tail()}")
+
+    def token(self) -> str:
+        out = subprocess.run(
+            [*self.cmd, "token", "issue", "--user", "bench", "--ttl", "3600"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"fxgate token issue failed:\n{out.stderr}")
+        lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+        if not lines:
+            raise RuntimeError("fxgate token issue printed nothing")
+        return lines[-1]
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after 15 s; None if it was not running any more."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return -9
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def tracebacks(self) -> int:
+        try:
+            return self.log_path.read_text(errors="replace").count("Traceback")
+        except OSError:
+            return 0
+
+    def cleanup(self) -> None:
+        if not self.args.keep_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: bool) -> Run:
+    run = Run(clients=clients, tick_rate=tick_rate, nsym=len(args.symbols))
+    daemon = Daemon(args, tick_rate, pinned)
+    print(
+        f"\n== N={clients}  tick rate {tick_rate:g}/s/symbol "
+        f"({tick_rate * run.nsym:,.0f} ticks/s)  port {daemon.port}",
+        file=sys.stderr,
+    )
+    try:
+        daemon.start()
+        token = daemon.token()
+        url = f"ws://127.0.0.1:{daemon.port}/api/ws?token={token}"
+        cmd = [
+            *pin(1, pinned),
+            str(args.loadgen),
+            "--url",
+            url,
+            "--clients",
+            str(clients),
+            "--duration",
+            str(args.duration),
+            "--warmup",
+            str(args.warmup),
+            "--rate",
+            str(args.connect_rate),
+        ]
+        lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        samples: dict[str, tuple[float, float, float]] = {}
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+
+        def watch_stderr() -> None:
+            assert lg.stderr is not None
+            for line in lg.stderr:
+                if line.startswith("# window start") or line.startswith("# window end"):
+                    key = line.split()[-1]
+                    with contextlib.suppress(OSError):
+                        samples[key] = (time.monotonic(), proc_cpu_secs(pid), machine_busy_secs())
+                print("   loadgen:", line.rstrip(), file=sys.stderr)
+
+        watcher = threading.Thread(target=watch_stderr, daemon=True)
+        watcher.start()
+        budget = 60 + clients / args.connect_rate * 3 + args.warmup + args.duration + 30
+        killer = threading.Timer(budget, lg.kill)
+        killer.start()
+        assert lg.stdout is not None
+        out = lg.stdout.read()  # stderr belongs to the watcher thread
+        lg.wait()
+        killer.cancel()
+        watcher.join(timeout=5)
+        line = next((x for x in reversed(out.splitlines()) if x.startswith("{")), "")
+        if not line:
+            raise RuntimeError(f"loadgen exited with {lg.returncode} and no result")
+        run.loadgen = json.loads(line)
+        if "start" in samples and "end" in samples:
+            (t0, c0, b0), (t1, c1, b1) = samples["start"], samples["end"]
+            wall = max(t1 - t0, 1e-9)
+            run.server_cpu_pct = 100.0 * (c1 - c0) / wall
+            lg_cpu = run.loadgen["client_cpu_pct"]
+            run.other_cpu_pct = max(0.0, 100.0 * (b1 - b0) / wall - run.server_cpu_pct - lg_cpu)
+        run.loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    finally:
+        rc = daemon.stop()
+        run.server_errors = daemon.tracebacks()
+        if rc not in (None, 0, -signal.SIGTERM):
+            print(f"   daemon exited with {rc} after SIGTERM:\n{daemon.tail()}", file=sys.stderr)
+        daemon.cleanup()
+    run.check()
+    lgr = run.loadgen
+    print(
+        f"   delivered {lgr['msgs_per_sec']:,.0f}/s of {run.expected:,.0f}/s, "
+        f"p50 {lgr['p50_ms']} p99 {lgr['p99_ms']} max {lgr['max_ms']} ms, gaps {lgr['gaps']}, "
+        f"server CPU {run.server_cpu_pct:.0f}%, client CPU {lgr['client_cpu_pct']:.0f}%, "
+        f"other load {run.other_cpu_pct:.0f}%",
+        file=sys.stderr,
+    )
+    return run
+
+
+HEADER = (
+    "| N | tick rate (ticks/s total) | delivered msgs/s | expected msgs/s | p50 ms | p99 ms "
+    "| max ms | loss (gaps) | server CPU % | client CPU % | other load % |"
+)
+
+
+def row(run: Run) -> str:
+    lg = run.loadgen
+    loss = f"{lg['gaps']}"
+    if lg["closed_by_server"]:
+        loss += f" (+{lg['closed_by_server']} closed)"
+    return (
+        f"| {run.clients:,} | {run.total_tick_rate:,.0f} | {lg['msgs_per_sec']:,.0f} "
+        f"| {run.expected:,.0f} | {lg['p50_ms']:.1f} | {lg['p99_ms']:.1f} | {lg['max_ms']:.1f} "
+        f"| {loss} | {run.server_cpu_pct:.0f} | {lg['client_cpu_pct']:.0f} "
+        f"| {run.other_cpu_pct:.0f} |"
+    )
+
+
+def print_table(runs: list[Run]) -> None:
+    print()
+    print(HEADER)
+    print("|" + "---|" * HEADER.count(" | ") + "---|")
+    for run in runs:
+        print(row(run))
+    print()
+    any_failed = False
+    for run in runs:
+        if run.failed:
+            any_failed = True
+            print(f"N={run.clients} at {run.total_tick_rate:,.0f} ticks/s: not met:")
+            for item in run.failed:
+                print(f"  - {item}")
+    if not any_failed:
+        print("All conditions met.")
+    if any(r.other_cpu_pct > 20 for r in runs):
+        print(
+            "Note: other processes used the CPU during the window ('other load'): "
+            "the numbers are provisional."
+        )
+
+
+def passes(run: Run) -> bool:
+    lg = run.loadgen
+    return bool(
+        lg
+        and lg["connected"] == run.clients
+        and lg["p99_ms"] < p99_target_ms(run.clients)
+        and lg["gaps"] == 0
+        and lg["closed_by_server"] == 0
+        and lg["msgs_per_sec"] >= 0.9 * run.expected
+    )
+
+
+def find_max(args: argparse.Namespace, clients: int, pinned: bool) -> list[Run]:
+    """Raise the tick rate by --step until p99 breaks the target or loss appears."""
+    nsym = len(args.symbols)
+    rate = args.tick_rate or default_tick_rate(clients, nsym)
+    runs: list[Run] = []
+    best: Run | None = None
+    first = run_once(args, clients, rate, pinned)
+    runs.append(first)
+    if passes(first):
+        best = first
+        for _ in range(args.max_steps):
+            rate = round(rate * args.step, 3)
+            run = run_once(args, clients, rate, pinned)
+            runs.append(run)
+            if not passes(run):
+                break
+            best = run
+    else:
+        for _ in range(args.max_steps):
+            rate = round(rate / args.step, 3)
+            run = run_once(args, clients, rate, pinned)
+            runs.append(run)
+            if passes(run):
+                best = run
+                break
+    print_table(runs)
+    if best:
+        print(
+            f"Highest passing rate for N={clients}: {best.total_tick_rate:,.0f} ticks/s "
+            f"= {best.loadgen['msgs_per_sec']:,.0f} msgs/s delivered at p99 "
+            f"{best.loadgen['p99_ms']:.1f} ms (target < {p99_target_ms(clients):.0f} ms, no loss)"
+        )
+    else:
+        print(f"No tried rate passed for N={clients}.")
+    return runs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--clients",
+        default="100,1000,5000",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        help="comma-separated client counts (default 100,1000,5000)",
+    )
+    p.add_argument(
+        "--tick-rate",
+        type=float,
+        default=None,
+        help="mean ticks/s per symbol; default: 170,000 msgs/s demand for N <= 1000, "
+        "125,000 above (17/s per symbol at N=1000, 2.5/s at N=5000)",
+    )
+    p.add_argument("--duration", type=float, default=20, help="measured seconds (default 20)")
+    p.add_argument("--warmup", type=float, default=5, help="seconds after connecting, not measured")
+    p.add_argument("--port", type=int, default=0, help="daemon port (0: a free one per run)")
+    p.add_argument("--connect-rate", type=float, default=500, help="new connections per second")
+    p.add_argument("--find-max", action="store_true", help="raise the tick rate until it breaks")
+    p.add_argument("--step", type=float, default=1.25, help="--find-max rate factor per step")
+    p.add_argument("--max-steps", type=int, default=10)
+    p.add_argument(
+        "--symbols",
+        default=SYMBOLS,
+        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+        help="comma-separated symbols (default: the ten of the issue)",
+    )
+    p.add_argument("--queue-max-bytes", type=int, default=0, help="FXGATE_WS_QUEUE_MAX_BYTES")
+    p.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the daemon")
+    p.add_argument("--fxgate", default=None, help="command that runs fxgate (default: fxgate)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    p.add_argument("--start-timeout", type=float, default=60)
+    p.add_argument("--keep-state", action="store_true", help="keep each run's state dir and log")
+    p.add_argument("--json", type=Path, default=None, help="also write every run to this file")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a condition is not met")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.loadgen = build_loadgen()
+    raise_nofile(max(args.clients) * 2 + 1024)
+    cores = os.cpu_count() or 1
+    pinned = not args.no_pin and cores >= 2 and shutil.which("taskset") is not None
+    if not pinned:
+        print("fanout: not pinning (needs taskset and >= 2 cores)", file=sys.stderr)
+    runs: list[Run] = []
+    try:
+        if args.find_max:
+            runs = find_max(args, args.clients[0], pinned)
+        else:
+            for clients in args.clients:
+                rate = args.tick_rate or default_tick_rate(clients, len(args.symbols))
+                runs.append(run_once(args, clients, rate, pinned))
+            print_table(runs)
+    except RuntimeError as exc:
+        print(f"fanout: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if args.json and runs:
+            args.json.write_text(
+                json.dumps(
+                    [
+                        {
+                            "clients": r.clients,
+                            "tick_rate_per_symbol": r.tick_rate,
+                            "ticks_per_sec": r.total_tick_rate,
+                            "expected_msgs_per_sec": r.expected,
+                            "server_cpu_pct": r.server_cpu_pct,
+                            "other_cpu_pct": r.other_cpu_pct,
+                            "loadavg": r.loadavg,
+                            "server_tracebacks": r.server_errors,
+                            "not_met": r.failed,
+                            "loadgen": r.loadgen,
+                        }
+                        for r in runs
+                    ],
+                    indent=2,
+                )
+            )
+    failed = any(r.failed for r in runs)
+    return 1 if (failed and args.strict) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

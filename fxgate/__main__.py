@@ -1,0 +1,5 @@
+import sys
+
+from fxgate.cli.main import main
+
+sys.exit(main())

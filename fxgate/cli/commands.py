@@ -1,0 +1,212 @@
+"""What each subcommand does; ``main`` only parses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fxgate.config.settings import Settings, describe_error, load_settings
+from fxgate.domain.roles import Role
+from fxgate.services.auth.keyring import KeyRing, key_status
+from fxgate.services.auth.passwords import MIN_LENGTH, hash_password
+from fxgate.services.auth.tokens import TokenService
+from fxgate.store.factory import open_store
+from fxgate.store.port import Store, StoreConflictError
+
+
+class CliError(Exception):
+    """A problem the operator can fix; printed without a traceback."""
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(getattr(args, "config", None), use_default_paths=True)
+    except (OSError, ValueError) as exc:
+        raise CliError("bad configuration:\n  " + "\n  ".join(describe_error(exc))) from None
+
+
+def with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]]) -> int:
+    async def run() -> int:
+        store = open_store(
+            settings.store.backend,
+            state_dir=settings.state_dir,
+            mongodb_uri=settings.store.mongodb_uri,
+            mongodb_database=settings.store.mongodb_database,
+        )
+        await store.open()
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    handler = {
+        "serve": serve,
+        "keys": keys,
+        "users": users,
+        "token": token,
+        "config": config,
+    }[args.command]
+    return handler(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    server = settings.server.model_copy(
+        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    )
+    settings = settings.model_copy(update={"server": server})
+    from fxgate.ops.logging import setup_logging
+    from fxgate.ops.serve import run
+
+    setup_logging(settings.log.level, settings.log.format)
+    return run(settings)
+
+
+def keys(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+
+    async def go(store: Store) -> int:
+        ring = KeyRing(store)
+        if args.action == "rotate":
+            key = await ring.rotate()
+            await _audit(store, "keys.rotate", key.kid)
+            print(key.kid)
+        elif args.action == "retire":
+            try:
+                ok = await ring.retire(args.kid)
+            except StoreConflictError as exc:
+                raise CliError(f"{args.kid}: {exc}") from None
+            if not ok:
+                raise CliError(f"no such key, or retired already: {args.kid}")
+            await _audit(store, "keys.retire", args.kid)
+            print(f"retired {args.kid}")
+        else:
+            await ring.load()
+            rows = [
+                {"kid": k.kid, "status": key_status(k), "created_at": k.created_at.isoformat()}
+                for k in ring.keys()
+            ]
+            if args.json:
+                print(json.dumps(rows))
+            else:
+                for r in rows:
+                    print(f"{r['kid']}\t{r['status']}\t{r['created_at']}")
+        return 0
+
+    return with_store(settings, go)
+
+
+async def _audit(store: Store, action: str, target: str, **details: Any) -> None:
+    await store.append_audit(actor="cli", action=action, target=target, details=details)
+
+
+def users(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    password = None
+    if args.action == "add":
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else args.password
+        if not password or len(password) < MIN_LENGTH:
+            raise CliError(f"the password needs at least {MIN_LENGTH} characters")
+
+    async def go(store: Store) -> int:
+        if args.action == "add":
+            assert password is not None
+            try:
+                user = await store.create_user(
+                    email=args.email,
+                    name=args.name,
+                    role=args.role,
+                    tier=args.tier,
+                    password_hash=hash_password(password),
+                )
+            except StoreConflictError:
+                raise CliError(f"a user with the email {args.email} exists") from None
+            await _audit(store, "users.add", user.id, role=args.role)
+            print(user.id)
+        elif args.action == "disable":
+            updated = await store.update_user(args.user_id, disabled=True)
+            if updated is None:
+                raise CliError(f"no such user: {args.user_id}")
+            await store.revoke_user_refresh_tokens(args.user_id)
+            await _audit(store, "users.disable", args.user_id)
+            print(f"disabled {args.user_id}")
+        else:
+            items, _ = await store.list_users(limit=100_000)
+            rows = [
+                {
+                    "id": u.id,
+                    "email": u.email,
+                    "name": u.name,
+                    "role": u.role,
+                    "tier": u.tier,
+                    "disabled": u.disabled,
+                }
+                for u in items
+            ]
+            if args.json:
+                print(json.dumps(rows))
+            else:
+                for r in rows:
+                    state = "disabled" if r["disabled"] else "active"
+                    print(f"{r['id']}\t{r['email']}\t{r['role']}\t{state}\t{r['name']}")
+        return 0
+
+    return with_store(settings, go)
+
+
+def token(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+
+    async def go(store: Store) -> int:
+        user = await store.get_user(args.user)
+        if user is None:
+            user = await store.create_user(
+                user_id=args.user,
+                email=f"{args.user}@users.fxgate.invalid",
+                name=args.user,
+                role=args.role or "trader",
+                tier=args.tier or "free",
+            )
+            await _audit(store, "users.add", user.id, role=user.role, via="token issue")
+        if user.disabled:
+            raise CliError(f"user {args.user} is disabled")
+        ring = KeyRing(store)
+        await ring.ensure_active()
+        service = TokenService(ring, default_ttl=settings.auth.access_token_ttl)
+        jwt, claims = service.issue(
+            user.id,
+            Role(args.role or user.role),
+            tier=args.tier or user.tier,
+            ttl=args.ttl,
+        )
+        await _audit(store, "token.issue", user.id, jti=claims.jti, ttl=claims.exp - claims.iat)
+        print(jwt)
+        return 0
+
+    return with_store(settings, go)
+
+
+def config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config, use_default_paths=True)
+    except FileNotFoundError as exc:
+        print(f"fxgate: no such file: {exc.filename}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print("fxgate: configuration invalid:", file=sys.stderr)
+        for line in describe_error(exc):
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    if args.show:
+        print(settings.model_dump_json(indent=2, exclude={"store": {"mongodb_uri"}}))
+    else:
+        print("configuration OK")
+    return 0

@@ -1,0 +1,220 @@
+"""The daemon's configuration: one typed tree, read from TOML, overridden by ``FXGATE_…``.
+
+Every key has a default, so no file at all gives the embedded setup (SQLite, local bus,
+paper broker). An environment variable ``FXGATE_<SECTION>_<KEY>`` overrides
+``[section] key`` (``FXGATE_SERVER_PORT=9000``, ``FXGATE_WS_MAX_SUBSCRIPTIONS=100``);
+list values are JSON (``FXGATE_PAPER_SYMBOLS='["EURUSD"]'``). Unknown keys are
+errors, so a typo in ``fxgate.toml`` is caught by ``fxgate config check`` instead of
+being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(Section):
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    xheaders: bool = Field(False, description="Trust X-Forwarded-For/-Proto from a reverse proxy.")
+    shutdown_grace: float = Field(
+        2.0, ge=0, description="Seconds given to clients to read the RESTARTING message."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the REST API from a browser."
+    )
+    gc_freeze: bool = Field(
+        True, description="gc.freeze() after start-up, keeping the cyclic GC off the hot path."
+    )
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = Field("json", description="json: one object per line.")
+
+
+class StoreSettings(Section):
+    backend: Literal["sqlite", "mongodb"] = "sqlite"
+    mongodb_uri: str = Field(
+        "mongodb://localhost:27017", description="Secret-bearing: prefer FXGATE_STORE_MONGODB_URI."
+    )
+    mongodb_database: str = "fxgate"
+
+
+class BusSettings(Section):
+    backend: Literal["local", "redis"] = "local"
+    redis_url: str = "redis://localhost:6379/0"
+
+
+class BrokerSettings(Section):
+    backend: Literal["paper", "mt5"] = "paper"
+
+
+class PaperSettings(Section):
+    seed: int | None = Field(None, description="Fixes the simulated market for reproducible runs.")
+    tick_rate: float = Field(2.0, gt=0, le=10_000, description="Mean ticks/s per symbol.")
+    market_hours: Literal["24x7", "forex"] = "24x7"
+    symbols: list[str] = Field(
+        default_factory=lambda: [
+            "EURUSD",
+            "GBPUSD",
+            "USDJPY",
+            "USDCHF",
+            "AUDUSD",
+            "USDCAD",
+            "NZDUSD",
+            "EURGBP",
+            "EURJPY",
+            "XAUUSD",
+        ]
+    )
+    initial_balance: Decimal = Decimal("10000")
+    currency: str = "USD"
+    leverage: int = Field(100, ge=1, le=3000)
+    account_mode: Literal["hedging", "netting"] = "hedging"
+    commission_per_lot: Decimal = Field(Decimal("0"), ge=0)
+    stop_out_level: Decimal = Field(Decimal("50"), ge=0)
+    margin_call_level: Decimal = Field(Decimal("100"), ge=0)
+
+
+class AuthSettings(Section):
+    access_token_ttl: int = Field(900, gt=0, description="Seconds (seed 003: 15 minutes).")
+    refresh_token_ttl: int = Field(7 * 86400, gt=0, description="Seconds (seed 003: 7 days).")
+    keyring_refresh: float = Field(
+        5.0, gt=0, description="Seconds between re-reading the signing keys from the store."
+    )
+    signature_window: int = Field(
+        30, gt=0, description="Seconds an API-key signature's timestamp may be off."
+    )
+    leeway: int = Field(0, ge=0, description="Clock skew tolerated on exp/iat, in seconds.")
+
+
+class WsSettings(Section):
+    ping_interval: float = Field(30.0, gt=0, description="Seconds between WebSocket pings.")
+    ping_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a pong.")
+    auth_timeout: float = Field(10.0, gt=0, description="Seconds to send the first auth message.")
+    max_subscriptions: int = Field(50, ge=1)
+    max_messages_per_second: int = Field(100, ge=1)
+    max_message_size: int = Field(64 * 1024, ge=256, description="Bytes; larger gets an error.")
+    max_frame_size: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Bytes; larger closes the connection (1009)."
+    )
+    connections_per_minute: int = Field(10, ge=1, description="Per user.")
+    queue_max_bytes: int = Field(
+        1024 * 1024, ge=4096, description="Per-connection outbound backlog before 4008."
+    )
+    anonymous_market_data: bool = False
+
+
+class RiskSettings(Section):
+    max_open_positions: int = Field(200, ge=1)
+    max_daily_loss: Decimal = Field(Decimal("1000"), ge=0, description="Account currency; 0 = off.")
+    max_order_volume: Decimal = Field(Decimal("50"), gt=0)
+
+
+class SystemSettings(Section):
+    status_interval: float = Field(30.0, gt=0, description="Seconds between system messages.")
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FXGATE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    log: LogSettings = LogSettings()
+    store: StoreSettings = StoreSettings()
+    bus: BusSettings = BusSettings()
+    broker: BrokerSettings = BrokerSettings()
+    paper: PaperSettings = PaperSettings()
+    auth: AuthSettings = AuthSettings()
+    ws: WsSettings = WsSettings()
+    risk: RiskSettings = RiskSettings()
+    system: SystemSettings = SystemSettings()
+    plugins: list[str] = Field(
+        default_factory=list, description="Extra plugin modules to load, by import name."
+    )
+    disable_plugins: list[str] = Field(
+        default_factory=list, description="Plugins (built-in or third-party) not to register."
+    )
+    state_dir: Path = Field(Path("var"), description="Where the SQLite file lives.")
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _expand(cls, v: Any) -> Any:
+        return Path(v).expanduser() if isinstance(v, str) else v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: it overrides what the file (passed as init values) says.
+        return (env_settings, init_settings)
+
+
+#: Where ``fxgate serve`` looks when no --config is given (first that exists).
+DEFAULT_CONFIG_PATHS = (Path("etc/fxgate.toml"), Path("/etc/fxgate/fxgate.toml"))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def load_settings(path: Path | None = None, *, use_default_paths: bool = False) -> Settings:
+    """Settings from ``path`` (TOML) with ``FXGATE_…`` overrides.
+
+    ``FXGATE_STATE_DIR`` also sets ``state_dir``; ``FXGATE_CONFIG`` names the file when
+    ``path`` is None. Raises ``pydantic.ValidationError`` (or ``tomllib.TOMLDecodeError``)
+    on a bad file; :func:`describe_error` turns it into one line per bad key.
+    """
+    if path is None and os.environ.get("FXGATE_CONFIG"):
+        path = Path(os.environ["FXGATE_CONFIG"])
+    if path is None and use_default_paths:
+        path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+    data = read_toml(path) if path is not None else {}
+    return Settings(**data)
+
+
+def describe_error(exc: Exception) -> list[str]:
+    """One human line per problem, naming the key as ``section.key``."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    if isinstance(exc, PydanticValidationError):
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(root)"
+            if err["type"] == "extra_forbidden":
+                lines.append(f"{key}: unknown key")
+            else:
+                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        return lines
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return [f"TOML syntax: {exc}"]
+    return [str(exc)]

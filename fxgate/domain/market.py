@@ -1,0 +1,120 @@
+"""Instruments and quotes: the vocabulary shared by the feed, the brokers and the channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    """An instrument's specification, with MetaTrader 5's field meanings.
+
+    ``contract_size`` is units of the base asset per lot (100,000 for forex majors,
+    100 oz for XAUUSD); margin is computed in ``margin_currency`` (the base currency for
+    forex) and profit in ``profit_currency`` (the quote currency).
+    """
+
+    symbol: str
+    description: str
+    kind: str  # forex | commodity | crypto | stock
+    base: str
+    quote: str
+    digits: int
+    contract_size: Decimal
+    volume_min: Decimal = Decimal("0.01")
+    volume_max: Decimal = Decimal("100")
+    volume_step: Decimal = Decimal("0.01")
+    typical_spread_points: int = 10
+    daily_volatility: float = 0.006  # fraction of price, one standard deviation per day
+    start_price: Decimal = Decimal("1")
+    trading_hours: str = "forex"  # the session template (see brokers.paper.hours)
+    stops_level_points: int = 0
+
+    @property
+    def point(self) -> Decimal:
+        return Decimal(1).scaleb(-self.digits)
+
+    @property
+    def margin_currency(self) -> str:
+        return self.base
+
+    @property
+    def profit_currency(self) -> str:
+        return self.quote
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """One tick, with the running day statistics that seed 001's market data carries.
+
+    ``open``/``day_high``/``day_low`` are of the current trading day; ``close`` is the
+    previous day's close, against which ``change`` and ``change_percent`` are computed.
+    Prices are floats on the wire path (they are quoted at the symbol's digits), and
+    brokers convert to ``Decimal`` where money is computed.
+    """
+
+    symbol: str
+    bid: float
+    ask: float
+    last: float
+    volume: int
+    spread_points: int
+    ts: float  # epoch seconds
+    open: float
+    day_high: float
+    day_low: float
+    close: float
+    change: float
+    change_percent: float
+    digits: int = 5
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _fx(
+    symbol: str,
+    digits: int,
+    start: str,
+    spread: int,
+    vol: float,
+    description: str,
+) -> SymbolSpec:
+    return SymbolSpec(
+        symbol=symbol,
+        description=description,
+        kind="forex",
+        base=symbol[:3],
+        quote=symbol[3:],
+        digits=digits,
+        contract_size=Decimal(100_000),
+        typical_spread_points=spread,
+        daily_volatility=vol,
+        start_price=Decimal(start),
+    )
+
+
+#: The instruments the paper market trades, with typical retail spreads and volatility.
+DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
+    _fx("EURUSD", 5, "1.08500", 10, 0.0055, "Euro vs US Dollar"),
+    _fx("GBPUSD", 5, "1.27000", 14, 0.0065, "Great Britain Pound vs US Dollar"),
+    _fx("USDJPY", 3, "148.500", 12, 0.0060, "US Dollar vs Japanese Yen"),
+    _fx("USDCHF", 5, "0.88000", 15, 0.0055, "US Dollar vs Swiss Franc"),
+    _fx("AUDUSD", 5, "0.66000", 12, 0.0070, "Australian Dollar vs US Dollar"),
+    _fx("USDCAD", 5, "1.35000", 16, 0.0050, "US Dollar vs Canadian Dollar"),
+    _fx("NZDUSD", 5, "0.61000", 16, 0.0072, "New Zealand Dollar vs US Dollar"),
+    _fx("EURGBP", 5, "0.85500", 15, 0.0040, "Euro vs Great Britain Pound"),
+    _fx("EURJPY", 3, "161.000", 18, 0.0065, "Euro vs Japanese Yen"),
+    SymbolSpec(
+        symbol="XAUUSD",
+        description="Gold vs US Dollar",
+        kind="commodity",
+        base="XAU",
+        quote="USD",
+        digits=2,
+        contract_size=Decimal(100),
+        volume_max=Decimal(50),
+        typical_spread_points=25,
+        daily_volatility=0.009,
+        start_price=Decimal("2030.00"),
+    ),
+)

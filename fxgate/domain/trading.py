@@ -1,0 +1,432 @@
+"""Orders, positions, deals and accounts: the records every broker produces and the store keeps.
+
+The meanings follow MetaTrader 5, so that the MT5 adapter and the paper broker fill the
+same types: on a hedging account a position's ``ticket`` is the ticket of the order that
+opened it, a deal is one execution (its ticket is the trade's ``executionId``), and
+money is ``Decimal`` in the account currency. Every record is a frozen snapshot; a change
+is a new snapshot, which is what lets the broker hand them to the store and the channels
+without copying. ``to_record``/``from_record`` give the JSON-safe dict the store keeps.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any, Self
+
+from fxgate.domain.money import ZERO
+
+# ---------------------------------------------------------------------------------------
+# Vocabulary
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class Side(enum.StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @property
+    def sign(self) -> int:
+        """+1 for buy, -1 for sell: profit is ``sign * (close - open)``."""
+        return 1 if self is Side.BUY else -1
+
+
+class TimeInForce(enum.StrEnum):
+    """When the order's volume must be filled (MT5's filling modes in exchange words).
+
+    GTC: what cannot be filled now waits (MT5 ``ORDER_FILLING_RETURN``); IOC: fill what
+    is available, cancel the rest; FOK: fill all of it at once or nothing.
+    """
+
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(enum.StrEnum):
+    """Seed 003's four states.
+
+    A pending order that has filled part of its volume stays ``pending`` (its
+    ``filled_volume`` tells); an IOC order whose remainder was cancelled ends
+    ``cancelled`` with a non-zero ``filled_volume``.
+    """
+
+    PENDING = "pending"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+class OrderReason(enum.StrEnum):
+    """Why an order or deal exists (MT5 ``ORDER_REASON``/``DEAL_REASON``)."""
+
+    CLIENT = "client"
+    STOP_LOSS = "sl"
+    TAKE_PROFIT = "tp"
+    STOP_OUT = "so"
+
+
+class PositionStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class DealEntry(enum.StrEnum):
+    """``in`` opens or adds to a position, ``out`` reduces or closes it."""
+
+    IN = "in"
+    OUT = "out"
+
+
+class AccountMode(enum.StrEnum):
+    """MT5's position accounting: hedging keeps one position per fill, netting one per symbol."""
+
+    HEDGING = "hedging"
+    NETTING = "netting"
+
+
+def order_id_for(ticket: int) -> str:
+    """The REST id of the order with ``ticket``.
+
+    Derived rather than random so that any broker (the MT5 adapter included) gives the
+    same order the same id, and a restart needs no extra mapping.
+    """
+    return f"ord_{ticket:x}"
+
+
+def ticket_of_order_id(order_id: str) -> int | None:
+    """The ticket behind a REST order id, or ``None`` when it is not one of ours."""
+    if not order_id.startswith("ord_"):
+        return None
+    try:
+        return int(order_id[4:], 16)
+    except ValueError:
+        return None
+
+
+def position_id_for(ticket: int) -> str:
+    return f"pos_{ticket:x}"
+
+
+# ---------------------------------------------------------------------------------------
+# JSON-safe records
+
+
+class _Kind(enum.Enum):
+    PLAIN = 0
+    DECIMAL = 1
+    ENUM = 2
+
+
+_CODECS: dict[type, tuple[tuple[str, _Kind, Any], ...]] = {}
+
+
+def _codec(cls: type) -> tuple[tuple[str, _Kind, Any], ...]:
+    """Per-field converters, worked out once per class from its type hints."""
+    cached = _CODECS.get(cls)
+    if cached is not None:
+        return cached
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[str, _Kind, Any]] = []
+    for f in fields(cls):
+        hint = hints[f.name]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if hint is Decimal:
+            out.append((f.name, _Kind.DECIMAL, None))
+        elif isinstance(hint, type) and issubclass(hint, enum.Enum):
+            out.append((f.name, _Kind.ENUM, hint))
+        else:
+            out.append((f.name, _Kind.PLAIN, None))
+    codec = tuple(out)
+    _CODECS[cls] = codec
+    return codec
+
+
+class Record:
+    """Mixin: a frozen dataclass that turns into a JSON-safe dict and back.
+
+    Decimals become strings (a float would lose cents), enums their values; keys are the
+    field names. ``from_record`` ignores unknown keys and lets missing ones take their
+    defaults, so records written by an older fxgate still load.
+    """
+
+    __slots__ = ()
+
+    def to_record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, kind, _ in _codec(type(self)):
+            value = getattr(self, name)
+            if value is None or kind is _Kind.PLAIN:
+                out[name] = value
+            elif kind is _Kind.DECIMAL:
+                out[name] = str(value)
+            else:
+                out[name] = value.value
+        return out
+
+    @classmethod
+    def from_record(cls, record: typing.Mapping[str, Any]) -> Self:
+        kwargs: dict[str, Any] = {}
+        for name, kind, enum_type in _codec(cls):
+            if name not in record:
+                continue
+            value = record[name]
+            if value is None or kind is _Kind.PLAIN:
+                kwargs[name] = value
+            elif kind is _Kind.DECIMAL:
+                kwargs[name] = Decimal(str(value))
+            else:
+                kwargs[name] = enum_type(value)
+        return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# Requests
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What a client asks a broker to do; validated by risk checks and then by the broker.
+
+    ``price`` is the limit price of limit and stop-limit orders and the trigger of a stop
+    order; ``stop_price`` is the trigger of a stop-limit order (a stop order also accepts
+    its trigger here). Market orders ignore both: they fill at the ask (buy) or bid (sell).
+    """
+
+    symbol: str
+    type: OrderType
+    side: Side
+    volume: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    client_order_id: str | None = None
+    strategy_id: str | None = None
+    connection_id: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChanges:
+    """A modification of a pending order; ``None`` leaves a field as it is.
+
+    As in MT5, a stop loss or take profit of ``0`` removes it. ``volume`` is the new
+    total volume and must stay above what has already been filled.
+    """
+
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    volume: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True, slots=True)
+class Order(Record):
+    """An order, pending or done. Closing a position is an order too, as in MT5.
+
+    ``price`` is the limit price (limit, stop-limit) or the trigger (stop); ``stop_price``
+    is the trigger of a stop-limit order (and repeats the trigger of a stop order);
+    ``triggered_at`` is when a stop-limit order's trigger fired and it became a limit.
+    ``position_ticket`` is the position the order opened, changed or closed.
+    """
+
+    id: str
+    ticket: int
+    user_id: str
+    symbol: str
+    type: OrderType
+    side: Side
+    volume: Decimal
+    created_at: float
+    updated_at: float
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    status: OrderStatus = OrderStatus.PENDING
+    filled_volume: Decimal = ZERO
+    average_price: Decimal | None = None
+    client_order_id: str | None = None
+    strategy_id: str | None = None
+    connection_id: str | None = None
+    comment: str | None = None
+    filled_at: float | None = None
+    cancelled_at: float | None = None
+    triggered_at: float | None = None
+    reject_reason: str | None = None
+    position_ticket: int | None = None
+    reason: OrderReason = OrderReason.CLIENT
+
+    @property
+    def remaining_volume(self) -> Decimal:
+        return self.volume - self.filled_volume
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status is OrderStatus.PENDING
+
+    @property
+    def mt5_type(self) -> str:
+        """``BUY``, ``SELL_LIMIT``, ``BUY_STOP_LIMIT``...: seed 001's ``orderType``."""
+        side = self.side.value.upper()
+        if self.type is OrderType.MARKET:
+            return side
+        return f"{side}_{self.type.value.upper()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Position(Record):
+    """An open (or, as the last snapshot, closed) position.
+
+    ``profit`` is the floating profit at ``current_price`` (bid for a buy, ask for a
+    sell) in the account currency; ``commission`` is what the position's deals have
+    charged so far (negative, as MT5 signs it); ``realized_pnl`` is what the position has
+    added to the balance so far: closed profit plus commission plus swap.
+    """
+
+    ticket: int
+    user_id: str
+    symbol: str
+    side: Side
+    volume: Decimal
+    open_price: Decimal
+    current_price: Decimal
+    opened_at: float
+    updated_at: float
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    profit: Decimal = ZERO
+    swap: Decimal = ZERO
+    commission: Decimal = ZERO
+    margin: Decimal = ZERO
+    closed_at: float | None = None
+    close_price: Decimal | None = None
+    realized_pnl: Decimal = ZERO
+    status: PositionStatus = PositionStatus.OPEN
+    strategy_id: str | None = None
+    connection_id: str | None = None
+    comment: str | None = None
+
+    @property
+    def id(self) -> str:
+        return position_id_for(self.ticket)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is PositionStatus.OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class Deal(Record):
+    """One execution. ``profit`` is non-zero only on ``out`` deals.
+
+    ``commission`` and ``swap`` are signed as in MT5: what the deal added to the balance,
+    so a charge is negative. The balance changes by ``profit + commission + swap``.
+    """
+
+    ticket: int
+    order_ticket: int
+    position_ticket: int
+    user_id: str
+    symbol: str
+    side: Side
+    entry: DealEntry
+    volume: Decimal
+    price: Decimal
+    time: float
+    profit: Decimal = ZERO
+    commission: Decimal = ZERO
+    swap: Decimal = ZERO
+    strategy_id: str | None = None
+    connection_id: str | None = None
+    reason: OrderReason = OrderReason.CLIENT
+    comment: str | None = None
+
+    @property
+    def net(self) -> Decimal:
+        return self.profit + self.commission + self.swap
+
+
+@dataclass(frozen=True, slots=True)
+class Account(Record):
+    """A trading account, as MT5's ``account_info`` describes it, plus the day's baseline.
+
+    ``equity = balance + floating profit + swap``; ``free_margin = equity - margin``;
+    ``margin_level = equity / margin * 100`` (``None`` with no margin in use).
+    ``day_start`` is the UTC date (``YYYY-MM-DD``) whose start ``day_start_equity`` was
+    taken at, so the day's P&L (realised plus floating) is ``equity - day_start_equity``.
+    ``margin_call`` is set while the margin level is below the broker's margin-call level.
+    """
+
+    user_id: str
+    currency: str
+    leverage: int
+    mode: AccountMode
+    balance: Decimal
+    equity: Decimal
+    created_at: float
+    updated_at: float
+    day_start: str
+    day_start_equity: Decimal
+    margin: Decimal = ZERO
+    free_margin: Decimal = ZERO
+    margin_level: Decimal | None = None
+    profit: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    day_realized_pnl: Decimal = ZERO
+    margin_call: bool = False
+
+    @property
+    def day_pnl(self) -> Decimal:
+        """Realised plus floating P&L since the start of the UTC day."""
+        return self.equity - self.day_start_equity
+
+
+# ---------------------------------------------------------------------------------------
+# Market depth
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    price: Decimal
+    volume: Decimal  # lots
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """Depth of market (MT5 ``market_book_get``): best prices first on each side."""
+
+    symbol: str
+    bids: tuple[BookLevel, ...]
+    asks: tuple[BookLevel, ...]
+    ts: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "bids": [[str(lv.price), str(lv.volume)] for lv in self.bids],
+            "asks": [[str(lv.price), str(lv.volume)] for lv in self.asks],
+            "ts": self.ts,
+        }

@@ -1,0 +1,294 @@
+"""The hub: subscription index and fan-out, one encoding per event per dialect.
+
+Subscriptions are indexed by (channel, stream key): the user id for per-user channels
+(taken from the token, so a user can only ever be indexed under their own id), and the
+key filter's value (the symbol) for keyed public channels, or ``*`` for "all keys". An
+event therefore finds its receivers with one or two dict lookups, and only the
+subscriptions with filters the key does not decide pay for a ``matches`` call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fxgate.domain.errors import ValidationError
+from fxgate.domain.events import Event
+from fxgate.domain.timefmt import iso_ms
+from fxgate.hub.sink import Dialect, Sink
+from fxgate.hub.streams import Entry, StreamTable
+from fxgate.plugins.channel import Channel, Filters
+
+log = logging.getLogger(__name__)
+
+ALL = "*"
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    sink: Sink
+    channel: Channel
+    filters: Filters
+    #: Filters not already decided by the index key; empty means "deliver everything".
+    residual: Filters
+    keys: tuple[str, ...]
+
+    def describe_filters(self) -> dict[str, Any]:
+        return {k: sorted(v) if len(v) > 1 else next(iter(v)) for k, v in self.filters.items()}
+
+
+@dataclass(slots=True)
+class _Bucket:
+    #: sink -> number of its subscriptions here that take every message
+    plain: dict[Sink, int] = field(default_factory=dict)
+    #: sink -> its subscriptions here that need ``matches``
+    filtered: dict[Sink, list[Subscription]] = field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not self.plain and not self.filtered
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a new subscriber gets before live messages."""
+
+    recovered: bool
+    frames: list[bytes]
+
+
+class Hub:
+    def __init__(self, channels: Iterable[Channel], *, epoch: str | None = None) -> None:
+        self.channels: dict[str, Channel] = {}
+        for ch in channels:
+            if ch.name in self.channels:
+                raise ValueError(f"two plugins define the channel {ch.name!r}")
+            self.channels[ch.name] = ch
+        self.streams = StreamTable(epoch)
+        self._index: dict[tuple[str, str], _Bucket] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = f"msg_{self.streams.epoch}_"
+        self.published = 0
+        self.delivered = 0
+        self._listeners: list[Callable[[Event, Mapping[str, Any]], None]] = []
+
+    @property
+    def epoch(self) -> str:
+        return self.streams.epoch
+
+    # -- producers -------------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        """Fan ``event`` out to every matching subscriber; returns without awaiting."""
+        ch = self.channels.get(event.channel)
+        if ch is None:
+            raise ValueError(f"no channel {event.channel!r}")
+        if ch.scope == "user":
+            if not event.user_id:
+                raise ValueError(f"channel {ch.name!r} is per-user: the event needs a user_id")
+            key = event.user_id
+        else:
+            key = event.key or ""
+        payload = ch.payload(event)
+        stream = self.streams.get(ch.name, key)
+        stream.offset += 1
+        envelope = {
+            "type": ch.message_type,
+            "channel": ch.name,
+            "data": payload,
+            "timestamp": iso_ms(event.ts),
+            "id": self._id_prefix + str(next(self._ids)),
+            "offset": stream.offset,
+            "epoch": self.streams.epoch,
+        }
+        self.published += 1
+        for listener in self._listeners:
+            listener(event, envelope)
+        frames: dict[Dialect, bytes | None] = {}
+        if ch.history_size:
+            history = stream.history
+            history.append(Entry(stream.offset, envelope))
+            if len(history) > ch.history_size:
+                history.popleft()
+        index = self._index
+        bucket = index.get((ch.name, key))
+        wild = index.get((ch.name, ALL)) if ch.scope == "public" and key else None
+        if bucket is None and wild is None:
+            return
+        ckey = (ch.name, key) if ch.conflate else None
+        if bucket is not None and wild is not None:
+            targets = self._targets(ch, payload, (bucket, wild))
+            self._send(targets, ch, envelope, frames, ckey)
+            return
+        b = bucket if bucket is not None else wild
+        assert b is not None
+        if b.filtered:
+            targets = self._targets(ch, payload, (b,))
+            self._send(targets, ch, envelope, frames, ckey)
+            return
+        # The hot path: everybody in the bucket takes the message.
+        n = 0
+        for sink in b.plain:
+            dialect = sink.dialect
+            frame = frames.get(dialect, _MISSING)
+            if frame is _MISSING:
+                frame = frames[dialect] = dialect.encode_event(ch, envelope)
+            if frame is not None:
+                sink.deliver(frame, ckey)
+                n += 1
+        self.delivered += n
+
+    @staticmethod
+    def _targets(
+        ch: Channel, payload: Mapping[str, Any], buckets: tuple[_Bucket, ...]
+    ) -> dict[Sink, None]:
+        targets: dict[Sink, None] = {}
+        for b in buckets:
+            for sink in b.plain:
+                targets[sink] = None
+            for sink, subs in b.filtered.items():
+                if sink not in targets and any(ch.matches(s.residual, payload) for s in subs):
+                    targets[sink] = None
+        return targets
+
+    def _send(
+        self,
+        targets: Iterable[Sink],
+        ch: Channel,
+        envelope: Mapping[str, Any],
+        frames: dict[Dialect, bytes | None],
+        ckey: object | None,
+    ) -> None:
+        n = 0
+        for sink in targets:
+            dialect = sink.dialect
+            frame = frames.get(dialect, _MISSING)
+            if frame is _MISSING:
+                frame = frames[dialect] = dialect.encode_event(ch, envelope)
+            if frame is not None:
+                sink.deliver(frame, ckey)
+                n += 1
+        self.delivered += n
+
+    def add_listener(self, fn: Callable[[Event, Mapping[str, Any]], None]) -> None:
+        """Call ``fn(event, envelope)`` for every published event (metrics, history)."""
+        self._listeners.append(fn)
+
+    # -- subscriptions ---------------------------------------------------------
+
+    def make_subscription(self, sink: Sink, channel_name: str, raw_filters: Any) -> Subscription:
+        """Validate a subscription request (channel, role, filters) without registering."""
+        ch = self.channels.get(channel_name) if isinstance(channel_name, str) else None
+        if ch is None:
+            raise ValidationError("Invalid channel", details={"channel": channel_name})
+        if not sink.principal.role.at_least(ch.min_role):
+            from fxgate.domain.errors import AuthorizationError
+
+            raise AuthorizationError(
+                "Permission denied",
+                details={"channel": ch.name, "requiredRole": str(ch.min_role)},
+            )
+        filters = ch.normalize_filters(raw_filters)
+        if ch.scope == "user":
+            keys: tuple[str, ...] = (sink.principal.user_id,)
+            residual = filters
+        elif ch.key_filter and ch.key_filter in filters:
+            keys = tuple(sorted(filters[ch.key_filter]))
+            residual = {k: v for k, v in filters.items() if k != ch.key_filter}
+        else:
+            keys = (ALL,) if ch.key_filter else ("",)
+            residual = filters
+        return Subscription(sink, ch, filters, residual, keys)
+
+    def add(self, sub: Subscription) -> None:
+        for key in sub.keys:
+            bucket = self._index.get((sub.channel.name, key))
+            if bucket is None:
+                bucket = self._index[(sub.channel.name, key)] = _Bucket()
+            if sub.residual:
+                bucket.filtered.setdefault(sub.sink, []).append(sub)
+            else:
+                bucket.plain[sub.sink] = bucket.plain.get(sub.sink, 0) + 1
+
+    def remove(self, sub: Subscription) -> None:
+        for key in sub.keys:
+            ik = (sub.channel.name, key)
+            bucket = self._index.get(ik)
+            if bucket is None:
+                continue
+            if sub.residual:
+                subs = bucket.filtered.get(sub.sink)
+                if subs and sub in subs:
+                    subs.remove(sub)
+                    if not subs:
+                        del bucket.filtered[sub.sink]
+            else:
+                n = bucket.plain.get(sub.sink, 0) - 1
+                if n > 0:
+                    bucket.plain[sub.sink] = n
+                else:
+                    bucket.plain.pop(sub.sink, None)
+            if bucket.empty():
+                del self._index[ik]
+
+    def replay(self, sub: Subscription, since: tuple[int, str] | None) -> Replay | None:
+        """Messages missed since ``since`` = (offset, epoch), when they are all kept.
+
+        Returns None when recovery is impossible (another epoch, history too short,
+        or a subscription spanning several streams): the caller sends a snapshot.
+        """
+        if since is None or not sub.channel.history_size or len(sub.keys) != 1:
+            return None
+        offset, epoch = since
+        if epoch != self.streams.epoch or sub.keys[0] == ALL:
+            return None
+        stream = self.streams.find(sub.channel.name, sub.keys[0])
+        if stream is None:
+            return Replay(True, []) if offset == 0 else None
+        entries = stream.replay_after(offset)
+        if entries is None:
+            return None
+        ch = sub.channel
+        dialect = sub.sink.dialect
+        frames: list[bytes] = []
+        for e in entries:
+            if sub.residual and not ch.matches(sub.residual, e.payload):
+                continue
+            frame = dialect.encode_event(ch, e.envelope)
+            if frame is not None:
+                frames.append(frame)
+        return Replay(True, frames)
+
+    def snapshot_envelope(self, sub: Subscription, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The envelope of one snapshot item: marked, and carrying the stream's current
+        offset so the client can resume from it."""
+        ch = sub.channel
+        key = sub.keys[0] if len(sub.keys) == 1 else ALL
+        if ch.key_filter and ch.key_filter in ch.filters and key == ALL:
+            field_name = ch.filters[ch.key_filter].field
+            key = str(payload.get(field_name, ""))
+        stream = self.streams.find(ch.name, key)
+        return {
+            "type": ch.message_type,
+            "channel": ch.name,
+            "data": {**payload, "snapshot": True},
+            "timestamp": iso_ms(),
+            "id": self._id_prefix + str(next(self._ids)),
+            "offset": stream.offset if stream else 0,
+            "epoch": self.streams.epoch,
+        }
+
+    def subscriber_count(self, channel: str | None = None) -> int:
+        return sum(
+            len(b.plain) + len(b.filtered)
+            for (c, _), b in self._index.items()
+            if channel is None or c == channel
+        )
+
+
+_MISSING: Any = object()
+
+
+__all__ = ["ALL", "Hub", "Replay", "Subscription"]

@@ -1,0 +1,188 @@
+"""The node: one running daemon, built from the settings, started and stopped in order.
+
+Like Centrifugo's Node it owns the parts (store, key ring, hub, bus, broker, services)
+and is what plugins receive: ``node.publish`` fans an event out, ``node.spawn`` runs a
+task that shutdown cancels, ``node.store``/``node.market``/``node.health`` are the
+services a channel's snapshot may read. Nothing here touches Tornado.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from fxgate import __version__
+from fxgate.brokers.paper.feed import MarketSimulator
+from fxgate.brokers.paper.hours import make_hours
+from fxgate.bus.local import LocalBus
+from fxgate.config.settings import Settings
+from fxgate.domain.events import Event
+from fxgate.domain.market import DEFAULT_SYMBOLS, SymbolSpec
+from fxgate.hub.hub import Hub
+from fxgate.plugins.channel import Channel
+from fxgate.plugins.manager import await_me_maybe, make_plugin_manager
+from fxgate.protocol.limits import SlidingWindowCounter
+from fxgate.services.auth.keyring import KeyRing
+from fxgate.services.auth.tokens import TokenService
+from fxgate.services.health import DOWN, HEALTHY, HealthMonitor
+from fxgate.services.market import MarketService
+from fxgate.store.factory import open_store
+from fxgate.store.port import Store
+
+if TYPE_CHECKING:
+    from fxgate.protocol.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why, for the operator."""
+
+
+def paper_symbols(names: Iterable[str]) -> list[SymbolSpec]:
+    known = {s.symbol: s for s in DEFAULT_SYMBOLS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise StartupError(f"paper.symbols: unknown symbols {unknown}; known: {sorted(known)}")
+    return [known[n] for n in names]
+
+
+class Node:
+    def __init__(self, settings: Settings, *, pm: pluggy.PluginManager | None = None) -> None:
+        self.settings = settings
+        self.version = __version__
+        self.pm = pm or make_plugin_manager(
+            disabled=settings.disable_plugins, modules=settings.plugins
+        )
+        self.store: Store = open_store(
+            settings.store.backend,
+            state_dir=settings.state_dir,
+            mongodb_uri=settings.store.mongodb_uri,
+            mongodb_database=settings.store.mongodb_database,
+        )
+        self.keyring = KeyRing(self.store, refresh=settings.auth.keyring_refresh)
+        self.tokens = TokenService(
+            self.keyring,
+            default_ttl=settings.auth.access_token_ttl,
+            leeway=settings.auth.leeway,
+            is_revoked=self.store.is_jti_revoked,
+        )
+        self.health = HealthMonitor()
+        self.connection_rate = SlidingWindowCounter(settings.ws.connections_per_minute)
+        #: Live sessions, for shutdown and for closing those of a retired key.
+        self.sessions: set[Session] = set()
+        self.started_at = time.time()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.hub: Hub | None = None
+        self.bus: LocalBus | None = None
+        self.market: MarketService | None = None
+        self.stopping = False
+
+    # -- the API plugins use ---------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        """Fan an event out to its subscribers (through the bus). Never blocks."""
+        assert self.bus is not None, "publish() before start()"
+        self.bus.publish(event)
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any]:
+        """Run a background task that shutdown cancels; a crash is logged, not lost."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "background task failed",
+                exc_info=task.exception(),
+                extra={"task": task.get_name()},
+            )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        await self.store.open()
+        key = await self.keyring.ensure_active()
+        log.info("signing key ready", extra={"kid": key.kid})
+        self.keyring.on_retired(self._kick_retired)
+
+        source = MarketSimulator(
+            paper_symbols(s.paper.symbols),
+            seed=s.paper.seed,
+            hours=make_hours(s.paper.market_hours),
+            tick_rate=s.paper.tick_rate,
+        )
+        # The market service needs a publish target before the hub exists: bind late.
+        self.market = MarketService(source, self.publish, tick_rate=s.paper.tick_rate)
+
+        channels: list[Channel] = []
+        for result in self.pm.hook.register_channels(node=self):
+            channels.extend(result or ())
+        self.hub = Hub(channels)
+        self.bus = LocalBus(self.hub)
+
+        self.health.add_check("database", self._check_store)
+        self.health.add_check("broker", self._check_broker)
+        self.health.add_check("bus", lambda: HEALTHY if self.bus and self.bus.healthy() else DOWN)
+        for result in self.pm.hook.health_checks(node=self):
+            for name, check in (result or {}).items():
+                self.health.add_check(name, check)
+
+        for result in self.pm.hook.startup(node=self):
+            await await_me_maybe(result)
+        self.spawn(self.market.run(), name="market-feed")
+        self.spawn(self._refresh_keys(), name="keyring-refresh")
+        await self.health.check()
+        self.spawn(self.health.run(), name="health")
+        self.health.ready = True
+
+    async def _check_store(self) -> str:
+        return HEALTHY if await self.store.ping() else DOWN
+
+    def _check_broker(self) -> str:
+        market = self.market
+        if market is None or not market.running:
+            return DOWN
+        return HEALTHY
+
+    async def _refresh_keys(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.auth.keyring_refresh)
+            try:
+                await self.keyring.load()
+            except Exception:
+                log.exception("could not re-read the signing keys")
+
+    def _kick_retired(self, kids: set[str]) -> None:
+        from fxgate.domain.errors import CloseCode
+
+        for session in list(self.sessions):
+            if session.claims is not None and session.claims.kid in kids:
+                session.conn.kick(CloseCode.AUTHENTICATION, "Signing key retired")
+
+    async def stop(self) -> None:
+        """Stop producers, run shutdown hooks, close the store. Clients are closed by
+        the web layer before this is called."""
+        self.stopping = True
+        self.health.ready = False
+        for result in self.pm.hook.shutdown(node=self):
+            try:
+                await asyncio.wait_for(await_me_maybe(result), 5)
+            except Exception:
+                log.exception("a shutdown hook failed")
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.store.close()

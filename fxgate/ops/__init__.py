@@ -1,0 +1,1 @@
+"""Operations: logging, systemd integration, the serve loop."""

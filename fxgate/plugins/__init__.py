@@ -1,0 +1,1 @@
+"""Plugin machinery: hook specifications, the channel API and the plugin manager factory."""

@@ -1,0 +1,1 @@
+"""Authentication: signing keys, JWT access tokens, passwords, API-key signatures."""

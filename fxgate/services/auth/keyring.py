@@ -1,0 +1,133 @@
+"""The signing-key ring, kept in the store so every process and the CLI share it.
+
+A daemon re-reads the ring every ``refresh`` seconds and whenever a token names a
+``kid`` it does not know, so ``fxgate keys rotate`` in another process takes effect
+without a restart: new tokens are signed with the new key, tokens signed by older keys
+keep working until their key is retired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from fxgate.store.records import SigningKey
+
+log = logging.getLogger(__name__)
+
+
+def key_status(key: SigningKey) -> str:
+    """``active`` signs new tokens; ``standby`` only verifies; ``retired`` does neither."""
+    if key.retired_at is not None:
+        return "retired"
+    return "active" if key.active else "standby"
+
+
+class KeyStore(Protocol):
+    """What the key ring needs from the store."""
+
+    async def list_signing_keys(self) -> list[SigningKey]: ...
+
+    async def add_signing_key(self, *, kid: str, secret: str) -> SigningKey: ...
+
+    async def retire_signing_key(self, kid: str) -> bool: ...
+
+
+def new_secret() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def new_kid() -> str:
+    return datetime.now(UTC).strftime("k%Y%m%d%H%M%S") + secrets.token_hex(2)
+
+
+class KeyRing:
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        refresh: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._refresh = refresh
+        self._clock = clock
+        self._keys: dict[str, SigningKey] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self._on_retired: list[Callable[[set[str]], None]] = []
+
+    def on_retired(self, fn: Callable[[set[str]], None]) -> None:
+        """Call ``fn(kids)`` when a reload finds keys retired since the last one."""
+        self._on_retired.append(fn)
+
+    async def load(self) -> None:
+        async with self._lock:
+            keys = {k.kid: k for k in await self._store.list_signing_keys()}
+            newly_retired = {
+                kid
+                for kid, k in keys.items()
+                if k.retired_at is not None
+                and kid in self._keys
+                and self._keys[kid].retired_at is None
+            }
+            self._keys = keys
+            self._loaded_at = self._clock()
+        if newly_retired:
+            log.info("signing keys retired", extra={"kids": sorted(newly_retired)})
+            for fn in self._on_retired:
+                fn(newly_retired)
+
+    async def maybe_reload(self) -> None:
+        if self._clock() - self._loaded_at >= self._refresh:
+            await self.load()
+
+    async def ensure_active(self) -> SigningKey:
+        """The active key, creating the first one on a fresh state directory."""
+        await self.load()
+        key = self.active_or_none()
+        if key is None:
+            key = await self._store.add_signing_key(kid=new_kid(), secret=new_secret())
+            log.info("created the first signing key", extra={"kid": key.kid})
+            await self.load()
+        return key
+
+    async def rotate(self) -> SigningKey:
+        key = await self._store.add_signing_key(kid=new_kid(), secret=new_secret())
+        await self.load()
+        return key
+
+    async def retire(self, kid: str) -> bool:
+        ok = await self._store.retire_signing_key(kid)
+        await self.load()
+        return ok
+
+    def active_or_none(self) -> SigningKey | None:
+        for k in self._keys.values():
+            if k.active and k.retired_at is None:
+                return k
+        return None
+
+    def active(self) -> SigningKey:
+        key = self.active_or_none()
+        if key is None:
+            raise RuntimeError("no active signing key: run `fxgate keys rotate`")
+        return key
+
+    async def lookup(self, kid: str) -> SigningKey | None:
+        """The key named ``kid``, reloading once if it is unknown (a rotation elsewhere)."""
+        await self.maybe_reload()
+        key = self._keys.get(kid)
+        if key is None and self._clock() - self._loaded_at > 0.2:
+            await self.load()
+            key = self._keys.get(kid)
+        return key
+
+    def keys(self) -> list[SigningKey]:
+        return sorted(self._keys.values(), key=lambda k: k.created_at)

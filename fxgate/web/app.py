@@ -1,0 +1,37 @@
+"""The Tornado application: routes for every endpoint of DESIGN.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado.web
+
+from fxgate.node import Node
+from fxgate.web.ops import HealthHandler, MetricsHandler, ReadyHandler, metrics_registry
+from fxgate.web.ws.canonical import CanonicalSocket
+from fxgate.web.ws.writer import Flusher
+
+
+def make_app(node: Node) -> tornado.web.Application:
+    flusher = Flusher()
+    ws: dict[str, Any] = {"node": node, "flusher": flusher}
+    routes: list[Any] = [
+        (r"/api/ws/?", CanonicalSocket, ws),
+        (r"/health", HealthHandler, {"node": node}),
+        (r"/ready", ReadyHandler, {"node": node}),
+        (r"/metrics", MetricsHandler, {"registry": metrics_registry(node)}),
+    ]
+    builtin = {r[0] for r in routes}
+    for result in node.pm.hook.register_routes(node=node):
+        for route in result or ():
+            if route[0] in builtin:
+                raise ValueError(f"a plugin route shadows the built-in {route[0]!r}")
+            routes.append(route)
+    return tornado.web.Application(
+        routes,
+        fxgate_node=node,
+        fxgate_flusher=flusher,
+        xheaders=node.settings.server.xheaders,
+        compress_response=False,
+        websocket_max_message_size=node.settings.ws.max_frame_size,
+    )

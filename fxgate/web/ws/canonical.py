@@ -1,0 +1,155 @@
+"""``/api/ws``: seed 001's protocol over Tornado's WebSocket handler.
+
+Tornado owns the handshake, reading, pings and close; authentication before the
+upgrade answers 401/429 as plain HTTP, and after it everything goes through the
+session and the frame writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+from urllib.parse import urlparse
+
+import ujson
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from fxgate.domain.errors import AuthenticationError, CloseCode, ErrorCode
+from fxgate.domain.roles import Role
+from fxgate.domain.timefmt import iso_ms
+from fxgate.hub.sink import Dialect
+from fxgate.node import Node
+from fxgate.plugins.channel import Principal
+from fxgate.protocol.canonical import CANONICAL
+from fxgate.protocol.session import Session
+from fxgate.services.auth.tokens import Claims
+from fxgate.web.ws.writer import Flusher, FrameWriter
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = Principal("", Role.VIEWER)
+
+
+def bearer_token(handler: Any) -> str | None:
+    """The token from ``?token=`` or ``Authorization: Bearer``, if any."""
+    token = handler.get_query_argument("token", None)
+    if token:
+        return str(token)
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+class SocketBase(WebSocketHandler):
+    """What every dialect's socket shares: pre-upgrade auth, limits, writer, shutdown."""
+
+    dialect: Dialect = CANONICAL
+    #: Whether a connection without a token may authenticate with its first message.
+    first_message_auth = True
+
+    def initialize(self, node: Node, flusher: Flusher) -> None:
+        self.node = node
+        self.flusher = flusher
+        self.claims: Claims | None = None
+        self.session: Session | None = None
+        self.writer: FrameWriter | None = None
+
+    # Tornado's settings-driven limits, from our config.
+    @property
+    def max_message_size(self) -> int:
+        return self.node.settings.ws.max_frame_size
+
+    @property
+    def ping_interval(self) -> float | None:
+        return self.node.settings.ws.ping_interval
+
+    @property
+    def ping_timeout(self) -> float | None:
+        return self.node.settings.ws.ping_timeout
+
+    def check_origin(self, origin: str) -> bool:
+        # Tokens, not cookies, authenticate sockets, so a foreign page gains nothing;
+        # an operator may still pin the dashboards' origins.
+        allowed = self.node.settings.server.cors_origins
+        if not allowed or "*" in allowed:
+            return True
+        parsed = urlparse(origin)
+        return f"{parsed.scheme}://{parsed.netloc}" in allowed
+
+    def _refuse(self, status: int, code: ErrorCode, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            ujson.dumps(
+                {"type": "error", "code": str(code), "message": message, "timestamp": iso_ms()}
+            )
+        )
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.node.stopping:
+            self._refuse(503, ErrorCode.SERVICE_UNAVAILABLE, "Server restarting")
+            return
+        token = bearer_token(self)
+        if token is not None:
+            try:
+                self.claims = await self.node.tokens.verify(token)
+            except AuthenticationError as exc:
+                self._refuse(401, exc.code, exc.message)
+                return
+            if not self.node.connection_rate.hit(self.claims.sub):
+                self._refuse(429, ErrorCode.RATE_LIMIT_ERROR, "Too many connections")
+                return
+        elif not self.first_message_auth:
+            self._refuse(401, ErrorCode.AUTHENTICATION_ERROR, "Authentication required")
+            return
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        assert self.ws_connection is not None
+        self.set_nodelay(True)
+        stream = self.ws_connection.stream  # type: ignore[attr-defined]
+        self.writer = FrameWriter(
+            stream,
+            self.flusher,
+            max_bytes=self.node.settings.ws.queue_max_bytes,
+            kick=self.kick,
+            principal=ANONYMOUS,
+            dialect=self.dialect,
+        )
+        assert self.node.hub is not None
+        self.session = Session(
+            hub=self.node.hub,
+            tokens=self.node.tokens,
+            limits=self.node.settings.ws,
+            conn=self.writer,
+            connection_rate=self.node.connection_rate,
+        )
+        self.node.sessions.add(self.session)
+        self.session.start(self.claims)
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self.session is not None:
+            await self.session.on_message(message)
+
+    def on_close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.session is not None:
+            self.session.close()
+            self.node.sessions.discard(self.session)
+
+    def kick(self, code: int, reason: str) -> None:
+        """Close with ``code``; what is already queued is sent first."""
+        if self.writer is not None and code != CloseCode.SLOW_CONSUMER:
+            self.writer.flush_all_now()
+        if self.writer is not None:
+            self.writer.closed = True
+        with contextlib.suppress(WebSocketClosedError):
+            self.close(code, reason)
+
+
+class CanonicalSocket(SocketBase):
+    """Seed 001's ``/api/ws``."""

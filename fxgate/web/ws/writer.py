@@ -1,0 +1,243 @@
+"""The per-connection writer: the hot path from the hub to the socket.
+
+Tornado's ``write_message`` costs a frame build, a Future and a Task per call, and
+``IOStream.write`` a Future and buffer bookkeeping per call, which caps a naive
+broadcast far below what one core can push. Here a connection's frames (already built
+once and shared by every client) are appended to a list; once per event-loop iteration
+the :class:`Flusher` joins each dirty connection's list and hands it to the socket in
+one ``send``. Only when the kernel buffer is full does the remainder go to the
+IOStream, which then owns the socket until it has drained; meanwhile new frames wait
+in a byte-bounded backlog where market data is conflated per symbol (latest wins) and
+everything else is kept in order. A backlog over its bound means the client cannot keep
+up with trading events, which are never dropped silently: it is disconnected with 4008
+and recovers on reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from tornado.iostream import IOStream, StreamClosedError
+
+from fxgate.domain.errors import CloseCode
+from fxgate.hub.sink import Dialect
+from fxgate.plugins.channel import Principal
+
+log = logging.getLogger(__name__)
+
+_seq = itertools.count()
+
+
+class Flusher:
+    """Runs every dirty writer's flush once per loop iteration."""
+
+    __slots__ = ("_dirty", "_loop", "_scheduled", "writes")
+
+    def __init__(self) -> None:
+        self._dirty: list[FrameWriter] = []
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.writes = 0
+
+    def mark(self, writer: FrameWriter) -> None:
+        self._dirty.append(writer)
+        if not self._scheduled:
+            self._scheduled = True
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for writer in dirty:
+            writer.flush()
+        self.writes += len(dirty)
+
+
+class FrameWriter:
+    """Queues frames for one connection and writes them without a Future per frame.
+
+    It is also the connection as the hub and the session see it (``principal``,
+    ``dialect``, ``kick``), so the hot path is one method call per client.
+    """
+
+    __slots__ = (
+        "_backlog",
+        "_backlog_bytes",
+        "_blocked",
+        "_buf",
+        "_dirty",
+        "_flusher",
+        "_held",
+        "_held_bytes",
+        "_on_kick",
+        "_sock",
+        "_stream",
+        "closed",
+        "dialect",
+        "max_bytes",
+        "principal",
+        "sent_bytes",
+    )
+
+    def __init__(
+        self,
+        stream: IOStream,
+        flusher: Flusher,
+        *,
+        max_bytes: int,
+        kick: Callable[[int, str], Any],
+        principal: Principal,
+        dialect: Dialect,
+    ) -> None:
+        self.principal = principal
+        self.dialect = dialect
+        self._stream = stream
+        self._sock: socket.socket = stream.socket
+        self._flusher = flusher
+        self._buf: list[bytes] = []
+        self._dirty = False
+        self._blocked = False
+        self._backlog: dict[object, bytes] = {}
+        self._backlog_bytes = 0
+        self._held: list[tuple[bytes, object | None]] | None = None
+        self._held_bytes = 0
+        self._on_kick = kick
+        self.max_bytes = max_bytes
+        self.closed = False
+        self.sent_bytes = 0
+
+    # -- input -----------------------------------------------------------------
+
+    def deliver(self, frame: bytes, conflate_key: object | None = None) -> None:
+        """A live message from the hub (held back while a snapshot is being sent)."""
+        if self._held is not None:
+            self._held.append((frame, conflate_key))
+            self._held_bytes += len(frame)
+            if self._held_bytes > self.max_bytes:
+                self._overflow()
+            return
+        self.control(frame, conflate_key)
+
+    def control(self, frame: bytes, conflate_key: object | None = None) -> None:
+        """A frame to send in order, ahead of anything held."""
+        if self.closed:
+            return
+        if self._blocked:
+            backlog = self._backlog
+            if conflate_key is not None:
+                old = backlog.pop(conflate_key, None)
+                if old is not None:
+                    self._backlog_bytes -= len(old)
+            else:
+                conflate_key = next(_seq)
+            backlog[conflate_key] = frame
+            self._backlog_bytes += len(frame)
+            if self._backlog_bytes > self.max_bytes:
+                self._overflow()
+            return
+        self._buf.append(frame)
+        if not self._dirty:
+            self._dirty = True
+            self._flusher.mark(self)
+
+    def hold(self) -> None:
+        if self._held is None:
+            self._held = []
+            self._held_bytes = 0
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        for frame, key in held or ():
+            self.control(frame, key)
+
+    # -- output ----------------------------------------------------------------
+
+    def flush(self) -> None:
+        self._dirty = False
+        buf = self._buf
+        if not buf or self.closed:
+            buf.clear()
+            return
+        data = buf[0] if len(buf) == 1 else b"".join(buf)
+        buf.clear()
+        stream = self._stream
+        if stream.closed():
+            self.close()
+            return
+        if stream.writing():
+            self._write_via_stream(data)
+            return
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            # The peer is gone; Tornado notices on its next read and closes.
+            self.close()
+            return
+        self.sent_bytes += sent
+        if sent < len(data):
+            self._write_via_stream(memoryview(data)[sent:])
+
+    def _write_via_stream(self, data: bytes | memoryview) -> None:
+        self._blocked = True
+        try:
+            fut = self._stream.write(data)
+        except StreamClosedError:
+            self.close()
+            return
+        fut.add_done_callback(self._drained)
+
+    def _drained(self, fut: asyncio.Future[None]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self.close()
+            return
+        self._blocked = False
+        backlog, self._backlog = self._backlog, {}
+        self._backlog_bytes = 0
+        if backlog and not self.closed:
+            self._buf.extend(backlog.values())
+            if not self._dirty:
+                self._dirty = True
+                self._flusher.mark(self)
+
+    def flush_all_now(self) -> None:
+        """Push everything queued into the stream (before a close frame)."""
+        if self.closed:
+            return
+        self._buf.extend(frame for frame, _ in self._held or ())
+        self._held = None
+        self._buf.extend(self._backlog.values())
+        self._backlog.clear()
+        if self._buf:
+            data = b"".join(self._buf)
+            self._buf.clear()
+            try:
+                self._stream.write(data)
+            except StreamClosedError:
+                self.close()
+
+    def _overflow(self) -> None:
+        log.warning("slow consumer disconnected", extra={"backlog": self._backlog_bytes})
+        self.close()
+        self._on_kick(CloseCode.SLOW_CONSUMER, "Slow consumer")
+
+    def kick(self, code: int, reason: str) -> None:
+        self._on_kick(code, reason)
+
+    def close(self) -> None:
+        self.closed = True
+        self._buf.clear()
+        self._backlog.clear()
+        self._held = None
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._backlog_bytes + self._held_bytes

@@ -1,0 +1,1 @@
+"""Built-in channel plugins, installed as ``fxgate_plugins`` (see DESIGN.md)."""

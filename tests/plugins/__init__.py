@@ -1,0 +1,1 @@
+"""Test-only plugins, loaded by the daemons the tests start."""

@@ -1,0 +1,71 @@
+"""A throwaway third-party channel plugin, as an outside author would write one.
+
+It publishes a counter on the public ``test-ticker`` channel every 50 ms, and defines
+``test-vip``, a per-user channel only traders may subscribe to, fed from
+``/test/vip?user=ID`` so a test can address one user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tornado.web import RequestHandler
+
+from fxgate import hookimpl
+from fxgate.domain.events import Event
+from fxgate.domain.roles import Role
+from fxgate.plugins.channel import Channel, Filter, Filters, Principal
+
+
+class TickerChannel(Channel):
+    name = "test-ticker"
+    message_type = "tick"
+    scope = "public"
+    filters = {"parity": Filter("parity", "even or odd")}
+    description = "A counter, for tests"
+
+    async def snapshot(self, principal: Principal, filters: Filters) -> Iterable[Mapping[str, Any]]:
+        return [{"n": 0, "parity": "even", "hello": principal.user_id}]
+
+
+class VipChannel(Channel):
+    name = "test-vip"
+    message_type = "vip"
+    scope = "user"
+    min_role = Role.TRADER
+    description = "Per-user messages for traders, for tests"
+
+
+@hookimpl
+def register_channels(node: Any) -> list[Channel]:
+    return [TickerChannel(node), VipChannel(node)]
+
+
+@hookimpl
+def startup(node: Any) -> None:
+    async def tick() -> None:
+        n = 0
+        while True:
+            await asyncio.sleep(0.05)
+            n += 1
+            node.publish(Event("test-ticker", {"n": n, "parity": "even" if n % 2 == 0 else "odd"}))
+
+    node.spawn(tick(), name="test-ticker")
+
+
+class VipHandler(RequestHandler):
+    def post(self) -> None:
+        node = self.application.settings["fxgate_node"]
+        node.publish(
+            Event(
+                "test-vip", {"secret": self.get_argument("text")}, user_id=self.get_argument("user")
+            )
+        )
+        self.finish({"ok": True})
+
+
+@hookimpl
+def register_routes(node: Any) -> list[tuple[Any, ...]]:
+    return [(r"/test/vip", VipHandler)]

@@ -1,0 +1,191 @@
+"""The benchmark's load generator, checked against a small server of known behaviour.
+
+``bench/loadgen.c`` is compiled with gcc (CI installs it; a missing compiler fails here
+on purpose) and pointed at a `websockets` server that streams market_data messages with
+known offsets, pings each client once and, in the second story, skips offsets and
+closes one connection with 4008. The JSON line must count exactly what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+SYMBOLS = ("EURUSD", "XAUUSD")
+
+
+def iso_ms(ts: float) -> str:
+    secs = int(ts)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((ts - secs) * 1000):03d}Z"
+
+
+@dataclass
+class StubFeed:
+    """Streams ticks to each subscriber: every `skip_every`-th offset is never sent."""
+
+    skip_every: int = 0
+    close_first_with: int = 0
+    pongs: int = 0
+    sent: int = 0
+    subscribed: list[str] = field(default_factory=list)
+
+    def message(self, symbol: str, offset: int, *, snapshot: bool = False) -> str:
+        now = time.time()
+        data = {
+            "symbol": symbol,
+            "bid": 1.085,
+            "ask": 1.08501,
+            # The data's own timestamp is deliberately wrong: latency must come from the
+            # envelope's top-level "timestamp", which follows the data object.
+            "timestamp": "2000-01-01T00:00:00.000Z",
+            "note": 'braces } and "quotes" inside strings',
+        }
+        if snapshot:
+            data["snapshot"] = True
+        return json.dumps(
+            {
+                "type": "market_data",
+                "channel": "market-data",
+                "data": data,
+                "timestamp": iso_ms(now),
+                "id": f"{symbol}-{offset}",
+                "offset": offset,
+                "epoch": "e1",
+            },
+            separators=(",", ":"),
+        )
+
+    async def handler(self, ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "connection", "status": "connected"}))
+        request = json.loads(await ws.recv())
+        self.subscribed.append(request["channels"][0])
+        await ws.send(json.dumps({"type": "subscription", "status": "success"}))
+        for symbol in SYMBOLS:
+            await ws.send(self.message(symbol, 100, snapshot=True))
+        first = len(self.subscribed) == 1
+        started = time.monotonic()
+        pinged = False
+        offset = 100
+        try:
+            while True:
+                offset += 1
+                for symbol in SYMBOLS:
+                    if self.skip_every and offset % self.skip_every == 0:
+                        continue
+                    await ws.send(self.message(symbol, offset))
+                    self.sent += 1
+                if offset == 120 and not pinged:
+                    pinged = True
+                    await asyncio.wait_for(await ws.ping(b"bench"), timeout=5)
+                    self.pongs += 1
+                # Inside the measured window: it opens 0.3 s after both clients subscribed.
+                if first and self.close_first_with and time.monotonic() - started > 0.8:
+                    await ws.close(code=self.close_first_with)
+                    return
+                await asyncio.sleep(0.005)
+        except Exception:  # the client went away at the end of its run
+            return
+
+
+@pytest.fixture(scope="module")
+def loadgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gcc = shutil.which("gcc")
+    assert gcc, "gcc is required to build bench/loadgen.c"
+    binary = tmp_path_factory.mktemp("bin") / "loadgen"
+    subprocess.run(
+        [gcc, "-O2", "-Wall", "-Werror", "-o", str(binary), str(ROOT / "bench" / "loadgen.c")],
+        check=True,
+    )
+    return binary
+
+
+def serve_in_thread(feed: StubFeed) -> Iterator[int]:
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    port: list[int] = []
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        async with serve(feed.handler, "127.0.0.1", 0) as server:
+            port.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield port[0]
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(10)
+
+
+def run_loadgen(binary: Path, port: int, clients: int = 2, duration: float = 1.0) -> dict:
+    out = subprocess.run(
+        [
+            str(binary),
+            "--url",
+            f"ws://127.0.0.1:{port}/api/ws?token=test",
+            "--clients",
+            str(clients),
+            "--duration",
+            str(duration),
+            "--warmup",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1, out.stdout
+    assert "# window start" in out.stderr
+    return json.loads(lines[0])
+
+
+def test_loadgen_counts_a_clean_stream(loadgen: Path) -> None:
+    feed = StubFeed()
+    for port in serve_in_thread(feed):
+        result = run_loadgen(loadgen, port)
+
+    assert feed.subscribed == ["market-data", "market-data"]
+    assert result["clients"] == 2
+    assert result["connected"] == 2
+    assert result["symbols"] == 2
+    assert result["messages"] > 100
+    assert result["latency_samples"] == result["market_data"] == result["messages"]
+    assert result["gaps"] == 0
+    assert result["dups"] == 0
+    assert result["parse_errors"] == 0
+    assert result["closed_by_server"] == 0
+    assert 0 <= result["p50_ms"] <= result["p99_ms"] <= result["max_ms"] < 1000
+    assert result["msgs_per_sec"] == pytest.approx(result["messages"] / result["duration"], rel=0.01)
+    assert feed.pongs == 2  # each client answered the ping with a (masked) pong
+    assert result["pings"] == 2
+    assert 0 <= result["client_cpu_pct"] < 100
+
+
+def test_loadgen_counts_gaps_and_server_closes(loadgen: Path) -> None:
+    feed = StubFeed(skip_every=4, close_first_with=4008)
+    for port in serve_in_thread(feed):
+        result = run_loadgen(loadgen, port, duration=1.5)
+
+    assert result["connected"] == 2
+    assert result["closed_by_server"] == 1
+    assert result["close_codes"] == {"4008": 1}
+    assert result["open_at_end"] == 1
+    # One offset in four is never sent: a quarter of what the stream produced is lost.
+    lost_share = result["gaps"] / (result["gaps"] + result["market_data"])
+    assert 0.2 < lost_share < 0.3
+    assert result["parse_errors"] == 0
