@@ -227,12 +227,13 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the daemon exited with {self.proc.returncode}:\n{self.tail()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=1) as resp:
-                    if resp.status == 200:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
             time.sleep(0.2)
-        raise RuntimeError(f"/health did not answer 200 in {self.args.start_timeout} s:\n{self.tail()}")
+        raise RuntimeError(
+            f"/health did not answer 200 in {self.args.start_timeout} s:\n{self.tail()}"
+        )
 
     def token(self) -> str:
         out = subprocess.run(

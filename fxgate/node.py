@@ -31,7 +31,7 @@ from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.tokens import TokenService
 from fxgate.services.health import DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
-from fxgate.store.factory import open_store
+from fxgate.store.factory import build_store
 from fxgate.store.port import Store
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Node:
         self.pm = pm or make_plugin_manager(
             disabled=settings.disable_plugins, modules=settings.plugins
         )
-        self.store: Store = open_store(
+        self.store: Store = build_store(
             settings.store.backend,
             state_dir=settings.state_dir,
             mongodb_uri=settings.store.mongodb_uri,

@@ -27,7 +27,8 @@ SYMBOLS = ("EURUSD", "XAUUSD")
 
 def iso_ms(ts: float) -> str:
     secs = int(ts)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((ts - secs) * 1000):03d}Z"
+    millis = int((ts - secs) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"
 
 
 @dataclass
@@ -170,7 +171,9 @@ def test_loadgen_counts_a_clean_stream(loadgen: Path) -> None:
     assert result["parse_errors"] == 0
     assert result["closed_by_server"] == 0
     assert 0 <= result["p50_ms"] <= result["p99_ms"] <= result["max_ms"] < 1000
-    assert result["msgs_per_sec"] == pytest.approx(result["messages"] / result["duration"], rel=0.01)
+    assert result["msgs_per_sec"] == pytest.approx(
+        result["messages"] / result["duration"], rel=0.01
+    )
     assert feed.pongs == 2  # each client answered the ping with a (masked) pong
     assert result["pings"] == 2
     assert 0 <= result["client_cpu_pct"] < 100

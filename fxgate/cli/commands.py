@@ -14,7 +14,7 @@ from fxgate.domain.roles import Role
 from fxgate.services.auth.keyring import KeyRing, key_status
 from fxgate.services.auth.passwords import MIN_LENGTH, hash_password
 from fxgate.services.auth.tokens import TokenService
-from fxgate.store.factory import open_store
+from fxgate.store.factory import build_store
 from fxgate.store.port import Store, StoreConflictError
 
 
@@ -31,7 +31,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 def with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]]) -> int:
     async def run() -> int:
-        store = open_store(
+        store = build_store(
             settings.store.backend,
             state_dir=settings.state_dir,
             mongodb_uri=settings.store.mongodb_uri,

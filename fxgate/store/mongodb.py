@@ -28,7 +28,7 @@ import functools
 import inspect
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -372,7 +372,7 @@ class MongoStore:
             removed += result.deleted_count
         return removed
 
-    async def _atomic(self, work: Callable[[Session | None], Awaitable[T]]) -> T:
+    async def _atomic(self, work: Callable[[Session | None], Coroutine[Any, Any, T]]) -> T:
         """Run ``work`` in a transaction where the deployment has them, else plainly.
 
         ``work`` must be idempotent: the driver retries it on transient errors.
@@ -380,7 +380,7 @@ class MongoStore:
         if self._transactions and self._client is not None:
             try:
                 async with await self._client.start_session() as session:
-                    result = await session.with_transaction(work)
+                    result: Any = await session.with_transaction(work)
                     return cast(T, result)
             except OperationFailure as exc:
                 if exc.code not in _NO_TRANSACTIONS:

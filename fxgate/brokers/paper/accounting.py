@@ -201,13 +201,16 @@ class Accounting:
         gross = mt5.profit(spec, pos.side, volume, pos.open_price, price, ccy, self._prices)
         commission = self.commission(ccy, volume)
         remaining = pos.volume - volume
-        deal = self._deal(order, pos.ticket, DealEntry.IN if False else DealEntry.OUT, volume,
-                          price, now, profit=gross, commission=commission)
-        common = {
-            "commission": pos.commission + commission,
-            "realized_pnl": pos.realized_pnl + gross + commission,
-            "updated_at": now,
-        }
+        deal = self._deal(
+            order,
+            pos.ticket,
+            DealEntry.OUT,
+            volume,
+            price,
+            now,
+            profit=gross,
+            commission=commission,
+        )
         if remaining <= 0:
             new = replace(
                 pos,
@@ -217,7 +220,9 @@ class Accounting:
                 current_price=price,
                 profit=gross,
                 margin=round_money(ZERO, ccy),
-                **common,
+                commission=pos.commission + commission,
+                realized_pnl=pos.realized_pnl + gross + commission,
+                updated_at=now,
             )
         else:
             current = self._current(pos.symbol, pos.side, pos.current_price)
@@ -229,7 +234,9 @@ class Accounting:
                 profit=mt5.profit(
                     spec, pos.side, remaining, pos.open_price, current, ccy, self._prices
                 ),
-                **common,
+                commission=pos.commission + commission,
+                realized_pnl=pos.realized_pnl + gross + commission,
+                updated_at=now,
             )
         self._credit(pos.user_id, gross + commission)
         self._ledger.put_position(new)
@@ -305,7 +312,9 @@ class Accounting:
             take_profit=order.take_profit if order.take_profit is not None else pos.take_profit,
             updated_at=now,
         )
-        deal = self._deal(order, pos.ticket, DealEntry.IN, volume, price, now, commission=commission)
+        deal = self._deal(
+            order, pos.ticket, DealEntry.IN, volume, price, now, commission=commission
+        )
         self._credit(pos.user_id, commission)
         self._ledger.put_position(new)
         records += [deal, new]
@@ -348,8 +357,6 @@ class Accounting:
         prices = self._prices.get(symbol)
         return exit_price(side, prices) if prices is not None else fallback
 
-    def _average(
-        self, symbol: str, p1: Decimal, v1: Decimal, p2: Decimal, v2: Decimal
-    ) -> Decimal:
+    def _average(self, symbol: str, p1: Decimal, v1: Decimal, p2: Decimal, v2: Decimal) -> Decimal:
         digits = self._specs[symbol].digits + AVERAGE_EXTRA_DIGITS
         return round_price((p1 * v1 + p2 * v2) / (v1 + v2), digits)

@@ -72,9 +72,7 @@ _SLOT: Final = 300  # the session profile's resolution, in seconds
 _HOURLY_VOLATILITY: Final = (
     (0.75,) * 7 + (0.95,) + (1.2,) * 5 + (1.4,) * 4 + (1.0,) * 3 + (0.8, 0.6, 0.5, 0.5)
 )
-_HOURLY_SPREAD: Final = (
-    (1.15,) * 7 + (1.05,) + (1.0,) * 9 + (1.05,) * 3 + (1.15, 1.3, 1.5, 1.5)
-)
+_HOURLY_SPREAD: Final = (1.15,) * 7 + (1.05,) + (1.0,) * 9 + (1.05,) * 3 + (1.15, 1.3, 1.5, 1.5)
 _WIDER_SLOTS: Final = {
     21 * 12 + 11: 3.0,  # 21:55 rollover: liquidity providers step back
     22 * 12: 3.0,

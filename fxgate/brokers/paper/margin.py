@@ -158,7 +158,9 @@ def required_margin(
     """Margin for ``volume`` lots dealt at ``price``, in the deposit currency, rounded."""
     amount, currency = margin_amount(spec, volume, price, leverage)
     rate_side = RateSide.ASK if side is Side.BUY else RateSide.BID
-    return round_money(convert(amount, currency, account_currency, rates, rate_side), account_currency)
+    return round_money(
+        convert(amount, currency, account_currency, rates, rate_side), account_currency
+    )
 
 
 def profit_in_profit_currency(

@@ -83,9 +83,7 @@ class Txn:
 
     def finish(self, settle: Callable[[str], Account]) -> EngineResult:
         traded = {c.ticket for c in self.changes if isinstance(c, Position)}
-        revalued: list[Position | Account] = [
-            p for t, p in self._marks.items() if t not in traded
-        ]
+        revalued: list[Position | Account] = [p for t, p in self._marks.items() if t not in traded]
         for user_id in self._dirty:
             self.changes.append(settle(user_id))
         for user_id in self._floating:

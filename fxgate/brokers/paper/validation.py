@@ -49,9 +49,7 @@ def price_or_none(spec: SymbolSpec, value: Decimal | None, name: str) -> Decimal
     return round_price(value, spec.digits)
 
 
-def order_prices(
-    spec: SymbolSpec, request: OrderRequest
-) -> tuple[Decimal | None, Decimal | None]:
+def order_prices(spec: SymbolSpec, request: OrderRequest) -> tuple[Decimal | None, Decimal | None]:
     """``(price, stop_price)`` of a new order, as ``Order`` keeps them.
 
     A stop order's trigger may come as ``price`` or ``stop_price`` and is kept in both.

@@ -1,0 +1,85 @@
+"""The frame writer against a real socket whose peer does not read."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from tornado.iostream import IOStream
+
+from fxgate.domain.roles import Role
+from fxgate.hub.frames import text_frame
+from fxgate.plugins.channel import Principal
+from fxgate.protocol.canonical import CANONICAL
+from fxgate.web.ws.writer import Flusher, FrameWriter
+
+
+def make_writer(max_bytes: int) -> tuple[FrameWriter, socket.socket, list[int]]:
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    kicked: list[int] = []
+    writer = FrameWriter(
+        IOStream(ours),
+        Flusher(),
+        max_bytes=max_bytes,
+        kick=lambda code, reason: kicked.append(code),
+        principal=Principal("u", Role.TRADER),
+        dialect=CANONICAL,
+    )
+    return writer, theirs, kicked
+
+
+def read_all(sock: socket.socket) -> bytes:
+    sock.setblocking(False)
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+async def test_frames_arrive_in_order_in_one_write_per_iteration() -> None:
+    writer, peer, _ = make_writer(1 << 20)
+    frames = [text_frame(f"m{i}".encode()) for i in range(100)]
+    for f in frames:
+        writer.deliver(f)
+    await asyncio.sleep(0.01)
+    assert read_all(peer) == b"".join(frames)
+
+
+async def test_market_data_is_conflated_while_the_client_is_slow() -> None:
+    writer, peer, kicked = make_writer(1 << 20)
+    big = text_frame(b"x" * 60_000)
+    for _ in range(20):  # fill the socket buffers until the writer falls back
+        writer.deliver(big)
+    await asyncio.sleep(0.01)
+    for i in range(1000):
+        writer.deliver(text_frame(f"EURUSD {i}".encode()), ("market-data", "EURUSD"))
+        writer.deliver(text_frame(f"GBPUSD {i}".encode()), ("market-data", "GBPUSD"))
+    assert writer.backlog_bytes < 100  # two frames, not two thousand
+    data = b""
+    for _ in range(200):
+        data += read_all(peer)
+        await asyncio.sleep(0.005)
+        if b"GBPUSD 999" in data:
+            break
+    assert b"EURUSD 999" in data
+    assert b"GBPUSD 999" in data
+    assert b"EURUSD 500" not in data
+    assert kicked == []
+
+
+async def test_a_trading_backlog_over_the_bound_is_a_4008() -> None:
+    writer, _peer, kicked = make_writer(64 * 1024)
+    frame = text_frame(b"t" * 1000)
+    for _ in range(2000):  # 2 MB of trading events to a client that reads nothing
+        writer.deliver(frame)
+        if kicked:
+            break
+        await asyncio.sleep(0)
+    assert kicked == [4008]
