@@ -7,6 +7,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import pairwise
 
 import pytest
 
@@ -176,7 +177,7 @@ def test_a_day_moves_as_much_as_the_spec_says() -> None:
         for symbol, q in sim.latest_all().items():
             logs[symbol].append(math.log((q.bid + q.ask) / 2))
     for symbol, mids in logs.items():
-        realized = math.sqrt(sum((b - a) ** 2 for a, b in zip(mids, mids[1:], strict=False)))
+        realized = math.sqrt(sum((b - a) ** 2 for a, b in pairwise(mids)))
         assert 0.7 < realized / SPECS[symbol].daily_volatility < 1.4, symbol
 
 

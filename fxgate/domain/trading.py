@@ -17,7 +17,9 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Self
 
-from fxgate.domain.money import ZERO
+from fxgate.domain.errors import ValidationError
+from fxgate.domain.market import SymbolSpec
+from fxgate.domain.money import ZERO, is_multiple
 
 # ---------------------------------------------------------------------------------------
 # Vocabulary
@@ -119,6 +121,31 @@ def ticket_of_order_id(order_id: str) -> int | None:
 
 def position_id_for(ticket: int) -> str:
     return f"pos_{ticket:x}"
+
+
+def check_volume(spec: SymbolSpec, volume: Decimal) -> None:
+    """MT5's ``SYMBOL_VOLUME_MIN``/``MAX``/``STEP`` rules (retcode 10014, invalid volume)."""
+    if not volume.is_finite() or volume <= 0:
+        raise ValidationError("Volume must be a positive number of lots", details=_vd(spec))
+    if volume < spec.volume_min or volume > spec.volume_max:
+        raise ValidationError(
+            f"Volume {volume} is outside {spec.volume_min}..{spec.volume_max} lots",
+            details=_vd(spec),
+        )
+    if not is_multiple(volume, spec.volume_step):
+        raise ValidationError(
+            f"Volume {volume} is not a multiple of the step {spec.volume_step}",
+            details=_vd(spec),
+        )
+
+
+def _vd(spec: SymbolSpec) -> dict[str, str]:
+    return {
+        "symbol": spec.symbol,
+        "volumeMin": str(spec.volume_min),
+        "volumeMax": str(spec.volume_max),
+        "volumeStep": str(spec.volume_step),
+    }
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,8 +17,7 @@ failing:
   does the deleting. Queries never rely on the TTL monitor: expiry that matters for
   correctness (nonces) is checked in the query itself.
 
-Documents carry the store's lifted fields at the top level and the engine's record
-under ``doc``, so that an engine field can never shadow ``_id`` or an indexed field.
+Document shapes and the index list live in ``mongodb_docs``, which imports no driver.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ from motor.motor_asyncio import (
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 
+from fxgate.store import mongodb_docs as docs
 from fxgate.store.port import (
     DEFAULT_HISTORY_RETENTION,
     PENDING_ORDER_STATUSES,
@@ -60,12 +60,8 @@ from fxgate.store.records import (
     SigningKey,
     User,
     check_paging,
-    doc_time,
     email_key,
     now,
-    optional_str,
-    optional_ticket,
-    require_str,
     require_ticket,
     utc,
 )
@@ -74,10 +70,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
-MongoDoc = dict[str, Any]
+MongoDoc = docs.MongoDoc
+Sort = docs.Sort
 Collection = AsyncIOMotorCollection[MongoDoc]
 Session = AsyncIOMotorClientSession
-Sort = list[tuple[str, int]]
 
 #: Sequence names the store uses for itself, apart from callers' ``next_sequence`` names.
 _SIGNAL_SEQUENCE = "__store.signals"
@@ -87,48 +83,6 @@ _CONCURRENT_WRITES = 32
 
 #: Server error codes meaning "this deployment does not do transactions".
 _NO_TRANSACTIONS = {20, 263}
-
-#: (collection, keys, options) created by ``open()``.
-_INDEXES: tuple[tuple[str, Sort, Mapping[str, Any]], ...] = (
-    ("users", [("email_key", ASCENDING)], {"unique": True}),
-    ("users", [("created_at", ASCENDING), ("_id", ASCENDING)], {}),
-    ("api_keys", [("user_id", ASCENDING)], {}),
-    (
-        "signing_keys",
-        [("active", ASCENDING)],
-        {"unique": True, "partialFilterExpression": {"active": True}},
-    ),
-    ("refresh_tokens", [("expires_at", ASCENDING)], {"expireAfterSeconds": 0}),
-    ("refresh_tokens", [("family_id", ASCENDING)], {}),
-    ("refresh_tokens", [("user_id", ASCENDING)], {}),
-    ("revoked_jtis", [("expires_at", ASCENDING)], {"expireAfterSeconds": 0}),
-    ("nonces", [("expires_at", ASCENDING)], {"expireAfterSeconds": 0}),
-    ("audit", [("ts", DESCENDING)], {}),
-    ("audit", [("actor", ASCENDING), ("ts", DESCENDING)], {}),
-    ("audit", [("target", ASCENDING), ("ts", DESCENDING)], {}),
-    ("audit", [("action", ASCENDING), ("ts", DESCENDING)], {}),
-    (
-        "orders",
-        [("user_id", ASCENDING), ("client_order_id", ASCENDING)],
-        {"unique": True, "partialFilterExpression": {"client_order_id": {"$type": "string"}}},
-    ),
-    ("orders", [("user_id", ASCENDING), ("status", ASCENDING)], {}),
-    ("orders", [("user_id", ASCENDING), ("created_at", DESCENDING)], {}),
-    ("orders", [("status", ASCENDING)], {}),
-    ("positions", [("user_id", ASCENDING), ("status", ASCENDING)], {}),
-    ("positions", [("status", ASCENDING)], {}),
-    ("deals", [("user_id", ASCENDING), ("time", DESCENDING)], {}),
-    ("alerts", [("user_id", ASCENDING), ("created_at", ASCENDING)], {}),
-    ("strategies", [("user_id", ASCENDING), ("created_at", ASCENDING)], {}),
-    ("signals", [("user_id", ASCENDING), ("seq", DESCENDING)], {}),
-    ("signals", [("seq", DESCENDING)], {}),
-    (
-        "candles",
-        [("symbol", ASCENDING), ("interval", ASCENDING), ("open_time", ASCENDING)],
-        {"unique": True},
-    ),
-    ("history", [("stream", ASCENDING), ("offset", ASCENDING)], {"unique": True}),
-)
 
 
 def _translating_errors(cls: C) -> C:
@@ -157,108 +111,6 @@ def _dup_on(exc: DuplicateKeyError, field: str) -> bool:
     """Whether a duplicate-key error came from the index on ``field`` (else ``_id``)."""
     pattern = (exc.details or {}).get("keyPattern") or {}
     return field in pattern or field in str(exc)
-
-
-def _dt(value: datetime) -> datetime:
-    # A client without tz_aware=True (an injected one) returns naive UTC datetimes.
-    return utc(value)
-
-
-def _dt_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else utc(value)
-
-
-def _range(start: datetime | None, end: datetime | None) -> dict[str, datetime]:
-    bounds: dict[str, datetime] = {}
-    if start is not None:
-        bounds["$gte"] = utc(start)
-    if end is not None:
-        bounds["$lt"] = utc(end)
-    return bounds
-
-
-def _user(d: MongoDoc) -> User:
-    return User(
-        id=d["_id"],
-        email=d["email"],
-        name=d["name"],
-        role=d["role"],
-        password_hash=d.get("password_hash"),
-        tier=d["tier"],
-        disabled=bool(d.get("disabled")),
-        preferences=dict(d.get("preferences") or {}),
-        created_at=_dt(d["created_at"]),
-        updated_at=_dt(d["updated_at"]),
-    )
-
-
-def _api_key(d: MongoDoc) -> ApiKey:
-    return ApiKey(
-        key_id=d["_id"],
-        user_id=d["user_id"],
-        secret=d["secret"],
-        name=d.get("name", ""),
-        created_at=_dt(d["created_at"]),
-        revoked_at=_dt_or_none(d.get("revoked_at")),
-    )
-
-
-def _signing_key(d: MongoDoc) -> SigningKey:
-    return SigningKey(
-        kid=d["_id"],
-        secret=d["secret"],
-        algorithm=d["algorithm"],
-        created_at=_dt(d["created_at"]),
-        active=bool(d["active"]),
-        retired_at=_dt_or_none(d.get("retired_at")),
-    )
-
-
-def _refresh_token(d: MongoDoc) -> RefreshToken:
-    return RefreshToken(
-        jti=d["_id"],
-        family_id=d["family_id"],
-        user_id=d["user_id"],
-        expires_at=_dt(d["expires_at"]),
-        created_at=_dt(d["created_at"]),
-        used_at=_dt_or_none(d.get("used_at")),
-        revoked_at=_dt_or_none(d.get("revoked_at")),
-    )
-
-
-def _audit(d: MongoDoc) -> AuditEntry:
-    return AuditEntry(
-        id=str(d["_id"]),
-        ts=_dt(d["ts"]),
-        actor=d["actor"],
-        action=d["action"],
-        target=d["target"],
-        details=dict(d.get("details") or {}),
-    )
-
-
-def _candle(d: MongoDoc) -> Candle:
-    return Candle(
-        symbol=d["symbol"],
-        interval=d["interval"],
-        open_time=_dt(d["open_time"]),
-        open=d["open"],
-        high=d["high"],
-        low=d["low"],
-        close=d["close"],
-        volume=d["volume"],
-    )
-
-
-def _history(d: MongoDoc) -> HistoryEntry:
-    return HistoryEntry(
-        stream=d["stream"], offset=int(d["offset"]), epoch=d["epoch"], payload=d["payload"]
-    )
-
-
-def _doc(d: MongoDoc) -> Doc:
-    body: Doc = d["doc"]
-    return body
 
 
 @_translating_errors
@@ -317,7 +169,7 @@ class MongoStore:
         try:
             await db.command("ping")
             self._transactions = await self._detect_transactions(db)
-            for collection, keys, options in _INDEXES:
+            for collection, keys, options in docs.INDEXES:
                 await self._ensure_index(db[collection], keys, options)
         except BaseException:
             if self._injected is None:
@@ -382,10 +234,10 @@ class MongoStore:
                 async with await self._client.start_session() as session:
                     result: Any = await session.with_transaction(work)
                     return cast(T, result)
-            except OperationFailure as exc:
-                if exc.code not in _NO_TRANSACTIONS:
+            except (OperationFailure, NotImplementedError) as exc:
+                if isinstance(exc, OperationFailure) and exc.code not in _NO_TRANSACTIONS:
                     raise
-                log.warning("the server refused a transaction (%s); writing in order", exc)
+                log.warning("no transactions here after all (%s); writing in order", exc)
                 self._transactions = False
         return await work(None)
 
@@ -439,21 +291,7 @@ class MongoStore:
             updated_at=stamp,
         )
         try:
-            await self._c("users").insert_one(
-                {
-                    "_id": user.id,
-                    "email": user.email,
-                    "email_key": email_key(email),
-                    "name": name,
-                    "role": role,
-                    "password_hash": password_hash,
-                    "tier": tier,
-                    "disabled": False,
-                    "preferences": dict(user.preferences),
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                }
-            )
+            await self._c("users").insert_one(docs.user_document(user))
         except DuplicateKeyError as exc:
             if _dup_on(exc, "email_key"):
                 raise StoreConflictError("a user with this email already exists") from exc
@@ -462,16 +300,16 @@ class MongoStore:
 
     async def get_user(self, user_id: str) -> User | None:
         d = await self._c("users").find_one({"_id": user_id})
-        return None if d is None else _user(d)
+        return None if d is None else docs.user_from(d)
 
     async def get_user_by_email(self, email: str) -> User | None:
         d = await self._c("users").find_one({"email_key": email_key(email)})
-        return None if d is None else _user(d)
+        return None if d is None else docs.user_from(d)
 
     async def list_users(self, *, offset: int = 0, limit: int = 50) -> tuple[list[User], int]:
         sort = [("created_at", ASCENDING), ("_id", ASCENDING)]
         rows, total = await self._page(self._c("users"), {}, sort, offset, limit)
-        return [_user(d) for d in rows], total
+        return [docs.user_from(d) for d in rows], total
 
     async def update_user(
         self,
@@ -497,7 +335,7 @@ class MongoStore:
         d = await self._c("users").find_one_and_update(
             {"_id": user_id}, {"$set": sets}, return_document=ReturnDocument.AFTER
         )
-        return None if d is None else _user(d)
+        return None if d is None else docs.user_from(d)
 
     # -- API keys -----------------------------------------------------------------------------
 
@@ -523,12 +361,12 @@ class MongoStore:
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
         d = await self._c("api_keys").find_one({"_id": key_id})
-        return None if d is None else _api_key(d)
+        return None if d is None else docs.api_key_from(d)
 
     async def list_api_keys(self, user_id: str) -> list[ApiKey]:
         sort = [("created_at", ASCENDING), ("_id", ASCENDING)]
         rows = await self._all(self._c("api_keys"), {"user_id": user_id}, sort)
-        return [_api_key(d) for d in rows]
+        return [docs.api_key_from(d) for d in rows]
 
     async def revoke_api_key(self, key_id: str) -> bool:
         result = await self._c("api_keys").update_one(
@@ -575,7 +413,9 @@ class MongoStore:
 
     async def list_signing_keys(self) -> list[SigningKey]:
         sort = [("created_at", ASCENDING), ("_id", ASCENDING)]
-        return [_signing_key(d) for d in await self._all(self._c("signing_keys"), {}, sort)]
+        return [
+            docs.signing_key_from(d) for d in await self._all(self._c("signing_keys"), {}, sort)
+        ]
 
     async def retire_signing_key(self, kid: str) -> bool:
         keys = self._c("signing_keys")
@@ -620,7 +460,7 @@ class MongoStore:
 
     async def get_refresh_token(self, jti: str) -> RefreshToken | None:
         d = await self._c("refresh_tokens").find_one({"_id": jti})
-        return None if d is None else _refresh_token(d)
+        return None if d is None else docs.refresh_token_from(d)
 
     async def mark_refresh_token_used(self, jti: str) -> bool:
         # The filter is the compare-and-set: the server applies it atomically.
@@ -698,13 +538,15 @@ class MongoStore:
         limit: int = 50,
     ) -> tuple[list[AuditEntry], int]:
         query: dict[str, Any] = {
-            k: v for k, v in (("actor", actor), ("action", action), ("target", target)) if v
+            k: v
+            for k, v in (("actor", actor), ("action", action), ("target", target))
+            if v is not None
         }
-        if bounds := _range(start, end):
+        if bounds := docs.range_query(start, end):
             query["ts"] = bounds
         sort = [("ts", DESCENDING), ("_id", DESCENDING)]
         rows, total = await self._page(self._c("audit"), query, sort, offset, limit)
-        return [_audit(d) for d in rows], total
+        return [docs.audit_from(d) for d in rows], total
 
     # -- trading documents --------------------------------------------------------------------
 
@@ -716,53 +558,7 @@ class MongoStore:
         positions: Sequence[Doc] = (),
         accounts: Sequence[Doc] = (),
     ) -> None:
-        # Every document is validated before the first write, so a malformed record
-        # writes nothing even on the path without transactions.
-        writes: list[tuple[str, Any, MongoDoc]] = []
-        for d in orders:
-            writes.append(
-                (
-                    "orders",
-                    require_str(d, "id", "order"),
-                    {
-                        "user_id": require_str(d, "user_id", "order"),
-                        "ticket": optional_ticket(d, "order"),
-                        "symbol": optional_str(d, "symbol", "order"),
-                        "status": optional_str(d, "status", "order"),
-                        "client_order_id": optional_str(d, "client_order_id", "order"),
-                        "created_at": doc_time(d.get("created_at")),
-                        "doc": d,
-                    },
-                )
-            )
-        for d in deals:
-            writes.append(
-                (
-                    "deals",
-                    require_ticket(d, "deal"),
-                    {
-                        "user_id": require_str(d, "user_id", "deal"),
-                        "symbol": optional_str(d, "symbol", "deal"),
-                        "time": doc_time(d.get("time")),
-                        "doc": d,
-                    },
-                )
-            )
-        for d in positions:
-            writes.append(
-                (
-                    "positions",
-                    require_ticket(d, "position"),
-                    {
-                        "user_id": require_str(d, "user_id", "position"),
-                        "symbol": optional_str(d, "symbol", "position"),
-                        "status": optional_str(d, "status", "position"),
-                        "doc": d,
-                    },
-                )
-            )
-        for d in accounts:
-            writes.append(("accounts", require_str(d, "user_id", "account"), {"doc": d}))
+        writes = docs.trading_writes(orders, deals, positions, accounts)
 
         async def upsert_all(session: Session | None) -> None:
             for name, key, body in writes:
@@ -775,7 +571,7 @@ class MongoStore:
 
     async def _get_doc(self, name: str, query: Mapping[str, Any]) -> Doc | None:
         d = await self._c(name).find_one(query)
-        return None if d is None else _doc(d)
+        return None if d is None else docs.body_of(d)
 
     async def get_order(self, user_id: str, order_id: str) -> Doc | None:
         return await self._get_doc("orders", {"_id": order_id, "user_id": user_id})
@@ -800,11 +596,11 @@ class MongoStore:
             query["status"] = status
         if symbol is not None:
             query["symbol"] = symbol
-        if bounds := _range(start, end):
+        if bounds := docs.range_query(start, end):
             query["created_at"] = bounds
         sort = [("created_at", DESCENDING), ("_id", DESCENDING)]
         rows, total = await self._page(self._c("orders"), query, sort, offset, limit)
-        return [_doc(d) for d in rows], total
+        return [docs.body_of(d) for d in rows], total
 
     async def list_pending_orders(
         self, statuses: Sequence[str] = PENDING_ORDER_STATUSES
@@ -813,7 +609,7 @@ class MongoStore:
             return []
         query = {"status": {"$in": list(statuses)}}
         sort = [("created_at", ASCENDING), ("_id", ASCENDING)]
-        return [_doc(d) for d in await self._all(self._c("orders"), query, sort)]
+        return [docs.body_of(d) for d in await self._all(self._c("orders"), query, sort)]
 
     async def get_position(self, user_id: str, ticket: int) -> Doc | None:
         require_ticket({"ticket": ticket}, "position")
@@ -824,11 +620,11 @@ class MongoStore:
         if status is not None:
             query["status"] = status
         rows = await self._all(self._c("positions"), query, [("_id", ASCENDING)])
-        return [_doc(d) for d in rows]
+        return [docs.body_of(d) for d in rows]
 
     async def list_open_positions(self) -> list[Doc]:
         rows = await self._all(self._c("positions"), {"status": "open"}, [("_id", ASCENDING)])
-        return [_doc(d) for d in rows]
+        return [docs.body_of(d) for d in rows]
 
     async def list_deals(
         self,
@@ -842,17 +638,19 @@ class MongoStore:
         query: dict[str, Any] = {"user_id": user_id}
         if symbol is not None:
             query["symbol"] = symbol
-        if bounds := _range(start, end):
+        if bounds := docs.range_query(start, end):
             query["time"] = bounds
         sort = [("time", DESCENDING), ("_id", DESCENDING)]
         rows, total = await self._page(self._c("deals"), query, sort, offset, limit)
-        return [_doc(d) for d in rows], total
+        return [docs.body_of(d) for d in rows], total
 
     async def get_account(self, user_id: str) -> Doc | None:
         return await self._get_doc("accounts", {"_id": user_id})
 
     async def list_accounts(self) -> list[Doc]:
-        return [_doc(d) for d in await self._all(self._c("accounts"), {}, [("_id", ASCENDING)])]
+        return [
+            docs.body_of(d) for d in await self._all(self._c("accounts"), {}, [("_id", ASCENDING)])
+        ]
 
     async def next_sequence(self, name: str) -> int:
         # Two first-ever calls can both try the upsert's insert; the loser retries
@@ -891,7 +689,7 @@ class MongoStore:
 
     async def _list_owned(self, name: str, user_id: str) -> list[Doc]:
         sort = [("created_at", ASCENDING), ("_id", ASCENDING)]
-        return [_doc(d) for d in await self._all(self._c(name), {"user_id": user_id}, sort)]
+        return [docs.body_of(d) for d in await self._all(self._c(name), {"user_id": user_id}, sort)]
 
     async def save_alert(self, user_id: str, alert_id: str, alert: Doc) -> None:
         await self._save_owned("alerts", "alert", user_id, alert_id, alert)
@@ -905,7 +703,7 @@ class MongoStore:
     async def list_all_alerts(self) -> list[OwnedDoc]:
         sort = [("created_at", ASCENDING), ("_id", ASCENDING)]
         rows = await self._all(self._c("alerts"), {}, sort)
-        return [OwnedDoc(d["_id"], d["user_id"], _doc(d)) for d in rows]
+        return [OwnedDoc(d["_id"], d["user_id"], docs.body_of(d)) for d in rows]
 
     async def delete_alert(self, user_id: str, alert_id: str) -> bool:
         return await self._delete_owned("alerts", user_id, alert_id)
@@ -933,7 +731,7 @@ class MongoStore:
 
     async def get_signal(self, signal_id: str) -> OwnedDoc | None:
         d = await self._c("signals").find_one({"_id": signal_id})
-        return None if d is None else OwnedDoc(d["_id"], d.get("user_id"), _doc(d))
+        return None if d is None else OwnedDoc(d["_id"], d.get("user_id"), docs.body_of(d))
 
     async def list_signals(
         self, user_id: str | None, *, offset: int = 0, limit: int = 50
@@ -943,7 +741,7 @@ class MongoStore:
         rows, total = await self._page(
             self._c("signals"), query, [("seq", DESCENDING)], offset, limit
         )
-        return [_doc(d) for d in rows], total
+        return [docs.body_of(d) for d in rows], total
 
     # -- candles ------------------------------------------------------------------------------
 
@@ -993,10 +791,10 @@ class MongoStore:
         if limit == 0:
             return []
         query: dict[str, Any] = {"symbol": symbol, "interval": interval}
-        if bounds := _range(start, end):
+        if bounds := docs.range_query(start, end):
             query["open_time"] = bounds
         cursor = self._c("candles").find(query, sort=[("open_time", DESCENDING)], limit=limit)
-        return [_candle(d) for d in reversed(await cursor.to_list(None))]
+        return [docs.candle_from(d) for d in reversed(await cursor.to_list(None))]
 
     # -- channel history ------------------------------------------------------------------
 
@@ -1027,8 +825,8 @@ class MongoStore:
             sort=[("offset", ASCENDING)],
             limit=limit,
         )
-        return [_history(d) for d in await cursor.to_list(None)]
+        return [docs.history_from(d) for d in await cursor.to_list(None)]
 
     async def last_history(self, stream: str) -> HistoryEntry | None:
         d = await self._c("history").find_one({"stream": stream}, sort=[("offset", DESCENDING)])
-        return None if d is None else _history(d)
+        return None if d is None else docs.history_from(d)

@@ -277,8 +277,8 @@ class Store(Protocol):
         unique per user when not null; ``ticket`` an int or null; ``created_at``
         ISO 8601), positions and deals by integer ``ticket`` (with ``user_id``; a
         deal's ``time`` is ISO 8601 or epoch seconds), accounts by ``user_id``.
-        A document missing a key raises ValueError; a taken client order id raises
-        StoreConflictError.
+        A document missing a key (or with an unreadable timestamp) raises ValueError
+        and nothing is written; a taken client order id raises StoreConflictError.
 
         SQLite writes the batch in one transaction: a failure writes nothing.
         MongoDB uses a multi-document transaction when the server is a replica set

@@ -50,12 +50,18 @@ def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except sqlite3.IntegrityError as exc:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise conflict_from(exc) from exc
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
     conn.execute("COMMIT")
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open (some errors end it by themselves)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 @contextmanager

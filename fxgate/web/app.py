@@ -8,6 +8,7 @@ import tornado.web
 
 from fxgate.node import Node
 from fxgate.web.ops import HealthHandler, MetricsHandler, ReadyHandler, metrics_registry
+from fxgate.web.rest.routes import rest_routes
 from fxgate.web.ws.canonical import CanonicalSocket
 from fxgate.web.ws.writer import Flusher
 
@@ -21,6 +22,7 @@ def make_app(node: Node) -> tornado.web.Application:
         (r"/ready", ReadyHandler, {"node": node}),
         (r"/metrics", MetricsHandler, {"registry": metrics_registry(node)}),
     ]
+    routes.extend(rest_routes(node))
     builtin = {r[0] for r in routes}
     for result in node.pm.hook.register_routes(node=node):
         for route in result or ():

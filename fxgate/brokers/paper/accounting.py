@@ -107,6 +107,9 @@ class Accounting:
             floating += p.profit
             swap += p.swap
             used += p.margin
+        ccy = acc.currency
+        floating, swap = round_money(floating, ccy), round_money(swap, ccy)
+        used = round_money(used, ccy)
         equity = mt5.equity(acc.balance, floating, swap)
         level = mt5.margin_level(equity, used)
         new = replace(
@@ -270,6 +273,7 @@ class Accounting:
             stop_loss=order.stop_loss,
             take_profit=order.take_profit,
             profit=mt5.profit(spec, order.side, volume, price, current, ccy, self._prices),
+            swap=round_money(ZERO, ccy),
             commission=commission,
             margin=self.margin(account, order.symbol, order.side, volume, price),
             realized_pnl=commission,
@@ -331,9 +335,10 @@ class Accounting:
         price: Decimal,
         now: float,
         *,
-        profit: Decimal = ZERO,
+        profit: Decimal | None = None,
         commission: Decimal = ZERO,
     ) -> Deal:
+        zero = round_money(ZERO, self._ledger.accounts[order.user_id].currency)
         return Deal(
             ticket=self._next_ticket(),
             order_ticket=order.ticket,
@@ -345,8 +350,9 @@ class Accounting:
             volume=volume,
             price=price,
             time=now,
-            profit=profit,
+            profit=zero if profit is None else profit,
             commission=commission,
+            swap=zero,
             strategy_id=order.strategy_id,
             connection_id=order.connection_id,
             reason=order.reason,

@@ -38,10 +38,11 @@ from fxgate.brokers.paper import matching
 from fxgate.brokers.paper import validation as check
 from fxgate.brokers.paper.accounting import Accounting
 from fxgate.brokers.paper.book import synthetic_book
+from fxgate.brokers.paper.execution import Executor
 from fxgate.brokers.paper.ledger import Ledger
 from fxgate.brokers.paper.margin import (
     BidAsk,
-    conversion_path,
+    dependent_symbols,
     entry_price,
     exit_price,
 )
@@ -70,7 +71,8 @@ from fxgate.domain.trading import (
     order_id_for,
 )
 
-MarketHours = Callable[[str, float], bool]
+#: ``is_open(symbol, now)``: the market-hours check (``hours.MarketHours.is_open``).
+IsOpen = Callable[[str, float], bool]
 
 
 def always_open(symbol: str, now: float) -> bool:
@@ -89,7 +91,7 @@ class PaperEngine:
         *,
         clock: Callable[[], float] = time.time,
         next_ticket: Callable[[], int],
-        is_open: MarketHours = always_open,
+        is_open: IsOpen = always_open,
     ) -> None:
         self._specs: dict[str, SymbolSpec] = {s.symbol: s for s in specs}
         self._settings = settings if settings is not None else PaperSettings()
@@ -101,10 +103,14 @@ class PaperEngine:
         self._acct = Accounting(
             self._specs, self._settings, self._ledger, self._prices, next_ticket
         )
+        self._x = Executor(
+            self._specs, self._settings, self._ledger, self._prices, self._acct, next_ticket
+        )
         self._dependents: dict[str, set[str]] = {}
         self._currencies: set[str] = set()
         self._index_currency(self._settings.currency)
         self._day = -1
+        self._rolled: set[str] = set()
         self._now = 0.0
 
     # -- reads ------------------------------------------------------------------------
@@ -184,6 +190,10 @@ class PaperEngine:
             balance=balance,
             equity=balance,
             free_margin=balance,
+            margin=money.round_money(money.ZERO, s.currency),
+            profit=money.round_money(money.ZERO, s.currency),
+            realized_pnl=money.round_money(money.ZERO, s.currency),
+            day_realized_pnl=money.round_money(money.ZERO, s.currency),
             created_at=now,
             updated_at=now,
             day_start=utc_day(now),
@@ -254,9 +264,9 @@ class PaperEngine:
             request.type is OrderType.LIMIT and matching.limit_reached(order, prices)
         )
         if marketable:
-            order = self._execute(tx, order, prices, placing=True)
+            order = self._x.execute(tx, order, prices, placing=True)
         elif request.type is OrderType.LIMIT and request.time_in_force is not TimeInForce.GTC:
-            order = self._end(tx, order, OrderStatus.CANCELLED, "Limit price not reachable now")
+            order = self._x.end(tx, order, OrderStatus.CANCELLED, "Limit price not reachable now")
         else:
             self._ledger.put_order(order)
             tx.add(order)
@@ -312,16 +322,18 @@ class PaperEngine:
             take_profit=tp,
             updated_at=now,
         )
-        self._ledger.put_order(order)
-        tx.add(order)
-        self._work(tx, order, prices)
-        tx.subject = self._ledger.orders.get(order.id) or tx.changes[-1]
+        if matching.executes_as_limit(order) and matching.limit_reached(order, prices):
+            order = self._x.execute(tx, order, prices, placing=True)
+        else:
+            self._ledger.put_order(order)
+            tx.add(order)
+        tx.subject = order
         return self._finish(tx)
 
     def cancel_order(self, user_id: str, order_id: str) -> EngineResult:
         tx, _ = self._begin()
         order = self.order(user_id, order_id)
-        tx.subject = self._end(tx, order, OrderStatus.CANCELLED, None)
+        tx.subject = self._x.end(tx, order, OrderStatus.CANCELLED, None)
         return self._finish(tx)
 
     def close_position(
@@ -343,7 +355,7 @@ class PaperEngine:
         prices = self._require_prices(pos.symbol)
         self._acct.check_rates(pos.symbol, self.account(user_id).currency)
         price = exit_price(pos.side, prices)
-        tx.subject = self._close(tx, pos, amount, price, OrderReason.CLIENT, None)
+        tx.subject = self._x.close(tx, pos, amount, price, OrderReason.CLIENT, None)
         return self._finish(tx)
 
     def modify_position(
@@ -386,23 +398,7 @@ class PaperEngine:
         )
         symbol = spec.symbol
         self._prices[symbol] = prices
-        for sym in (symbol, *self._dependents.get(symbol, ())):
-            for pos in self._ledger.positions_of_symbol(sym):
-                self._revalue(tx, pos)
-        for user_id in tx.floating_users():
-            self._acct.refresh(user_id, self._now)
-        for order_id in self._ledger.order_ids_of_symbol(symbol):
-            order = self._ledger.orders.get(order_id)
-            if order is not None:
-                self._work(tx, order, prices)
-        for pos in self._ledger.positions_of_symbol(symbol):
-            reason = matching.stop_hit(pos, prices)
-            if reason is not None:
-                level = pos.stop_loss if reason is OrderReason.STOP_LOSS else pos.take_profit
-                comment = f"[{reason.value} {level}]"
-                self._close(tx, pos, pos.volume, exit_price(pos.side, prices), reason, comment)
-        for user_id in tx.users():
-            self._stop_out(tx, user_id)
+        self._x.tick(tx, symbol, prices, self._dependents.get(symbol, ()))
         return self._finish(tx)
 
     # -- internals ---------------------------------------------------------------------
@@ -410,7 +406,7 @@ class PaperEngine:
     def _begin(self) -> tuple[Txn, float]:
         """Start a call: read the clock once, and roll the accounts into a new UTC day."""
         tx = Txn()
-        now = self._now = self._clock()
+        now = self._now = self._x.now = self._clock()
         day = int(now // 86400)
         if day != self._day:
             self._day = day
@@ -423,10 +419,13 @@ class PaperEngine:
                         day_start_equity=acc.equity,
                         day_realized_pnl=money.ZERO,
                     )
-                    tx.touch(user_id)
+                    self._rolled.add(user_id)
         return tx, now
 
     def _finish(self, tx: Txn) -> EngineResult:
+        for user_id in self._rolled:  # a roll is announced by the next call that succeeds
+            tx.touch(user_id)
+        self._rolled.clear()
         return tx.finish(lambda user_id: self._acct.refresh(user_id, self._now))
 
     def _spec(self, symbol: str) -> SymbolSpec:
@@ -450,12 +449,7 @@ class PaperEngine:
             raise ValueError(f"restore: no account for user {user_id!r}")
 
     def _index_currency(self, currency: str) -> None:
-        """Note which symbols' prices revalue which positions in ``currency`` accounts
-        (a GBPUSD tick changes the USD value of EURGBP profits)."""
-        if currency in self._currencies:
-            return
-        self._currencies.add(currency)
-        for spec in self._specs.values():
-            for sym, _ in conversion_path(spec.profit_currency, currency, self._specs) or ():
-                if sym != spec.symbol:
-                    self._dependents.setdefault(sym, set()).add(spec.symbol)
+        if currency not in self._currencies:
+            self._currencies.add(currency)
+            for sym, dependents in dependent_symbols(self._specs, currency).items():
+                self._dependents.setdefault(sym, set()).update(dependents)

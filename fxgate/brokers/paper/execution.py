@@ -7,7 +7,7 @@ they changed in the call's ``Txn``. ``now`` is the engine call's single clock re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 
@@ -47,6 +47,27 @@ class Executor:
         self._acct = accounting
         self._next_ticket = next_ticket
         self.now = 0.0
+
+    def tick(self, tx: Txn, symbol: str, prices: BidAsk, dependents: Iterable[str]) -> None:
+        """A new price of ``symbol`` (already in the price table): revalue every position
+        it values, work the symbol's orders, hit stops, then stop out."""
+        for sym in (symbol, *dependents):
+            for pos in self._ledger.positions_of_symbol(sym):
+                self.revalue(tx, pos)
+        for user_id in tx.floating_users():
+            self._acct.refresh(user_id, self.now)
+        for order_id in self._ledger.order_ids_of_symbol(symbol):
+            order = self._ledger.orders.get(order_id)
+            if order is not None:
+                self.work(tx, order, prices)
+        for pos in self._ledger.positions_of_symbol(symbol):
+            reason = matching.stop_hit(pos, prices)
+            if reason is not None:
+                level = pos.stop_loss if reason is OrderReason.STOP_LOSS else pos.take_profit
+                comment = f"[{reason.value} {level}]"
+                self.close(tx, pos, pos.volume, exit_price(pos.side, prices), reason, comment)
+        for user_id in tx.users():
+            self.stop_out(tx, user_id)
 
     def work(self, tx: Txn, order: Order, prices: BidAsk) -> None:
         """Give a working order its chance at the current price."""

@@ -133,6 +133,17 @@ def convert(amount: Decimal, from_ccy: str, to_ccy: str, rates: Rates, side: Rat
     return amount
 
 
+def dependent_symbols(specs: Mapping[str, SymbolSpec], currency: str) -> dict[str, set[str]]:
+    """For each symbol, the other symbols whose profit in ``currency`` its price converts
+    (a GBPUSD tick changes the USD value of an EURGBP position)."""
+    out: dict[str, set[str]] = {}
+    for spec in specs.values():
+        for sym, _ in conversion_path(spec.profit_currency, currency, specs) or ():
+            if sym != spec.symbol:
+                out.setdefault(sym, set()).add(spec.symbol)
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # Margin and profit
 

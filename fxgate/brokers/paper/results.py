@@ -63,7 +63,7 @@ class Txn:
         self._floating: dict[str, None] = {}
         self._marks: dict[int, Position] = {}
 
-    def add(self, *records: Order | Deal | Position) -> None:
+    def add(self, *records: TradeRecord) -> None:
         self.changes.extend(records)
 
     def touch(self, user_id: str) -> None:

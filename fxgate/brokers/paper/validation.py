@@ -11,33 +11,16 @@ from decimal import Decimal
 from fxgate.brokers.paper.margin import BidAsk
 from fxgate.domain.errors import ValidationError
 from fxgate.domain.market import SymbolSpec
-from fxgate.domain.money import is_multiple, round_price
-from fxgate.domain.trading import OrderRequest, OrderType, Side
+from fxgate.domain.money import round_price
+from fxgate.domain.trading import OrderRequest, OrderType, Side, check_volume
 
-
-def check_volume(spec: SymbolSpec, volume: Decimal) -> None:
-    """MT5's ``SYMBOL_VOLUME_MIN``/``MAX``/``STEP`` rules (retcode 10014, invalid volume)."""
-    if not volume.is_finite() or volume <= 0:
-        raise ValidationError("Volume must be a positive number of lots", details=_vd(spec))
-    if volume < spec.volume_min or volume > spec.volume_max:
-        raise ValidationError(
-            f"Volume {volume} is outside {spec.volume_min}..{spec.volume_max} lots",
-            details=_vd(spec),
-        )
-    if not is_multiple(volume, spec.volume_step):
-        raise ValidationError(
-            f"Volume {volume} is not a multiple of the step {spec.volume_step}",
-            details=_vd(spec),
-        )
-
-
-def _vd(spec: SymbolSpec) -> dict[str, str]:
-    return {
-        "symbol": spec.symbol,
-        "volumeMin": str(spec.volume_min),
-        "volumeMax": str(spec.volume_max),
-        "volumeStep": str(spec.volume_step),
-    }
+__all__ = [
+    "check_stops",
+    "check_trigger_not_reached",
+    "check_volume",
+    "order_prices",
+    "price_or_none",
+]
 
 
 def price_or_none(spec: SymbolSpec, value: Decimal | None, name: str) -> Decimal | None:

@@ -1,0 +1,170 @@
+"""The ``fxgate`` command as an operator uses it, against a real state directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+
+from tests.conftest import ROOT, Daemon
+
+
+def fxgate(
+    *args: str, state: Path, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    return Daemon(state, env=env).cli(*args, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["serve"],
+        ["keys"],
+        ["keys", "list"],
+        ["keys", "rotate"],
+        ["keys", "retire"],
+        ["users"],
+        ["users", "add"],
+        ["users", "list"],
+        ["users", "disable"],
+        ["token"],
+        ["token", "issue"],
+        ["config"],
+        ["config", "check"],
+    ],
+)
+def test_help_is_useful(args: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "fxgate", *args, "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert "usage: fxgate" in out.stdout
+    assert len(out.stdout.splitlines()) >= 4
+
+
+def test_token_issue_prints_only_a_jwt_and_creates_the_user(tmp_path: Path) -> None:
+    out = fxgate(
+        "token",
+        "issue",
+        "--user",
+        "ops-bot",
+        "--role",
+        "viewer",
+        "--tier",
+        "pro",
+        "--ttl",
+        "120",
+        state=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert out.stdout == token + "\n"
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sub"] == "ops-bot"
+    assert claims["role"] == "viewer"
+    assert claims["tier"] == "pro"
+    assert claims["exp"] - claims["iat"] == 120
+    assert set(claims) == {"sub", "role", "tier", "iat", "exp", "jti"}
+    assert jwt.get_unverified_header(token)["kid"]
+    users = json.loads(fxgate("users", "list", "--json", state=tmp_path).stdout)
+    assert [u["id"] for u in users] == ["ops-bot"]
+    assert users[0]["role"] == "viewer"
+
+
+def test_users_add_list_disable(tmp_path: Path) -> None:
+    add = fxgate(
+        "users", "add", "--email", "Ann@Example.com", "--name", "Ann", "--role", "trader",
+        "--password-stdin", state=tmp_path, input="correct horse battery\n",
+    )  # fmt: skip
+    assert add.returncode == 0, add.stderr
+    uid = add.stdout.strip()
+    dup = fxgate(
+        "users", "add", "--email", "ann@example.com", "--name", "Ann2", "--password",
+        "another-pass", state=tmp_path,
+    )  # fmt: skip
+    assert dup.returncode != 0
+    assert "exists" in dup.stderr
+    short = fxgate(
+        "users", "add", "--email", "b@x.io", "--name", "B", "--password", "short", state=tmp_path
+    )
+    assert short.returncode != 0
+    assert "8 characters" in short.stderr
+    assert fxgate("users", "disable", uid, state=tmp_path).returncode == 0
+    listing = fxgate("users", "list", state=tmp_path).stdout
+    assert f"{uid}\tAnn@Example.com\ttrader\tdisabled\tAnn" in listing
+    refused = fxgate("token", "issue", "--user", uid, state=tmp_path)
+    assert refused.returncode != 0
+    assert "disabled" in refused.stderr
+    assert fxgate("users", "disable", "nobody", state=tmp_path).returncode != 0
+
+
+def test_keys_list_rotate_retire(tmp_path: Path) -> None:
+    fxgate("token", "issue", "--user", "x", state=tmp_path)  # creates the first key
+    first = fxgate("keys", "list", state=tmp_path).stdout.split("\t")[0]
+    new = fxgate("keys", "rotate", state=tmp_path).stdout.strip()
+    rows = [line.split("\t") for line in fxgate("keys", "list", state=tmp_path).stdout.splitlines()]
+    assert [(r[0], r[1]) for r in rows] == [(first, "standby"), (new, "active")]
+    assert fxgate("keys", "retire", first, state=tmp_path).returncode == 0
+    assert fxgate("keys", "retire", first, state=tmp_path).returncode != 0
+    statuses = {
+        k["kid"]: k["status"]
+        for k in json.loads(fxgate("keys", "list", "--json", state=tmp_path).stdout)
+    }
+    assert statuses == {first: "retired", new: "active"}
+
+
+def test_config_check_names_the_bad_key(tmp_path: Path) -> None:
+    good = fxgate("config", "check", "--config", str(ROOT / "etc" / "fxgate.toml"), state=tmp_path)
+    assert good.returncode == 0, good.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[ws]\nmax_subscriptons = 5\n[server]\nport = "eighty"\n')
+    out = fxgate("config", "check", "--config", str(bad), state=tmp_path)
+    assert out.returncode == 1
+    assert "ws.max_subscriptons: unknown key" in out.stderr
+    assert "server.port" in out.stderr
+    env = fxgate(
+        "config",
+        "check",
+        "--config",
+        str(ROOT / "etc" / "fxgate.toml"),
+        state=tmp_path,
+        env={"FXGATE_WS_PING_INTERVAL": "soon"},
+    )
+    assert env.returncode == 1
+    assert "ws.ping_interval" in env.stderr
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text("[ws\n")
+    assert (
+        "TOML syntax" in fxgate("config", "check", "--config", str(syntax), state=tmp_path).stderr
+    )
+
+
+def test_example_config_has_every_key() -> None:
+    import tomllib
+
+    from pydantic import BaseModel
+
+    from fxgate.config.settings import Settings
+
+    text = (ROOT / "etc" / "fxgate.toml").read_text()
+    example = tomllib.loads(text)
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            # Keys without a default (None) are shown commented out.
+            unset = {k for k, v in default.model_dump().items() if v is None}
+            assert set(example[name]) == set(type(default).model_fields) - unset, name
+            assert all(f"# {k} =" in text for k in unset), name
+        else:
+            assert name in example, name
+
+
+def test_cli_works_while_the_daemon_runs(daemon: Daemon) -> None:
+    out = daemon.cli("users", "list")
+    assert out.returncode == 0, out.stderr
+    assert daemon.cli("keys", "list").stdout.count("active") == 1
