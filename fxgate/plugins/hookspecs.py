@@ -26,7 +26,7 @@ hookspec = pluggy.HookspecMarker("fxgate")
 
 
 @hookspec
-def register_channels(node: Node) -> Iterable[Channel] | None:  # type: ignore[empty-body]
+def register_channels(node: Node) -> Iterable[Channel] | None:
     """Return the channels this plugin defines (instances of
     :class:`fxgate.plugins.channel.Channel` subclasses).
 
@@ -39,7 +39,7 @@ def register_channels(node: Node) -> Iterable[Channel] | None:  # type: ignore[e
 
 
 @hookspec
-def register_routes(node: Node) -> Iterable[tuple[Any, ...]] | None:  # type: ignore[empty-body]
+def register_routes(node: Node) -> Iterable[tuple[Any, ...]] | None:
     """Return extra Tornado routes: ``(pattern, RequestHandler class[, kwargs])``.
 
     Called once at start-up, after the built-in routes are known; a plugin route may

@@ -26,7 +26,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -61,6 +60,7 @@ from fxgate.store.records import (
     User,
     check_paging,
     email_key,
+    new_user,
     now,
     require_ticket,
     utc,
@@ -83,6 +83,9 @@ _CONCURRENT_WRITES = 32
 
 #: Server error codes meaning "this deployment does not do transactions".
 _NO_TRANSACTIONS = {20, 263}
+
+#: IndexOptionsConflict, IndexKeySpecsConflict: an index of that name exists already.
+_INDEX_EXISTS_DIFFERENTLY = {85, 86}
 
 
 def _translating_errors(cls: C) -> C:
@@ -195,6 +198,10 @@ class MongoStore:
         try:
             await coll.create_index(keys, **options)
         except (NotImplementedError, OperationFailure) as exc:
+            if isinstance(exc, OperationFailure) and exc.code in _INDEX_EXISTS_DIFFERENTLY:
+                # An operator's own variant of the index: keep it, and say so.
+                log.warning("index %s on %s differs from fxgate's: %s", keys, coll.name, exc)
+                return
             if "expireAfterSeconds" not in options:
                 raise
             # The TTL is housekeeping only: purge_expired() does the same job.
@@ -277,18 +284,14 @@ class MongoStore:
         preferences: Mapping[str, Any] | None = None,
         user_id: str | None = None,
     ) -> User:
-        stamp = now()
-        user = User(
-            id=user_id or uuid.uuid4().hex,
-            email=email.strip(),
+        user = new_user(
+            email=email,
             name=name,
             role=role,
             password_hash=password_hash,
             tier=tier,
-            disabled=False,
-            preferences=dict(preferences or {}),
-            created_at=stamp,
-            updated_at=stamp,
+            preferences=preferences,
+            user_id=user_id,
         )
         try:
             await self._c("users").insert_one(docs.user_document(user))

@@ -12,6 +12,7 @@ indexes, with the checks in this module, so both backends refuse the same bad in
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,6 +163,32 @@ def utc(value: datetime) -> datetime:
 
 def now() -> datetime:
     return utc(datetime.now(UTC))
+
+
+def new_user(
+    *,
+    email: str,
+    name: str,
+    role: str,
+    password_hash: str | None,
+    tier: str,
+    preferences: Mapping[str, Any] | None,
+    user_id: str | None,
+) -> User:
+    """A user as ``create_user`` stores it: a random id unless given, stamped now."""
+    stamp = now()
+    return User(
+        id=user_id or uuid.uuid4().hex,
+        email=email.strip(),
+        name=name,
+        role=role,
+        password_hash=password_hash,
+        tier=tier,
+        disabled=False,
+        preferences=dict(preferences or {}),
+        created_at=stamp,
+        updated_at=stamp,
+    )
 
 
 def doc_time(value: object) -> datetime | None:

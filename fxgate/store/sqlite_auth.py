@@ -7,7 +7,6 @@ async facade in ``sqlite.py`` documents the contract (see ``port.Store``).
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,7 @@ from fxgate.store.records import (
     User,
     check_paging,
     email_key,
+    new_user,
     now,
     utc,
 )
@@ -66,18 +66,14 @@ def create_user(
     preferences: Mapping[str, Any] | None,
     user_id: str | None,
 ) -> User:
-    stamp = now()
-    user = User(
-        id=user_id or uuid.uuid4().hex,
-        email=email.strip(),
+    user = new_user(
+        email=email,
         name=name,
         role=role,
         password_hash=password_hash,
         tier=tier,
-        disabled=False,
-        preferences=dict(preferences or {}),
-        created_at=stamp,
-        updated_at=stamp,
+        preferences=preferences,
+        user_id=user_id,
     )
     with write_tx(conn):
         conn.execute(
@@ -93,8 +89,8 @@ def create_user(
                 password_hash,
                 tier,
                 dumps(user.preferences),
-                ts(stamp),
-                ts(stamp),
+                ts(user.created_at),
+                ts(user.updated_at),
             ),
         )
     return user

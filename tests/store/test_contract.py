@@ -806,3 +806,28 @@ def test_factory_refuses_what_it_cannot_build(tmp_path: Path) -> None:
         "mongodb", state_dir=tmp_path, mongodb_uri="mongodb://h:1", mongodb_database="x"
     )
     assert mongo.kind == "mongodb"
+
+
+# -- MongoDB specifics ----------------------------------------------------------------------
+
+
+async def test_mongodb_falls_back_when_transactions_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mongomock_motor import AsyncMongoMockClient
+
+    async def claims_transactions(_db: object) -> bool:
+        return True  # a topology that says yes, then refuses (mongomock has no sessions)
+
+    monkeypatch.setattr(MongoStore, "_detect_transactions", staticmethod(claims_transactions))
+    store = MongoStore(client=AsyncMongoMockClient(), database="fallback")
+    await store.open()
+    try:
+        assert store.supports_transactions is True
+        await store.save_trading(orders=[order("o1")], positions=[position(1)])
+        assert store.supports_transactions is False
+        assert await store.get_order("u1", "o1") == order("o1")
+        await store.add_signing_key(kid="k1", secret="s")
+        assert [k.kid for k in await store.list_signing_keys() if k.active] == ["k1"]
+    finally:
+        await store.close()

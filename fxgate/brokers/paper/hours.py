@@ -19,16 +19,15 @@ on the date they pick. The hours above are the northern-winter ones.
 Session names (for seed 000's ``market_session`` and for the feed's liquidity profile),
 by UTC hour on a trading day:
 
-========================  ===========  ===========================================
-name                      UTC          why this boundary
-========================  ===========  ===========================================
-``sydney``                22:00-00:00  the trading day opens in Wellington/Sydney
-``tokyo``                 00:00-08:00  Tokyo (overlapping Sydney) carries the flow
-``london``                08:00-13:00  London open
-``london_new_york_overlap`` 13:00-17:00  New York open until the London close
-``new_york``              17:00-22:00  New York alone, until the 22:00 rollover
-``closed``                             only under ``forex``, at the weekend
-========================  ===========  ===========================================
+- ``sydney``, 22:00-00:00: the trading day opens in Wellington and Sydney;
+- ``tokyo``, 00:00-08:00: Tokyo (overlapping Sydney) carries the flow;
+- ``london``, 08:00-13:00: from the London open;
+- ``london_new_york_overlap``, 13:00-17:00: New York open until the London close, the
+  busiest hours;
+- ``new_york``, 17:00-22:00: New York alone, until the 22:00 rollover;
+- ``closed``: only under ``forex``, at the weekend.
+
+Seed 000's ``london_open``-style names are a dialect's business: it maps these.
 """
 
 from __future__ import annotations

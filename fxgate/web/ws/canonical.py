@@ -36,7 +36,7 @@ def bearer_token(handler: Any) -> str | None:
     token = handler.get_query_argument("token", None)
     if token:
         return str(token)
-    header = handler.request.headers.get("Authorization", "")
+    header = str(handler.request.headers.get("Authorization", ""))
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
@@ -110,7 +110,8 @@ class SocketBase(WebSocketHandler):
     def open(self, *args: str, **kwargs: str) -> None:
         assert self.ws_connection is not None
         self.set_nodelay(True)
-        stream = self.ws_connection.stream  # type: ignore[attr-defined]
+        stream = self.ws_connection.stream
+        assert stream is not None
         self.writer = FrameWriter(
             stream,
             self.flusher,
