@@ -100,9 +100,7 @@ def test_xauusd_one_dollar_move_on_one_lot_is_a_hundred_dollars() -> None:
 
 def test_eurgbp_profit_converts_gbp_through_gbpusd() -> None:
     # (0.85600 - 0.85500) * 100000 = 100 GBP; * GBPUSD bid 1.27000 = 127.00 USD
-    assert m.profit(EURGBP, Side.BUY, D(1), D("0.85500"), D("0.85600"), "USD", RATES) == D(
-        "127.00"
-    )
+    assert m.profit(EURGBP, Side.BUY, D(1), D("0.85500"), D("0.85600"), "USD", RATES) == D("127.00")
     # a loss of 100 GBP * GBPUSD ask 1.27014 = -127.014 = -127.01 USD
     assert m.profit(EURGBP, Side.BUY, D(1), D("0.85600"), D("0.85500"), "USD", RATES) == D(
         "-127.01"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 
@@ -68,7 +68,6 @@ class Quote:
     change: float
     change_percent: float
     digits: int = 5
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def _fx(
