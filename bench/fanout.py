@@ -310,6 +310,8 @@ def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: b
         assert daemon.proc is not None
         pid = daemon.proc.pid
 
+        profiler: list[subprocess.Popen[bytes]] = []
+
         def watch_stderr() -> None:
             assert lg.stderr is not None
             for line in lg.stderr:
@@ -317,6 +319,8 @@ def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: b
                     key = line.split()[-1]
                     with contextlib.suppress(OSError):
                         samples[key] = (time.monotonic(), proc_cpu_secs(pid), machine_busy_secs())
+                    if key == "start" and args.profile:
+                        profiler.append(start_profiler(args, pid, clients, tick_rate))
                 print("   loadgen:", line.rstrip(), file=sys.stderr)
 
         watcher = threading.Thread(target=watch_stderr, daemon=True)
@@ -329,6 +333,8 @@ def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: b
         lg.wait()
         killer.cancel()
         watcher.join(timeout=5)
+        for prof in profiler:
+            prof.wait(timeout=args.duration + 30)
         line = next((x for x in reversed(out.splitlines()) if x.startswith("{")), "")
         if not line:
             raise RuntimeError(f"loadgen exited with {lg.returncode} and no result")
@@ -360,8 +366,45 @@ def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: b
 
 HEADER = (
     "| N | tick rate (ticks/s total) | delivered msgs/s | expected msgs/s | p50 ms | p99 ms "
-    "| max ms | loss (gaps) | server CPU % | client CPU % | other load % |"
+    "| max ms | 1st-delivery p99 ms | loss (gaps) | server CPU % | client CPU % | other load % |"
 )
+
+
+def start_profiler(
+    args: argparse.Namespace, pid: int, clients: int, tick_rate: float
+) -> subprocess.Popen[bytes]:
+    """py-spy over the measured window: folded stacks (a .txt) for summarize_profile."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    out = args.profile / f"fanout-n{clients}-r{tick_rate:g}.txt"
+    cmd = ["py-spy", "record", "--format", "raw", "-r", "100", "-p", str(pid)]
+    cmd += ["-d", str(max(1, int(args.duration) - 1)), "-o", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_profile(path: Path, top: int = 20) -> str:
+    """Self and inclusive sample shares per function from py-spy's folded stacks."""
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        if not frames:
+            continue
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames[1:]):  # frames[0] is the process/thread name
+            incl[frame] = incl.get(frame, 0) + n
+    lines = [f"{path.name}: {total} samples", "  self %  function"]
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * n / total:5.1f}  {frame}")
+    lines.append("  incl %  function")
+    for frame, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * n / total:5.1f}  {frame}")
+    return "\n".join(lines)
 
 
 def row(run: Run) -> str:
@@ -372,8 +415,8 @@ def row(run: Run) -> str:
     return (
         f"| {run.clients:,} | {run.total_tick_rate:,.0f} | {lg['msgs_per_sec']:,.0f} "
         f"| {run.expected:,.0f} | {lg['p50_ms']:.1f} | {lg['p99_ms']:.1f} | {lg['max_ms']:.1f} "
-        f"| {loss} | {run.server_cpu_pct:.0f} | {lg['client_cpu_pct']:.0f} "
-        f"| {run.other_cpu_pct:.0f} |"
+        f"| {lg.get('first_p99_ms', 0):.1f} | {loss} | {run.server_cpu_pct:.0f} "
+        f"| {lg['client_cpu_pct']:.0f} | {run.other_cpu_pct:.0f} |"
     )
 
 
@@ -483,6 +526,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     p.add_argument("--start-timeout", type=float, default=60)
     p.add_argument("--keep-state", action="store_true", help="keep each run's state dir and log")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="run py-spy on the daemon over each window; folded stacks go to this folder "
+        "(profiled runs are slower: do not quote their numbers)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write every run to this file")
     p.add_argument("--strict", action="store_true", help="exit 1 when a condition is not met")
     return p.parse_args(argv)
@@ -505,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
                 rate = args.tick_rate or default_tick_rate(clients, len(args.symbols))
                 runs.append(run_once(args, clients, rate, pinned))
             print_table(runs)
+        if args.profile:
+            for prof in sorted(args.profile.glob("fanout-*.txt")):
+                print(summarize_profile(prof))
     except RuntimeError as exc:
         print(f"fanout: {exc}", file=sys.stderr)
         return 2

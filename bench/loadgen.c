@@ -96,6 +96,9 @@ static int64_t g_sym_start_off[MAX_SYMBOLS]; /* ... when the window opened */
 static uint64_t s_messages, s_market, s_lat_n, s_gaps, s_dups, s_snapshots, s_bytes, s_parse_err;
 static double s_lat_sum, s_lat_max;
 static uint64_t *s_hist;
+static uint64_t *s_first_hist; /* latency of each tick's first delivery to any client */
+static uint64_t s_first_n;
+static double s_first_max;
 static uint64_t s_hist_over;
 static uint64_t r_closed_by_server, r_eof, r_connect_failed, r_retries, r_pings;
 static int r_close_code[16], r_close_cnt[16], r_nclose;
@@ -598,6 +601,7 @@ static void on_message(conn_t *c, const char *p, size_t len, double now_ms)
         s_bytes += len;
     }
     msg_t m;
+    int first = 0;
     if (parse_message(p, p + len, &m) < 0) {
         if (measuring)
             s_parse_err++;
@@ -633,8 +637,10 @@ static void on_message(conn_t *c, const char *p, size_t len, double now_ms)
             }
             if (last == INT64_MIN || m.offset > last)
                 c->last_off[si] = m.offset;
-            if (m.offset > g_sym_max_off[si])
+            if (m.offset > g_sym_max_off[si]) {
                 g_sym_max_off[si] = m.offset;
+                first = 1;
+            }
         }
     }
     if (!measuring || m.is_snapshot)
@@ -645,6 +651,13 @@ static void on_message(conn_t *c, const char *p, size_t len, double now_ms)
     double lat = now_ms - ts;
     if (lat < 0)
         lat = 0;
+    if (first) {
+        size_t fb = (size_t)(lat * 10.0);
+        s_first_hist[fb < HIST_BUCKETS ? fb : HIST_BUCKETS - 1]++;
+        s_first_n++;
+        if (lat > s_first_max)
+            s_first_max = lat;
+    }
     s_lat_n++;
     s_lat_sum += lat;
     if (lat > s_lat_max)
@@ -924,22 +937,27 @@ static void usage(void)
     exit(2);
 }
 
-static double percentile(double q)
+static double hist_percentile(const uint64_t *hist, uint64_t n, double max, double q)
 {
-    if (s_lat_n == 0)
+    if (n == 0)
         return 0;
-    uint64_t want = (uint64_t)(q * (double)s_lat_n);
-    if (want >= s_lat_n)
-        want = s_lat_n - 1;
+    uint64_t want = (uint64_t)(q * (double)n);
+    if (want >= n)
+        want = n - 1;
     uint64_t cum = 0;
     for (size_t i = 0; i < HIST_BUCKETS; i++) {
-        cum += s_hist[i];
+        cum += hist[i];
         if (cum > want) {
             double upper = (double)(i + 1) / 10.0; /* bucket's upper edge */
-            return upper < s_lat_max ? upper : s_lat_max;
+            return upper < max ? upper : max;
         }
     }
-    return s_lat_max;
+    return max;
+}
+
+static double percentile(double q)
+{
+    return hist_percentile(s_hist, s_lat_n, s_lat_max, q);
 }
 
 static double rusage_secs(void)
@@ -1002,7 +1020,8 @@ int main(int argc, char **argv)
 
     g_conns = calloc((size_t)o_clients, sizeof(conn_t));
     s_hist = calloc(HIST_BUCKETS, sizeof(uint64_t));
-    if (!g_conns || !s_hist)
+    s_first_hist = calloc(HIST_BUCKETS, sizeof(uint64_t));
+    if (!g_conns || !s_hist || !s_first_hist)
         die("out of memory");
     for (int i = 0; i < o_clients; i++) {
         g_conns[i].fd = -1;
@@ -1106,7 +1125,8 @@ int main(int argc, char **argv)
            "\"market_data\":%llu,\"snapshots\":%llu,\"dups\":%llu,\"parse_errors\":%llu,"
            "\"bytes\":%llu,\"symbols\":%d,\"open_at_end\":%d,\"connect_failed\":%llu,"
            "\"connect_retries\":%llu,\"connect_secs\":%.2f,\"pings\":%llu,\"eof\":%llu,"
-           "\"feed_ticks\":%llu,\"feed_ticks_per_sec\":%.1f,\"close_codes\":{",
+           "\"feed_ticks\":%llu,\"feed_ticks_per_sec\":%.1f,\"first_p50_ms\":%.1f,"
+           "\"first_p99_ms\":%.1f,\"first_max_ms\":%.1f,\"close_codes\":{",
            o_clients, connected_at_window, window, (unsigned long long)s_messages,
            window > 0 ? s_messages / window : 0.0, percentile(0.50), percentile(0.99), s_lat_max,
            (unsigned long long)s_gaps, (unsigned long long)r_closed_by_server,
@@ -1117,7 +1137,9 @@ int main(int argc, char **argv)
            (unsigned long long)s_bytes, g_nsym, g_open, (unsigned long long)r_connect_failed,
            (unsigned long long)r_retries, connect_secs, (unsigned long long)r_pings,
            (unsigned long long)r_eof, (unsigned long long)feed_ticks,
-           window > 0 ? feed_ticks / window : 0.0);
+           window > 0 ? feed_ticks / window : 0.0,
+           hist_percentile(s_first_hist, s_first_n, s_first_max, 0.50),
+           hist_percentile(s_first_hist, s_first_n, s_first_max, 0.99), s_first_max);
     for (int i = 0; i < r_nclose; i++)
         printf("%s\"%d\":%d", i ? "," : "", r_close_code[i], r_close_cnt[i]);
     printf("}");

@@ -111,7 +111,8 @@ def test_market_buy_fills_at_the_ask_and_books_margin(mkt: Market) -> None:
     assert order.average_price == D("1.08500")  # the ask
     (pos,) = mkt.positions
     assert pos.ticket == order.ticket  # MT5 hedging: the position takes the order's ticket
-    assert pos.side is Side.BUY and pos.open_price == D("1.08500")
+    assert pos.side is Side.BUY
+    assert pos.open_price == D("1.08500")
     assert pos.margin == D("1085.00")  # 1000 EUR * 1.08500
     # valued at the bid: (1.08490 - 1.08500) * 100000 = -10.00
     assert pos.profit == D("-10.00")
@@ -127,9 +128,11 @@ def test_floating_profit_follows_the_bid(mkt: Market) -> None:
     result = mkt.tick("EURUSD", "1.08700", "1.08710")
     # (1.08700 - 1.08500) * 100000 = 200.00
     (pos,) = [r for r in result.revalued if isinstance(r, Position)]
-    assert pos.profit == D("200.00") and pos.current_price == D("1.08700")
+    assert pos.profit == D("200.00")
+    assert pos.current_price == D("1.08700")
     (acc,) = [r for r in result.revalued if isinstance(r, Account)]
-    assert acc.equity == D("10200.00") and acc.balance == D("10000.00")
+    assert acc.equity == D("10200.00")
+    assert acc.balance == D("10000.00")
     assert result.changes == []  # a revaluation is not a trading change
 
 
@@ -149,7 +152,8 @@ def test_a_place_order_result_lists_order_deal_position_then_account(mkt: Market
     kinds = [type(c).__name__ for c in result.changes]
     assert kinds == ["Order", "Deal", "Position", "Account"]
     (deal,) = result.deals
-    assert deal.entry is DealEntry.IN and deal.position_ticket == result.orders[0].ticket
+    assert deal.entry is DealEntry.IN
+    assert deal.position_ticket == result.orders[0].ticket
     assert deal.ticket != deal.order_ticket  # the deal's own ticket is the executionId
 
 
@@ -189,7 +193,8 @@ def test_commission_is_charged_per_lot_at_every_deal() -> None:
     (out,) = result.deals
     assert (out.profit, out.commission) == (D("200.00"), D("-7.00"))
     closed = result.subject
-    assert isinstance(closed, Position) and closed.status is PositionStatus.CLOSED
+    assert isinstance(closed, Position)
+    assert closed.status is PositionStatus.CLOSED
     assert closed.commission == D("-14.00")
     assert closed.realized_pnl == D("186.00")  # 200 - 7 - 7
     assert mkt.account.balance == D("10186.00")
@@ -203,14 +208,18 @@ def test_partial_close_keeps_the_ticket_and_releases_margin_pro_rata(mkt: Market
     result = mkt.engine.close_position("alice", ticket, D("0.4"))
     (out,) = result.deals
     # 0.4 lot: (1.08600 - 1.08500) * 40000 = 40.00
-    assert out.entry is DealEntry.OUT and out.volume == D("0.4") and out.profit == D("40.00")
+    assert out.entry is DealEntry.OUT
+    assert out.volume == D("0.4")
+    assert out.profit == D("40.00")
     (pos,) = mkt.positions
-    assert pos.ticket == ticket and pos.volume == D("0.6")
+    assert pos.ticket == ticket
+    assert pos.volume == D("0.6")
     assert pos.margin == D("651.00")  # 1085.00 * 0.6
     assert pos.profit == D("60.00")  # the remaining 0.6 lot: 0.00100 * 60000
     assert mkt.account.balance == D("10040.00")
     (closing,) = result.orders
-    assert closing.side is Side.SELL and closing.position_ticket == ticket
+    assert closing.side is Side.SELL
+    assert closing.position_ticket == ticket
 
 
 def test_a_partial_close_must_leave_a_tradable_volume(mkt: Market) -> None:
@@ -231,10 +240,12 @@ def test_buy_limit_fills_only_when_the_ask_reaches_it(mkt: Market) -> None:
     order = mkt.buy("1", type=OrderType.LIMIT, price=D("1.08400"))
     assert order.status is OrderStatus.PENDING
     mkt.tick("EURUSD", "1.08400", "1.08410")  # the bid touches it, the ask does not
-    assert mkt.engine.orders("alice") and not mkt.positions
+    assert mkt.engine.orders("alice")
+    assert not mkt.positions
     result = mkt.tick("EURUSD", "1.08390", "1.08400")
     (filled,) = result.orders
-    assert filled.status is OrderStatus.FILLED and filled.average_price == D("1.08400")
+    assert filled.status is OrderStatus.FILLED
+    assert filled.average_price == D("1.08400")
     assert mkt.positions[0].ticket == order.ticket
     assert mkt.engine.orders("alice") == []
 
@@ -245,25 +256,30 @@ def test_sell_limit_fills_when_the_bid_reaches_it(mkt: Market) -> None:
     assert not mkt.positions
     mkt.tick("EURUSD", "1.08610", "1.08620")  # the bid passes it: filled at the bid
     (pos,) = mkt.positions
-    assert pos.side is Side.SELL and pos.open_price == D("1.08610")
+    assert pos.side is Side.SELL
+    assert pos.open_price == D("1.08610")
 
 
 def test_a_limit_already_reached_fills_at_once_at_the_better_market_price(mkt: Market) -> None:
     order = mkt.buy("1", type=OrderType.LIMIT, price=D("1.09000"))
-    assert order.status is OrderStatus.FILLED and order.average_price == D("1.08500")
+    assert order.status is OrderStatus.FILLED
+    assert order.average_price == D("1.08500")
 
 
 def test_stops_trigger_on_the_side_they_would_be_done_at(mkt: Market) -> None:
     buy_stop = mkt.buy("1", type=OrderType.STOP, stop_price=D("1.08600"))
     sell_stop = mkt.sell("1", type=OrderType.STOP, price=D("1.08300"))
-    assert buy_stop.stop_price == D("1.08600") and sell_stop.stop_price == D("1.08300")
+    assert buy_stop.stop_price == D("1.08600")
+    assert sell_stop.stop_price == D("1.08300")
     mkt.tick("EURUSD", "1.08300", "1.08310")  # the bid reaches the sell stop, not the ask
     (short,) = mkt.positions
-    assert short.side is Side.SELL and short.open_price == D("1.08300")
+    assert short.side is Side.SELL
+    assert short.open_price == D("1.08300")
     assert short.ticket == sell_stop.ticket
     mkt.tick("EURUSD", "1.08590", "1.08620")  # the ask gaps past the buy stop, not the bid
     long = next(p for p in mkt.positions if p.side is Side.BUY)
-    assert long.open_price == D("1.08620") and long.ticket == buy_stop.ticket  # slipped
+    assert long.open_price == D("1.08620")
+    assert long.ticket == buy_stop.ticket
 
 
 def test_a_stop_on_the_wrong_side_of_the_market_is_refused(mkt: Market) -> None:
@@ -279,26 +295,44 @@ def test_stop_limit_becomes_a_limit_when_triggered(mkt: Market) -> None:
     assert not mkt.positions
     result = mkt.tick("EURUSD", "1.08600", "1.08610")  # trigger: now a buy limit at 1.08550
     (triggered,) = result.orders
-    assert triggered.status is OrderStatus.PENDING and triggered.triggered_at == T0
+    assert triggered.status is OrderStatus.PENDING
+    assert triggered.triggered_at == T0
     mkt.tick("EURUSD", "1.08560", "1.08570")
     assert not mkt.positions
     mkt.tick("EURUSD", "1.08540", "1.08550")
     (pos,) = mkt.positions
-    assert pos.open_price == D("1.08550") and pos.ticket == order.ticket
+    assert pos.open_price == D("1.08550")
+    assert pos.ticket == order.ticket
 
 
 def test_modifying_a_limit_across_the_market_fills_it(mkt: Market) -> None:
     order = mkt.buy("1", type=OrderType.LIMIT, price=D("1.08000"))
     result = mkt.engine.modify_order("alice", order.id, OrderChanges(price=D("1.08500")))
-    assert isinstance(result.subject, Order) and result.subject.status is OrderStatus.FILLED
+    assert isinstance(result.subject, Order)
+    assert result.subject.status is OrderStatus.FILLED
     assert mkt.positions[0].open_price == D("1.08500")
+
+
+def test_modifying_a_stop_keeps_it_on_the_right_side_of_the_market(mkt: Market) -> None:
+    order = mkt.buy("1", type=OrderType.STOP, stop_price=D("1.08600"))
+    with pytest.raises(ValidationError):
+        mkt.engine.modify_order("alice", order.id, OrderChanges(stop_price=D("1.08400")))
+    result = mkt.engine.modify_order(
+        "alice", order.id, OrderChanges(stop_price=D("1.08700"), volume=D("2"))
+    )
+    (moved,) = result.orders
+    assert (moved.price, moved.stop_price, moved.volume) == (D("1.08700"), D("1.08700"), D("2"))
+    assert mkt.engine.order("alice", order.id) == moved
+    mkt.tick("EURUSD", "1.08600", "1.08610")  # the old trigger no longer fires
+    assert not mkt.positions
 
 
 def test_cancelling_a_pending_order(mkt: Market) -> None:
     order = mkt.buy("1", type=OrderType.LIMIT, price=D("1.08000"))
     result = mkt.engine.cancel_order("alice", order.id)
     (cancelled,) = result.orders
-    assert cancelled.status is OrderStatus.CANCELLED and cancelled.cancelled_at == T0
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert cancelled.cancelled_at == T0
     mkt.tick("EURUSD", "1.07990", "1.08000")
     assert not mkt.positions
     with pytest.raises(NotFoundError):
@@ -315,14 +349,17 @@ def thin() -> Market:
 
 def test_fok_that_cannot_fill_entirely_fills_nothing(thin: Market) -> None:
     order = thin.buy("3", time_in_force=TimeInForce.FOK)
-    assert order.status is OrderStatus.CANCELLED and order.filled_volume == 0
-    assert not thin.positions and thin.account.balance == D("10000.00")
+    assert order.status is OrderStatus.CANCELLED
+    assert order.filled_volume == 0
+    assert not thin.positions
+    assert thin.account.balance == D("10000.00")
     assert thin.buy("2", time_in_force=TimeInForce.FOK).status is OrderStatus.FILLED
 
 
 def test_ioc_fills_what_is_there_and_cancels_the_rest(thin: Market) -> None:
     order = thin.buy("3", time_in_force=TimeInForce.IOC)
-    assert order.status is OrderStatus.CANCELLED and order.filled_volume == D("2")
+    assert order.status is OrderStatus.CANCELLED
+    assert order.filled_volume == D("2")
     assert thin.positions[0].volume == D("2")
     thin.tick("EURUSD", "1.08490", "1.08500")
     assert thin.positions[0].volume == D("2")  # nothing more later
@@ -330,10 +367,12 @@ def test_ioc_fills_what_is_there_and_cancels_the_rest(thin: Market) -> None:
 
 def test_gtc_market_rest_fills_from_the_next_quote(thin: Market) -> None:
     order = thin.buy("3")
-    assert order.status is OrderStatus.PENDING and order.filled_volume == D("2")
+    assert order.status is OrderStatus.PENDING
+    assert order.filled_volume == D("2")
     thin.tick("EURUSD", "1.08510", "1.08520")
     (pos,) = thin.positions  # the same order's fills share one position
-    assert pos.ticket == order.ticket and pos.volume == D("3")
+    assert pos.ticket == order.ticket
+    assert pos.volume == D("3")
     # (1.08500 * 2 + 1.08520 * 1) / 3 = 1.0850666.. kept to 3 extra digits
     assert pos.open_price == D("1.08506667")
     # each fill's margin at its own rate: 2000 EUR * 1.08500 + 1000 EUR * 1.08520
@@ -344,7 +383,8 @@ def test_gtc_market_rest_fills_from_the_next_quote(thin: Market) -> None:
 
 def test_ioc_limit_that_is_not_marketable_is_cancelled(mkt: Market) -> None:
     order = mkt.buy("1", type=OrderType.LIMIT, price=D("1.08000"), time_in_force=TimeInForce.IOC)
-    assert order.status is OrderStatus.CANCELLED and mkt.engine.orders("alice") == []
+    assert order.status is OrderStatus.CANCELLED
+    assert mkt.engine.orders("alice") == []
 
 
 def test_order_book_depth(thin: Market) -> None:
@@ -370,8 +410,10 @@ def test_long_stop_loss_triggers_on_the_bid(mkt: Market) -> None:
         OrderReason.STOP_LOSS,
     )
     (closing,) = result.orders
-    assert closing.comment == "[sl 1.08300]" and closing.status is OrderStatus.FILLED
-    assert not mkt.positions and mkt.account.balance == D("9800.00")
+    assert closing.comment == "[sl 1.08300]"
+    assert closing.status is OrderStatus.FILLED
+    assert not mkt.positions
+    assert mkt.account.balance == D("9800.00")
 
 
 def test_long_take_profit_triggers_on_the_bid(mkt: Market) -> None:
@@ -380,7 +422,8 @@ def test_long_take_profit_triggers_on_the_bid(mkt: Market) -> None:
     assert mkt.positions
     result = mkt.tick("EURUSD", "1.08810", "1.08820")
     (out,) = result.deals
-    assert out.reason is OrderReason.TAKE_PROFIT and out.profit == D("310.00")
+    assert out.reason is OrderReason.TAKE_PROFIT
+    assert out.profit == D("310.00")
 
 
 def test_short_stop_loss_triggers_on_the_ask(mkt: Market) -> None:
@@ -402,7 +445,8 @@ def test_short_take_profit_triggers_on_the_ask(mkt: Market) -> None:
     mkt.tick("EURUSD", "1.08290", "1.08305")  # the bid passes the take profit, the ask not
     assert mkt.positions
     (out,) = mkt.tick("EURUSD", "1.08285", "1.08300").deals
-    assert out.reason is OrderReason.TAKE_PROFIT and out.profit == D("190.00")
+    assert out.reason is OrderReason.TAKE_PROFIT
+    assert out.profit == D("190.00")
 
 
 def test_stops_on_the_wrong_side_are_refused(mkt: Market) -> None:
@@ -435,7 +479,8 @@ def test_stop_out_closes_the_largest_loss_first() -> None:
     # equity 1000 - 650 - 30 = 320.00; margin 745.50; level 42.92 % < 50 %
     result = mkt.tick("EURUSD", "1.07200", "1.07210")
     (out,) = result.deals
-    assert out.position_ticket == eur.ticket and out.reason is OrderReason.STOP_OUT
+    assert out.position_ticket == eur.ticket
+    assert out.reason is OrderReason.STOP_OUT
     assert out.profit == D("-650.00")
     assert result.orders[0].comment == "[so 42.92%]"
     # left: gold; equity 320.00, margin 203.00, level 157.64 %: no further stop-out
@@ -453,7 +498,8 @@ def test_margin_call_flag_below_the_margin_call_level() -> None:
     mkt.tick("EURUSD", "1.07600", "1.07610")  # -450.00: equity 550.00, level 101.38 %
     assert not mkt.account.margin_call
     mkt.tick("EURUSD", "1.07500", "1.07510")  # -500.00: equity 500.00, level 92.17 %
-    assert mkt.account.margin_call and mkt.positions
+    assert mkt.account.margin_call
+    assert mkt.positions
 
 
 # -- netting ---------------------------------------------------------------------------------
@@ -465,7 +511,8 @@ def test_netting_adds_reduces_and_reverses_one_position() -> None:
     mkt.tick("EURUSD", "1.08590", "1.08600")
     mkt.buy("1")  # at 1.08600
     (pos,) = mkt.positions
-    assert pos.ticket == first.ticket and pos.volume == D("2")
+    assert pos.ticket == first.ticket
+    assert pos.volume == D("2")
     assert pos.open_price == D("1.08550")  # (1.08500 + 1.08600) / 2
     assert pos.margin == D("2171.00")  # 1085.00 + 1086.00
 
@@ -475,14 +522,18 @@ def test_netting_adds_reduces_and_reverses_one_position() -> None:
     )
     (out,) = result.deals
     # (1.08650 - 1.08550) * 50000 = 50.00
-    assert out.entry is DealEntry.OUT and out.profit == D("50.00")
+    assert out.entry is DealEntry.OUT
+    assert out.profit == D("50.00")
     (pos,) = mkt.positions
-    assert pos.ticket == first.ticket and pos.volume == D("1.5")
+    assert pos.ticket == first.ticket
+    assert pos.volume == D("1.5")
 
     reverse = mkt.sell("2")  # closes 1.5, opens 0.5 short
     (short,) = mkt.positions
-    assert short.side is Side.SELL and short.volume == D("0.5")
-    assert short.ticket == reverse.ticket and short.open_price == D("1.08650")
+    assert short.side is Side.SELL
+    assert short.volume == D("0.5")
+    assert short.ticket == reverse.ticket
+    assert short.open_price == D("1.08650")
     # realised: 50.00 + (1.08650 - 1.08550) * 150000 = 50.00 + 150.00
     assert mkt.account.balance == D("10200.00")
 
@@ -513,7 +564,15 @@ def test_refusals_carry_seed_003_codes(mkt: Market) -> None:
     mkt.open = False
     with pytest.raises(MarketClosedError):
         mkt.buy("1")
-    assert mkt.engine.orders("alice") == [] and mkt.positions == []
+    assert mkt.engine.orders("alice") == []
+    assert mkt.positions == []
+
+
+def test_quotes_for_unknown_symbols_or_crossed_prices_change_nothing(mkt: Market) -> None:
+    mkt.buy("1")
+    assert mkt.tick("NOPE", "1.0", "1.1") == EngineResult()
+    assert mkt.tick("EURUSD", "1.09000", "1.08000") == EngineResult()  # bid above ask
+    assert mkt.positions[0].current_price == D("1.08490")
 
 
 def test_foreign_and_unknown_ids_are_not_found(mkt: Market) -> None:
@@ -536,7 +595,8 @@ def test_a_pending_order_without_margin_at_the_trigger_is_rejected() -> None:
     mkt.buy("1")  # uses 1085.00 of the margin
     result = mkt.tick("EURUSD", "1.08390", "1.08400")
     (rejected,) = result.orders
-    assert rejected.status is OrderStatus.REJECTED and "margin" in (rejected.reject_reason or "")
+    assert rejected.status is OrderStatus.REJECTED
+    assert "margin" in (rejected.reject_reason or "")
     assert len(mkt.positions) == 1
 
 
@@ -550,7 +610,8 @@ def test_the_day_baseline_rolls_at_utc_midnight(mkt: Market) -> None:
     mkt.clock.t = T0 + 2 * 3600  # past midnight UTC
     result = mkt.tick("EURUSD", "1.08650", "1.08660")
     (acc,) = result.accounts
-    assert acc.day_start == "2023-11-15" and acc.day_start_equity == D("10200.00")
+    assert acc.day_start == "2023-11-15"
+    assert acc.day_start_equity == D("10200.00")
     assert acc.day_pnl == D("-50.00")
 
 

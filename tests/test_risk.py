@@ -154,15 +154,18 @@ def test_daily_loss_alert_at_80_percent_once_per_day() -> None:
     clock[0] = T0 + 2 * 3600
     next_day = replace(account("9195.00"), day_start="2023-11-15")
     again = monitor.observe(next_day)
-    assert again is not None and again["alertId"] == "alert_2"
+    assert again is not None
+    assert again["alertId"] == "alert_2"
 
 
 def test_daily_loss_alert_is_critical_at_the_limit() -> None:
     monitor = DailyLossMonitor(RiskLimits(max_daily_loss=D("1000")), clock=lambda: T0)
     assert monitor.observe(account("9100.00"))["severity"] == "WARNING"  # type: ignore[index]
     critical = monitor.observe(account("8990.00"))  # 101 %
-    assert critical is not None and critical["severity"] == "CRITICAL"
-    assert critical["threshold"] == 100 and critical["current"] == 101.0
+    assert critical is not None
+    assert critical["severity"] == "CRITICAL"
+    assert critical["threshold"] == 100
+    assert critical["current"] == 101.0
     assert monitor.observe(account("8000.00")) is None
 
 

@@ -112,8 +112,7 @@ class Accounting:
         used = round_money(used, ccy)
         equity = mt5.equity(acc.balance, floating, swap)
         level = mt5.margin_level(equity, used)
-        new = replace(
-            acc,
+        new = acc.evolve(
             equity=equity,
             margin=used,
             free_margin=mt5.free_margin(equity, used),

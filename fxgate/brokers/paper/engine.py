@@ -279,49 +279,7 @@ class PaperEngine:
         spec = self._specs[order.symbol]
         self._require_open(order.symbol, now)
         prices = self._require_prices(order.symbol)
-        price, stop_price = order.price, order.stop_price
-        new_price = check.price_or_none(spec, changes.price, "price")
-        new_stop = check.price_or_none(spec, changes.stop_price, "stopPrice")
-        if order.type is OrderType.MARKET and (new_price or new_stop):
-            raise ValidationError("A market order has no price to change")
-        if order.type is OrderType.STOP:
-            trigger = new_stop or new_price
-            if trigger is not None:
-                price = stop_price = trigger
-        else:
-            price = new_price or price
-            if new_stop is not None:
-                if order.type is not OrderType.STOP_LIMIT or order.triggered_at is not None:
-                    raise ValidationError("Only an untriggered stop-limit order has a stop price")
-                stop_price = new_stop
-        volume = order.volume if changes.volume is None else changes.volume
-        if changes.volume is not None:
-            check.check_volume(spec, volume)
-            if volume <= order.filled_volume:
-                raise ValidationError("The volume must stay above what has already filled")
-        sl = (
-            order.stop_loss
-            if changes.stop_loss is None
-            else check.price_or_none(spec, changes.stop_loss, "stopLoss")
-        )
-        tp = (
-            order.take_profit
-            if changes.take_profit is None
-            else check.price_or_none(spec, changes.take_profit, "takeProfit")
-        )
-        reference = exit_price(order.side, prices) if price is None else price
-        check.check_stops(spec, order.side, reference, sl, tp)
-        if stop_price is not None and order.triggered_at is None:
-            check.check_trigger_not_reached(order.side, stop_price, prices)
-        order = replace(
-            order,
-            price=price,
-            stop_price=stop_price,
-            volume=volume,
-            stop_loss=sl,
-            take_profit=tp,
-            updated_at=now,
-        )
+        order = check.apply_changes(spec, order, changes, prices, now)
         if matching.executes_as_limit(order) and matching.limit_reached(order, prices):
             order = self._x.execute(tx, order, prices, placing=True)
         else:

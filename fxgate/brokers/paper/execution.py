@@ -62,7 +62,7 @@ class Executor:
                 self.work(tx, order, prices)
         for pos in self._ledger.positions_of_symbol(symbol):
             reason = matching.stop_hit(pos, prices)
-            if reason is not None:
+            if reason is not None and self._can_value(pos):
                 level = pos.stop_loss if reason is OrderReason.STOP_LOSS else pos.take_profit
                 comment = f"[{reason.value} {level}]"
                 self.close(tx, pos, pos.volume, exit_price(pos.side, prices), reason, comment)
@@ -200,7 +200,7 @@ class Executor:
             return
         if current == pos.current_price and value == pos.profit:
             return
-        pos = replace(pos, current_price=current, profit=value, updated_at=self.now)
+        pos = pos.evolve(current_price=current, profit=value, updated_at=self.now)
         self._ledger.put_position(pos)
         tx.mark(pos)
 
@@ -215,11 +215,17 @@ class Executor:
             prices = self._prices.get(worst.symbol)
             if prices is None:
                 return
-            try:
-                self._acct.check_rates(worst.symbol, acc.currency)
-            except TradingError:
+            if not self._can_value(worst):
                 return
             comment = f"[so {acc.margin_level}%]"
             price = exit_price(worst.side, prices)
             self.close(tx, worst, worst.volume, price, OrderReason.STOP_OUT, comment)
             acc = self._acct.refresh(user_id, self.now)
+
+    def _can_value(self, pos: Position) -> bool:
+        """Whether the prices needed to book a close of ``pos`` are all there."""
+        try:
+            self._acct.check_rates(pos.symbol, self._ledger.accounts[pos.user_id].currency)
+        except TradingError:
+            return False
+        return True

@@ -6,15 +6,24 @@ itself is wrong, whatever the state of the account.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
-from fxgate.brokers.paper.margin import BidAsk
+from fxgate.brokers.paper.margin import BidAsk, exit_price
 from fxgate.domain.errors import ValidationError
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.money import round_price
-from fxgate.domain.trading import OrderRequest, OrderType, Side, check_volume
+from fxgate.domain.trading import (
+    Order,
+    OrderChanges,
+    OrderRequest,
+    OrderType,
+    Side,
+    check_volume,
+)
 
 __all__ = [
+    "apply_changes",
     "check_stops",
     "check_trigger_not_reached",
     "check_volume",
@@ -106,3 +115,53 @@ def check_stops(
 
 def _sd(reference: Decimal) -> dict[str, str]:
     return {"reference": str(reference)}
+
+
+def apply_changes(
+    spec: SymbolSpec, order: Order, changes: OrderChanges, prices: BidAsk, now: float
+) -> Order:
+    """The pending order as modified, checked against the market as a new order would be.
+
+    A stop order's trigger may be changed through ``price`` or ``stop_price``; only an
+    untriggered stop-limit has a separate trigger to change; a market order's waiting
+    rest has no price at all.
+    """
+    price, stop_price = order.price, order.stop_price
+    new_price = price_or_none(spec, changes.price, "price")
+    new_stop = price_or_none(spec, changes.stop_price, "stopPrice")
+    if order.type is OrderType.MARKET and (new_price or new_stop):
+        raise ValidationError("A market order has no price to change")
+    if order.type is OrderType.STOP:
+        trigger = new_stop or new_price
+        if trigger is not None:
+            price = stop_price = trigger
+    else:
+        price = new_price or price
+        if new_stop is not None:
+            if order.type is not OrderType.STOP_LIMIT or order.triggered_at is not None:
+                raise ValidationError("Only an untriggered stop-limit order has a stop price")
+            stop_price = new_stop
+    volume = order.volume
+    if changes.volume is not None:
+        volume = changes.volume
+        check_volume(spec, volume)
+        if volume <= order.filled_volume:
+            raise ValidationError("The volume must stay above what has already filled")
+    sl, tp = order.stop_loss, order.take_profit
+    if changes.stop_loss is not None:
+        sl = price_or_none(spec, changes.stop_loss, "stopLoss")
+    if changes.take_profit is not None:
+        tp = price_or_none(spec, changes.take_profit, "takeProfit")
+    reference = exit_price(order.side, prices) if price is None else price
+    check_stops(spec, order.side, reference, sl, tp)
+    if stop_price is not None and order.triggered_at is None:
+        check_trigger_not_reached(order.side, stop_price, prices)
+    return replace(
+        order,
+        price=price,
+        stop_price=stop_price,
+        volume=volume,
+        stop_loss=sl,
+        take_profit=tp,
+        updated_at=now,
+    )

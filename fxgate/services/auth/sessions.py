@@ -1,0 +1,232 @@
+"""Log in, refresh, log out: the session rules of DESIGN.md "REST", with no HTTP in sight.
+
+Refresh tokens are opaque random strings (``rt_`` + 43 URL-safe characters). The store
+keeps only their SHA-256 as the ``jti``: a leaked database holds no usable refresh token,
+and a random 256-bit token needs no slow hash. Every rotation issues a new token in the
+same *family*; the old one is spent with a compare-and-set, so presenting it again is
+reuse (a thief and the owner racing with one token) and revokes the whole family.
+
+A family keeps the lifetime it started with: 7 days (``auth.refresh_token_ttl``), or
+:data:`SHORT_SESSION_TTL` when the login said ``rememberMe: false``; each rotation
+renews it (a sliding session), so an active user stays signed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from fxgate.domain.errors import AuthenticationError
+from fxgate.domain.roles import Role
+from fxgate.services.auth.apikeys import ApiKeyService
+from fxgate.services.auth.passwords import hash_password, needs_rehash, verify_password
+from fxgate.services.auth.tokens import Claims, TokenService
+from fxgate.store.port import Store
+from fxgate.store.records import RefreshToken, User, email_key
+
+#: Refresh-token lifetime for ``rememberMe: false``: a day, for a shared computer.
+SHORT_SESSION_TTL = 86_400
+
+REFRESH_PREFIX = "rt_"
+BAD_LOGIN = "Invalid email or password"
+BAD_REFRESH = "Invalid or expired refresh token"
+
+
+def refresh_jti(token: str) -> str:
+    """The id a refresh token is stored under: its SHA-256, never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What a login or a refresh hands the client (seed 003's token fields)."""
+
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    claims: Claims
+
+
+class SessionService:
+    def __init__(
+        self,
+        store: Store,
+        tokens: TokenService,
+        api_keys: ApiKeyService,
+        *,
+        access_ttl: int,
+        refresh_ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.api_keys = api_keys
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def _audit(self, actor: str, action: str, target: str, **details: object) -> None:
+        await self.store.append_audit(actor, action, target, details)
+
+    # -- logging in --------------------------------------------------------------------
+
+    async def login(
+        self, email: str, password: str, *, remember_me: bool | None = None, ip: str = ""
+    ) -> Session:
+        """A session for a correct email and password.
+
+        A wrong password and an unknown email fail alike, in message and in time (the
+        password is hashed either way), so the API does not reveal who has an account.
+        """
+        user = await self.store.get_user_by_email(email)
+        stored_hash = user.password_hash if user else None
+        # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+        ok = await asyncio.to_thread(verify_password, stored_hash, password)
+        if user is None or not ok:
+            await self._audit(
+                user.id if user else "anonymous",
+                "auth.login_failed",
+                user.id if user else email_key(email),
+                method="password",
+                reason="bad_credentials",
+                ip=ip,
+            )
+            raise AuthenticationError(BAD_LOGIN)
+        if user.disabled:
+            await self._audit(
+                user.id, "auth.login_failed", user.id, method="password", reason="disabled", ip=ip
+            )
+            raise AuthenticationError("Account disabled")
+        if stored_hash and needs_rehash(stored_hash):
+            new_hash = await asyncio.to_thread(hash_password, password)
+            await self.store.update_user(user.id, password_hash=new_hash)
+        ttl = self.refresh_ttl if remember_me is not False else min(
+            self.refresh_ttl, SHORT_SESSION_TTL
+        )
+        session = await self._open(user, family_id=secrets.token_hex(16), refresh_ttl=ttl)
+        await self._audit(
+            user.id,
+            "auth.login",
+            user.id,
+            method="password",
+            ip=ip,
+            jti=session.claims.jti,
+            remember_me=remember_me is not False,
+        )
+        return session
+
+    async def login_with_api_key(
+        self, api_key: str, signature: str, timestamp: int, *, ip: str = ""
+    ) -> Session:
+        """A session for a program that signed ``POST /auth/login`` with its key."""
+        try:
+            key = await self.api_keys.verify_signature(api_key, signature, timestamp)
+        except AuthenticationError as exc:
+            await self._audit(
+                "anonymous",
+                "auth.login_failed",
+                f"apikey:{api_key[:40]}",
+                method="api_key",
+                reason=exc.message,
+                ip=ip,
+            )
+            raise
+        user = await self.store.get_user(key.user_id)
+        if user is None or user.disabled:
+            await self._audit(
+                key.user_id,
+                "auth.login_failed",
+                key.user_id,
+                method="api_key",
+                reason="disabled",
+                ip=ip,
+            )
+            raise AuthenticationError("Account disabled")
+        session = await self._open(user, family_id=secrets.token_hex(16))
+        await self._audit(
+            user.id,
+            "auth.login",
+            user.id,
+            method="api_key",
+            api_key=key.key_id,
+            ip=ip,
+            jti=session.claims.jti,
+        )
+        return session
+
+    async def _open(self, user: User, *, family_id: str, refresh_ttl: int | None = None) -> Session:
+        ttl = refresh_ttl if refresh_ttl is not None else self.refresh_ttl
+        refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        await self.store.save_refresh_token(
+            jti=refresh_jti(refresh),
+            family_id=family_id,
+            user_id=user.id,
+            expires_at=self._now() + timedelta(seconds=ttl),
+        )
+        access, claims = self.tokens.issue(
+            user.id, Role(user.role), tier=user.tier, ttl=self.access_ttl
+        )
+        return Session(user, access, refresh, self.access_ttl, claims)
+
+    # -- refreshing ---------------------------------------------------------------------
+
+    async def refresh(self, token: str, *, ip: str = "") -> Session:
+        """Spend ``token`` for a new pair. The user's current role and tier go into the
+        new access token, so a role change takes effect at the next refresh."""
+        jti = refresh_jti(token)
+        record = await self.store.get_refresh_token(jti)
+        if record is None or record.revoked_at is not None or record.expires_at <= self._now():
+            raise AuthenticationError(BAD_REFRESH)
+        if not await self.store.mark_refresh_token_used(jti):
+            revoked = await self.store.revoke_refresh_family(record.family_id)
+            await self._audit(
+                record.user_id,
+                "auth.refresh_reuse",
+                record.user_id,
+                family=record.family_id,
+                revoked=revoked,
+                ip=ip,
+            )
+            raise AuthenticationError(
+                "Refresh token already used: the session was revoked, log in again"
+            )
+        user = await self.store.get_user(record.user_id)
+        if user is None or user.disabled:
+            await self.store.revoke_refresh_family(record.family_id)
+            raise AuthenticationError("Account disabled")
+        return await self._open(user, family_id=record.family_id, refresh_ttl=_lifetime(record))
+
+    # -- logging out ----------------------------------------------------------------------
+
+    async def logout(self, claims: Claims, refresh_token: str | None, *, ip: str = "") -> None:
+        """End the session: the refresh family (if the token is the caller's) and the
+        access token itself, which stays refused until it would have expired."""
+        family = None
+        if refresh_token:
+            record = await self.store.get_refresh_token(refresh_jti(refresh_token))
+            if record is not None and record.user_id == claims.sub:
+                family = record.family_id
+                await self.store.revoke_refresh_family(family)
+        await self.store.revoke_jti(claims.jti, datetime.fromtimestamp(claims.exp, UTC))
+        await self._audit(
+            claims.sub, "auth.logout", claims.sub, jti=claims.jti, family=family, ip=ip
+        )
+
+    async def current_user(self, claims: Claims) -> User:
+        user = await self.store.get_user(claims.sub)
+        if user is None or user.disabled:
+            raise AuthenticationError("Account disabled or removed")
+        return user
+
+
+def _lifetime(record: RefreshToken) -> int:
+    return max(1, int((record.expires_at - record.created_at).total_seconds()))

@@ -1,0 +1,62 @@
+"""What every REST handler shares: the node, the services, and the per-process limits.
+
+Built once per application by :func:`fxgate.web.rest.routes.rest_routes` and handed to
+each handler through Tornado's ``initialize``, so the handlers hold no module globals
+and two apps in one process (the tests) never share a rate limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fxgate.node import Node
+from fxgate.services.auth.apikeys import ApiKeyService
+from fxgate.services.auth.sessions import SessionService
+from fxgate.services.strategies import StrategyService
+from fxgate.web.rest.ratelimit import RateLimiter
+
+#: Seed 003: "Rate Limiting: 100 requests/minute per user".
+DEFAULT_REQUESTS_PER_MINUTE = 100
+#: Password guesses per (email, client IP) and minute before 429.
+DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE = 10
+
+
+@dataclass
+class RestContext:
+    node: Node
+    sessions: SessionService
+    api_keys: ApiKeyService
+    strategies: StrategyService
+    user_limiter: RateLimiter
+    login_limiter: RateLimiter
+    #: The handler classes served, for the OpenAPI document (set by ``rest_routes``).
+    handlers: tuple[type[Any], ...] = ()
+    openapi: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, node: Node) -> RestContext:
+        s = node.settings
+        # Read with a fallback: these keys are proposed for config.settings; until they
+        # exist the seed's numbers apply.
+        per_minute = int(
+            getattr(s.server, "rate_limit_per_minute", DEFAULT_REQUESTS_PER_MINUTE)
+        )
+        logins = int(
+            getattr(s.auth, "login_attempts_per_minute", DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE)
+        )
+        api_keys = ApiKeyService(node.store, window=s.auth.signature_window)
+        return cls(
+            node=node,
+            sessions=SessionService(
+                node.store,
+                node.tokens,
+                api_keys,
+                access_ttl=s.auth.access_token_ttl,
+                refresh_ttl=s.auth.refresh_token_ttl,
+            ),
+            api_keys=api_keys,
+            strategies=StrategyService(node.store),
+            user_limiter=RateLimiter(per_minute),
+            login_limiter=RateLimiter(logins),
+        )

@@ -1,0 +1,119 @@
+"""Request bodies and query strings into validated models, or a VALIDATION_ERROR.
+
+The error ``details`` list every problem at once, one ``{field, message, type}`` per
+field, so a form can mark all bad inputs in one round trip. They never echo the input:
+a rejected value may be a password.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel
+
+from fxgate.domain.errors import ValidationError
+
+#: Bodies larger than this are refused before parsing (no endpoint needs more).
+MAX_BODY_BYTES = 1024 * 1024
+
+_MESSAGES = {
+    "extra_forbidden": "Unknown field",
+    "missing": "Field required",
+}
+
+
+def field_error(field: str, message: str, kind: str) -> dict[str, str]:
+    return {"field": field, "message": message, "type": kind}
+
+
+def invalid(message: str, details: Sequence[Mapping[str, str]]) -> ValidationError:
+    return ValidationError(message, details=list(details))
+
+
+def _loc(loc: Iterable[int | str]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def error_details(exc: pydantic.ValidationError) -> list[dict[str, str]]:
+    return [
+        field_error(_loc(err["loc"]) or "body", _MESSAGES.get(err["type"], err["msg"]), err["type"])
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON, and no price or volume may be either.
+    raise ValueError(f"{name} is not allowed")
+
+
+def decode_json(raw: bytes) -> Any:
+    """Parse a body; numbers with a fraction become Decimal so money keeps its digits.
+
+    Malformed JSON is a 422 VALIDATION_ERROR like any other bad input: one status per
+    error code (``domain.errors.HTTP_STATUS``), so a client needs one branch for it.
+    """
+    if len(raw) > MAX_BODY_BYTES:
+        raise ValidationError(
+            f"Request body too large (limit {MAX_BODY_BYTES} bytes)",
+            details=[field_error("body", "Too large", "too_large")],
+            status=413,
+        )
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        message = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise invalid(
+            "Malformed JSON body", [field_error("body", f"Invalid JSON: {message}", "json_invalid")]
+        ) from None
+
+
+def choose_model(data: Mapping[str, Any], models: Sequence[type[BaseModel]]) -> type[BaseModel]:
+    """The body shape a client meant, for endpoints that accept several.
+
+    The first model owning a field that only it has and that the body sends wins, so a
+    body gets the errors of the shape it was aiming at, not of every alternative.
+    """
+    if len(models) == 1:
+        return models[0]
+    names = [{f.alias or n for n, f in m.model_fields.items()} for m in models]
+    for i, model in enumerate(models):
+        others = set().union(*(n for j, n in enumerate(names) if j != i))
+        if (names[i] - others) & data.keys():
+            return model
+    return models[0]
+
+
+def parse_body(raw: bytes, models: Sequence[type[BaseModel]]) -> BaseModel:
+    data = decode_json(raw)
+    if not isinstance(data, dict):
+        raise invalid(
+            "Request body must be a JSON object",
+            [field_error("body", "Expected a JSON object", "model_type")],
+        )
+    model = choose_model(data, models)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise invalid("Invalid request body", error_details(exc)) from None
+
+
+def parse_query(args: Mapping[str, list[bytes]], model: type[BaseModel]) -> BaseModel:
+    """Query parameters (the last value of a repeated one wins) into ``model``."""
+    data: dict[str, str] = {}
+    for name, values in args.items():
+        try:
+            data[name] = values[-1].decode()
+        except UnicodeDecodeError:
+            raise invalid(
+                "Invalid query parameter", [field_error(name, "Not UTF-8", "string_unicode")]
+            ) from None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise invalid("Invalid query parameters", error_details(exc)) from None
