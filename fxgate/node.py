@@ -17,20 +17,25 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from fxgate import __version__
+from fxgate.brokers.paper.broker import PaperBroker
 from fxgate.brokers.paper.feed import MarketSimulator
 from fxgate.brokers.paper.hours import make_hours
+from fxgate.brokers.paper.settings import PaperSettings
 from fxgate.bus.local import LocalBus
 from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
 from fxgate.domain.market import DEFAULT_SYMBOLS, SymbolSpec
+from fxgate.domain.trading import AccountMode
 from fxgate.hub.hub import Hub
 from fxgate.plugins.channel import Channel
 from fxgate.plugins.manager import await_me_maybe, make_plugin_manager
 from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.tokens import TokenService
-from fxgate.services.health import DOWN, HEALTHY, HealthMonitor
+from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
+from fxgate.services.risk import RiskLimits
+from fxgate.services.trading import TradingService
 from fxgate.store.factory import build_store
 from fxgate.store.port import Store
 
@@ -81,6 +86,8 @@ class Node:
         self.hub: Hub | None = None
         self.bus: LocalBus | None = None
         self.market: MarketService | None = None
+        self.broker: PaperBroker | None = None
+        self.trading: TradingService | None = None
         self.stopping = False
 
     # -- the API plugins use ---------------------------------------------------------
@@ -117,14 +124,43 @@ class Node:
         log.info("signing key ready", extra={"kid": key.kid})
         self.keyring.on_retired(self._kick_retired)
 
-        source = MarketSimulator(
-            paper_symbols(s.paper.symbols),
-            seed=s.paper.seed,
-            hours=make_hours(s.paper.market_hours),
-            tick_rate=s.paper.tick_rate,
-        )
+        specs = paper_symbols(s.paper.symbols)
+        hours = make_hours(s.paper.market_hours)
+        source = MarketSimulator(specs, seed=s.paper.seed, hours=hours, tick_rate=s.paper.tick_rate)
         # The market service needs a publish target before the hub exists: bind late.
         self.market = MarketService(source, self.publish, tick_rate=s.paper.tick_rate)
+        self.broker = PaperBroker(
+            specs,
+            self.store,
+            settings=PaperSettings(
+                initial_balance=s.paper.initial_balance,
+                currency=s.paper.currency,
+                leverage=s.paper.leverage,
+                mode=AccountMode(s.paper.account_mode),
+                commission_per_lot=s.paper.commission_per_lot,
+                stop_out_level=s.paper.stop_out_level,
+                margin_call_level=s.paper.margin_call_level,
+            ),
+            is_open=hours.is_open,
+        )
+        await self.broker.start()
+        for quote in self.market.latest():  # prices before the first tick
+            self.broker.on_quote(quote)
+        self.market.add_listener(self.broker.on_quote)
+        self.trading = TradingService(
+            self.broker,
+            self.store,
+            self.publish,
+            limits=RiskLimits(
+                max_open_positions=s.risk.max_open_positions,
+                max_daily_loss=s.risk.max_daily_loss or None,
+                max_volume=s.risk.max_order_volume,
+            ),
+            spawn=self.spawn,
+        )
+        from fxgate.services import market_history
+
+        market_history.install(self)
 
         channels: list[Channel] = []
         for result in self.pm.hook.register_channels(node=self):
@@ -152,9 +188,9 @@ class Node:
 
     def _check_broker(self) -> str:
         market = self.market
-        if market is None or not market.running:
+        if market is None or not market.running or self.broker is None:
             return DOWN
-        return HEALTHY
+        return HEALTHY if self.broker.healthy else DEGRADED
 
     async def _refresh_keys(self) -> None:
         while True:
@@ -185,4 +221,6 @@ class Node:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.broker is not None:
+            await self.broker.stop()
         await self.store.close()

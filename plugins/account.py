@@ -5,9 +5,15 @@ The fields of seed 002's ``account_update``, for the dialects that follow.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from fxgate import hookimpl
+from fxgate.domain.events import Event
+from fxgate.domain.trading import Account
 from fxgate.node import Node
-from fxgate.plugins.channel import Channel
+from fxgate.plugins.channel import Channel, Filters, Principal
+from fxgate.services.presenters import account_payload
 
 
 class AccountChannel(Channel):
@@ -15,6 +21,17 @@ class AccountChannel(Channel):
     message_type = "account"
     scope = "user"
     description = "Account balance, equity and margin"
+
+    def payload(self, event: Event) -> Mapping[str, Any]:
+        data = event.data
+        return account_payload(data) if isinstance(data, Account) else super().payload(event)
+
+    async def snapshot(self, principal: Principal, filters: Filters) -> Iterable[Mapping[str, Any]]:
+        """The account as it is now."""
+        trading = self.node.trading if self.node else None
+        if trading is None:
+            return ()
+        return [account_payload(await trading.account(principal.user_id))]
 
 
 @hookimpl

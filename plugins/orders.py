@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from fxgate import hookimpl
+from fxgate.domain.events import Event
+from fxgate.domain.trading import Order
 from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filter
+from fxgate.plugins.channel import Channel, Filter, Filters, Principal
+from fxgate.services.presenters import order_payload
 
 
 class OrdersChannel(Channel):
@@ -17,6 +23,17 @@ class OrdersChannel(Channel):
         "connectionId": Filter("connectionId", "The broker connection it came from"),
     }
     description = "Order status updates"
+
+    def payload(self, event: Event) -> Mapping[str, Any]:
+        data = event.data
+        return order_payload(data) if isinstance(data, Order) else super().payload(event)
+
+    async def snapshot(self, principal: Principal, filters: Filters) -> Iterable[Mapping[str, Any]]:
+        """The user's working (pending) orders."""
+        trading = self.node.trading if self.node else None
+        if trading is None:
+            return ()
+        return [order_payload(o) for o in await trading.pending_orders(principal.user_id)]
 
 
 @hookimpl

@@ -41,6 +41,9 @@ class ServerSettings(Section):
     gc_freeze: bool = Field(
         True, description="gc.freeze() after start-up, keeping the cyclic GC off the hot path."
     )
+    rate_limit_per_minute: int = Field(
+        100, ge=1, description="REST requests per user per minute (seed 003)."
+    )
 
 
 class LogSettings(Section):
@@ -102,6 +105,9 @@ class AuthSettings(Section):
         30, gt=0, description="Seconds an API-key signature's timestamp may be off."
     )
     leeway: int = Field(0, ge=0, description="Clock skew tolerated on exp/iat, in seconds.")
+    login_attempts_per_minute: int = Field(
+        10, ge=1, description="Password attempts per email and client address per minute."
+    )
 
 
 class WsSettings(Section):

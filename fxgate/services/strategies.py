@@ -14,8 +14,8 @@ from typing import Any
 
 from fxgate.domain.errors import NotFoundError
 from fxgate.domain.timefmt import iso_ms
-from fxgate.store.records import Doc
 from fxgate.store.port import Store
+from fxgate.store.records import Doc
 
 ZERO_PERFORMANCE: Mapping[str, float | int] = {
     "totalTrades": 0,

@@ -109,8 +109,10 @@ class SessionService:
         if stored_hash and needs_rehash(stored_hash):
             new_hash = await asyncio.to_thread(hash_password, password)
             await self.store.update_user(user.id, password_hash=new_hash)
-        ttl = self.refresh_ttl if remember_me is not False else min(
-            self.refresh_ttl, SHORT_SESSION_TTL
+        ttl = (
+            self.refresh_ttl
+            if remember_me is not False
+            else min(self.refresh_ttl, SHORT_SESSION_TTL)
         )
         session = await self._open(user, family_id=secrets.token_hex(16), refresh_ttl=ttl)
         await self._audit(

@@ -39,9 +39,7 @@ class RestContext:
         s = node.settings
         # Read with a fallback: these keys are proposed for config.settings; until they
         # exist the seed's numbers apply.
-        per_minute = int(
-            getattr(s.server, "rate_limit_per_minute", DEFAULT_REQUESTS_PER_MINUTE)
-        )
+        per_minute = int(getattr(s.server, "rate_limit_per_minute", DEFAULT_REQUESTS_PER_MINUTE))
         logins = int(
             getattr(s.auth, "login_attempts_per_minute", DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE)
         )

@@ -43,7 +43,7 @@ class _Schemas:
 
     def __init__(self) -> None:
         self.pairs: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
-        self.refs: dict[tuple[type[BaseModel], JsonSchemaMode], Any] = {}
+        self.refs: dict[tuple[Any, JsonSchemaMode], Any] = {}
         self.defs: dict[str, Any] = {}
 
     def want(self, tp: Any, mode: JsonSchemaMode) -> None:
@@ -166,7 +166,12 @@ def _operation(
     if o.body is not None or o.query is not None or _PARAM.search(handler.path):
         codes.add(422)
     for code in sorted(codes):
-        responses[str(code)] = _error_response(_ERRORS.get(code, "Error"))
+        if not o.envelope and code in o.errors:
+            # A bare endpoint (health) answers its declared failure statuses in its
+            # own shape, as seed 004's clients expect.
+            responses[str(code)] = {**responses[str(o.status)], "description": "Failure"}
+        else:
+            responses[str(code)] = _error_response(_ERRORS.get(code, "Error"))
     out: dict[str, Any] = {
         "operationId": "".join(
             part.capitalize() if i else part for i, part in enumerate(name.split("_"))

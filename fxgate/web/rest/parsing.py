@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import pydantic
@@ -51,7 +50,9 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_json(raw: bytes) -> Any:
-    """Parse a body; numbers with a fraction become Decimal so money keeps its digits.
+    """Parse a body. Numbers stay floats: pydantic turns a float into a Decimal
+    through its shortest repr, so ``0.1`` becomes ``Decimal("0.1")`` where a model
+    asks for Decimal, while free-form objects stay plain JSON for the store.
 
     Malformed JSON is a 422 VALIDATION_ERROR like any other bad input: one status per
     error code (``domain.errors.HTTP_STATUS``), so a client needs one branch for it.
@@ -65,7 +66,7 @@ def decode_json(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=_reject_constant)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
         raise invalid(

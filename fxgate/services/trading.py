@@ -1,0 +1,299 @@
+"""Trading: what every order goes through before and after the broker.
+
+Before: the user's account exists, ``clientOrderId`` makes placement idempotent per
+user, and the risk checks (free margin, volume, open positions, daily loss) run
+whatever the broker. After: the broker's stored changes become channel events
+(``orders trades positions account``), the day's loss is watched for ``RISK_LIMIT``
+alerts (stored, then announced), and every closed trade refreshes the user's
+analytics. Every order, modification, cancellation and close is written to the audit
+log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from fxgate.brokers.paper.broker import PaperBroker
+from fxgate.brokers.port import BrokerEvent, BrokerEventKind
+from fxgate.domain.errors import FxgateError, NotFoundError, ValidationError
+from fxgate.domain.events import Event
+from fxgate.domain.trading import (
+    Account,
+    Deal,
+    DealEntry,
+    Order,
+    OrderChanges,
+    OrderRequest,
+    Position,
+)
+from fxgate.services.risk import DailyLossMonitor, RiskLimits, check_order
+from fxgate.store.port import Store
+
+log = logging.getLogger(__name__)
+
+_CHANNELS = {
+    BrokerEventKind.ORDER: "orders",
+    BrokerEventKind.DEAL: "trades",
+    BrokerEventKind.POSITION: "positions",
+    BrokerEventKind.ACCOUNT: "account",
+}
+
+
+class TradingService:
+    def __init__(
+        self,
+        broker: PaperBroker,
+        store: Store,
+        publish: Callable[[Event], None],
+        *,
+        limits: RiskLimits,
+        spawn: Callable[..., Any],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self._publish = publish
+        self._spawn = spawn
+        self._clock = clock
+        self.limits = limits
+        self.loss_monitor = DailyLossMonitor(limits, clock=clock)
+        # One lock per (user, clientOrderId) while requests for it are in flight.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self._accounts: dict[str, Account] = {}
+        self._analytics_due: set[str] = set()
+        broker.subscribe(self.on_broker_event)
+
+    # -- orders ------------------------------------------------------------------------
+
+    async def place_order(self, user_id: str, request: OrderRequest) -> tuple[Order, bool]:
+        """The order, and whether it was created now (False: an earlier order with the
+        same ``clientOrderId``, returned as it is, with nothing new opened)."""
+        cid = request.client_order_id
+        if cid is None:
+            return await self._place(user_id, request), True
+        lock = self._locks.get((user_id, cid))
+        if lock is None:
+            lock = self._locks[(user_id, cid)] = asyncio.Lock()
+        async with lock:
+            existing = await self.store.get_order_by_client_id(user_id, cid)
+            if existing is not None:
+                return Order.from_record(existing), False
+            return await self._place(user_id, request), True
+
+    async def _place(self, user_id: str, request: OrderRequest) -> Order:
+        broker = self.broker
+        await broker.ensure_account(user_id)
+        engine = broker.engine
+        spec = engine.specs.get(request.symbol)
+        if spec is None:
+            raise ValidationError(
+                f"Unknown symbol {request.symbol}",
+                details={"field": "symbol", "symbols": sorted(engine.specs)},
+            )
+        account = engine.account(user_id)
+        positions = engine.positions(user_id)
+        try:
+            margin = engine.required_margin(
+                user_id, request.symbol, request.side, request.volume, request.price
+            )
+        except FxgateError:
+            margin = Decimal(0)  # the broker's own checks will say what is wrong
+        try:
+            check_order(
+                request,
+                spec=spec,
+                account=account,
+                positions=positions,
+                required_margin=margin,
+                limits=self.limits,
+                now=self._clock(),
+            )
+            order = await broker.place_order(user_id, request)
+        except FxgateError as exc:
+            await self._audit(
+                user_id, "order.rejected", request.symbol, code=str(exc.code), reason=exc.message
+            )
+            raise
+        await self._audit(
+            user_id,
+            "order.place",
+            order.id,
+            symbol=order.symbol,
+            side=str(order.side),
+            type=str(order.type),
+            volume=str(order.volume),
+            status=str(order.status),
+            clientOrderId=order.client_order_id,
+        )
+        return order
+
+    async def modify_order(self, user_id: str, order_id: str, changes: OrderChanges) -> Order:
+        order = await self.broker.modify_order(user_id, order_id, changes)
+        await self._audit(user_id, "order.modify", order_id, **_changes(changes))
+        return order
+
+    async def cancel_order(self, user_id: str, order_id: str) -> Order:
+        order = await self.broker.cancel_order(user_id, order_id)
+        await self._audit(user_id, "order.cancel", order_id)
+        return order
+
+    async def get_order(self, user_id: str, order_id: str) -> Order:
+        doc = await self.store.get_order(user_id, order_id)
+        if doc is None:
+            raise NotFoundError("Order not found", details={"orderId": order_id})
+        return Order.from_record(doc)
+
+    async def list_orders(
+        self,
+        user_id: str,
+        *,
+        status: str | None = None,
+        symbol: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[Order], int]:
+        docs, total = await self.store.list_orders(
+            user_id, status=status, symbol=symbol, start=start, end=end, offset=offset, limit=limit
+        )
+        return [Order.from_record(d) for d in docs], total
+
+    # -- positions and account -----------------------------------------------------------
+
+    async def positions(self, user_id: str, symbol: str | None = None) -> list[Position]:
+        return list(await self.broker.positions(user_id, symbol))
+
+    async def pending_orders(self, user_id: str) -> list[Order]:
+        return list(await self.broker.orders(user_id))
+
+    async def closed_positions(self, user_id: str) -> list[Position]:
+        docs = await self.store.list_positions(user_id, status="closed")
+        return [Position.from_record(d) for d in docs]
+
+    async def close_position(
+        self, user_id: str, ticket: int, volume: Decimal | None = None
+    ) -> Position:
+        position = await self.broker.close_position(user_id, ticket, volume)
+        await self._audit(
+            user_id, "position.close", str(ticket), volume=str(volume) if volume else "all"
+        )
+        return position
+
+    async def modify_position(
+        self,
+        user_id: str,
+        ticket: int,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None,
+    ) -> Position:
+        position = await self.broker.modify_position(user_id, ticket, stop_loss, take_profit)
+        await self._audit(
+            user_id,
+            "position.modify",
+            str(ticket),
+            stopLoss=str(stop_loss),
+            takeProfit=str(take_profit),
+        )
+        return position
+
+    async def account(self, user_id: str) -> Account:
+        return await self.broker.account(user_id)
+
+    def open_position(self, user_id: str, ticket: int) -> Position | None:
+        """An open position from memory (for payloads on the hot path), or None."""
+        try:
+            return self.broker.engine.position(user_id, ticket)
+        except NotFoundError:
+            return None
+
+    def latest_account(self, user_id: str) -> Account | None:
+        """The last account snapshot announced (for payloads on the hot path)."""
+        return self._accounts.get(user_id)
+
+    async def deals(self, user_id: str) -> list[Deal]:
+        return list(await self.broker.deals(user_id))
+
+    # -- after the broker ------------------------------------------------------------------
+
+    def on_broker_event(self, event: BrokerEvent) -> None:
+        """Stored broker changes become channel events (never blocks)."""
+        channel = _CHANNELS.get(event.kind)
+        if channel is None or event.user_id is None:
+            return
+        data = event.data
+        if isinstance(data, Account):
+            self._accounts[data.user_id] = data
+            alert = self.loss_monitor.observe(data)
+            if alert is not None:
+                self._spawn(self._raise_alert(data.user_id, alert), name="risk-alert")
+        self._publish(Event(channel, data, user_id=event.user_id))
+        if isinstance(data, Deal) and data.entry is not DealEntry.IN:
+            self._schedule_analytics(data.user_id)
+
+    async def _raise_alert(self, user_id: str, alert: dict[str, Any]) -> None:
+        await self.store.save_alert(user_id, alert["alertId"], alert)
+        self._publish(Event("alerts", alert, user_id=user_id))
+        await self._audit("system", "alert.raise", user_id, type=alert.get("type"))
+
+    def _schedule_analytics(self, user_id: str) -> None:
+        if user_id in self._analytics_due:
+            return  # one refresh covers every trade closed meanwhile
+        self._analytics_due.add(user_id)
+        self._spawn(self._analytics(user_id), name="analytics")
+
+    async def _analytics(self, user_id: str) -> None:
+        from fxgate.services import analytics
+
+        await asyncio.sleep(0)  # let the closing burst (deal, position, account) pass
+        self._analytics_due.discard(user_id)
+        deals = await self.deals(user_id)
+        settings = self.broker.engine.settings
+        initial, ccy = settings.initial_balance, settings.currency
+        now = self._clock()
+        for period in ("DAY", "ALL"):
+            perf = analytics.performance(deals, initial_balance=initial, now=now, period=period)
+            payload = analytics.seed001_payload(perf, period, now, currency=ccy)
+            self._publish(Event("analytics", payload, user_id=user_id))
+        self._publish(
+            Event(
+                "analytics",
+                {
+                    "type": "PERFORMANCE_SUMMARY",
+                    "period": "ALL",
+                    "performance_summary": analytics.seed000_summary(perf, currency=ccy),
+                    "timestamp": datetime.fromtimestamp(now, UTC)
+                    .isoformat(timespec="milliseconds")
+                    .replace("+00:00", "Z"),
+                },
+                user_id=user_id,
+            )
+        )
+
+    async def _audit(self, actor: str, action: str, target: str, **details: Any) -> None:
+        try:
+            await self.store.append_audit(
+                actor=actor,
+                action=action,
+                target=target,
+                details={k: v for k, v in details.items() if v is not None},
+            )
+        except Exception:
+            log.exception("could not write the audit log", extra={"action": action})
+
+
+def _changes(changes: OrderChanges) -> dict[str, str]:
+    return {
+        k: str(getattr(changes, k))
+        for k in ("price", "stop_price", "volume", "stop_loss", "take_profit")
+        if getattr(changes, k) is not None
+    }
