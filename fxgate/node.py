@@ -23,6 +23,7 @@ from fxgate.brokers.paper.hours import make_hours
 from fxgate.brokers.paper.settings import PaperSettings
 from fxgate.bus.local import LocalBus
 from fxgate.config.settings import Settings
+from fxgate.domain.errors import ValidationError
 from fxgate.domain.events import Event
 from fxgate.domain.market import DEFAULT_SYMBOLS, SymbolSpec
 from fxgate.domain.trading import AccountMode
@@ -96,6 +97,30 @@ class Node:
         """Fan an event out to its subscribers (through the bus). Never blocks."""
         assert self.bus is not None, "publish() before start()"
         self.bus.publish(event)
+
+    def ingest(self, channel: str, data: Any, *, user_id: str | None = None) -> None:
+        """Publish an event made outside fxgate's own services (Centrifugo's server
+        publish API): validated against the channel, then fanned out like any other.
+
+        Raises ``ValidationError`` for an unknown channel, a per-user channel without a
+        user, or a payload the channel refuses.
+        """
+        assert self.hub is not None, "ingest() before start()"
+        ch = self.hub.channels.get(channel)
+        if ch is None:
+            raise ValidationError("Invalid channel", details={"channel": channel})
+        payload = ch.check_published(data)
+        key = None
+        if ch.scope == "user":
+            if not user_id:
+                raise ValidationError(
+                    "This channel is per-user: name the user", details={"field": "userId"}
+                )
+        else:
+            user_id = None
+            if ch.key_filter:
+                key = str(payload.get(ch.filters[ch.key_filter].field, "")) or None
+        self.publish(Event(channel, dict(payload), user_id=user_id, key=key))
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], *, name: str | None = None

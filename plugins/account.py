@@ -21,6 +21,7 @@ class AccountChannel(Channel):
     message_type = "account"
     scope = "user"
     description = "Account balance, equity and margin"
+    required_fields = ("balance", "equity", "currency")
 
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data

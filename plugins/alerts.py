@@ -16,6 +16,7 @@ class AlertsChannel(Channel):
         "severity": Filter("severity", "INFO, WARNING or CRITICAL"),
     }
     description = "Alerts and notifications"
+    required_fields = ("type", "severity", "title", "message")
 
 
 @hookimpl

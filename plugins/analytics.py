@@ -16,6 +16,7 @@ class AnalyticsChannel(Channel):
         "period": Filter("period", "DAY, WEEK, MONTH or ALL"),
     }
     description = "Performance analytics"
+    required_fields = ("type",)
 
 
 @hookimpl

@@ -46,6 +46,7 @@ class MarketDataChannel(Channel):
     conflate = True
     history_size = 0  # the snapshot (latest quote) is the recovery
     description = "Live bid/ask quotes with day statistics"
+    required_fields = ("symbol", "bid", "ask")
 
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data

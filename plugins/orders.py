@@ -23,6 +23,7 @@ class OrdersChannel(Channel):
         "connectionId": Filter("connectionId", "The broker connection it came from"),
     }
     description = "Order status updates"
+    required_fields = ("orderId", "symbol", "status")
 
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data

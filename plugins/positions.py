@@ -26,6 +26,7 @@ class PositionsChannel(Channel):
         "connectionId": Filter("connectionId", "The broker connection it came from"),
     }
     description = "Position updates and P&L"
+    required_fields = ("ticket", "symbol", "type", "volume")
 
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data

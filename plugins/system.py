@@ -23,6 +23,7 @@ class SystemChannel(Channel):
     scope = "public"
     history_size = 10
     description = "Gateway and component health"
+    required_fields = ("status",)
 
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data

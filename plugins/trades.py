@@ -23,6 +23,7 @@ class TradesChannel(Channel):
         "connectionId": Filter("connectionId", "The broker connection it came from"),
     }
     description = "Trade executions"
+    required_fields = ("executionId", "symbol", "action", "volume")
 
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data

@@ -150,11 +150,10 @@ class Daemon:
 
 
 async def _issue(state_dir: Path, user: str, role: str, ttl: int | None, tier: str) -> str:
-    from fxgate.store.factory import build_store
-
     from fxgate.domain.roles import Role
     from fxgate.services.auth.keyring import KeyRing
     from fxgate.services.auth.tokens import TokenService
+    from fxgate.store.factory import build_store
 
     store = build_store("sqlite", state_dir=state_dir, mongodb_uri=None, mongodb_database="x")
     await store.open()

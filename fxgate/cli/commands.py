@@ -92,7 +92,7 @@ def keys(args: argparse.Namespace) -> int:
             await ring.load()
             rows = [
                 {"kid": k.kid, "status": key_status(k), "created_at": k.created_at.isoformat()}
-                for k in ring.keys()
+                for k in ring.ring()
             ]
             if args.json:
                 print(json.dumps(rows))

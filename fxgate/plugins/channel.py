@@ -72,6 +72,8 @@ class Channel:
     history_size: ClassVar[int] = 200
     #: One line for ``GET /channels`` and the docs.
     description: ClassVar[str] = ""
+    #: Fields an event published from outside (``POST /api/v1/publish``) must carry.
+    required_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, node: Node | None = None) -> None:
         self.node = node
@@ -85,7 +87,8 @@ class Channel:
             return {}
         if not isinstance(raw, Mapping):
             raise ValidationError(
-                "Invalid subscription", details={"channel": self.name, "reason": "filters must be an object"}
+                "Invalid subscription",
+                details={"channel": self.name, "reason": "filters must be an object"},
             )
         out: dict[str, frozenset[str]] = {}
         for key, value in raw.items():
@@ -101,7 +104,9 @@ class Channel:
             if value is None:
                 continue
             values = value if isinstance(value, list) else [value]
-            if not values or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+            if not values or not all(
+                isinstance(v, str | int) and not isinstance(v, bool) for v in values
+            ):
                 raise ValidationError(
                     "Invalid filter",
                     details={
@@ -123,6 +128,22 @@ class Channel:
         if isinstance(data, Mapping):
             return data
         raise TypeError(f"channel {self.name!r} got a {type(data).__name__}; override payload()")
+
+    def check_published(self, data: Any) -> Mapping[str, Any]:
+        """Validate a payload published from outside the process (the ingest API).
+
+        Raises ``ValidationError`` naming what is wrong; returns the payload to fan out.
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                "Invalid event", details={"channel": self.name, "reason": "data must be an object"}
+            )
+        missing = [f for f in self.required_fields if data.get(f) is None]
+        if missing:
+            raise ValidationError(
+                "Invalid event", details={"channel": self.name, "missing": missing}
+            )
+        return data
 
     def matches(self, filters: Filters, payload: Mapping[str, Any]) -> bool:
         """Whether a message matches a subscriber's filters (all of them must match)."""

@@ -117,6 +117,12 @@ class PaperBroker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def flush(self) -> None:
+        """Return once every change made so far is stored and announced."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(([], done, True))
+        await done
+
     def subscribe(self, listener: BrokerListener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)

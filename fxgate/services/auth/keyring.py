@@ -129,5 +129,5 @@ class KeyRing:
             key = self._keys.get(kid)
         return key
 
-    def keys(self) -> list[SigningKey]:
+    def ring(self) -> list[SigningKey]:
         return sorted(self._keys.values(), key=lambda k: k.created_at)

@@ -174,7 +174,8 @@ class ApiHandler(RequestHandler):
         if op.role is not None:
             claims = await self._authenticate()
             self.require(op.role)
-            self._rate_limit(f"user:{claims.sub}")
+            if op.rate_limited:
+                self._rate_limit(f"user:{claims.sub}")
         if op.query is not None:
             kwargs["query"] = parse_query(self.request.query_arguments, op.query)
         if op.body_models:

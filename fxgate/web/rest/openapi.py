@@ -160,7 +160,7 @@ def _operation(
     }
     codes = {500, *o.errors}
     if o.role is not None:
-        codes |= {401, 429}
+        codes |= {401, 429} if o.rate_limited else {401}
         if o.role != Role.VIEWER:
             codes.add(403)
     if o.body is not None or o.query is not None or _PARAM.search(handler.path):

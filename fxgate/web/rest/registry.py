@@ -80,6 +80,7 @@ class Operation:
     in_schema: bool = True
     description: str = ""
     errors: tuple[int, ...] = ()
+    rate_limited: bool = True
     _adapter: TypeAdapter[Any] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -113,6 +114,7 @@ def operation(
     in_schema: bool = True,
     description: str = "",
     errors: tuple[int, ...] = (),
+    rate_limited: bool = True,
 ) -> Callable[[F], F]:
     """Declare a handler method as the ``method`` operation of its handler's path.
 
@@ -120,6 +122,8 @@ def operation(
     role is required. ``paginated`` needs a :class:`PageQuery` query model, and the
     method then returns a :class:`Page`. ``errors`` adds statuses to the documentation
     beyond those implied (401/403 with a role, 422 with a body or query, 429, 500).
+    ``rate_limited=False`` exempts an authenticated operation from the per-user limit,
+    for machine endpoints whose volume is the point (a backend publishing events).
     """
     for model in union_members(body) if body is not None else ():
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -140,6 +144,7 @@ def operation(
         in_schema=in_schema,
         description=description,
         errors=errors,
+        rate_limited=rate_limited,
         _adapter=adapter,
     )
 

@@ -1,0 +1,113 @@
+"""Admin endpoints: drive the paper market, and publish events from back-end services.
+
+``POST /paper/quotes`` sets an exact paper price so that fills, stop losses, take
+profits, stop-outs and alerts can be tested without waiting for the random walk; it
+answers after everything the new price triggered is stored and announced.
+``POST /publish`` is the server-side publish API (like Centrifugo's): a processing
+service with an admin token puts one event, or a batch, into any channel, validated
+against the channel first (seed 000's "processing services -> API gateway ->
+frontend"). In-process producers call ``node.ingest`` instead.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from fxgate.domain.errors import AuthorizationError, FxgateError, ValidationError
+from fxgate.domain.roles import Role
+from fxgate.domain.timefmt import iso_ms
+from fxgate.web.rest import registry as op
+from fxgate.web.rest.base import ApiHandler
+from fxgate.web.rest.models import ResponseModel
+from fxgate.web.rest.trading_models import PublishBatch, PublishedOut, PublishEvent, QuoteIn
+
+
+class QuoteOut(ResponseModel):
+    symbol: str
+    bid: float
+    ask: float
+    spread: int
+    timestamp: str
+
+
+class PaperQuotesHandler(ApiHandler):
+    path = "/paper/quotes"
+    tag = "admin"
+
+    @op.post(
+        summary="Set the paper market's price of a symbol (admin, paper broker only)",
+        body=QuoteIn,
+        response=QuoteOut,
+        role=Role.ADMIN,
+        errors=(403,),
+    )
+    async def set_quote(self, body: QuoteIn) -> QuoteOut:
+        if self.node.settings.broker.backend != "paper" or self.node.broker is None:
+            raise AuthorizationError("Prices can only be set on the paper broker")
+        market = self.node.market
+        assert market is not None
+        symbol = body.symbol.upper()
+        if symbol not in market.source.specs:
+            raise ValidationError(
+                "Unknown symbol", details=[{"field": "symbol", "message": f"no symbol {symbol}"}]
+            )
+        if body.bid >= body.ask:
+            raise ValidationError(
+                "Validation failed", details=[{"field": "ask", "message": "must exceed bid"}]
+            )
+        try:
+            quote = market.set_quote(symbol, float(Decimal(body.bid)), float(Decimal(body.ask)))
+        except ValueError as exc:
+            raise ValidationError("Invalid quote", details=[{"message": str(exc)}]) from None
+        await self.node.broker.flush()
+        return QuoteOut(
+            symbol=quote.symbol,
+            bid=quote.bid,
+            ask=quote.ask,
+            spread=quote.spread_points,
+            timestamp=iso_ms(quote.ts),
+        )
+
+
+class PublishHandler(ApiHandler):
+    path = "/publish"
+    tag = "admin"
+
+    @op.post(
+        summary="Publish one event, or a batch, into a channel (admin/service token)",
+        body=PublishEvent | PublishBatch,
+        response=PublishedOut,
+        role=Role.ADMIN,
+        description="A per-user channel needs userId. The payload is validated against the "
+        "channel (required fields); a batch is checked whole before anything is published.",
+    )
+    async def publish(self, body: PublishEvent | PublishBatch) -> PublishedOut:
+        events = body.events if isinstance(body, PublishBatch) else [body]
+        hub = self.node.hub
+        assert hub is not None
+        errors = []
+        for i, ev in enumerate(events):
+            ch = hub.channels.get(ev.channel)
+            try:
+                if ch is None:
+                    raise ValidationError("Invalid channel", details={"channel": ev.channel})
+                ch.check_published(ev.data)
+                if ch.scope == "user" and not ev.user_id:
+                    raise ValidationError("This channel is per-user: name the user")
+            except FxgateError as exc:
+                errors.append(
+                    {
+                        "index": i,
+                        "channel": ev.channel,
+                        "message": exc.message,
+                        "details": exc.details,
+                    }
+                )
+        if errors:
+            raise ValidationError("Validation failed", details=errors)
+        for ev in events:
+            self.node.ingest(ev.channel, ev.data, user_id=ev.user_id)
+        return PublishedOut(published=len(events))
+
+
+HANDLERS: tuple[type[ApiHandler], ...] = (PaperQuotesHandler, PublishHandler)

@@ -1,0 +1,366 @@
+"""``/trading/…`` (seed 003): orders, positions, portfolio and deal history.
+
+Reads need a token; anything that trades needs the trader role. A user only ever
+reaches their own records: another user's order or position id answers 404, exactly
+like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError, ValidationError
+from fxgate.domain.roles import Role
+from fxgate.domain.timefmt import iso_ms, parse_iso
+from fxgate.domain.trading import (
+    Account,
+    Deal,
+    Order,
+    OrderChanges,
+    OrderRequest,
+    OrderType,
+    Position,
+    PositionStatus,
+    Side,
+    TimeInForce,
+)
+from fxgate.services import analytics
+from fxgate.services.trading import TradingService
+from fxgate.web.rest import registry as op
+from fxgate.web.rest.base import ApiHandler
+from fxgate.web.rest.models import PageQuery
+from fxgate.web.rest.trading_models import (
+    CancelledOut,
+    ClosePositionQuery,
+    DealOut,
+    OrderCreate,
+    OrderOut,
+    OrdersQuery,
+    OrderUpdate,
+    PerformanceOut,
+    PortfolioOut,
+    PositionOut,
+    PositionUpdate,
+)
+
+
+def _ts(value: float | None) -> str | None:
+    return None if value is None else iso_ms(value)
+
+
+def order_out(o: Order) -> OrderOut:
+    return OrderOut(
+        id=o.id,
+        ticket=o.ticket,
+        symbol=o.symbol,
+        type=str(o.type),
+        side=str(o.side),
+        quantity=o.volume,
+        price=o.price,
+        stop_price=o.stop_price,
+        stop_loss=o.stop_loss,
+        take_profit=o.take_profit,
+        time_in_force=str(o.time_in_force),
+        status=str(o.status),
+        filled_quantity=o.filled_volume,
+        average_price=o.average_price,
+        client_order_id=o.client_order_id,
+        strategy_id=o.strategy_id,
+        connection_id=o.connection_id,
+        comment=o.comment,
+        position_ticket=o.position_ticket,
+        reject_reason=o.reject_reason,
+        created_at=iso_ms(o.created_at),
+        updated_at=iso_ms(o.updated_at),
+        filled_at=_ts(o.filled_at),
+        cancelled_at=_ts(o.cancelled_at),
+    )
+
+
+def position_out(p: Position) -> PositionOut:
+    closed = p.status is PositionStatus.CLOSED
+    return PositionOut(
+        id=p.id,
+        ticket=p.ticket,
+        symbol=p.symbol,
+        side="long" if p.side is Side.BUY else "short",
+        quantity=p.volume,
+        average_price=p.open_price,
+        current_price=p.close_price if closed and p.close_price is not None else p.current_price,
+        stop_loss=p.stop_loss,
+        take_profit=p.take_profit,
+        unrealized_pn_l=0 if closed else p.profit,
+        realized_pn_l=p.realized_pnl,
+        commission=p.commission,
+        swap=p.swap,
+        margin_used=p.margin,
+        status="closed" if closed else "open",
+        close_price=p.close_price,
+        strategy_id=p.strategy_id,
+        created_at=iso_ms(p.opened_at),
+        updated_at=iso_ms(p.updated_at),
+        closed_at=_ts(p.closed_at),
+    )
+
+
+def deal_out(d: Deal) -> DealOut:
+    return DealOut(
+        ticket=d.ticket,
+        order_ticket=d.order_ticket,
+        position_ticket=d.position_ticket,
+        symbol=d.symbol,
+        side=str(d.side),
+        entry=str(d.entry),
+        quantity=d.volume,
+        price=d.price,
+        profit=d.profit,
+        commission=d.commission,
+        swap=d.swap,
+        time=iso_ms(d.time),
+        strategy_id=d.strategy_id,
+    )
+
+
+def position_ticket(position_id: str) -> int:
+    """A position is named by its ticket or its REST id (``pos_<hex>``)."""
+    try:
+        if position_id.startswith("pos_"):
+            return int(position_id[4:], 16)
+        return int(position_id)
+    except ValueError:
+        raise NotFoundError("Position not found", details={"positionId": position_id}) from None
+
+
+def _date(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise ValidationError(
+            "Validation failed", details=[{"field": field, "message": "not an ISO 8601 time"}]
+        ) from None
+
+
+class TradingHandler(ApiHandler):
+    tag = "trading"
+
+    def trading(self) -> TradingService:
+        trading = self.node.trading
+        if trading is None:
+            raise FxgateError("Trading is not available yet", code=ErrorCode.SERVICE_UNAVAILABLE)
+        return trading
+
+
+class OrdersHandler(TradingHandler):
+    path = "/trading/orders"
+
+    @op.get(
+        summary="Your orders, newest first",
+        query=OrdersQuery,
+        response=OrderOut,
+        paginated=True,
+    )
+    async def list_orders(self, query: OrdersQuery) -> op.Page[OrderOut]:
+        orders, total = await self.trading().list_orders(
+            self.user_id,
+            status=query.status,
+            symbol=query.symbol.upper() if query.symbol else None,
+            start=_date(query.start_date, "startDate"),
+            end=_date(query.end_date, "endDate"),
+            offset=query.offset,
+            limit=query.limit,
+        )
+        return op.Page([order_out(o) for o in orders], total=total)
+
+    @op.post(
+        summary="Place an order",
+        body=OrderCreate,
+        response=OrderOut,
+        role=Role.TRADER,
+        status=201,
+        description="A market order on the paper broker fills at once (status filled). "
+        "Sending an order with a clientOrderId you used before returns that first order "
+        "with status 200 and opens nothing.",
+        errors=(400, 409),
+    )
+    async def place_order(self, body: OrderCreate) -> op.Reply[OrderOut]:
+        kind = OrderType(body.type)
+        stop_price = body.stop_price
+        price = body.price
+        if kind is OrderType.STOP and price is None:
+            price = stop_price  # seed 003 names a stop order's trigger stopPrice
+        request = OrderRequest(
+            symbol=body.symbol.upper(),
+            type=kind,
+            side=Side(body.side),
+            volume=body.quantity,
+            price=price,
+            stop_price=stop_price,
+            stop_loss=body.stop_loss,
+            take_profit=body.take_profit,
+            time_in_force=TimeInForce(body.time_in_force),
+            client_order_id=body.client_order_id,
+            strategy_id=body.strategy_id,
+            connection_id=body.connection_id,
+            comment=body.comment,
+        )
+        order, created = await self.trading().place_order(self.user_id, request)
+        if created:
+            return op.Reply(order_out(order), message="Order placed", status=201)
+        return op.Reply(order_out(order), message="Order already placed", status=200)
+
+
+class OrderHandler(TradingHandler):
+    path = "/trading/orders/{order_id}"
+
+    @op.get(summary="One of your orders", response=OrderOut, errors=(404,))
+    async def show_order(self, order_id: str) -> OrderOut:
+        return order_out(await self.trading().get_order(self.user_id, order_id))
+
+    @op.put(
+        summary="Modify a pending order",
+        body=OrderUpdate,
+        response=OrderOut,
+        role=Role.TRADER,
+        errors=(400, 404),
+    )
+    async def modify_order(self, order_id: str, body: OrderUpdate) -> OrderOut:
+        changes = OrderChanges(
+            price=body.price,
+            stop_price=body.stop_price,
+            volume=body.quantity,
+            stop_loss=body.stop_loss,
+            take_profit=body.take_profit,
+        )
+        return order_out(await self.trading().modify_order(self.user_id, order_id, changes))
+
+    @op.delete(
+        summary="Cancel a pending order",
+        response=CancelledOut,
+        role=Role.TRADER,
+        errors=(400, 404),
+    )
+    async def cancel_order(self, order_id: str) -> op.Reply[CancelledOut]:
+        order = await self.trading().cancel_order(self.user_id, order_id)
+        out = CancelledOut(
+            id=order.id, status=str(order.status), cancelled_at=_ts(order.cancelled_at)
+        )
+        return op.Reply(out, message="Order cancelled successfully")
+
+
+class PositionsHandler(TradingHandler):
+    path = "/trading/positions"
+
+    @op.get(summary="Your open positions", response=list[PositionOut])
+    async def list_positions(self) -> list[PositionOut]:
+        return [position_out(p) for p in await self.trading().positions(self.user_id)]
+
+
+class PositionHandler(TradingHandler):
+    path = "/trading/positions/{position_id}"
+
+    @op.get(summary="One of your positions (open or closed)", response=PositionOut, errors=(404,))
+    async def show_position(self, position_id: str) -> PositionOut:
+        ticket = position_ticket(position_id)
+        trading = self.trading()
+        position = trading.open_position(self.user_id, ticket)
+        if position is None:
+            closed = [p for p in await trading.closed_positions(self.user_id) if p.ticket == ticket]
+            if not closed:
+                raise NotFoundError("Position not found", details={"positionId": position_id})
+            position = closed[0]
+        return position_out(position)
+
+    @op.put(
+        summary="Set or remove a position's stop loss and take profit (0 removes)",
+        body=PositionUpdate,
+        response=PositionOut,
+        role=Role.TRADER,
+        errors=(400, 404),
+    )
+    async def modify_position(self, position_id: str, body: PositionUpdate) -> PositionOut:
+        position = await self.trading().modify_position(
+            self.user_id, position_ticket(position_id), body.stop_loss, body.take_profit
+        )
+        return position_out(position)
+
+    @op.delete(
+        summary="Close a position (or part of it with ?volume=)",
+        query=ClosePositionQuery,
+        response=PositionOut,
+        role=Role.TRADER,
+        errors=(400, 404),
+    )
+    async def close_position(
+        self, position_id: str, query: ClosePositionQuery
+    ) -> op.Reply[PositionOut]:
+        position = await self.trading().close_position(
+            self.user_id, position_ticket(position_id), query.volume
+        )
+        return op.Reply(position_out(position), message="Position closed")
+
+
+class PortfolioHandler(TradingHandler):
+    path = "/trading/portfolio"
+
+    @op.get(summary="Balance, equity, margin and P&L of your account", response=PortfolioOut)
+    async def portfolio(self) -> PortfolioOut:
+        trading = self.trading()
+        account: Account = await trading.account(self.user_id)
+        positions = await trading.positions(self.user_id)
+        orders = await trading.pending_orders(self.user_id)
+        initial = trading.broker.engine.settings.initial_balance
+        total = account.equity - initial
+        # Returns of closed trades per calendar period, in percent of the initial
+        # balance; the account's life so far stands in for the year.
+        deals = await trading.deals(self.user_id)
+        now = time.time()
+
+        def ret(period: str) -> float:
+            perf = analytics.performance(deals, initial_balance=initial, now=now, period=period)
+            return round(float(perf.net_profit / initial * 100), 4) if initial else 0.0
+
+        return PortfolioOut(
+            total_value=account.equity,
+            available_balance=account.free_margin,
+            balance=account.balance,
+            equity=account.equity,
+            margin_used=account.margin,
+            margin_level=account.margin_level,
+            unrealized_pn_l=account.profit,
+            realized_pn_l=account.realized_pnl,
+            total_pn_l=total,
+            day_pn_l=account.day_pnl,
+            positions=len(positions),
+            open_orders=len(orders),
+            currency=account.currency,
+            leverage=account.leverage,
+            performance=PerformanceOut(
+                daily=ret("DAY"), weekly=ret("WEEK"), monthly=ret("MONTH"), yearly=ret("ALL")
+            ),
+        )
+
+
+class DealsHandler(TradingHandler):
+    path = "/trading/deals"
+
+    @op.get(
+        summary="Your deal history, newest first", query=PageQuery, response=DealOut, paginated=True
+    )
+    async def list_deals(self, query: PageQuery) -> op.Page[DealOut]:
+        docs, total = await self.node.store.list_deals(
+            self.user_id, offset=query.offset, limit=query.limit
+        )
+        return op.Page([deal_out(Deal.from_record(d)) for d in docs], total=total)
+
+
+HANDLERS: tuple[type[ApiHandler], ...] = (
+    OrdersHandler,
+    OrderHandler,
+    PositionsHandler,
+    PositionHandler,
+    PortfolioHandler,
+    DealsHandler,
+)

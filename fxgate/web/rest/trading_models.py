@@ -1,0 +1,187 @@
+"""Request and response models of the trading endpoints (seed 003's shapes).
+
+Amounts must be JSON numbers: a string where a quantity is expected is a client bug,
+refused rather than guessed at. Floats are read through their shortest repr, so 0.1
+is exactly ``Decimal("0.1")``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from fxgate.web.rest.models import JsonDecimal, PageQuery, QueryModel, RequestModel, ResponseModel
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError("must be a number")
+    return value if isinstance(value, Decimal) else Decimal(repr(value))
+
+
+Number = Annotated[Decimal, BeforeValidator(_number)]
+Positive = Annotated[Number, Field(gt=0)]
+#: A stop loss or take profit; 0 removes it when modifying (MT5's convention).
+StopLevel = Annotated[Number, Field(ge=0)]
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+
+
+class OrderCreate(RequestModel):
+    symbol: str = Field(min_length=1, max_length=20)
+    type: Literal["market", "limit", "stop", "stop_limit"]
+    side: Literal["buy", "sell"]
+    quantity: Positive = Field(description="Lots, a multiple of the symbol's volume step.")
+    price: Positive | None = Field(None, description="Limit price (limit, stop_limit).")
+    stop_price: Positive | None = Field(None, description="Trigger (stop, stop_limit).")
+    time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"
+    client_order_id: Ident | None = Field(
+        None, description="Makes placement idempotent: the same id returns the first order."
+    )
+    stop_loss: Positive | None = None
+    take_profit: Positive | None = None
+    strategy_id: Ident | None = None
+    connection_id: Ident | None = None
+    comment: str | None = Field(None, max_length=64)
+
+
+class OrderUpdate(RequestModel):
+    quantity: Positive | None = None
+    price: Positive | None = None
+    stop_price: Positive | None = None
+    stop_loss: StopLevel | None = None
+    take_profit: StopLevel | None = None
+
+
+class OrdersQuery(PageQuery):
+    status: Literal["pending", "filled", "cancelled", "rejected"] | None = None
+    symbol: str | None = None
+    start_date: str | None = Field(None, description="ISO 8601; orders created at or after.")
+    end_date: str | None = Field(None, description="ISO 8601; orders created before.")
+
+
+class ClosePositionQuery(QueryModel):
+    volume: Positive | None = Field(None, description="Lots to close; all when omitted.")
+
+
+class PositionUpdate(RequestModel):
+    stop_loss: StopLevel | None = None
+    take_profit: StopLevel | None = None
+
+
+class OrderOut(ResponseModel):
+    id: str
+    ticket: int
+    symbol: str
+    type: str
+    side: str
+    quantity: JsonDecimal
+    price: JsonDecimal | None
+    stop_price: JsonDecimal | None
+    stop_loss: JsonDecimal | None
+    take_profit: JsonDecimal | None
+    time_in_force: str
+    status: str
+    filled_quantity: JsonDecimal
+    average_price: JsonDecimal | None
+    client_order_id: str | None
+    strategy_id: str | None
+    connection_id: str | None
+    comment: str | None
+    position_ticket: int | None
+    reject_reason: str | None
+    created_at: str
+    updated_at: str
+    filled_at: str | None
+    cancelled_at: str | None
+
+
+class CancelledOut(ResponseModel):
+    id: str
+    status: str
+    cancelled_at: str | None
+
+
+class PositionOut(ResponseModel):
+    id: str
+    ticket: int
+    symbol: str
+    side: Literal["long", "short"]
+    quantity: JsonDecimal
+    average_price: JsonDecimal
+    current_price: JsonDecimal
+    stop_loss: JsonDecimal | None
+    take_profit: JsonDecimal | None
+    unrealized_pn_l: JsonDecimal = Field(alias="unrealizedPnL")
+    realized_pn_l: JsonDecimal = Field(alias="realizedPnL")
+    commission: JsonDecimal
+    swap: JsonDecimal
+    margin_used: JsonDecimal
+    status: Literal["open", "closed"]
+    close_price: JsonDecimal | None
+    strategy_id: str | None
+    created_at: str
+    updated_at: str
+    closed_at: str | None
+
+
+class PerformanceOut(ResponseModel):
+    daily: float
+    weekly: float
+    monthly: float
+    yearly: float
+
+
+class PortfolioOut(ResponseModel):
+    total_value: JsonDecimal
+    available_balance: JsonDecimal
+    balance: JsonDecimal
+    equity: JsonDecimal
+    margin_used: JsonDecimal
+    margin_level: JsonDecimal | None
+    unrealized_pn_l: JsonDecimal = Field(alias="unrealizedPnL")
+    realized_pn_l: JsonDecimal = Field(alias="realizedPnL")
+    total_pn_l: JsonDecimal = Field(alias="totalPnL")
+    day_pn_l: JsonDecimal = Field(alias="dayPnL")
+    positions: int
+    open_orders: int
+    currency: str
+    leverage: int
+    performance: PerformanceOut
+
+
+class DealOut(ResponseModel):
+    ticket: int
+    order_ticket: int
+    position_ticket: int
+    symbol: str
+    side: str
+    entry: str
+    quantity: JsonDecimal
+    price: JsonDecimal
+    profit: JsonDecimal
+    commission: JsonDecimal
+    swap: JsonDecimal
+    time: str
+    strategy_id: str | None
+
+
+class QuoteIn(RequestModel):
+    symbol: str = Field(min_length=1, max_length=20)
+    bid: Positive
+    ask: Positive
+
+
+class PublishEvent(RequestModel):
+    channel: str = Field(min_length=1, max_length=64)
+    data: dict[str, Any]
+    user_id: str | None = Field(None, description="Required for per-user channels.")
+
+
+class PublishBatch(RequestModel):
+    events: list[PublishEvent] = Field(min_length=1, max_length=1000)
+
+
+class PublishedOut(ResponseModel):
+    published: int
