@@ -204,6 +204,7 @@ class Node:
             await await_me_maybe(result)
         self.spawn(self.market.run(), name="market-feed")
         self.spawn(self._refresh_keys(), name="keyring-refresh")
+        self.spawn(self._purge_expired(), name="store-purge")
         await self.health.check()
         self.spawn(self.health.run(), name="health")
         self.health.ready = True
@@ -224,6 +225,16 @@ class Node:
                 await self.keyring.load()
             except Exception:
                 log.exception("could not re-read the signing keys")
+
+    async def _purge_expired(self) -> None:
+        """Drop expired refresh tokens, revoked jtis and nonces (MongoDB's TTL indexes
+        do it too; SQLite has only this)."""
+        while True:
+            await asyncio.sleep(600)
+            try:
+                await self.store.purge_expired()
+            except Exception:
+                log.exception("could not purge expired auth records")
 
     def _kick_retired(self, kids: set[str]) -> None:
         from fxgate.domain.errors import CloseCode

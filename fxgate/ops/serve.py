@@ -9,6 +9,7 @@ exits 0.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import os
@@ -124,4 +125,6 @@ async def _watchdog(interval: float) -> None:
 
 
 def run(settings: Settings) -> int:
+    # A watchdog kill (SIGABRT) or a hang then leaves the stuck stack in the journal.
+    faulthandler.enable()
     return asyncio.run(serve(settings))
