@@ -290,6 +290,7 @@ async def test_a_bug_is_a_500_that_leaks_nothing(tmp_path: Path) -> None:
 
     from fxgate.config.settings import Settings
     from fxgate.node import Node
+    from fxgate.store.port import StoreError
     from fxgate.web.rest import registry as op
     from fxgate.web.rest.base import ApiHandler
     from fxgate.web.rest.context import RestContext
@@ -301,18 +302,28 @@ async def test_a_bug_is_a_500_that_leaks_nothing(tmp_path: Path) -> None:
         async def fail(self) -> None:
             raise RuntimeError("password=hunter2 at /srv/secret.py")
 
+        @op.post(summary="fails in the store", role=None)
+        async def fail_store(self) -> None:
+            raise StoreError("disk I/O error in /var/lib/fxgate/hunter2.sqlite")
+
     ctx = RestContext.build(Node(Settings(state_dir=tmp_path)))
     sockets = bind_sockets(0, "127.0.0.1")
     server = HTTPServer(Application([("/broken", Broken, {"ctx": ctx})]))
     server.add_sockets(sockets)
     try:
+        url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/broken"
         async with httpx.AsyncClient() as http:
-            r = await http.get(f"http://127.0.0.1:{sockets[0].getsockname()[1]}/broken")
-        assert error(r, 500, "INTERNAL_SERVER_ERROR") == {
-            "code": "INTERNAL_SERVER_ERROR",
-            "message": "Internal server error",
-            "details": None,
-        }
-        assert "hunter2" not in r.text
+            for r in [await http.get(url), await http.post(url)]:
+                assert error(r, 500, "INTERNAL_SERVER_ERROR") == {
+                    "code": "INTERNAL_SERVER_ERROR",
+                    "message": "Internal server error",
+                    "details": None,
+                }
+                assert "hunter2" not in r.text
     finally:
         server.stop()
+
+
+def test_openapi_document_is_valid_openapi_3_1(daemon: Daemon) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(httpx.get(daemon.url("/api/v1/openapi.json")).json())

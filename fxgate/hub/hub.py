@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fxgate.domain.errors import ValidationError
+from fxgate.domain.errors import AuthorizationError, ValidationError
 from fxgate.domain.events import Event
 from fxgate.domain.timefmt import iso_ms
 from fxgate.hub.sink import Dialect, Sink
@@ -184,8 +184,6 @@ class Hub:
         if ch is None:
             raise ValidationError("Invalid channel", details={"channel": channel_name})
         if not sink.principal.role.at_least(ch.min_role):
-            from fxgate.domain.errors import AuthorizationError
-
             raise AuthorizationError(
                 "Permission denied",
                 details={"channel": ch.name, "requiredRole": str(ch.min_role)},

@@ -40,6 +40,7 @@ class PaperQuotesHandler(ApiHandler):
         response=QuoteOut,
         role=Role.ADMIN,
         errors=(403,),
+        rate_limited=False,
     )
     async def set_quote(self, body: QuoteIn) -> QuoteOut:
         if self.node.settings.broker.backend != "paper" or self.node.broker is None:
@@ -78,6 +79,7 @@ class PublishHandler(ApiHandler):
         body=PublishEvent | PublishBatch,
         response=PublishedOut,
         role=Role.ADMIN,
+        rate_limited=False,
         description="A per-user channel needs userId. The payload is validated against the "
         "channel (required fields); a batch is checked whole before anything is published.",
     )

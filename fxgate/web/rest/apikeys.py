@@ -31,14 +31,18 @@ class ApiKeyCreated(ApiKeyOut):
     secret: str = Field(description="Shown once: store it now.")
 
 
+def _fields(key: ApiKey) -> dict[str, object]:
+    return {
+        "id": key.key_id,
+        "name": key.name,
+        "active": key.active,
+        "created_at": iso_ms(key.created_at.timestamp()),
+        "revoked_at": iso_ms(key.revoked_at.timestamp()) if key.revoked_at else None,
+    }
+
+
 def key_out(key: ApiKey) -> ApiKeyOut:
-    return ApiKeyOut(
-        id=key.key_id,
-        name=key.name,
-        active=key.active,
-        created_at=iso_ms(key.created_at.timestamp()),
-        revoked_at=iso_ms(key.revoked_at.timestamp()) if key.revoked_at else None,
-    )
+    return ApiKeyOut.model_validate(_fields(key))
 
 
 class ApiKeysHandler(ApiHandler):
@@ -57,7 +61,7 @@ class ApiKeysHandler(ApiHandler):
     )
     async def create_api_key(self, body: ApiKeyCreate) -> op.Reply[ApiKeyCreated]:
         key = await self.ctx.api_keys.create(self.user_id, body.name, ip=self.client_ip)
-        out = ApiKeyCreated(**key_out(key).model_dump(), secret=key.secret)
+        out = ApiKeyCreated.model_validate({**_fields(key), "secret": key.secret})
         return op.Reply(out, message="Store the secret now: it is not shown again")
 
 

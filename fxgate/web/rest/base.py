@@ -160,6 +160,16 @@ class ApiHandler(RequestHandler):
             op, name = entry
             await self._run(op, name, path_kwargs)
         except FxgateError as exc:
+            if exc.status >= 500:
+                # Ours, not the client's: keep the message for the operator, and show
+                # a 500's caller nothing of the internals.
+                log.error(
+                    "REST request failed: %s",
+                    exc.message,
+                    extra={"method": method, "path": self.request.path, "code": str(exc.code)},
+                )
+                if exc.status == 500:
+                    exc = FxgateError("Internal server error")
             self.send_fxgate_error(exc)
         except HTTPError as exc:
             self.send_fxgate_error(_from_http_error(exc))
@@ -209,7 +219,7 @@ class ApiHandler(RequestHandler):
                 limit=query.limit,
                 total=result.total,
                 total_pages=-(-result.total // query.limit),
-            ).model_dump(mode="json")
+            ).model_dump(mode="json", by_alias=True)
         else:
             envelope["data"] = op.dump(result)
         if message is not None:

@@ -1,0 +1,299 @@
+"""Money to the cent: margin and profit of EURUSD, USDJPY and XAUUSD positions as REST
+shows them, the stop-out that closes the largest loser first, and the daily-loss alert.
+
+The arithmetic is MT5's, worked by hand in the comments (USD account at 1:100, hedging;
+amounts rounded half away from zero to the cent):
+
+- forex margin = lots * 100,000 / leverage, in the base currency, converted to USD at
+  the ask for a buy and the bid for a sell (USDJPY: the base is USD already);
+- XAUUSD margin = lots * 100 oz * price / leverage, at the ask for a buy;
+- profit = (close - open) * lots * contract, in the quote currency; a long is valued at
+  the bid, a short at the ask; JPY profit is converted at USDJPY: the bid when it is a
+  profit, the ask when it is a loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Daemon
+from tests.trading_helpers import Admin, Trader, error, live, running
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """The default account: 10,000 USD at 1:100."""
+    with running(Path(tmp_path_factory.mktemp("money"))) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """1,000 USD accounts and a daily loss limit of 100 USD."""
+    env = {"FXGATE_PAPER_INITIAL_BALANCE": "1000", "FXGATE_RISK_MAX_DAILY_LOSS": "100"}
+    with running(Path(tmp_path_factory.mktemp("small")), **env) as d:
+        yield d
+
+
+def by_ticket(trader: Trader) -> dict[int, dict[str, Any]]:
+    return {p["ticket"]: p for p in trader.positions()}
+
+
+def money(p: dict[str, Any]) -> tuple[Any, ...]:
+    return (p["averagePrice"], p["currentPrice"], p["marginUsed"], p["unrealizedPnL"])
+
+
+# -- margin and profit ----------------------------------------------------------------------
+
+
+def test_eurusd_margin_and_profit(market: Daemon) -> None:
+    admin, trader = Admin(market), Trader.issued(market)
+    admin.quote("EURUSD", "1.08507", "1.08517")
+    long = trader.buy(0.37)["ticket"]
+    short = trader.sell(0.25)["ticket"]
+    pos = by_ticket(trader)
+    # long: 37,000 EUR / 100 * ask 1.08517 = 401.5129 -> 401.51;
+    #       valued at the bid: (1.08507 - 1.08517) * 37,000 = -3.70
+    assert money(pos[long]) == (1.08517, 1.08507, 401.51, -3.7)
+    # short: 25,000 EUR / 100 * bid 1.08507 = 271.2675 -> 271.27;
+    #        valued at the ask: (1.08507 - 1.08517) * 25,000 = -2.50
+    assert money(pos[short]) == (1.08507, 1.08517, 271.27, -2.5)
+
+    admin.quote("EURUSD", "1.08733", "1.08745")
+    pos = by_ticket(trader)
+    # long: (1.08733 - 1.08517) * 37,000 = 79.92
+    assert money(pos[long]) == (1.08517, 1.08733, 401.51, 79.92)
+    # short: (1.08507 - 1.08745) * 25,000 = -59.50
+    assert money(pos[short]) == (1.08507, 1.08745, 271.27, -59.5)
+
+    folio = trader.portfolio()
+    # equity 10,000 + 79.92 - 59.50 = 10,020.42; margin 401.51 + 271.27 = 672.78;
+    # free 9,347.64; level 10,020.42 / 672.78 * 100 = 1,489.41 %
+    assert (folio["balance"], folio["equity"], folio["totalValue"]) == (
+        10000.0,
+        10020.42,
+        10020.42,
+    )
+    assert (folio["marginUsed"], folio["availableBalance"], folio["marginLevel"]) == (
+        672.78,
+        9347.64,
+        1489.41,
+    )
+    assert (folio["unrealizedPnL"], folio["realizedPnL"], folio["totalPnL"]) == (20.42, 0.0, 20.42)
+
+    trader.close(long)
+    trader.close(short)
+    folio = trader.portfolio()
+    assert (folio["balance"], folio["equity"], folio["marginUsed"]) == (10020.42, 10020.42, 0.0)
+    assert folio["realizedPnL"] == 20.42
+
+
+def test_usdjpy_profit_converts_at_the_bid_and_loss_at_the_ask(market: Daemon) -> None:
+    admin, trader = Admin(market), Trader.issued(market)
+    admin.quote("USDJPY", "149.000", "149.020")
+    long = trader.buy(1, "USDJPY")["ticket"]
+    short = trader.sell(0.5, "USDJPY")["ticket"]
+    pos = by_ticket(trader)
+    # The base is USD: 100,000 USD / 100 = 1,000.00 whatever the rate; 0.5 lot: 500.00.
+    assert (pos[long]["marginUsed"], pos[short]["marginUsed"]) == (1000.0, 500.0)
+    # long at 149.020, valued at the bid: -0.020 * 100,000 = -2,000 JPY / ask 149.020
+    #   = -13.4210... -> -13.42
+    assert pos[long]["unrealizedPnL"] == -13.42
+
+    admin.quote("USDJPY", "149.520", "149.540")
+    pos = by_ticket(trader)
+    # long: (149.520 - 149.020) * 100,000 = 50,000 JPY / bid 149.520 = 334.4034 -> 334.40
+    assert money(pos[long]) == (149.02, 149.52, 1000.0, 334.4)
+    # short at 149.000, valued at the ask: (149.000 - 149.540) * 50,000 = -27,000 JPY
+    #   / ask 149.540 = -180.5537 -> -180.55
+    assert money(pos[short]) == (149.0, 149.54, 500.0, -180.55)
+
+    folio = trader.portfolio()
+    # equity 10,000 + 334.40 - 180.55 = 10,153.85; margin 1,500.00; free 8,653.85;
+    # level 10,153.85 / 1,500 * 100 = 676.923 -> 676.92 %
+    assert (folio["equity"], folio["marginUsed"], folio["availableBalance"]) == (
+        10153.85,
+        1500.0,
+        8653.85,
+    )
+    assert folio["marginLevel"] == 676.92
+
+    # Closing books the converted amounts: 10,000 + 334.40 - 180.55 = 10,153.85.
+    trader.close(long)
+    trader.close(short)
+    deals = trader.deals()
+    assert sorted(d["profit"] for d in deals if d["entry"] == "out") == [-180.55, 334.4]
+    assert trader.portfolio()["balance"] == 10153.85
+
+
+def test_xauusd_margin_and_profit(market: Daemon) -> None:
+    admin, trader = Admin(market), Trader.issued(market)
+    admin.quote("XAUUSD", "2030.12", "2030.37")
+    ticket = trader.buy(0.13, "XAUUSD")["ticket"]
+    pos = by_ticket(trader)[ticket]
+    # 0.13 * 100 oz * ask 2,030.37 / 100 = 263.9481 -> 263.95;
+    # valued at the bid: (2,030.12 - 2,030.37) * 13 oz = -3.25
+    assert money(pos) == (2030.37, 2030.12, 263.95, -3.25)
+
+    admin.quote("XAUUSD", "2027.12", "2027.40")
+    pos = by_ticket(trader)[ticket]
+    # (2,027.12 - 2,030.37) * 13 = -42.25
+    assert money(pos) == (2030.37, 2027.12, 263.95, -42.25)
+    folio = trader.portfolio()
+    # equity 9,957.75; free 9,957.75 - 263.95 = 9,693.80; level 3,772.59 %
+    assert (folio["equity"], folio["availableBalance"], folio["marginLevel"]) == (
+        9957.75,
+        9693.8,
+        3772.59,
+    )
+
+
+def test_portfolio_of_all_three_symbols(market: Daemon) -> None:
+    admin, trader = Admin(market), Trader.issued(market)
+    admin.quote("EURUSD", "1.08507", "1.08517")
+    admin.quote("USDJPY", "149.000", "149.020")
+    admin.quote("XAUUSD", "2030.12", "2030.37")
+    trader.buy(0.37)  # margin 401.51
+    trader.buy(1, "USDJPY")  # margin 1,000.00
+    trader.sell(0.5, "USDJPY")  # margin 500.00
+    trader.buy(0.13, "XAUUSD")  # margin 263.95
+    admin.quote("EURUSD", "1.08733", "1.08745")  # +79.92
+    admin.quote("USDJPY", "149.520", "149.540")  # +334.40 and -180.55
+    admin.quote("XAUUSD", "2027.12", "2027.40")  # -42.25
+    assert sorted(p["unrealizedPnL"] for p in trader.positions()) == [
+        -180.55,
+        -42.25,
+        79.92,
+        334.4,
+    ]
+    folio = trader.portfolio()
+    # floating 79.92 + 334.40 - 180.55 - 42.25 = 191.52; equity 10,191.52
+    # margin 401.51 + 1,000 + 500 + 263.95 = 2,165.46; free 8,026.06
+    # level 10,191.52 / 2,165.46 * 100 = 470.6456 -> 470.64 %
+    assert folio == {
+        **folio,
+        "balance": 10000.0,
+        "equity": 10191.52,
+        "totalValue": 10191.52,
+        "unrealizedPnL": 191.52,
+        "marginUsed": 2165.46,
+        "availableBalance": 8026.06,
+        "marginLevel": 470.64,
+        "positions": 4,
+        "openOrders": 0,
+        "currency": "USD",
+        "leverage": 100,
+    }
+
+
+# -- stop-out --------------------------------------------------------------------------------
+
+
+async def test_stop_out_closes_the_largest_loser_first(small: Daemon) -> None:
+    admin, trader = Admin(small), Trader.issued(small)
+    admin.quote("XAUUSD", "2029.75", "2030.00")
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    # Gold first, so that "oldest first" or "first listed" would pick the wrong one.
+    gold = trader.buy(0.1, "XAUUSD")["ticket"]  # margin 0.1 * 100 * 2,030.00 / 100 = 203.00
+    eur = trader.buy(0.5)["ticket"]  # margin 50,000 EUR / 100 * 1.08500 = 542.50
+    c = await trader.socket("trades", "orders")
+    try:
+        admin.quote("XAUUSD", "2027.00", "2027.25")  # gold: (2,027.00 - 2,030.00) * 10 = -30.00
+        # Just short: EURUSD bid 1.07330: (1.07330 - 1.08500) * 50,000 = -585.00;
+        # equity 1,000 - 585 - 30 = 385.00; margin 745.50; level 51.64 %: no stop-out.
+        admin.quote("EURUSD", "1.07330", "1.07340")
+        assert set(by_ticket(trader)) == {gold, eur}
+        folio = trader.portfolio()
+        assert (folio["equity"], folio["marginLevel"]) == (385.0, 51.64)
+
+        # EURUSD 1.07200: -650.00; equity 1,000 - 650 - 30 = 320.00; level 42.92 % < 50 %
+        admin.quote("EURUSD", "1.07200", "1.07210")
+        left = by_ticket(trader)
+        assert set(left) == {gold}  # the largest loser went, and that was enough
+        folio = trader.portfolio()
+        # balance 1,000 - 650 = 350.00; equity 350 - 30 = 320.00; margin 203.00;
+        # level 320 / 203 * 100 = 157.64 %
+        assert (folio["balance"], folio["equity"], folio["marginUsed"]) == (350.0, 320.0, 203.0)
+        assert folio["marginLevel"] == 157.64
+
+        out = await c.wait_for(lambda m: m["type"] == "trade" and m["data"]["entry"] == "OUT")
+        assert (out["data"]["ticket"], out["data"]["profit"], out["data"]["openPrice"]) == (
+            eur,
+            -650.0,
+            1.072,
+        )
+        so = await c.wait_for(lambda m: m["type"] == "order" and m["data"]["reason"] == "SO")
+        assert so["data"]["comment"] == "[so 42.92%]"
+        assert so["data"]["status"] == "FILLED"
+        # Nothing else was closed.
+        rest = await c.collect(0.5)
+        assert [m for m in live(rest, "trade") if m["data"]["entry"] == "OUT"] == []
+    finally:
+        await c.close()
+    closed = trader.position(eur)
+    assert (closed["status"], closed["realizedPnL"], closed["closePrice"]) == (
+        "closed",
+        -650.0,
+        1.072,
+    )
+    assert [(d["positionTicket"], d["profit"]) for d in trader.deals() if d["entry"] == "out"] == [
+        (eur, -650.0)
+    ]
+
+
+# -- the daily loss alert ----------------------------------------------------------------------
+
+
+async def test_daily_loss_past_80_percent_raises_a_risk_limit_alert(small: Daemon) -> None:
+    admin, trader = Admin(small), Trader.issued(small)
+    watcher = Trader.issued(small)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    trader.buy(0.5)  # floating -5.00: 5 % of the 100 USD limit
+    c = await trader.socket("alerts")
+    w = await watcher.socket("alerts")
+    try:
+        assert live(await c.collect(0.6), "alert") == []
+
+        # (1.08350 - 1.08500) * 50,000 = -75.00: 75 %, still under 80 %
+        admin.quote("EURUSD", "1.08350", "1.08360")
+        assert live(await c.collect(0.6), "alert") == []
+
+        # (1.08320 - 1.08500) * 50,000 = -90.00: 90 % of the limit
+        admin.quote("EURUSD", "1.08320", "1.08330")
+        msg = await c.type("alert")
+        assert msg["channel"] == "alerts"
+        alert = msg["data"]
+        assert (alert["type"], alert["severity"]) == ("RISK_LIMIT", "WARNING")
+        assert alert["title"] == "Daily Loss Limit Approaching"
+        assert (alert["threshold"], alert["current"]) == (80, 90.0)
+        assert alert["message"] == "Daily loss has reached 90% of the maximum limit"
+        assert alert["entity"] == {"type": "USER", "id": trader.user_id}
+        assert alert["alertId"]
+        assert alert["createdAt"].endswith("Z")
+
+        # Once per level and day: a further loss under the limit says nothing new.
+        admin.quote("EURUSD", "1.08310", "1.08320")  # -95.00
+        assert live(await c.collect(0.6), "alert") == []
+
+        # (1.08290 - 1.08500) * 50,000 = -105.00: the limit itself; new exposure blocked
+        admin.quote("EURUSD", "1.08290", "1.08300")
+        critical = (await c.type("alert"))["data"]
+        assert (critical["severity"], critical["threshold"], critical["current"]) == (
+            "CRITICAL",
+            100,
+            105.0,
+        )
+        error(trader.post("/trading/orders", {"symbol": "EURUSD", "type": "market",
+                                               "side": "buy", "quantity": 0.01}),
+              400, "TRADING_ERROR")  # fmt: skip
+        assert len(trader.positions()) == 1
+
+        # Nobody else hears of it.
+        assert await w.collect(0.3) == []
+    finally:
+        await c.close()
+        await w.close()

@@ -1,0 +1,223 @@
+"""Shared helpers of the trading tests: a quiet paper market, REST traders, exact prices.
+
+The paper feed's random walk would move prices under a test's feet, so the daemons here
+tick so rarely (``FXGATE_PAPER_TICK_RATE=0.0001``: one tick per symbol every ~3 hours on
+average, and with the fixed seed the first tick times are always the same) that every
+price a test sees is one it set itself through ``POST /paper/quotes``. The admin call
+answers only after everything the new price triggered is stored and announced, so a
+test can assert right after it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import Daemon
+from tests.wsclient import Client
+
+PASSWORD = "correct horse battery"
+QUIET = {
+    "FXGATE_PAPER_TICK_RATE": "0.0001",
+    "FXGATE_SERVER_RATE_LIMIT_PER_MINUTE": "100000",
+}
+_ids = itertools.count(1)
+
+
+def quiet_daemon(state_dir: Path, **env: str) -> Daemon:
+    """A daemon (not started) whose prices move only when a test sets them."""
+    return Daemon(state_dir, env={**QUIET, **env})
+
+
+@contextmanager
+def running(state_dir: Path, **env: str) -> Iterator[Daemon]:
+    d = quiet_daemon(state_dir, **env).start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def D(value: Any) -> Decimal:  # noqa: N802 - reads like the Decimal it makes
+    """A JSON number as the Decimal it stands for (through its shortest repr)."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_ids)}_{time.monotonic_ns() % 10**9}"
+
+
+class Admin:
+    """An admin that sets paper prices."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.headers = bearer(daemon.token(unique("admin"), "admin"))
+
+    def quote(self, symbol: str, bid: str, ask: str) -> dict[str, Any]:
+        r = httpx.post(
+            self.daemon.url("/api/v1/paper/quotes"),
+            json={"symbol": symbol, "bid": float(bid), "ask": float(ask)},
+            headers=self.headers,
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+    def publish(self, body: Any) -> httpx.Response:
+        return httpx.post(
+            self.daemon.url("/api/v1/publish"), json=body, headers=self.headers, timeout=10
+        )
+
+
+@dataclass
+class Trader:
+    """A user with a token, talking REST to the daemon."""
+
+    daemon: Daemon
+    user_id: str
+    token: str
+
+    @classmethod
+    def issued(cls, daemon: Daemon, role: str = "trader", user_id: str | None = None) -> Trader:
+        """A user with a token issued in-process (fast)."""
+        uid = user_id or unique("t")
+        return cls(daemon, uid, daemon.token(uid, role))
+
+    @classmethod
+    def logged_in(cls, daemon: Daemon, role: str = "trader") -> Trader:
+        """A user created with the CLI and logged in over REST, as a person does it."""
+        email = f"{unique('trader')}@example.com"
+        out = daemon.cli(
+            "users", "add", "--email", email, "--name", "Test Trader", "--role", role,
+            "--password", PASSWORD,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        r = httpx.post(
+            daemon.url("/api/v1/auth/login"), json={"email": email, "password": PASSWORD}
+        )
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+        return cls(daemon, data["user"]["id"], data["accessToken"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return httpx.request(
+            method, self.daemon.url(f"/api/v1{path}"), headers=self.headers, timeout=10, **kw
+        )
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any) -> httpx.Response:
+        return self.request("POST", path, json=body)
+
+    def put(self, path: str, body: Any) -> httpx.Response:
+        return self.request("PUT", path, json=body)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kw)
+
+    # -- the common calls, asserting success -------------------------------------------
+
+    def order(self, expect: int = 201, **body: Any) -> dict[str, Any]:
+        r = self.post("/trading/orders", body)
+        assert r.status_code == expect, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+    def buy(self, quantity: float, symbol: str = "EURUSD", **kw: Any) -> dict[str, Any]:
+        return self.order(symbol=symbol, type=kw.pop("type", "market"), side="buy",
+                          quantity=quantity, **kw)  # fmt: skip
+
+    def sell(self, quantity: float, symbol: str = "EURUSD", **kw: Any) -> dict[str, Any]:
+        return self.order(symbol=symbol, type=kw.pop("type", "market"), side="sell",
+                          quantity=quantity, **kw)  # fmt: skip
+
+    def positions(self) -> list[dict[str, Any]]:
+        r = self.get("/trading/positions")
+        assert r.status_code == 200, r.text
+        data: list[dict[str, Any]] = r.json()["data"]
+        return data
+
+    def position(self, ticket: int) -> dict[str, Any]:
+        r = self.get(f"/trading/positions/{ticket}")
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+    def orders(self, **params: Any) -> list[dict[str, Any]]:
+        r = self.get("/trading/orders", params={"limit": 500, **params})
+        assert r.status_code == 200, r.text
+        data: list[dict[str, Any]] = r.json()["data"]
+        return data
+
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        r = self.get(f"/trading/orders/{order_id}")
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+    def portfolio(self) -> dict[str, Any]:
+        r = self.get("/trading/portfolio")
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+    def deals(self) -> list[dict[str, Any]]:
+        r = self.get("/trading/deals", params={"limit": 500})
+        assert r.status_code == 200, r.text
+        data: list[dict[str, Any]] = r.json()["data"]
+        return data
+
+    def close(self, ticket: int, volume: float | None = None) -> dict[str, Any]:
+        params = {} if volume is None else {"volume": volume}
+        r = self.delete(f"/trading/positions/{ticket}", params=params)
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+    async def socket(self, *channels: Any) -> Client:
+        """A WebSocket on ``/api/ws`` subscribed to ``channels``, past the snapshots."""
+        c = await Client.connect(self.daemon.ws_url() + f"?token={self.token}")
+        hello = await c.recv()
+        assert hello["type"] == "connection", hello
+        assert hello["userId"] == self.user_id
+        if channels:
+            ack = await c.subscribe(*channels)
+            assert ack["status"] == "success", ack
+        return c
+
+
+def error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error of a failed call, after checking seed 003's error envelope."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["success"] is False, body
+    assert set(body) == {"success", "error", "timestamp"}, body
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert body["timestamp"].endswith("Z")
+    err: dict[str, Any] = body["error"]
+    return err
+
+
+def live(msgs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The live (non-snapshot) messages of one type."""
+    return [m for m in msgs if m.get("type") == kind and not m["data"].get("snapshot")]
