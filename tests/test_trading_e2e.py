@@ -16,16 +16,12 @@ Prices (USD account, 1:100, EURUSD contract 100,000):
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
 import pytest
 
 from tests.conftest import Daemon
-from tests.trading_helpers import Admin, Trader, live, running
-from tests.wsclient import Client
+from tests.trading_helpers import Admin, Trader, all_of, has, one, read_until, running
 
 CHANNELS = ("orders", "trades", "positions", "account", "analytics")
 
@@ -34,44 +30,6 @@ CHANNELS = ("orders", "trades", "positions", "account", "analytics")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     with running(Path(tmp_path_factory.mktemp("e2e"))) as d:
         yield d
-
-
-async def gather(
-    c: Client, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 5
-) -> list[dict[str, Any]]:
-    """Read messages until ``done(all read so far)``; fail with what came otherwise."""
-    got: list[dict[str, Any]] = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not done(got):
-        left = deadline - loop.time()
-        if left <= 0:
-            raise AssertionError(f"timed out; got {[(m['type'], m.get('data')) for m in got]}")
-        try:
-            got.append(await c.recv(left))
-        except TimeoutError:
-            continue
-    return got
-
-
-def one(msgs: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any]:
-    """The one live message of ``kind`` whose data has the ``match`` values."""
-    found = [
-        m for m in live(msgs, kind) if all(m["data"].get(k) == v for k, v in match.items())
-    ]
-    assert len(found) == 1, (kind, match, [m["data"] for m in live(msgs, kind)])
-    return found[0]
-
-
-def has(kind: str, **match: Any) -> Callable[[list[dict[str, Any]]], bool]:
-    def pred(msgs: list[dict[str, Any]]) -> bool:
-        return any(all(m["data"].get(k) == v for k, v in match.items()) for m in live(msgs, kind))
-
-    return pred
-
-
-def all_of(*preds: Callable[[list[dict[str, Any]]], bool]) -> Callable[[list[Any]], bool]:
-    return lambda msgs: all(p(msgs) for p in preds)
 
 
 async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
@@ -97,7 +55,7 @@ async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
         assert placed["averagePrice"] == 1.085  # the ask
         ticket, order_id = placed["ticket"], placed["id"]
 
-        opened = await gather(
+        opened = await read_until(
             a,
             all_of(
                 has("order", orderId=order_id, status="FILLED"),
@@ -155,7 +113,7 @@ async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
 
         # The price runs through the take profit (on the bid).
         admin.quote("EURUSD", "1.08810", "1.08820")
-        closed = await gather(
+        closed = await read_until(
             a,
             all_of(
                 has("trade", ticket=ticket, entry="OUT"),

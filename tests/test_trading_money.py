@@ -21,7 +21,17 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon
-from tests.trading_helpers import Admin, Trader, error, live, running
+from tests.trading_helpers import (
+    Admin,
+    Trader,
+    all_of,
+    error,
+    has,
+    live,
+    one,
+    read_until,
+    running,
+)
 
 
 @pytest.fixture(scope="module")
@@ -220,15 +230,11 @@ async def test_stop_out_closes_the_largest_loser_first(small: Daemon) -> None:
         assert (folio["balance"], folio["equity"], folio["marginUsed"]) == (350.0, 320.0, 203.0)
         assert folio["marginLevel"] == 157.64
 
-        out = await c.wait_for(lambda m: m["type"] == "trade" and m["data"]["entry"] == "OUT")
-        assert (out["data"]["ticket"], out["data"]["profit"], out["data"]["openPrice"]) == (
-            eur,
-            -650.0,
-            1.072,
-        )
-        so = await c.wait_for(lambda m: m["type"] == "order" and m["data"]["reason"] == "SO")
-        assert so["data"]["comment"] == "[so 42.92%]"
-        assert so["data"]["status"] == "FILLED"
+        msgs = await read_until(c, all_of(has("trade", entry="OUT"), has("order", reason="SO")))
+        out = one(msgs, "trade", entry="OUT")["data"]
+        assert (out["ticket"], out["profit"], out["openPrice"]) == (eur, -650.0, 1.072)
+        so = one(msgs, "order", reason="SO")["data"]
+        assert (so["comment"], so["status"], so["orderType"]) == ("[so 42.92%]", "FILLED", "SELL")
         # Nothing else was closed.
         rest = await c.collect(0.5)
         assert [m for m in live(rest, "trade") if m["data"]["entry"] == "OUT"] == []

@@ -10,9 +10,10 @@ test can assert right after it.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -221,3 +222,44 @@ def error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
 def live(msgs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """The live (non-snapshot) messages of one type."""
     return [m for m in msgs if m.get("type") == kind and not m["data"].get("snapshot")]
+
+
+async def read_until(
+    c: Client, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 5
+) -> list[dict[str, Any]]:
+    """Every message read until ``done(all read so far)`` holds; fails with what came if
+    it does not within ``timeout`` seconds."""
+    got: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not done(got):
+        left = deadline - loop.time()
+        if left <= 0:
+            raise AssertionError(f"timed out; got {[(m.get('type'), m.get('data')) for m in got]}")
+        try:
+            got.append(await c.recv(left))
+        except TimeoutError:
+            continue
+    return got
+
+
+def has(kind: str, **match: Any) -> Callable[[list[dict[str, Any]]], bool]:
+    """A ``read_until`` condition: a live message of ``kind`` with these data values."""
+
+    def pred(msgs: list[dict[str, Any]]) -> bool:
+        return any(all(m["data"].get(k) == v for k, v in match.items()) for m in live(msgs, kind))
+
+    return pred
+
+
+def all_of(
+    *preds: Callable[[list[dict[str, Any]]], bool],
+) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda msgs: all(p(msgs) for p in preds)
+
+
+def one(msgs: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any]:
+    """The one live message of ``kind`` whose data has the ``match`` values."""
+    found = [m for m in live(msgs, kind) if all(m["data"].get(k) == v for k, v in match.items())]
+    assert len(found) == 1, (kind, match, [m["data"] for m in live(msgs, kind)])
+    return found[0]

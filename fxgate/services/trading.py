@@ -237,8 +237,27 @@ class TradingService:
             if alert is not None:
                 self._spawn(self._raise_alert(data.user_id, alert), name="risk-alert")
         self._publish(Event(channel, data, user_id=event.user_id))
-        if isinstance(data, Deal) and data.entry is not DealEntry.IN:
-            self._schedule_analytics(data.user_id)
+        if isinstance(data, Deal):
+            # Fills happen on requests and on price moves (pending orders, SL/TP,
+            # stop-out) alike: the audit log gets every one.
+            self._spawn(
+                self._audit(
+                    data.user_id,
+                    "deal.fill",
+                    str(data.ticket),
+                    order=data.order_ticket,
+                    position=data.position_ticket,
+                    symbol=data.symbol,
+                    side=str(data.side),
+                    entry=str(data.entry),
+                    volume=str(data.volume),
+                    price=str(data.price),
+                    reason=str(data.reason),
+                ),
+                name="audit-fill",
+            )
+            if data.entry is not DealEntry.IN:
+                self._schedule_analytics(data.user_id)
 
     async def _raise_alert(self, user_id: str, alert: dict[str, Any]) -> None:
         await self.store.save_alert(user_id, alert["alertId"], alert)
