@@ -145,7 +145,11 @@ class Node:
     async def start(self) -> None:
         s = self.settings
         await self.store.open()
+        await self.keyring.load()
+        first = self.keyring.active_or_none() is None
         key = await self.keyring.ensure_active()
+        if first:
+            await self.store.append_audit(actor="daemon", action="keys.create", target=key.kid)
         log.info("signing key ready", extra={"kid": key.kid})
         self.keyring.on_retired(self._kick_retired)
 

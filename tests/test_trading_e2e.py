@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Daemon
-from tests.trading_helpers import Admin, Trader, all_of, has, one, read_until, running
+from tests.trading_helpers import Admin, Trader, all_of, has, live, one, read_until, running
 
 CHANNELS = ("orders", "trades", "positions", "account", "analytics")
 

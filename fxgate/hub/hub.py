@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +72,6 @@ class Hub:
         self._id_prefix = f"msg_{self.streams.epoch}_"
         self.published = 0
         self.delivered = 0
-        self._listeners: list[Callable[[Event, Mapping[str, Any]], None]] = []
 
     @property
     def epoch(self) -> str:
@@ -104,8 +103,6 @@ class Hub:
             "epoch": self.streams.epoch,
         }
         self.published += 1
-        for listener in self._listeners:
-            listener(event, envelope)
         frames: dict[Dialect, bytes | None] = {}
         if ch.history_size:
             history = stream.history
@@ -124,21 +121,9 @@ class Hub:
             return
         b = bucket if bucket is not None else wild
         assert b is not None
-        if b.filtered:
-            targets = self._targets(ch, payload, (b,))
-            self._send(targets, ch, envelope, frames, ckey)
-            return
-        # The hot path: everybody in the bucket takes the message.
-        n = 0
-        for sink in b.plain:
-            dialect = sink.dialect
-            frame = frames.get(dialect, _MISSING)
-            if frame is _MISSING:
-                frame = frames[dialect] = dialect.encode_event(ch, envelope)
-            if frame is not None:
-                sink.deliver(frame, ckey)
-                n += 1
-        self.delivered += n
+        # The common case: every subscriber in one bucket takes the message as it is.
+        receivers: Iterable[Sink] = self._targets(ch, payload, (b,)) if b.filtered else b.plain
+        self._send(receivers, ch, envelope, frames, ckey)
 
     @staticmethod
     def _targets(
@@ -171,10 +156,6 @@ class Hub:
                 sink.deliver(frame, ckey)
                 n += 1
         self.delivered += n
-
-    def add_listener(self, fn: Callable[[Event, Mapping[str, Any]], None]) -> None:
-        """Call ``fn(event, envelope)`` for every published event (metrics, history)."""
-        self._listeners.append(fn)
 
     # -- subscriptions ---------------------------------------------------------
 
