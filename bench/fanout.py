@@ -274,8 +274,13 @@ class Daemon:
         if self.proc is None or self.proc.poll() is not None:
             return None
         self.proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
         try:
-            return self.proc.wait(timeout=15)
+            rc = self.proc.wait(timeout=15)
+            took = time.monotonic() - began
+            if took > 5:
+                print(f"   the daemon took {took:.1f} s to exit after SIGTERM", file=sys.stderr)
+            return rc
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

@@ -187,6 +187,7 @@ class Node:
             ),
             spawn=self.spawn,
         )
+        await self.trading.restore()
         from fxgate.services import market_history
 
         market_history.install(self)

@@ -10,6 +10,7 @@ Prices (USD account, 1:100, EURUSD contract 100,000):
   quote 1.08490 / 1.08500; buy 0.1 lot at the ask 1.08500
   floating at the bid: (1.08490 - 1.08500) * 10,000 = -1.00
   margin: 10,000 EUR / 100 * 1.08500 (ask) = 108.50 USD
+  quote 1.08600 / 1.08610: floating (1.08600 - 1.08500) * 10,000 = +10.00
   quote 1.08810 / 1.08820: the bid 1.08810 passes the take profit 1.08800
   closed at the bid: (1.08810 - 1.08500) * 10,000 = +31.00; balance 10,031.00
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+
 import pytest
 
 from tests.conftest import Daemon
@@ -111,6 +113,17 @@ async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
         for m in opened:
             assert set(m) == {"type", "channel", "data", "timestamp", "id", "offset", "epoch"}
 
+        # The price moves, short of the take profit: the P&L follows, live.
+        admin.quote("EURUSD", "1.08600", "1.08610")
+        moved = await read_until(
+            a, all_of(has("position", ticket=ticket, profit=10.0), has("account", equity=10010.0))
+        )
+        floating = one(moved, "position", ticket=ticket, profit=10.0)["data"]
+        # (1.08600 - 1.08500) * 10,000 = 10.00
+        assert (floating["currentPrice"], floating["unrealizedPnL"]) == (1.086, 10.0)
+        assert floating["status"] == "OPEN"
+        assert [m for m in moved if m["type"] in {"trade", "order"}] == []
+
         # The price runs through the take profit (on the bid).
         admin.quote("EURUSD", "1.08810", "1.08820")
         closed = await read_until(
@@ -130,9 +143,7 @@ async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
         assert out["profit"] == 31.0  # (1.08810 - 1.08500) * 10,000
         assert out["volume"] == 0.1
 
-        closing = [
-            m["data"] for m in live(closed, "order") if m["data"]["orderId"] != order_id
-        ]
+        closing = [m["data"] for m in live(closed, "order") if m["data"]["orderId"] != order_id]
         assert len(closing) == 1, closing
         assert closing[0]["reason"] == "TP"
         assert closing[0]["status"] == "FILLED"
@@ -170,6 +181,13 @@ async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
             10031.0,
             31.0,
         )
+        # 31.00 of the initial 10,000.00, in percent, in every period
+        assert folio["performance"] == {
+            "daily": 0.31,
+            "weekly": 0.31,
+            "monthly": 0.31,
+            "yearly": 0.31,
+        }
         deals = alice.deals()
         assert [(d["entry"], d["side"], d["price"], d["profit"]) for d in deals] == [
             ("out", "sell", 1.0881, 31.0),
@@ -187,7 +205,8 @@ async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
                 0.0,
             )
             text = repr(m)
-            assert str(ticket) not in text and order_id not in text, m
+            assert str(ticket) not in text, m
+            assert order_id not in text, m
         assert bob.positions() == []
         assert bob.orders() == []
     finally:
@@ -213,6 +232,31 @@ async def test_a_new_subscriber_gets_the_open_position_and_pending_order_first(
         ]
         assert [(o["orderId"], o["snapshot"], o["status"], o["price"]) for o in orders] == [
             (pending["id"], True, "PENDING", 1.08)
+        ]
+    finally:
+        await c.close()
+
+
+async def test_channel_filters_narrow_what_arrives(market: Daemon) -> None:
+    admin = Admin(market)
+    dave = Trader.logged_in(market)
+    c = await dave.socket(
+        {"name": "trades", "filters": {"strategyId": "s-1"}},
+        {"name": "orders", "filters": {"symbol": "XAUUSD"}},
+    )
+    try:
+        admin.quote("EURUSD", "1.08490", "1.08500")
+        admin.quote("XAUUSD", "2029.75", "2030.00")
+        dave.buy(0.1)  # no strategy, EURUSD: neither filter matches
+        mine = dave.buy(0.1, strategyId="s-1")  # EURUSD with the strategy: a trade
+        gold = dave.buy(0.01, "XAUUSD")  # gold without the strategy: an order
+        msgs = await read_until(
+            c, all_of(has("trade", strategyId="s-1"), has("order", symbol="XAUUSD"))
+        )
+        msgs += await c.collect(0.5)
+        assert [(m["type"], m["data"]["ticket"]) for m in msgs] == [
+            ("trade", mine["ticket"]),
+            ("order", gold["ticket"]),
         ]
     finally:
         await c.close()

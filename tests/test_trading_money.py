@@ -49,6 +49,14 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield d
 
 
+@pytest.fixture(scope="module")
+def terms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """Other account terms: 1:50 and a commission of 7 USD per lot and side."""
+    env = {"FXGATE_PAPER_LEVERAGE": "50", "FXGATE_PAPER_COMMISSION_PER_LOT": "7"}
+    with running(Path(tmp_path_factory.mktemp("terms")), **env) as d:
+        yield d
+
+
 def by_ticket(trader: Trader) -> dict[int, dict[str, Any]]:
     return {p["ticket"]: p for p in trader.positions()}
 
@@ -198,6 +206,36 @@ def test_portfolio_of_all_three_symbols(market: Daemon) -> None:
         "currency": "USD",
         "leverage": 100,
     }
+
+
+async def test_leverage_and_commission_from_the_config(terms: Daemon) -> None:
+    admin, trader = Admin(terms), Trader.issued(terms)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    admin.quote("XAUUSD", "2029.75", "2030.00")
+    c = await trader.socket("trades")
+    try:
+        eur = trader.buy(1)["ticket"]
+        gold = trader.buy(0.1, "XAUUSD")["ticket"]
+        pos = by_ticket(trader)
+        # 1:50: 100,000 EUR / 50 * 1.08500 = 2,170.00; gold 0.1 * 100 * 2,030.00 / 50 = 406.00
+        assert (pos[eur]["marginUsed"], pos[gold]["marginUsed"]) == (2170.0, 406.0)
+        # commission 7 per lot on entry: 7.00 + 0.70, charged to the balance at once
+        assert (pos[eur]["commission"], pos[gold]["commission"]) == (-7.0, -0.7)
+        folio = trader.portfolio()
+        assert (folio["balance"], folio["leverage"]) == (9992.3, 50)
+        entry = await c.wait_for(lambda m: m["type"] == "trade" and m["data"]["ticket"] == eur)
+        assert entry["data"]["commission"] == 7.0  # seed 001 shows the cost as positive
+
+        admin.quote("EURUSD", "1.08700", "1.08710")
+        closed = trader.close(eur)
+        # (1.08700 - 1.08500) * 100,000 = 200.00, less 7.00 in and 7.00 out: 186.00
+        assert (closed["realizedPnL"], closed["commission"]) == (186.0, -14.0)
+        out = await c.wait_for(lambda m: m["type"] == "trade" and m["data"]["entry"] == "OUT")
+        assert (out["data"]["profit"], out["data"]["commission"]) == (200.0, 7.0)
+        # 10,000 - 7.70 + 200.00 - 7.00 = 10,185.30
+        assert trader.portfolio()["balance"] == 10185.3
+    finally:
+        await c.close()
 
 
 # -- stop-out --------------------------------------------------------------------------------

@@ -54,9 +54,7 @@ def status(trader: Trader, order_id: str) -> str:
 # -- limit, stop and stop-limit ------------------------------------------------------------
 
 
-async def test_buy_limit_fills_only_when_the_ask_reaches_it(
-    admin: Admin, trader: Trader
-) -> None:
+async def test_buy_limit_fills_only_when_the_ask_reaches_it(admin: Admin, trader: Trader) -> None:
     admin.quote("EURUSD", "1.08490", "1.08500")
     order = trader.buy(1, type="limit", price=1.08400)
     assert (order["status"], order["price"], order["filledQuantity"]) == ("pending", 1.084, 0.0)
@@ -104,9 +102,7 @@ def test_sell_limit_fills_only_when_the_bid_reaches_it(admin: Admin, trader: Tra
     assert (pos["ticket"], pos["side"], pos["averagePrice"]) == (order["ticket"], "short", 1.0861)
 
 
-def test_buy_stop_triggers_on_the_ask_and_fills_at_the_market(
-    admin: Admin, trader: Trader
-) -> None:
+def test_buy_stop_triggers_on_the_ask_and_fills_at_the_market(admin: Admin, trader: Trader) -> None:
     admin.quote("EURUSD", "1.08490", "1.08500")
     order = trader.buy(1, type="stop", stopPrice=1.08600)
     assert (order["status"], order["stopPrice"]) == ("pending", 1.086)
@@ -425,3 +421,51 @@ def test_closing_a_whole_position_books_its_profit(admin: Admin, trader: Trader)
     assert trader.positions() == []
     assert trader.portfolio()["balance"] == BALANCE + 30
     error(trader.delete(f"/trading/positions/{ticket}"), 404, "NOT_FOUND_ERROR")
+
+
+def test_stop_loss_set_on_an_open_position_closes_it_on_the_bid(
+    admin: Admin, trader: Trader
+) -> None:
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    ticket = trader.buy(1)["ticket"]
+    r = trader.put(f"/trading/positions/{ticket}", {"stopLoss": 1.08300, "takeProfit": 1.08800})
+    assert r.status_code == 200, r.text
+    assert (r.json()["data"]["stopLoss"], r.json()["data"]["takeProfit"]) == (1.083, 1.088)
+    admin.quote("EURUSD", "1.08310", "1.08320")  # one point short on the bid
+    assert [p["ticket"] for p in trader.positions()] == [ticket]
+    r = trader.put(f"/trading/positions/{ticket}", {"takeProfit": 0})  # 0 removes it
+    assert (r.json()["data"]["stopLoss"], r.json()["data"]["takeProfit"]) == (1.083, None)
+    admin.quote("EURUSD", "1.08300", "1.08310")  # the bid reaches the stop loss
+    assert trader.positions() == []
+    closed = trader.position(ticket)
+    # (1.08300 - 1.08500) * 100,000 = -200.00
+    assert (closed["status"], closed["closePrice"], closed["realizedPnL"]) == (
+        "closed",
+        1.083,
+        -200.0,
+    )
+    assert trader.portfolio()["balance"] == BALANCE - 200
+
+
+def test_a_filled_limit_order_gives_its_position_the_orders_stops(
+    admin: Admin, trader: Trader
+) -> None:
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    order = trader.buy(0.5, type="limit", price=1.08400, stopLoss=1.08000, takeProfit=1.09000)
+    admin.quote("EURUSD", "1.08390", "1.08400")
+    (pos,) = trader.positions()
+    assert (pos["ticket"], pos["stopLoss"], pos["takeProfit"]) == (order["ticket"], 1.08, 1.09)
+
+
+def test_orders_list_by_date(admin: Admin, trader: Trader) -> None:
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    order = trader.buy(0.1, type="limit", price=1.08000)
+    created = order["createdAt"]
+    assert [o["id"] for o in trader.orders(startDate=created)] == [order["id"]]
+    assert trader.orders(endDate=created) == []  # before, exclusive
+    assert trader.orders(startDate="2999-01-01T00:00:00Z") == []
+    assert [o["id"] for o in trader.orders(endDate="2999-01-01T00:00:00Z")] == [order["id"]]
+    r = trader.get("/trading/orders", params={"startDate": "yesterday"})
+    assert error(r, 422, "VALIDATION_ERROR")["details"][0]["field"] == "startDate"
+    r = trader.get("/trading/orders", params={"status": "open"})
+    error(r, 422, "VALIDATION_ERROR")

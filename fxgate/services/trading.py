@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fxgate.brokers.paper.broker import PaperBroker
@@ -72,6 +72,20 @@ class TradingService:
         self._analytics_due: set[str] = set()
         broker.subscribe(self.on_broker_event)
 
+    async def restore(self) -> None:
+        """After a restart: remember today's risk alerts, so none is raised twice."""
+        today = time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
+        seen: dict[str, int] = {}
+        for owned in await self.store.list_all_alerts():
+            alert = owned.doc
+            if owned.user_id is None or alert.get("type") != "RISK_LIMIT":
+                continue
+            if str(alert.get("createdAt", ""))[:10] == today:
+                level = int(alert.get("threshold", 0))
+                seen[owned.user_id] = max(level, seen.get(owned.user_id, -1))
+        for user_id, level in seen.items():
+            self.loss_monitor.mark(user_id, today, level)
+
     # -- orders ------------------------------------------------------------------------
 
     async def place_order(self, user_id: str, request: OrderRequest) -> tuple[Order, bool]:
@@ -105,7 +119,7 @@ class TradingService:
             margin = engine.required_margin(
                 user_id, request.symbol, request.side, request.volume, request.price
             )
-        except FxgateError:
+        except (FxgateError, InvalidOperation):
             margin = Decimal(0)  # the broker's own checks will say what is wrong
         try:
             check_order(

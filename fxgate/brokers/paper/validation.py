@@ -32,13 +32,24 @@ __all__ = [
 ]
 
 
+#: No instrument trades above this; larger numbers are typing errors (and would overflow
+#: the decimal context when quantised).
+MAX_PRICE = Decimal(10) ** 9
+
+
 def price_or_none(spec: SymbolSpec, value: Decimal | None, name: str) -> Decimal | None:
     """A positive price rounded to the symbol's digits; ``None`` and ``0`` mean "none"."""
     if value is None or value == 0:
         return None
-    if not value.is_finite() or value < 0:
-        raise ValidationError(f"{name} must be a positive price")
-    return round_price(value, spec.digits)
+    if not value.is_finite() or value < 0 or value > MAX_PRICE:
+        raise ValidationError(f"{name} must be a positive price", details={"field": name})
+    rounded = round_price(value, spec.digits)
+    if rounded <= 0:
+        # 1e-9 would round to 0.00000: a mistyped price, never "no price".
+        raise ValidationError(
+            f"{name} is below the symbol's smallest price step", details={"field": name}
+        )
+    return rounded
 
 
 def order_prices(spec: SymbolSpec, request: OrderRequest) -> tuple[Decimal | None, Decimal | None]:

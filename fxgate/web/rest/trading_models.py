@@ -22,9 +22,11 @@ def _number(value: Any) -> Decimal:
 
 
 Number = Annotated[Decimal, BeforeValidator(_number)]
-Positive = Annotated[Number, Field(gt=0)]
+#: Prices and volumes have sane upper bounds: 1e300 is a typing error, not an order.
+Positive = Annotated[Number, Field(gt=0, le=10**9)]
+Lots = Annotated[Number, Field(gt=0, le=10**6)]
 #: A stop loss or take profit; 0 removes it when modifying (MT5's convention).
-StopLevel = Annotated[Number, Field(ge=0)]
+StopLevel = Annotated[Number, Field(ge=0, le=10**9)]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
@@ -32,7 +34,7 @@ class OrderCreate(RequestModel):
     symbol: str = Field(min_length=1, max_length=20)
     type: Literal["market", "limit", "stop", "stop_limit"]
     side: Literal["buy", "sell"]
-    quantity: Positive = Field(description="Lots, a multiple of the symbol's volume step.")
+    quantity: Lots = Field(description="Lots, a multiple of the symbol's volume step.")
     price: Positive | None = Field(None, description="Limit price (limit, stop_limit).")
     stop_price: Positive | None = Field(None, description="Trigger (stop, stop_limit).")
     time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"
@@ -47,7 +49,7 @@ class OrderCreate(RequestModel):
 
 
 class OrderUpdate(RequestModel):
-    quantity: Positive | None = None
+    quantity: Lots | None = None
     price: Positive | None = None
     stop_price: Positive | None = None
     stop_loss: StopLevel | None = None
@@ -62,7 +64,10 @@ class OrdersQuery(PageQuery):
 
 
 class ClosePositionQuery(QueryModel):
-    volume: Positive | None = Field(None, description="Lots to close; all when omitted.")
+    # A query string is text: here "0.4" is the expected form, unlike in JSON bodies.
+    volume: Decimal | None = Field(
+        None, gt=0, le=10**6, description="Lots to close; all when omitted."
+    )
 
 
 class PositionUpdate(RequestModel):
