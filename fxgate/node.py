@@ -144,7 +144,18 @@ class Node:
 
     async def start(self) -> None:
         s = self.settings
-        await self.store.open()
+        # Accepted by the configuration schema, but their adapters are not built yet:
+        # refuse them loudly rather than quietly running something else.
+        if s.bus.backend != "local":
+            raise StartupError(f"bus.backend = {s.bus.backend!r} is not available yet; use 'local'")
+        if s.broker.backend != "paper":
+            raise StartupError(
+                f"broker.backend = {s.broker.backend!r} is not available yet; use 'paper'"
+            )
+        try:
+            await self.store.open()
+        except Exception as exc:
+            raise StartupError(f"the {s.store.backend} store could not be opened: {exc}") from exc
         await self.keyring.load()
         first = self.keyring.active_or_none() is None
         key = await self.keyring.ensure_active()

@@ -63,11 +63,15 @@ def serve(args: argparse.Namespace) -> int:
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     )
     settings = settings.model_copy(update={"server": server})
+    from fxgate.node import StartupError
     from fxgate.ops.logging import setup_logging
     from fxgate.ops.serve import run
 
     setup_logging(settings.log.level, settings.log.format)
-    return run(settings)
+    try:
+        return run(settings)
+    except StartupError as exc:
+        raise CliError(f"cannot start: {exc}") from None
 
 
 def keys(args: argparse.Namespace) -> int:
