@@ -185,6 +185,27 @@ def fxgate_command(explicit: str | None) -> list[str]:
     sys.exit("fanout: the fxgate command is not installed (pip install -e .)")
 
 
+# Diagnostic only (--stamp-at-publish): the hub stamps the envelope's "timestamp" with the
+# time it publishes the event instead of the tick's own (simulated arrival) time, so the
+# latency measured is the hub's fan-out alone, without the feed's batching delay.
+_PUBLISH_STAMP = """
+import sys
+import fxgate.domain.timefmt as timefmt
+import fxgate.hub.hub as hub
+if not hasattr(hub, "iso_ms"):
+    sys.exit("--stamp-at-publish: fxgate.hub.hub no longer uses iso_ms; update bench/fanout.py")
+hub.iso_ms = lambda ts=None: timefmt.iso_ms()
+from fxgate.cli.main import main
+sys.exit(main())
+"""
+
+
+def serve_command(args: argparse.Namespace) -> list[str]:
+    if args.stamp_at_publish:
+        return [sys.executable, "-c", _PUBLISH_STAMP]
+    return fxgate_command(args.fxgate)
+
+
 def pin(core: int, enabled: bool) -> list[str]:
     return ["taskset", "-c", str(core)] if enabled else []
 
@@ -224,13 +245,14 @@ class Daemon:
             self.env[key] = value
         self.log_path = self.state_dir / "daemon.log"
         self.cmd = fxgate_command(args.fxgate)
+        self.serve_cmd = serve_command(args)
         self.pinned = pinned
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         cmd = [
             *pin(0, self.pinned),
-            *self.cmd,
+            *self.serve_cmd,
             "serve",
             "--host",
             "127.0.0.1",
@@ -541,6 +563,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queue-max-bytes", type=int, default=0, help="FXGATE_WS_QUEUE_MAX_BYTES")
     p.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the daemon")
     p.add_argument("--fxgate", default=None, help="command that runs fxgate (default: fxgate)")
+    p.add_argument(
+        "--stamp-at-publish",
+        action="store_true",
+        help="diagnostic: stamp messages when the hub publishes them, to measure the fan-out "
+        "without the feed's batching delay (not the target's measure)",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     p.add_argument("--start-timeout", type=float, default=60)
     p.add_argument("--keep-state", action="store_true", help="keep each run's state dir and log")

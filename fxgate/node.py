@@ -168,7 +168,7 @@ class Node:
         hours = make_hours(s.paper.market_hours)
         source = MarketSimulator(specs, seed=s.paper.seed, hours=hours, tick_rate=s.paper.tick_rate)
         # The market service needs a publish target before the hub exists: bind late.
-        self.market = MarketService(source, self.publish, tick_rate=s.paper.tick_rate)
+        self.market = MarketService(source, self.publish)
         self.broker = PaperBroker(
             specs,
             self.store,

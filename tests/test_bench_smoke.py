@@ -9,6 +9,7 @@ closes one connection with 4008. The JSON line must count exactly what was sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -111,7 +112,9 @@ def loadgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return binary
 
 
+@contextlib.contextmanager
 def serve_in_thread(feed: StubFeed) -> Iterator[int]:
+    """The stub server on a free port, in a thread with its own event loop."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     port: list[int] = []
@@ -157,7 +160,7 @@ def run_loadgen(binary: Path, port: int, clients: int = 2, duration: float = 1.0
 
 def test_loadgen_counts_a_clean_stream(loadgen: Path) -> None:
     feed = StubFeed()
-    for port in serve_in_thread(feed):
+    with serve_in_thread(feed) as port:
         result = run_loadgen(loadgen, port)
 
     assert feed.subscribed == ["market-data", "market-data"]
@@ -181,7 +184,7 @@ def test_loadgen_counts_a_clean_stream(loadgen: Path) -> None:
 
 def test_loadgen_counts_gaps_and_server_closes(loadgen: Path) -> None:
     feed = StubFeed(skip_every=4, close_first_with=4008)
-    for port in serve_in_thread(feed):
+    with serve_in_thread(feed) as port:
         result = run_loadgen(loadgen, port, duration=1.5)
 
     assert result["connected"] == 2

@@ -146,12 +146,18 @@ class Hub:
         frames: dict[Dialect, bytes | None],
         ckey: object | None,
     ) -> None:
+        # The hot loop: consecutive sinks almost always share a dialect, so the frame is
+        # looked up again only when the dialect changes.
         n = 0
+        last: Dialect | None = None
+        frame: bytes | None = None
         for sink in targets:
             dialect = sink.dialect
-            frame = frames.get(dialect, _MISSING)
-            if frame is _MISSING:
-                frame = frames[dialect] = dialect.encode_event(ch, envelope)
+            if dialect is not last:
+                last = dialect
+                frame = frames.get(dialect, _MISSING)
+                if frame is _MISSING:
+                    frame = frames[dialect] = dialect.encode_event(ch, envelope)
             if frame is not None:
                 sink.deliver(frame, ckey)
                 n += 1

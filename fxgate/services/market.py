@@ -19,6 +19,10 @@ from fxgate.domain.market import Quote, SymbolSpec
 log = logging.getLogger(__name__)
 
 CHANNEL = "market-data"
+#: Never spin (a tick already due is stepped after a 1 ms yield to the loop), and wake at
+#: least four times a second (market hours, a clock that jumped).
+MIN_SLEEP = 0.001
+MAX_SLEEP = 0.25
 
 
 class QuoteSource(Protocol):
@@ -26,6 +30,8 @@ class QuoteSource(Protocol):
     def specs(self) -> Mapping[str, SymbolSpec]: ...
 
     def step(self, now: float) -> list[Quote]: ...
+
+    def next_due(self) -> float: ...
 
     def latest(self, symbol: str) -> Quote | None: ...
 
@@ -38,16 +44,11 @@ class MarketService:
         source: QuoteSource,
         publish: Callable[[Event], None],
         *,
-        tick_rate: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self._publish = publish
         self._clock = clock
-        n = max(1, len(source.specs))
-        # Wake often enough that quotes are not batched by more than ~5 ms, but not
-        # more often than needed: one wake per expected tick, within [5 ms, 250 ms].
-        self.interval = min(0.25, max(0.005, 1.0 / (tick_rate * n)))
         self._listeners: list[Callable[[Quote], None]] = []
         self.last_tick_at: float | None = None
         self.ticks = 0
@@ -84,17 +85,17 @@ class MarketService:
             self._emit(quote)
 
     async def run(self) -> None:
+        """Step the source whenever its next tick is due.
+
+        Sleeping until the due time (not polling at a fixed interval) is what keeps a
+        tick's age at publication to the timer's resolution (~1 ms): a polled feed
+        would add up to one polling interval to every tick's latency.
+        """
         self.running = True
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
         try:
             while True:
                 self.step()
-                next_at += self.interval
-                delay = next_at - loop.time()
-                if delay < 0:  # fell behind (a stall): don't try to catch up in a burst
-                    next_at = loop.time()
-                    delay = 0
-                await asyncio.sleep(delay)
+                delay = self.source.next_due() - self._clock()
+                await asyncio.sleep(min(MAX_SLEEP, max(MIN_SLEEP, delay)))
         finally:
             self.running = False

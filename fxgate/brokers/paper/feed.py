@@ -227,6 +227,11 @@ class MarketSimulator:
         """A copy of every symbol's last quote, in spec order: a subscriber's snapshot."""
         return {sym: st.latest for sym, st in self._states.items() if st.latest is not None}
 
+    def next_due(self) -> float:
+        """When the next tick of any symbol is due (epoch seconds): the driver sleeps
+        until then, so a tick is published when it happens, not at the next poll."""
+        return min(st.next_tick for st in self._state_list)
+
     def step(self, now: float | None = None) -> list[Quote]:
         """Advance the market to ``now`` (default: the clock) and return the ticks that
         happened since the previous call, oldest first.

@@ -147,7 +147,7 @@ class SocketBase(WebSocketHandler):
         if self.writer is not None and code != CloseCode.SLOW_CONSUMER:
             self.writer.flush_all_now()
         if self.writer is not None:
-            self.writer.closed = True
+            self.writer.close()
         with contextlib.suppress(WebSocketClosedError):
             self.close(code, reason)
 

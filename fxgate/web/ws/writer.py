@@ -33,31 +33,46 @@ log = logging.getLogger(__name__)
 _seq = itertools.count()
 
 
-class Flusher:
-    """Runs every dirty writer's flush once per loop iteration."""
+#: Writers flushed per loop iteration. A pass over thousands of sockets yields to the
+#: loop between chunks, so a tick that comes due mid-pass is published at once: writers
+#: not reached yet then carry both ticks in one ``send``, and the new tick's first
+#: receivers do not wait for the whole pass.
+CHUNK = 64
 
-    __slots__ = ("_dirty", "_loop", "_scheduled", "writes")
+
+class Flusher:
+    """Flushes dirty writers, ``CHUNK`` per loop iteration, each once per pass.
+
+    Writers append themselves to ``dirty`` directly and call :meth:`schedule` only when
+    ``scheduled`` is False: the per-frame cost is a list append, not a method call.
+    """
+
+    __slots__ = ("_loop", "dirty", "scheduled", "writes")
 
     def __init__(self) -> None:
-        self._dirty: list[FrameWriter] = []
-        self._scheduled = False
+        self.dirty: list[FrameWriter] = []
+        self.scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.writes = 0
 
-    def mark(self, writer: FrameWriter) -> None:
-        self._dirty.append(writer)
-        if not self._scheduled:
-            self._scheduled = True
-            if self._loop is None:
-                self._loop = asyncio.get_running_loop()
-            self._loop.call_soon(self.flush)
+    def schedule(self) -> None:
+        self.scheduled = True
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for writer in dirty:
+        dirty = self.dirty
+        if len(dirty) > CHUNK:
+            batch, self.dirty = dirty[:CHUNK], dirty[CHUNK:]
+            assert self._loop is not None
+            self._loop.call_soon(self.flush)  # still scheduled: the rest comes next
+        else:
+            batch, self.dirty = dirty, []
+            self.scheduled = False
+        for writer in batch:
             writer.flush()
-        self.writes += len(dirty)
+        self.writes += len(batch)
 
 
 class FrameWriter:
@@ -73,6 +88,7 @@ class FrameWriter:
         "_blocked",
         "_buf",
         "_dirty",
+        "_fast",
         "_flusher",
         "_held",
         "_held_bytes",
@@ -83,7 +99,6 @@ class FrameWriter:
         "dialect",
         "max_bytes",
         "principal",
-        "sent_bytes",
     )
 
     def __init__(
@@ -111,12 +126,26 @@ class FrameWriter:
         self._on_kick = kick
         self.max_bytes = max_bytes
         self.closed = False
-        self.sent_bytes = 0
+        #: Not held, not blocked, not closed: deliver() may append and return.
+        self._fast = True
 
     # -- input -----------------------------------------------------------------
 
     def deliver(self, frame: bytes, conflate_key: object | None = None) -> None:
-        """A live message from the hub (held back while a snapshot is being sent)."""
+        """A live message from the hub (held back while a snapshot is being sent).
+
+        The hot path: one call per message and connection, so the common case (not
+        held, not blocked) is inlined here rather than delegated.
+        """
+        if self._fast:
+            self._buf.append(frame)
+            if not self._dirty:
+                self._dirty = True
+                flusher = self._flusher
+                flusher.dirty.append(self)
+                if not flusher.scheduled:
+                    flusher.schedule()
+            return
         if self._held is not None:
             self._held.append((frame, conflate_key))
             self._held_bytes += len(frame)
@@ -145,15 +174,23 @@ class FrameWriter:
         self._buf.append(frame)
         if not self._dirty:
             self._dirty = True
-            self._flusher.mark(self)
+            flusher = self._flusher
+            flusher.dirty.append(self)
+            if not flusher.scheduled:
+                flusher.schedule()
+
+    def _update_fast(self) -> None:
+        self._fast = self._held is None and not self._blocked and not self.closed
 
     def hold(self) -> None:
         if self._held is None:
             self._held = []
             self._held_bytes = 0
+            self._fast = False
 
     def release(self) -> None:
         held, self._held = self._held, None
+        self._update_fast()
         for frame, key in held or ():
             self.control(frame, key)
 
@@ -167,11 +204,10 @@ class FrameWriter:
             return
         data = buf[0] if len(buf) == 1 else b"".join(buf)
         buf.clear()
-        stream = self._stream
-        if stream.closed():
-            self.close()
-            return
-        if stream.writing():
+        # Tornado's own frames (pings, close) may still sit in the stream's buffer: ours
+        # must queue behind them. ``_write_futures`` is non-empty exactly while a stream
+        # write is pending, and testing a deque is cheaper than ``writing()``.
+        if self._stream._write_futures:
             self._write_via_stream(data)
             return
         try:
@@ -179,15 +215,16 @@ class FrameWriter:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
-            # The peer is gone; Tornado notices on its next read and closes.
+            # Closed or reset (a closed socket raises here too); Tornado notices on its
+            # next read and runs on_close.
             self.close()
             return
-        self.sent_bytes += sent
         if sent < len(data):
             self._write_via_stream(memoryview(data)[sent:])
 
     def _write_via_stream(self, data: bytes | memoryview) -> None:
         self._blocked = True
+        self._fast = False
         try:
             fut = self._stream.write(data)
         except StreamClosedError:
@@ -200,13 +237,16 @@ class FrameWriter:
             self.close()
             return
         self._blocked = False
+        self._update_fast()
         backlog, self._backlog = self._backlog, {}
         self._backlog_bytes = 0
         if backlog and not self.closed:
             self._buf.extend(backlog.values())
             if not self._dirty:
                 self._dirty = True
-                self._flusher.mark(self)
+                self._flusher.dirty.append(self)
+                if not self._flusher.scheduled:
+                    self._flusher.schedule()
 
     def flush_all_now(self) -> None:
         """Push everything queued into the stream (before a close frame)."""
@@ -234,6 +274,7 @@ class FrameWriter:
 
     def close(self) -> None:
         self.closed = True
+        self._fast = False
         self._buf.clear()
         self._backlog.clear()
         self._held = None
