@@ -36,7 +36,8 @@ _seq = itertools.count()
 #: Writers flushed per loop iteration. A pass over thousands of sockets yields to the
 #: loop between chunks, so a tick that comes due mid-pass is published at once: writers
 #: not reached yet then carry both ticks in one ``send``, and the new tick's first
-#: receivers do not wait for the whole pass.
+#: receivers do not wait for the whole pass. 64 measured better than 256 and than one
+#: callback per pass, at 1,000 and 5,000 clients (bench/README.md).
 CHUNK = 64
 
 
