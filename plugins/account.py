@@ -28,11 +28,20 @@ class AccountChannel(Channel):
         return account_payload(data) if isinstance(data, Account) else super().payload(event)
 
     async def snapshot(self, principal: Principal, filters: Filters) -> Iterable[Mapping[str, Any]]:
-        """The account as it is now."""
+        """The account as it is now, unless an account message is already on its way.
+
+        The first look at a user's paper account opens it, and opening announces it;
+        live messages are held back until the snapshot is out, so sending the snapshot
+        too would show the same account twice.
+        """
         trading = self.node.trading if self.node else None
         if trading is None:
             return ()
-        return [account_payload(await trading.account(principal.user_id))]
+        before = trading.latest_account(principal.user_id)
+        account = await trading.account(principal.user_id)
+        if trading.latest_account(principal.user_id) is not before:
+            return ()
+        return [account_payload(account)]
 
 
 @hookimpl

@@ -148,6 +148,11 @@ class Daemon:
         """A token signed with the daemon's current key, issued in-process (fast)."""
         return str(run_sync(_issue(self.state_dir, user, role, ttl, tier)))
 
+    def sign(self, claims: dict[str, Any]) -> str:
+        """Any claims, signed with the daemon's active key: a token fxgate would never
+        issue, to prove the checks after the signature."""
+        return str(run_sync(_sign(self.state_dir, claims)))
+
 
 async def _issue(state_dir: Path, user: str, role: str, ttl: int | None, tier: str) -> str:
     from fxgate.domain.roles import Role
@@ -166,6 +171,21 @@ async def _issue(state_dir: Path, user: str, role: str, ttl: int | None, tier: s
         await ring.ensure_active()
         token, _ = TokenService(ring).issue(user, Role(role), tier=tier, ttl=ttl)
         return token
+    finally:
+        await store.close()
+
+
+async def _sign(state_dir: Path, claims: dict[str, Any]) -> str:
+    import jwt
+
+    from fxgate.services.auth.keyring import KeyRing
+    from fxgate.store.factory import build_store
+
+    store = build_store("sqlite", state_dir=state_dir, mongodb_uri=None, mongodb_database="x")
+    await store.open()
+    try:
+        key = await KeyRing(store).ensure_active()
+        return jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.kid})
     finally:
         await store.close()
 

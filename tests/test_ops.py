@@ -22,7 +22,8 @@ async def test_metrics_count_connections_and_deliveries(daemon: Daemon, user: st
     async with await Client.connect(daemon.ws_url() + f"?token={daemon.token(user)}") as c:
         await c.recv()
         await c.subscribe("market-data")
-        await c.type("market_data")
+        # A live tick, not the snapshot sent on subscribe: only fan-out counts as delivered.
+        await c.wait_for(lambda m: m.get("type") == "market_data" and not m["data"].get("snapshot"))
         text = httpx.get(daemon.url("/metrics")).text
     metrics = {
         line.split(" ")[0]: float(line.split(" ")[1])

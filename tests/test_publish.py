@@ -1,7 +1,8 @@
 """``POST /api/v1/publish``: back-end services put events into channels (like Centrifugo's
 server publish API).
 
-An admin (service) token publishes one event or a batch; each event is validated against
+An admin token, or a service token with the ``publish`` scope, publishes one event or a
+batch; each event is validated against
 its channel (known channel, the channel's required fields, a ``userId`` for a per-user
 channel) and a batch is checked whole before anything goes out. A refused request is a
 422 VALIDATION_ERROR and publishes nothing: the tests prove "nothing" by publishing a
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from tests.conftest import Daemon
@@ -220,6 +222,38 @@ def test_only_admins_publish(market: Daemon) -> None:
     error(HTTP.post(url, json=body), 401, "AUTHENTICATION_ERROR")
     expired = market.token("pub-admin-old", "admin", ttl=-5)
     error(HTTP.post(url, json=body, headers=bearer(expired)), 401, "AUTHENTICATION_ERROR")
+
+
+async def test_a_service_token_with_the_publish_scope_publishes_and_nothing_more(
+    market: Daemon,
+) -> None:
+    """A backend service gets the one right it needs: a viewer token with ``publish``,
+    issued by the operator's CLI. It publishes into a user's channel, and is still a
+    viewer everywhere else (it cannot set paper prices)."""
+    out = market.cli(
+        "token", "issue", "--user", "pricing-svc", "--role", "viewer", "--scope", "publish"
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    service = out.stdout.strip()
+    assert jwt.decode(service, options={"verify_signature": False})["scope"] == "publish"
+    x = Trader.logged_in(market)
+    c = await x.socket("alerts")
+    try:
+        r = HTTP.post(
+            market.url("/api/v1/publish"),
+            json={"channel": "alerts", "data": alert("from-a-service"), "userId": x.user_id},
+            headers=bearer(service),
+        )
+        assert r.status_code == 200, r.text
+        assert (await first_live(c, "alert"))["data"]["title"] == "from-a-service"
+    finally:
+        await c.close()
+    quote = {"symbol": "EURUSD", "bid": 1.1, "ask": 1.1001}
+    r = HTTP.post(market.url("/api/v1/paper/quotes"), json=quote, headers=bearer(service))
+    assert error(r, 403, "AUTHORIZATION_ERROR")["details"] == {"required": "admin"}
+    bad = market.cli("token", "issue", "--user", "pricing-svc", "--scope", "everything")
+    assert bad.returncode == 2
+    assert "invalid choice" in bad.stderr
 
 
 def test_a_backend_may_publish_more_than_the_per_user_rest_limit(daemon: Daemon) -> None:

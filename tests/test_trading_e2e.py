@@ -45,9 +45,8 @@ async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
     a = await alice.socket(*CHANNELS)
     b = await bob.socket(*CHANNELS)
     try:
-        # The snapshots: no positions or orders yet, the account as it opens.
+        # No positions or orders yet; the account as it opens.
         snap = await a.type("account")
-        assert snap["data"]["snapshot"] is True
         assert (snap["data"]["balance"], snap["data"]["equity"]) == (10000.0, 10000.0)
         assert snap["data"]["currency"] == "USD"
 
@@ -257,6 +256,26 @@ async def test_channel_filters_narrow_what_arrives(market: Daemon) -> None:
         assert [(m["type"], m["data"]["ticket"]) for m in msgs] == [
             ("trade", mine["ticket"]),
             ("order", gold["ticket"]),
+        ]
+    finally:
+        await c.close()
+
+
+async def test_the_account_arrives_once_on_subscribe(market: Daemon) -> None:
+    """A new user's first look opens the account: one message, not a snapshot and its echo."""
+    erin = Trader.logged_in(market)
+    c = await erin.socket("account")
+    try:
+        seen = [m for m in await c.collect(1.0) if m["type"] == "account"]
+        assert [(m["data"]["balance"], m["data"]["currency"]) for m in seen] == [(10000.0, "USD")]
+    finally:
+        await c.close()
+    # Once the account exists, a new subscriber gets exactly its snapshot.
+    c = await erin.socket("account")
+    try:
+        seen = [m for m in await c.collect(1.0) if m["type"] == "account"]
+        assert [(m["data"]["balance"], m["data"].get("snapshot")) for m in seen] == [
+            (10000.0, True)
         ]
     finally:
         await c.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import jwt
 import pytest
@@ -58,8 +59,23 @@ async def test_forged_token_is_refused(daemon: Daemon, user: str, where: str) ->
     header = jwt.get_unverified_header(good)
     claims = jwt.decode(good, options={"verify_signature": False})
     claims["role"] = "admin"
-    forged = jwt.encode(claims, "not-the-key", algorithm="HS256", headers={"kid": header["kid"]})
+    wrong_key = "a 32-byte key that is not the daemon's"
+    forged = jwt.encode(claims, wrong_key, algorithm="HS256", headers={"kid": header["kid"]})
     await _refused(daemon, forged, where)
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("role", "superuser"), ("scope", "everything"), ("scope", ["publish"]), ("sub", None)],
+)
+async def test_a_well_signed_token_with_bad_claims_is_refused(
+    daemon: Daemon, user: str, claim: str, value: Any
+) -> None:
+    claims = jwt.decode(daemon.token(user), options={"verify_signature": False})
+    claims[claim] = value
+    if value is None:
+        del claims[claim]
+    await _refused(daemon, daemon.sign(claims), "query")
 
 
 @pytest.mark.parametrize("where", ["query", "first-message"])

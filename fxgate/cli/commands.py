@@ -190,8 +190,16 @@ def token(args: argparse.Namespace) -> int:
             Role(args.role or user.role),
             tier=args.tier or user.tier,
             ttl=args.ttl,
+            scopes=args.scope,
         )
-        await _audit(store, "token.issue", user.id, jti=claims.jti, ttl=claims.exp - claims.iat)
+        await _audit(
+            store,
+            "token.issue",
+            user.id,
+            jti=claims.jti,
+            ttl=claims.exp - claims.iat,
+            scope=" ".join(sorted(claims.scopes)),
+        )
         print(jwt)
         return 0
 

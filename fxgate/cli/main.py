@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fxgate import __version__
+from fxgate.domain.roles import Scope
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -81,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--role", choices=["admin", "trader", "viewer"])
     ti.add_argument("--tier", help="subscription tier claim (default: the user's tier)")
     ti.add_argument("--ttl", type=int, help="lifetime in seconds (default auth.access_token_ttl)")
+    ti.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        choices=[str(s) for s in Scope],
+        help="a right beyond the role, e.g. publish for a backend service (repeatable)",
+    )
 
     config = sub.add_parser("config", help="configuration", description="Check configuration.")
     csub = config.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -20,3 +20,13 @@ class Role(enum.StrEnum):
 
 
 _RANK = {Role.VIEWER: 0, Role.TRADER: 1, Role.ADMIN: 2}
+
+
+class Scope(enum.StrEnum):
+    """A single right a token may carry on top of its role (the JWT ``scope`` claim).
+
+    A backend service that publishes events needs that one right, not an admin's
+    power over prices, users and keys: it gets a viewer token with ``publish``.
+    """
+
+    PUBLISH = "publish"

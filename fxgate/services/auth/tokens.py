@@ -1,19 +1,21 @@
 """JWT access tokens: HS256, a ``kid`` header, claims sub/role/tier/iat/exp/jti.
 
 The identity a connection or request acts as comes from these claims and nothing else.
+A service token also has ``scope``, space-separated rights beyond its role (RFC 8693's
+form of the claim), such as ``publish``.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import jwt
 
 from fxgate.domain.errors import AuthenticationError
-from fxgate.domain.roles import Role
+from fxgate.domain.roles import Role, Scope
 from fxgate.services.auth.keyring import KeyRing
 
 ALGORITHM = "HS256"
@@ -28,6 +30,7 @@ class Claims:
     exp: int
     jti: str
     kid: str
+    scopes: frozenset[Scope] = frozenset()
 
 
 class TokenService:
@@ -53,6 +56,7 @@ class TokenService:
         *,
         tier: str = "free",
         ttl: int | None = None,
+        scopes: Iterable[Scope | str] = (),
     ) -> tuple[str, Claims]:
         key = self.keyring.active()
         now = int(self._clock())
@@ -64,16 +68,20 @@ class TokenService:
             exp=now + (ttl if ttl is not None else self.default_ttl),
             jti=secrets.token_hex(16),
             kid=key.kid,
+            scopes=frozenset(Scope(s) for s in scopes),
         )
+        payload: dict[str, object] = {
+            "sub": claims.sub,
+            "role": str(claims.role),
+            "tier": claims.tier,
+            "iat": claims.iat,
+            "exp": claims.exp,
+            "jti": claims.jti,
+        }
+        if claims.scopes:
+            payload["scope"] = " ".join(sorted(claims.scopes))
         token = jwt.encode(
-            {
-                "sub": claims.sub,
-                "role": str(claims.role),
-                "tier": claims.tier,
-                "iat": claims.iat,
-                "exp": claims.exp,
-                "jti": claims.jti,
-            },
+            payload,
             key.secret,
             algorithm=ALGORITHM,
             headers={"kid": key.kid},
@@ -110,6 +118,13 @@ class TokenService:
             role = Role(payload.get("role", "viewer"))
         except ValueError:
             raise AuthenticationError("Authentication failed: unknown role") from None
+        scope = payload.get("scope", "")
+        try:
+            if not isinstance(scope, str):
+                raise ValueError(scope)
+            scopes = frozenset(Scope(s) for s in scope.split())
+        except ValueError:
+            raise AuthenticationError("Authentication failed: unknown scope") from None
         claims = Claims(
             sub=str(payload["sub"]),
             role=role,
@@ -118,6 +133,7 @@ class TokenService:
             exp=int(payload["exp"]),
             jti=str(payload["jti"]),
             kid=kid,
+            scopes=scopes,
         )
         if self._is_revoked is not None and await self._is_revoked(claims.jti):
             raise AuthenticationError("Authentication failed: token revoked")

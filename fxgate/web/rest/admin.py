@@ -4,9 +4,10 @@
 profits, stop-outs and alerts can be tested without waiting for the random walk; it
 answers after everything the new price triggered is stored and announced.
 ``POST /publish`` is the server-side publish API (like Centrifugo's): a processing
-service with an admin token puts one event, or a batch, into any channel, validated
-against the channel first (seed 000's "processing services -> API gateway ->
-frontend"). In-process producers call ``node.ingest`` instead.
+service with an admin token, or a token with the ``publish`` scope, puts one event, or
+a batch, into any channel, validated against the channel first (seed 000's
+"processing services -> API gateway -> frontend"). In-process producers call
+``node.ingest`` instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from fxgate.domain.errors import AuthorizationError, FxgateError, ValidationError
-from fxgate.domain.roles import Role
+from fxgate.domain.roles import Role, Scope
 from fxgate.domain.timefmt import iso_ms
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
@@ -79,8 +80,11 @@ class PublishHandler(ApiHandler):
         body=PublishEvent | PublishBatch,
         response=PublishedOut,
         role=Role.ADMIN,
+        scope=Scope.PUBLISH,
         rate_limited=False,
-        description="A per-user channel needs userId. The payload is validated against the "
+        description="An admin token, or a service token with the publish scope "
+        "(`fxgate token issue --user SERVICE --role viewer --scope publish`). "
+        "A per-user channel needs userId. The payload is validated against the "
         "channel (required fields); a batch is checked whole before anything is published.",
     )
     async def publish(self, body: PublishEvent | PublishBatch) -> PublishedOut:

@@ -183,7 +183,8 @@ class ApiHandler(RequestHandler):
         self._apply_cors()
         if op.role is not None:
             claims = await self._authenticate()
-            self.require(op.role)
+            if op.scope is None or op.scope not in claims.scopes:
+                self.require(op.role)
             if op.rate_limited:
                 self._rate_limit(f"user:{claims.sub}")
         if op.query is not None:

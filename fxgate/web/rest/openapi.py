@@ -186,6 +186,8 @@ def _operation(
         out["description"] = o.description
     if o.role is not None:
         out["x-fxgate-role"] = str(o.role)
+    if o.scope is not None:
+        out["x-fxgate-scope"] = str(o.scope)
     if o.body is not None:
         out["requestBody"] = {
             "required": True,

@@ -20,7 +20,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
-from fxgate.domain.roles import Role
+from fxgate.domain.roles import Role, Scope
 from fxgate.web.rest.models import PageQuery
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -74,6 +74,7 @@ class Operation:
     query: type[BaseModel] | None = None
     response: Any = None
     role: Role | None = Role.VIEWER
+    scope: Scope | None = None
     status: int = 200
     paginated: bool = False
     envelope: bool = True
@@ -108,6 +109,7 @@ def operation(
     query: type[BaseModel] | None = None,
     response: Any = None,
     role: Role | None = Role.VIEWER,
+    scope: Scope | None = None,
     status: int = 200,
     paginated: bool = False,
     envelope: bool = True,
@@ -119,9 +121,10 @@ def operation(
     """Declare a handler method as the ``method`` operation of its handler's path.
 
     ``role=None`` makes the operation public; otherwise a bearer token of at least that
-    role is required. ``paginated`` needs a :class:`PageQuery` query model, and the
-    method then returns a :class:`Page`. ``errors`` adds statuses to the documentation
-    beyond those implied (401/403 with a role, 422 with a body or query, 429, 500).
+    role is required, or a token carrying ``scope`` whatever its role. ``paginated``
+    needs a :class:`PageQuery` query model, and the method then returns a
+    :class:`Page`. ``errors`` adds statuses to the documentation beyond those implied
+    (401/403 with a role, 422 with a body or query, 429, 500).
     ``rate_limited=False`` exempts an authenticated operation from the per-user limit,
     for machine endpoints whose volume is the point (a backend publishing events).
     """
@@ -138,6 +141,7 @@ def operation(
         query=query,
         response=response,
         role=role,
+        scope=scope,
         status=status,
         paginated=paginated,
         envelope=envelope,
