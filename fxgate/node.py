@@ -32,6 +32,7 @@ from fxgate.plugins.channel import Channel
 from fxgate.plugins.manager import await_me_maybe, make_plugin_manager
 from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.services.auth.keyring import KeyRing
+from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
@@ -71,7 +72,11 @@ class Node:
             mongodb_uri=settings.store.mongodb_uri,
             mongodb_database=settings.store.mongodb_database,
         )
-        self.keyring = KeyRing(self.store, refresh=settings.auth.keyring_refresh)
+        #: Seals the secrets kept in the store (signing keys, API-key secrets).
+        self.sealer = Sealer(master_key_path(settings.auth.master_key_file, settings.state_dir))
+        self.keyring = KeyRing(
+            self.store, sealer=self.sealer, refresh=settings.auth.keyring_refresh
+        )
         self.tokens = TokenService(
             self.keyring,
             default_ttl=settings.auth.access_token_ttl,
@@ -156,9 +161,15 @@ class Node:
             await self.store.open()
         except Exception as exc:
             raise StartupError(f"the {s.store.backend} store could not be opened: {exc}") from exc
-        await self.keyring.load()
-        first = self.keyring.active_or_none() is None
-        key = await self.keyring.ensure_active()
+        try:
+            # Read (unseal) the stored keys before touching the master key file, so
+            # that a lost file is reported, not replaced by a new key.
+            await self.keyring.load()
+            self.sealer.ensure_key()
+            first = self.keyring.active_or_none() is None
+            key = await self.keyring.ensure_active()
+        except SealError as exc:
+            raise StartupError(str(exc)) from None
         if first:
             await self.store.append_audit(actor="daemon", action="keys.create", target=key.kid)
         log.info("signing key ready", extra={"kid": key.kid})
@@ -239,6 +250,8 @@ class Node:
             await asyncio.sleep(self.settings.auth.keyring_refresh)
             try:
                 await self.keyring.load()
+            except SealError as exc:
+                log.error("could not re-read the signing keys: %s", exc)
             except Exception:
                 log.exception("could not re-read the signing keys")
 

@@ -157,6 +157,7 @@ class Daemon:
 async def _issue(state_dir: Path, user: str, role: str, ttl: int | None, tier: str) -> str:
     from fxgate.domain.roles import Role
     from fxgate.services.auth.keyring import KeyRing
+    from fxgate.services.auth.sealing import Sealer, master_key_path
     from fxgate.services.auth.tokens import TokenService
     from fxgate.store.factory import build_store
 
@@ -167,7 +168,8 @@ async def _issue(state_dir: Path, user: str, role: str, ttl: int | None, tier: s
             await store.create_user(
                 user_id=user, email=f"{user}@test.invalid", name=user, role=role, tier=tier
             )
-        ring = KeyRing(store)
+        # The daemon's default master key file: <state_dir>/master.key.
+        ring = KeyRing(store, sealer=Sealer(master_key_path("", state_dir)))
         await ring.ensure_active()
         token, _ = TokenService(ring).issue(user, Role(role), tier=tier, ttl=ttl)
         return token
@@ -179,12 +181,14 @@ async def _sign(state_dir: Path, claims: dict[str, Any]) -> str:
     import jwt
 
     from fxgate.services.auth.keyring import KeyRing
+    from fxgate.services.auth.sealing import Sealer, master_key_path
     from fxgate.store.factory import build_store
 
     store = build_store("sqlite", state_dir=state_dir, mongodb_uri=None, mongodb_database="x")
     await store.open()
     try:
-        key = await KeyRing(store).ensure_active()
+        ring = KeyRing(store, sealer=Sealer(master_key_path("", state_dir)))
+        key = await ring.ensure_active()
         return jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.kid})
     finally:
         await store.close()

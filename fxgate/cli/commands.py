@@ -13,6 +13,7 @@ from fxgate.config.settings import Settings, describe_error, load_settings
 from fxgate.domain.roles import Role
 from fxgate.services.auth.keyring import KeyRing, key_status
 from fxgate.services.auth.passwords import MIN_LENGTH, hash_password
+from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
 from fxgate.store.factory import build_store
 from fxgate.store.port import Store, StoreConflictError
@@ -40,10 +41,17 @@ def with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]]) -> int
         await store.open()
         try:
             return await fn(store)
+        except SealError as exc:
+            raise CliError(str(exc)) from None
         finally:
             await store.close()
 
     return asyncio.run(run())
+
+
+def sealer_for(settings: Settings) -> Sealer:
+    """The daemon's sealer: the same master key file, so both read the same secrets."""
+    return Sealer(master_key_path(settings.auth.master_key_file, settings.state_dir))
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -78,7 +86,7 @@ def keys(args: argparse.Namespace) -> int:
     settings = settings_for(args)
 
     async def go(store: Store) -> int:
-        ring = KeyRing(store)
+        ring = KeyRing(store, sealer=sealer_for(settings))
         if args.action == "rotate":
             key = await ring.rotate()
             await _audit(store, "keys.rotate", key.kid)
@@ -182,7 +190,7 @@ def token(args: argparse.Namespace) -> int:
             await _audit(store, "users.add", user.id, role=user.role, via="token issue")
         if user.disabled:
             raise CliError(f"user {args.user} is disabled")
-        ring = KeyRing(store)
+        ring = KeyRing(store, sealer=sealer_for(settings))
         await ring.ensure_active()
         service = TokenService(ring, default_ttl=settings.auth.access_token_ttl)
         jwt, claims = service.issue(

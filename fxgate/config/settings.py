@@ -108,6 +108,11 @@ class AuthSettings(Section):
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Password attempts per email and client address per minute."
     )
+    master_key_file: str = Field(
+        "",
+        description="File with the key that encrypts signing keys and API-key secrets in the"
+        " store; empty: <state_dir>/master.key, created (0600) on first use.",
+    )
 
 
 class WsSettings(Section):

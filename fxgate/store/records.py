@@ -50,10 +50,11 @@ class User:
 class ApiKey:
     """An API key for programs that sign their requests (seed 004).
 
-    ``key_id`` is the public ``api_key`` a client sends. ``secret`` is stored as given:
-    HMAC-SHA256 needs the very same secret on both sides to verify a signature, so it
-    is a shared secret by nature and cannot be hashed like a password. Protect the store
-    (file permissions, MongoDB auth) accordingly.
+    ``key_id`` is the public ``api_key`` a client sends. HMAC-SHA256 needs the very same
+    secret on both sides to verify a signature, so it cannot be hashed like a password;
+    instead ``secret`` reaches the store sealed with the master key (``fxenc1:…``, see
+    ``fxgate.services.auth.sealing``), and the store keeps it as given. A value without
+    that prefix is a clear-text secret from an fxgate older than sealing.
     """
 
     key_id: str
@@ -73,7 +74,8 @@ class SigningKey:
     """One key of the JWT signing ring, named by the ``kid`` header of the tokens.
 
     Exactly one key is ``active`` (new tokens are signed with it); inactive keys that
-    are not ``retired_at`` still verify tokens issued before a rotation.
+    are not ``retired_at`` still verify tokens issued before a rotation. The store keeps
+    ``secret`` sealed with the master key (``fxenc1:…``); the key ring unseals it.
     """
 
     kid: str

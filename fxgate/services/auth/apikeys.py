@@ -10,6 +10,9 @@ client sends it). A signature is accepted once, within ``window`` seconds of the
 server's clock; the store's nonce table refuses a replay even from a second process.
 The WebSocket dialect of seed 004 verifies with :meth:`ApiKeyService.verify_signature`
 too, naming its own method and path.
+
+HMAC needs the secret itself, so it cannot be hashed like a password: it is sealed with
+the master key (:mod:`fxgate.services.auth.sealing`) before it reaches the store.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from fxgate.domain.errors import AuthenticationError, NotFoundError
+from fxgate.domain.errors import AuthenticationError, FxgateError, NotFoundError
+from fxgate.services.auth.sealing import Sealer, SealError
 from fxgate.store.port import Store
 from fxgate.store.records import ApiKey
 
@@ -62,22 +67,33 @@ def new_secret() -> str:
 
 class ApiKeyService:
     def __init__(
-        self, store: Store, *, window: int, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        *,
+        sealer: Sealer,
+        window: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self._sealer = sealer
         self.window = window
         self._clock = clock
 
     async def create(self, user_id: str, name: str = "", *, ip: str = "") -> ApiKey:
         """A new key for ``user_id``; its ``secret`` must be shown to the owner now,
-        as no endpoint returns it again."""
+        as no endpoint returns it again (the store holds it sealed)."""
+        secret = new_secret()
+        try:
+            sealed = self._sealer.seal(secret)
+        except SealError as exc:
+            raise FxgateError(f"cannot create an API key: {exc}") from None
         key = await self.store.create_api_key(
-            user_id=user_id, key_id=new_key_id(), secret=new_secret(), name=name
+            user_id=user_id, key_id=new_key_id(), secret=sealed, name=name
         )
         await self.store.append_audit(
             user_id, "apikey.create", key.key_id, {"name": name, "ip": ip}
         )
-        return key
+        return replace(key, secret=secret)
 
     async def list(self, user_id: str) -> list[ApiKey]:
         return await self.store.list_api_keys(user_id)
@@ -115,11 +131,15 @@ class ApiKeyService:
                 " (send epoch milliseconds)"
             )
         key = await self.store.get_api_key(api_key)
-        expected = sign(key.secret, timestamp, api_key, method, path) if key else ""
+        # A revoked key's secret is not even unsealed: it verifies nothing, and keys
+        # sealed with a master key since lost are revoked to be done with them.
+        if key is None or not key.active:
+            raise AuthenticationError(BAD_KEY)
+        expected = sign(self._secret(key), timestamp, api_key, method, path)
         # Bytes, not str: compare_digest refuses non-ASCII strings, and a client's
         # garbage must be a 401 like any other wrong signature.
         given = signature.lower().encode("utf-8", "replace")
-        if key is None or not key.active or not hmac.compare_digest(expected.encode(), given):
+        if not hmac.compare_digest(expected.encode(), given):
             raise AuthenticationError(BAD_KEY)
         # The nonce need only outlive the window: after it the timestamp check refuses.
         expires = datetime.fromtimestamp(timestamp / 1000 + self.window + 1, UTC)
@@ -127,3 +147,11 @@ class ApiKeyService:
         if not await self.store.remember_nonce(nonce, expires):
             raise AuthenticationError("Signature already used (replay refused)")
         return key
+
+    def _secret(self, key: ApiKey) -> str:
+        """The key's secret in clear; a sealed one that does not decrypt is the server's
+        fault (a 500, the reason logged), not the client's."""
+        try:
+            return self._sealer.unseal(key.secret, what=f"API key {key.key_id}")
+        except SealError as exc:
+            raise FxgateError(str(exc)) from None

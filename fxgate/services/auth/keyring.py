@@ -4,6 +4,11 @@ A daemon re-reads the ring every ``refresh`` seconds and whenever a token names 
 ``kid`` it does not know, so ``fxgate keys rotate`` in another process takes effect
 without a restart: new tokens are signed with the new key, tokens signed by older keys
 keep working until their key is retired.
+
+The secrets are sealed (:mod:`fxgate.services.auth.sealing`) before they reach the store
+and unsealed as the ring is read; a retired key's secret is never unsealed, as it
+verifies nothing. A ring that cannot be read whole is refused before anything is
+written, so a process with the wrong master key cannot add a key the others cannot read.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from fxgate.services.auth.sealing import Sealer, SealError
 from fxgate.store.records import SigningKey
 
 log = logging.getLogger(__name__)
@@ -52,10 +59,12 @@ class KeyRing:
         self,
         store: KeyStore,
         *,
+        sealer: Sealer,
         refresh: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._sealer = sealer
         self._refresh = refresh
         self._clock = clock
         self._keys: dict[str, SigningKey] = {}
@@ -68,8 +77,10 @@ class KeyRing:
         self._on_retired.append(fn)
 
     async def load(self) -> None:
+        """Re-read the ring; ``SealError`` (and the old ring kept) if a key that still
+        verifies cannot be unsealed."""
         async with self._lock:
-            keys = {k.kid: k for k in await self._store.list_signing_keys()}
+            keys = {k.kid: self._unsealed(k) for k in await self._store.list_signing_keys()}
             newly_retired = {
                 kid
                 for kid, k in keys.items()
@@ -84,26 +95,48 @@ class KeyRing:
             for fn in self._on_retired:
                 fn(newly_retired)
 
+    def _unsealed(self, key: SigningKey) -> SigningKey:
+        if key.retired_at is not None:
+            return replace(key, secret="")
+        return replace(key, secret=self._sealer.unseal(key.secret, what=f"signing key {key.kid}"))
+
+    async def _reload(self) -> None:
+        """A reload on the request path: a key that cannot be unsealed (added by a process
+        with another master key) is logged, and the ring read before stays in use."""
+        try:
+            await self.load()
+        except SealError as exc:
+            self._loaded_at = self._clock()  # not again on every request
+            log.error("could not re-read the signing keys: %s", exc)
+
     async def maybe_reload(self) -> None:
         if self._clock() - self._loaded_at >= self._refresh:
-            await self.load()
+            await self._reload()
 
     async def ensure_active(self) -> SigningKey:
         """The active key, creating the first one on a fresh state directory."""
         await self.load()
         key = self.active_or_none()
         if key is None:
-            key = await self._store.add_signing_key(kid=new_kid(), secret=new_secret())
-            log.info("created the first signing key", extra={"kid": key.kid})
+            added = await self._add()
+            log.info("created the first signing key", extra={"kid": added.kid})
             await self.load()
+            key = self.active_or_none() or self._keys[added.kid]
         return key
 
     async def rotate(self) -> SigningKey:
-        key = await self._store.add_signing_key(kid=new_kid(), secret=new_secret())
+        await self.load()  # refuse before writing if this process cannot read the ring
+        added = await self._add()
         await self.load()
-        return key
+        return self._keys[added.kid]
+
+    async def _add(self) -> SigningKey:
+        return await self._store.add_signing_key(
+            kid=new_kid(), secret=self._sealer.seal(new_secret())
+        )
 
     async def retire(self, kid: str) -> bool:
+        await self.load()
         ok = await self._store.retire_signing_key(kid)
         await self.load()
         return ok
@@ -125,7 +158,7 @@ class KeyRing:
         await self.maybe_reload()
         key = self._keys.get(kid)
         if key is None and self._clock() - self._loaded_at > 0.2:
-            await self.load()
+            await self._reload()
             key = self._keys.get(kid)
         return key
 

@@ -43,7 +43,7 @@ class RestContext:
         logins = int(
             getattr(s.auth, "login_attempts_per_minute", DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE)
         )
-        api_keys = ApiKeyService(node.store, window=s.auth.signature_window)
+        api_keys = ApiKeyService(node.store, sealer=node.sealer, window=s.auth.signature_window)
         return cls(
             node=node,
             sessions=SessionService(
