@@ -14,6 +14,7 @@ from fxgate.services.analytics import (
     Performance,
     closed_trades,
     performance,
+    performances,
     period_start,
     seed000_summary,
     seed001_payload,
@@ -135,6 +136,16 @@ def test_each_period_counts_the_trades_closed_since_it_began(
     p = perf(HISTORY, period)
     assert p.total_trades == trades
     assert p.net_profit == D(net)
+
+
+def test_performances_gives_each_period_what_performance_gives_it() -> None:
+    # One pass over the deals for several periods (the portfolio endpoint's four).
+    both = performances(HISTORY[::-1], initial_balance=D("1000"), now=NOW)
+    assert list(both) == ["DAY", "WEEK", "MONTH", "ALL"]
+    for period, p in both.items():
+        assert p == perf(HISTORY, period)
+    some = performances(HISTORY, initial_balance=D("1000"), now=NOW, periods=("DAY", "ALL"))
+    assert some == {"DAY": perf(HISTORY, "DAY"), "ALL": perf(HISTORY, "ALL")}
 
 
 def test_a_trade_closed_at_midnight_belongs_to_the_new_day() -> None:

@@ -1,4 +1,5 @@
-"""The benchmark's load generator, checked against a small server of known behaviour.
+"""The benchmarks' tools: the fan-out load generator, checked against a small server of
+known behaviour, and a brief run of the REST latency benchmark.
 
 ``bench/loadgen.c`` is compiled with gcc (CI installs it; a missing compiler fails here
 on purpose) and pointed at a `websockets` server that streams market_data messages with
@@ -13,6 +14,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -195,3 +197,31 @@ def test_loadgen_counts_gaps_and_server_closes(loadgen: Path) -> None:
     lost_share = result["gaps"] / (result["gaps"] + result["market_data"])
     assert 0.2 < lost_share < 0.3
     assert result["parse_errors"] == 0
+
+
+def test_rest_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
+    """``bench/rest.py`` end to end, briefly: a daemon, two clients, every endpoint of the
+    mix answered without an error, the table printed, exit 0."""
+    report = tmp_path / "rest.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "rest.py"),
+            *("--users", "2", "--concurrency", "2", "--duration", "2", "--warmup", "0.5"),
+            *("--login-rate", "2", "--no-pin", "--json", str(report)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| group | endpoint | requests | req/s | p50 ms | p99 ms | max ms | errors" in out.stdout
+    for label in ("POST /auth/login", "GET /market/data", "GET /trading/portfolio"):
+        assert f"| {label} |" in out.stdout
+    [run] = json.loads(report.read_text())
+    assert run["concurrency"] == 2
+    assert run["errors"] == {}, run["errors"]
+    measured = {row["endpoint"]: row["requests"] for row in run["rows"]}
+    assert measured["*"] > 0
+    for key in ("login", "me", "candles", "portfolio", "orders"):
+        assert measured[key] > 0, key

@@ -145,8 +145,25 @@ def performance(
     before the period place its part of the equity curve, and an entry deal before the
     period still charges its commission to a trade closed in it.
     """
-    since = period_start(period, now)
+    return _performance(closed_trades(deals), initial_balance, now, period)
+
+
+def performances(
+    deals: Sequence[Deal],
+    *,
+    initial_balance: Decimal,
+    now: float,
+    periods: Sequence[str] = PERIODS,
+) -> dict[str, Performance]:
+    """:func:`performance` for several periods, sorting and pairing the deals once."""
     trades = closed_trades(deals)
+    return {p: _performance(trades, initial_balance, now, p) for p in periods}
+
+
+def _performance(
+    trades: Sequence[ClosedTrade], initial_balance: Decimal, now: float, period: str
+) -> Performance:
+    since = period_start(period, now)
     first = 0
     if since is not None:
         while first < len(trades) and trades[first].deal.time < since:

@@ -293,8 +293,10 @@ class TradingService:
         settings = self.broker.engine.settings
         initial, ccy = settings.initial_balance, settings.currency
         now = self._clock()
-        for period in ("DAY", "ALL"):
-            perf = analytics.performance(deals, initial_balance=initial, now=now, period=period)
+        perfs = analytics.performances(
+            deals, initial_balance=initial, now=now, periods=("DAY", "ALL")
+        )
+        for period, perf in perfs.items():
             payload = analytics.seed001_payload(perf, period, now, currency=ccy)
             self._publish(Event("analytics", payload, user_id=user_id))
         self._publish(
@@ -303,7 +305,7 @@ class TradingService:
                 {
                     "type": "PERFORMANCE_SUMMARY",
                     "period": "ALL",
-                    "performance_summary": analytics.seed000_summary(perf, currency=ccy),
+                    "performance_summary": analytics.seed000_summary(perfs["ALL"], currency=ccy),
                     "timestamp": datetime.fromtimestamp(now, UTC)
                     .isoformat(timespec="milliseconds")
                     .replace("+00:00", "Z"),

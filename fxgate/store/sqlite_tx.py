@@ -93,7 +93,10 @@ def ts_or_none(value: datetime | None) -> str | None:
 
 
 def parse_ts(value: str) -> datetime:
-    return utc(datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z"))
+    """Read what :func:`ts` wrote. ``fromisoformat`` (C, and it takes the ``Z`` since
+    Python 3.11) is eight times faster than ``strptime``, which was 8 % of the daemon's
+    CPU in ``bench/rest.py``: a chart of 100 bars parses 100 timestamps."""
+    return utc(datetime.fromisoformat(value))
 
 
 def parse_ts_or_none(value: str | None) -> datetime | None:

@@ -13,7 +13,6 @@ renews it (a sliding session), so an active user stays signed in.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import time
@@ -24,7 +23,11 @@ from datetime import UTC, datetime, timedelta
 from fxgate.domain.errors import AuthenticationError
 from fxgate.domain.roles import Role
 from fxgate.services.auth.apikeys import ApiKeyService
-from fxgate.services.auth.passwords import hash_password, needs_rehash, verify_password
+from fxgate.services.auth.passwords import (
+    hash_password_async,
+    needs_rehash,
+    verify_password_async,
+)
 from fxgate.services.auth.tokens import Claims, TokenService
 from fxgate.store.port import Store
 from fxgate.store.records import RefreshToken, User, email_key
@@ -89,8 +92,9 @@ class SessionService:
         """
         user = await self.store.get_user_by_email(email)
         stored_hash = user.password_hash if user else None
-        # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-        ok = await asyncio.to_thread(verify_password, stored_hash, password)
+        # argon2 takes tens to hundreds of milliseconds of CPU: off the event loop, on
+        # the hashing pool (bounded, and behind the event loop for the CPU).
+        ok = await verify_password_async(stored_hash, password)
         if user is None or not ok:
             await self._audit(
                 user.id if user else "anonymous",
@@ -107,7 +111,7 @@ class SessionService:
             )
             raise AuthenticationError("Account disabled")
         if stored_hash and needs_rehash(stored_hash):
-            new_hash = await asyncio.to_thread(hash_password, password)
+            new_hash = await hash_password_async(password)
             await self.store.update_user(user.id, password_hash=new_hash)
         ttl = (
             self.refresh_ttl

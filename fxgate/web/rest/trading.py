@@ -316,10 +316,10 @@ class PortfolioHandler(TradingHandler):
         # Returns of closed trades per calendar period, in percent of the initial
         # balance; the account's life so far stands in for the year.
         deals = await trading.deals(self.user_id)
-        now = time.time()
+        perfs = analytics.performances(deals, initial_balance=initial, now=time.time())
 
         def ret(period: str) -> float:
-            perf = analytics.performance(deals, initial_balance=initial, now=now, period=period)
+            perf = perfs[period]
             return round(float(perf.net_profit / initial * 100), 4) if initial else 0.0
 
         return PortfolioOut(

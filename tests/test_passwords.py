@@ -1,0 +1,46 @@
+"""Password checks run on the hashing pool: bounded, and behind the event loop for the CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+
+import pytest
+
+from fxgate.services.auth import passwords
+
+
+async def test_async_verify_and_hash_agree_with_the_sync_ones() -> None:
+    stored = await passwords.hash_password_async("a-long-password")
+    assert passwords.verify_password(stored, "a-long-password")
+    assert await passwords.verify_password_async(stored, "a-long-password")
+    assert not await passwords.verify_password_async(stored, "another-password")
+    assert not await passwords.verify_password_async(None, "a-long-password")
+    assert not await passwords.verify_password_async("not-a-hash", "a-long-password")
+
+
+async def test_the_pool_is_bounded_and_not_the_event_loop() -> None:
+    seen: list[int] = []
+
+    def where() -> int:
+        seen.append(threading.get_ident())
+        return threading.get_ident()
+
+    pool = passwords._executor()
+    assert pool._max_workers == passwords.hash_workers() >= 1
+    assert passwords.hash_workers() <= max(1, (os.cpu_count() or 1) // 2)
+    ident = await asyncio.get_running_loop().run_in_executor(pool, where)
+    assert ident != threading.get_ident()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+async def test_hashing_threads_are_nicer_than_the_event_loop() -> None:
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = nice()
+    theirs = await asyncio.get_running_loop().run_in_executor(passwords._executor(), nice)
+    assert theirs == min(19, mine + passwords.HASH_NICE)
+    assert nice() == mine  # the event loop's thread, and so the process, is untouched
