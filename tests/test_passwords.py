@@ -44,3 +44,16 @@ async def test_hashing_threads_are_nicer_than_the_event_loop() -> None:
     theirs = await asyncio.get_running_loop().run_in_executor(passwords._executor(), nice)
     assert theirs == min(19, mine + passwords.HASH_NICE)
     assert nice() == mine  # the event loop's thread, and so the process, is untouched
+
+
+def test_hashes_use_owasps_parameters_and_old_ones_are_upgraded() -> None:
+    from argon2 import PasswordHasher
+
+    stored = passwords.hash_password("a-long-password")
+    assert stored.startswith("$argon2id$v=19$m=47104,t=1,p=1$")
+    assert not passwords.needs_rehash(stored)
+    # A hash from argon2-cffi's defaults (what fxgate used before) still logs in, and
+    # is marked to be re-made with the new parameters.
+    old = PasswordHasher().hash("a-long-password")
+    assert passwords.verify_password(old, "a-long-password")
+    assert passwords.needs_rehash(old)

@@ -251,3 +251,34 @@ def test_api_key_lifecycle_and_signed_login(daemon: Daemon, account: Account) ->
     actions = {e.action for e in entries}
     assert {"apikey.create", "apikey.revoke", "auth.login"} <= actions
     assert secret not in str([(e.target, e.details) for e in entries])
+
+
+def _with_store(daemon: Daemon, fn: Any) -> Any:
+    async def go() -> Any:
+        from fxgate.store.factory import build_store
+
+        store = build_store(
+            "sqlite", state_dir=daemon.state_dir, mongodb_uri=None, mongodb_database="x"
+        )
+        await store.open()
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return run_sync(go())
+
+
+def test_a_password_hashed_with_old_parameters_is_upgraded_at_login(daemon: Daemon) -> None:
+    """Users from before the switch to OWASP's argon2id parameters still log in, and
+    their hash is re-made with the new parameters on the way."""
+    from argon2 import PasswordHasher
+
+    user = add_user(daemon)
+    old = PasswordHasher().hash(PASSWORD)  # argon2-cffi's defaults: m=65536, t=3, p=4
+    _with_store(daemon, lambda s: s.update_user(user.id, password_hash=old))
+    assert login(daemon, user.email).status_code == 200
+    stored = _with_store(daemon, lambda s: s.get_user(user.id)).password_hash
+    assert stored.startswith("$argon2id$v=19$m=47104,t=1,p=1$")
+    assert login(daemon, user.email).status_code == 200
+    assert login(daemon, user.email, "wrong password").status_code == 401
