@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from fxgate.store.records import ApiKey
 #: client works against either mount.
 LOGIN_METHOD = "POST"
 LOGIN_PATH = "/auth/login"
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "fxk_"
 BAD_KEY = "Invalid API key or signature"
@@ -86,7 +89,8 @@ class ApiKeyService:
         try:
             sealed = self._sealer.seal(secret)
         except SealError as exc:
-            raise FxgateError(f"cannot create an API key: {exc}") from None
+            log.error("cannot create an API key: %s", exc)
+            raise FxgateError("API keys are unavailable: see the server's log") from None
         key = await self.store.create_api_key(
             user_id=user_id, key_id=new_key_id(), secret=sealed, name=name
         )
@@ -150,8 +154,10 @@ class ApiKeyService:
 
     def _secret(self, key: ApiKey) -> str:
         """The key's secret in clear; a sealed one that does not decrypt is the server's
-        fault (a 500, the reason logged), not the client's."""
+        fault (a 500), not the client's. The reason, which names files, goes to the log
+        only."""
         try:
             return self._sealer.unseal(key.secret, what=f"API key {key.key_id}")
         except SealError as exc:
-            raise FxgateError(str(exc)) from None
+            log.error("cannot verify a signature: %s", exc)
+            raise FxgateError("API keys are unavailable: see the server's log") from None
