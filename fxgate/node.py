@@ -208,6 +208,7 @@ class Node:
                 max_volume=s.risk.max_order_volume,
             ),
             spawn=self.spawn,
+            history_users=s.analytics.cache_users,
         )
         await self.trading.restore()
         from fxgate.services import market_history

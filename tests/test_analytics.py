@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import calendar
 import json
+import random
 from decimal import Decimal as D
 
 import pytest
 
 from fxgate.domain.trading import Deal, DealEntry, Side
 from fxgate.services.analytics import (
+    PERIODS,
+    ClosedTrade,
     Performance,
     closed_trades,
     performance,
@@ -87,7 +90,7 @@ HISTORY = [
 
 
 def perf(deals: list[Deal], period: str = "ALL", balance: str = "1000") -> Performance:
-    return performance(deals, initial_balance=D(balance), now=NOW, period=period)
+    return performance(closed_trades(deals), initial_balance=D(balance), now=NOW, period=period)
 
 
 def test_all_time_counts_every_closed_trade_with_its_entry_commission() -> None:
@@ -140,11 +143,13 @@ def test_each_period_counts_the_trades_closed_since_it_began(
 
 def test_performances_gives_each_period_what_performance_gives_it() -> None:
     # One pass over the deals for several periods (the portfolio endpoint's four).
-    both = performances(HISTORY[::-1], initial_balance=D("1000"), now=NOW)
+    both = performances(closed_trades(HISTORY[::-1]), initial_balance=D("1000"), now=NOW)
     assert list(both) == ["DAY", "WEEK", "MONTH", "ALL"]
     for period, p in both.items():
         assert p == perf(HISTORY, period)
-    some = performances(HISTORY, initial_balance=D("1000"), now=NOW, periods=("DAY", "ALL"))
+    some = performances(
+        closed_trades(HISTORY), initial_balance=D("1000"), now=NOW, periods=("DAY", "ALL")
+    )
     assert some == {"DAY": perf(HISTORY, "DAY"), "ALL": perf(HISTORY, "ALL")}
 
 
@@ -334,3 +339,51 @@ def test_ratios_round_half_away_from_zero_too() -> None:
     p = perf(closes(utc(2024, 1, 17, 9), "10", *["-1"] * 7))  # 1 win in 8: 12.5%
     assert seed000_summary(p)["win_rate"] == 0.13  # 0.125, not banker's 0.12
     assert seed001_payload(p, "ALL", NOW)["metrics"]["profitFactor"] == 1.43  # 10 / 7
+
+
+def plain_performance(trades: list[ClosedTrade], balance: D, since: float | None) -> Performance:
+    """The module's definition written out the plain way, with lists and sums: the
+    oracle for the running figures (``Tally``) the module works them out with."""
+    before = [t for t in trades if since is not None and t.time < since]
+    nets = [t.net for t in trades if since is None or t.time >= since]
+    equity = peak = balance
+    for t in before:
+        equity += t.net
+        peak = max(peak, equity)
+    max_dd = (peak - equity) / peak if peak > 0 else D(0)
+    for net in nets:
+        equity += net
+        peak = max(peak, equity)
+        max_dd = max(max_dd, (peak - equity) / peak if peak > 0 else D(0))
+    wins = [n for n in nets if n > 0]
+    losses = [n for n in nets if n < 0]
+    total, gross_profit, gross_loss = len(nets), sum(wins, D(0)), sum(losses, D(0))
+    return Performance(
+        total_trades=total,
+        profitable_trades=len(wins),
+        losing_trades=len(losses),
+        win_rate=D(len(wins)) / total if total else D(0),
+        gross_profit=gross_profit,
+        gross_loss=gross_loss,
+        profit_factor=gross_profit / -gross_loss if losses else None,
+        net_profit=gross_profit + gross_loss,
+        average_profit=(gross_profit + gross_loss) / total if total else D(0),
+        largest_win=max(wins, default=D(0)),
+        largest_loss=min(losses, default=D(0)),
+        max_drawdown=max_dd,
+        current_drawdown=peak - equity,
+    )
+
+
+def test_the_running_figures_agree_with_the_plain_definition() -> None:
+    rng = random.Random(3)
+    for _ in range(300):
+        balance = D(rng.choice(["0", "100", "1000", "10000"]))
+        at, trades = utc(2023, 11, 20), []
+        for ticket in range(rng.randint(0, 40)):
+            at += rng.choice([0, 60, 3600, 86400, 10 * 86400])
+            net = D(rng.choice([0, rng.randint(-40000, 40000)])) / 100
+            trades.append(ClosedTrade(float(at), ticket, net))
+        for period in PERIODS:
+            got = performance(trades, initial_balance=balance, now=NOW, period=period)
+            assert got == plain_performance(trades, balance, period_start(period, NOW))

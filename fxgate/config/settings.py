@@ -138,6 +138,15 @@ class RiskSettings(Section):
     max_order_volume: Decimal = Field(Decimal("50"), gt=0)
 
 
+class AnalyticsSettings(Section):
+    cache_users: int = Field(
+        1000,
+        ge=1,
+        description="Users whose closed trades are kept in memory for analytics (about"
+        " 0.22 KB a trade); the least recently used beyond it are read again when needed.",
+    )
+
+
 class SystemSettings(Section):
     status_interval: float = Field(30.0, gt=0, description="Seconds between system messages.")
 
@@ -162,6 +171,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     ws: WsSettings = WsSettings()
     risk: RiskSettings = RiskSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
     system: SystemSettings = SystemSettings()
     plugins: list[str] = Field(
         default_factory=list, description="Extra plugin modules to load, by import name."

@@ -3,7 +3,9 @@ and seed 000's performance summary.
 
 Pure functions, no I/O, so the channel, a REST route and a test all get the same numbers
 from the same deals. Amounts stay ``Decimal`` until a payload is built; only the payloads
-hold floats, rounded there once.
+hold floats, rounded there once. Deals become trades in one step per deal (:func:`pair`)
+and a period's figures are a fold over its trades (:class:`Tally`), so that
+``trade_history`` can follow each new deal instead of going over the whole history again.
 
 The choices behind the numbers, which a client comparing them with its own will want:
 
@@ -30,6 +32,7 @@ The choices behind the numbers, which a client comparing them with its own will 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,9 +51,13 @@ _HUNDRED = Decimal(100)
 
 @dataclass(frozen=True, slots=True)
 class ClosedTrade:
-    """One ``out`` deal with its net result (entry charges included, see the module)."""
+    """One trade as the numbers need it and no more, so that a long history fits in memory
+    (``trade_history``): when its ``out`` deal closed it, that deal's ticket (which orders
+    trades of the same second) and its net result (entry charges included, see the
+    module)."""
 
-    deal: Deal
+    time: float
+    ticket: int
     net: Decimal
 
 
@@ -119,12 +126,27 @@ def closed_trades(deals: Sequence[Deal]) -> list[ClosedTrade]:
     """
     pending: dict[int, Decimal] = {}
     trades: list[ClosedTrade] = []
-    for deal in sorted(deals, key=lambda d: (d.time, d.ticket)):
-        if deal.entry is DealEntry.IN:
-            pending[deal.position_ticket] = pending.get(deal.position_ticket, ZERO) + deal.net
-        else:
-            trades.append(ClosedTrade(deal, deal.net + pending.pop(deal.position_ticket, ZERO)))
+    for deal in sorted(deals, key=deal_order):
+        trade = pair(deal, pending)
+        if trade is not None:
+            trades.append(trade)
     return trades
+
+
+def deal_order(deal: Deal) -> tuple[float, int]:
+    """The order deals are paired in: time, then ticket."""
+    return (deal.time, deal.ticket)
+
+
+def pair(deal: Deal, pending: dict[int, Decimal]) -> ClosedTrade | None:
+    """One step of :func:`closed_trades`, for a caller that gets deals one at a time in
+    :func:`deal_order`: an ``in`` deal's charges wait in ``pending`` (by position) for the
+    next ``out`` deal of its position, which takes them into its trade."""
+    position = deal.position_ticket
+    if deal.entry is DealEntry.IN:
+        pending[position] = pending.get(position, ZERO) + deal.net
+        return None
+    return ClosedTrade(deal.time, deal.ticket, deal.net + pending.pop(position, ZERO))
 
 
 def _drawdown(peak: Decimal, equity: Decimal) -> Decimal:
@@ -133,7 +155,7 @@ def _drawdown(peak: Decimal, equity: Decimal) -> Decimal:
 
 
 def performance(
-    deals: Sequence[Deal],
+    trades: Sequence[ClosedTrade],
     *,
     initial_balance: Decimal,
     now: float,
@@ -141,67 +163,107 @@ def performance(
 ) -> Performance:
     """The performance of the trades that closed in ``period`` (as of ``now``).
 
-    ``deals`` should be all of the account's deals, not only the period's: the trades
-    before the period place its part of the equity curve, and an entry deal before the
-    period still charges its commission to a trade closed in it.
+    ``trades`` should be all of the account's trades (:func:`closed_trades` of all its
+    deals), not only the period's: the trades before the period place its part of the
+    equity curve, and an entry deal before the period still charges its commission to a
+    trade closed in it.
     """
-    return _performance(closed_trades(deals), initial_balance, now, period)
+    return tally(trades, initial_balance, period_start(period, now)).performance()
 
 
 def performances(
-    deals: Sequence[Deal],
+    trades: Sequence[ClosedTrade],
     *,
     initial_balance: Decimal,
     now: float,
     periods: Sequence[str] = PERIODS,
 ) -> dict[str, Performance]:
-    """:func:`performance` for several periods, sorting and pairing the deals once."""
-    trades = closed_trades(deals)
-    return {p: _performance(trades, initial_balance, now, p) for p in periods}
+    """:func:`performance` for several periods."""
+    return {
+        p: performance(trades, initial_balance=initial_balance, now=now, period=p) for p in periods
+    }
 
 
-def _performance(
-    trades: Sequence[ClosedTrade], initial_balance: Decimal, now: float, period: str
-) -> Performance:
-    since = period_start(period, now)
-    first = 0
-    if since is not None:
-        while first < len(trades) and trades[first].deal.time < since:
-            first += 1
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The running figures of one period: a fold over its trades in time order.
 
+    A fold, so that a period's performance can follow a new trade in constant time
+    (:meth:`add`) instead of a pass over the whole history: ``trade_history`` keeps one
+    per period and user, and :func:`tally` gives the same fold from scratch.
+    """
+
+    equity: Decimal
+    peak: Decimal
+    max_drawdown: Decimal
+    total: int = 0
+    profitable: int = 0
+    losing: int = 0
+    gross_profit: Decimal = ZERO
+    gross_loss: Decimal = ZERO
+    largest_win: Decimal = ZERO
+    largest_loss: Decimal = ZERO
+
+    @classmethod
+    def opening(cls, equity: Decimal, peak: Decimal) -> Tally:
+        """A period with no trade yet, which opens with the curve at ``equity`` and the
+        peak so far at ``peak``: already in that drawdown."""
+        return cls(equity, peak, _drawdown(peak, equity))
+
+    def add(self, net: Decimal) -> Tally:
+        """The figures after one more trade, closed after every trade so far."""
+        equity = self.equity + net
+        peak = max(self.peak, equity)
+        won, lost = net > 0, net < 0
+        return Tally(
+            equity=equity,
+            peak=peak,
+            max_drawdown=max(self.max_drawdown, _drawdown(peak, equity)),
+            total=self.total + 1,
+            profitable=self.profitable + won,
+            losing=self.losing + lost,
+            gross_profit=self.gross_profit + net if won else self.gross_profit,
+            gross_loss=self.gross_loss + net if lost else self.gross_loss,
+            largest_win=max(self.largest_win, net) if won else self.largest_win,
+            largest_loss=min(self.largest_loss, net) if lost else self.largest_loss,
+        )
+
+    def performance(self) -> Performance:
+        total, gross_profit, gross_loss = self.total, self.gross_profit, self.gross_loss
+        net_profit = gross_profit + gross_loss
+        return Performance(
+            total_trades=total,
+            profitable_trades=self.profitable,
+            losing_trades=self.losing,
+            win_rate=Decimal(self.profitable) / total if total else ZERO,
+            gross_profit=gross_profit,
+            gross_loss=gross_loss,
+            profit_factor=gross_profit / -gross_loss if self.losing else None,
+            net_profit=net_profit,
+            average_profit=net_profit / total if total else ZERO,
+            largest_win=self.largest_win,
+            largest_loss=self.largest_loss,
+            max_drawdown=self.max_drawdown,
+            current_drawdown=self.peak - self.equity,
+        )
+
+
+def tally(trades: Sequence[ClosedTrade], initial_balance: Decimal, since: float | None) -> Tally:
+    """The figures of the trades (in time order) closed at or after ``since``, all of them
+    when it is ``None``; the trades before it only move the curve."""
+    first = 0 if since is None else bisect_left(trades, since, key=_closed_at)
     equity = peak = initial_balance
     for trade in trades[:first]:
         equity += trade.net
         peak = max(peak, equity)
-    max_dd = _drawdown(peak, equity)
+    figures = Tally.opening(equity, peak)
+    for trade in trades[first:]:
+        figures = figures.add(trade.net)
+    return figures
 
-    nets = [t.net for t in trades[first:]]
-    for net in nets:
-        equity += net
-        peak = max(peak, equity)
-        max_dd = max(max_dd, _drawdown(peak, equity))
 
-    wins = [n for n in nets if n > 0]
-    losses = [n for n in nets if n < 0]
-    total = len(nets)
-    gross_profit = sum(wins, ZERO)
-    gross_loss = sum(losses, ZERO)
-    net_profit = gross_profit + gross_loss
-    return Performance(
-        total_trades=total,
-        profitable_trades=len(wins),
-        losing_trades=len(losses),
-        win_rate=Decimal(len(wins)) / total if total else ZERO,
-        gross_profit=gross_profit,
-        gross_loss=gross_loss,
-        profit_factor=gross_profit / -gross_loss if losses else None,
-        net_profit=net_profit,
-        average_profit=net_profit / total if total else ZERO,
-        largest_win=max(wins, default=ZERO),
-        largest_loss=min(losses, default=ZERO),
-        max_drawdown=max_dd,
-        current_drawdown=peak - equity,
-    )
+def _closed_at(trade: ClosedTrade) -> float:
+    return trade.time
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ Before: the user's account exists, ``clientOrderId`` makes placement idempotent 
 user, and the risk checks (free margin, volume, open positions, daily loss) run
 whatever the broker. After: the broker's stored changes become channel events
 (``orders trades positions account``), the day's loss is watched for ``RISK_LIMIT``
-alerts (stored, then announced), and every closed trade refreshes the user's
-analytics. Every order, modification, cancellation and close is written to the audit
-log.
+alerts (stored, then announced), every deal keeps the user's trade history in memory
+current (``trade_history``), and every closed trade refreshes the user's analytics from
+it. Every order, modification, cancellation and close is written to the audit log.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -33,7 +33,9 @@ from fxgate.domain.trading import (
     OrderRequest,
     Position,
 )
+from fxgate.services import analytics
 from fxgate.services.risk import DailyLossMonitor, RiskLimits, check_order
+from fxgate.services.trade_history import TradeHistory
 from fxgate.store.port import Store
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class TradingService:
         limits: RiskLimits,
         spawn: Callable[..., Any],
         clock: Callable[[], float] = time.time,
+        history_users: int = 1000,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -70,6 +73,7 @@ class TradingService:
         )
         self._accounts: dict[str, Account] = {}
         self._analytics_due: set[str] = set()
+        self.history = TradeHistory(self.deals, max_users=history_users)
         broker.subscribe(self.on_broker_event)
 
     async def restore(self) -> None:
@@ -237,6 +241,17 @@ class TradingService:
     async def deals(self, user_id: str) -> list[Deal]:
         return list(await self.broker.deals(user_id))
 
+    async def performances(
+        self, user_id: str, now: float, periods: Sequence[str] = analytics.PERIODS
+    ) -> dict[str, analytics.Performance]:
+        """The user's performance per period, from the trades kept in memory."""
+        return await self.history.performances(
+            user_id,
+            initial_balance=self.broker.engine.settings.initial_balance,
+            now=now,
+            periods=periods,
+        )
+
     # -- after the broker ------------------------------------------------------------------
 
     def on_broker_event(self, event: BrokerEvent) -> None:
@@ -253,7 +268,8 @@ class TradingService:
         self._publish(Event(channel, data, user_id=event.user_id))
         if isinstance(data, Deal):
             # Fills happen on requests and on price moves (pending orders, SL/TP,
-            # stop-out) alike: the audit log gets every one.
+            # stop-out) alike: the audit log and the trade history get every one.
+            self.history.on_deal(data)
             self._spawn(
                 self._audit(
                     data.user_id,
@@ -285,17 +301,11 @@ class TradingService:
         self._spawn(self._analytics(user_id), name="analytics")
 
     async def _analytics(self, user_id: str) -> None:
-        from fxgate.services import analytics
-
         await asyncio.sleep(0)  # let the closing burst (deal, position, account) pass
         self._analytics_due.discard(user_id)
-        deals = await self.deals(user_id)
-        settings = self.broker.engine.settings
-        initial, ccy = settings.initial_balance, settings.currency
+        ccy = self.broker.engine.settings.currency
         now = self._clock()
-        perfs = analytics.performances(
-            deals, initial_balance=initial, now=now, periods=("DAY", "ALL")
-        )
+        perfs = await self.performances(user_id, now, ("DAY", "ALL"))
         for period, perf in perfs.items():
             payload = analytics.seed001_payload(perf, period, now, currency=ccy)
             self._publish(Event("analytics", payload, user_id=user_id))

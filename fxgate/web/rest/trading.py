@@ -25,7 +25,6 @@ from fxgate.domain.trading import (
     Side,
     TimeInForce,
 )
-from fxgate.services import analytics
 from fxgate.services.trading import TradingService
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
@@ -315,8 +314,7 @@ class PortfolioHandler(TradingHandler):
         total = account.equity - initial
         # Returns of closed trades per calendar period, in percent of the initial
         # balance; the account's life so far stands in for the year.
-        deals = await trading.deals(self.user_id)
-        perfs = analytics.performances(deals, initial_balance=initial, now=time.time())
+        perfs = await trading.performances(self.user_id, time.time())
 
         def ret(period: str) -> float:
             perf = perfs[period]
