@@ -29,6 +29,11 @@ from fxgate.store.records import SigningKey
 log = logging.getLogger(__name__)
 
 
+#: The least time between two re-reads for tokens naming an unknown ``kid``: a flood of
+#: made-up kids costs the store at most one read per this many seconds.
+MISS_RELOAD_GAP = 0.2
+
+
 def key_status(key: SigningKey) -> str:
     """``active`` signs new tokens; ``standby`` only verifies; ``retired`` does neither."""
     if key.retired_at is not None:
@@ -69,6 +74,8 @@ class KeyRing:
         self._clock = clock
         self._keys: dict[str, SigningKey] = {}
         self._loaded_at = float("-inf")
+        self._load_started = float("-inf")
+        self._miss_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
         self._on_retired: list[Callable[[set[str]], None]] = []
 
@@ -80,6 +87,7 @@ class KeyRing:
         """Re-read the ring; ``SealError`` (and the old ring kept) if a key that still
         verifies cannot be unsealed."""
         async with self._lock:
+            self._load_started = self._clock()
             keys = {k.kid: self._unsealed(k) for k in await self._store.list_signing_keys()}
             newly_retired = {
                 kid
@@ -154,13 +162,31 @@ class KeyRing:
         return key
 
     async def lookup(self, kid: str) -> SigningKey | None:
-        """The key named ``kid``, reloading once if it is unknown (a rotation elsewhere)."""
+        """The key named ``kid``, re-reading the ring first if it is unknown (a rotation
+        by another process)."""
         await self.maybe_reload()
         key = self._keys.get(kid)
-        if key is None and self._clock() - self._loaded_at > 0.2:
-            await self._reload()
+        if key is None:
+            await self._read_started_after(self._clock())
             key = self._keys.get(kid)
         return key
+
+    async def _read_started_after(self, asked: float) -> None:
+        """Make sure a read of the ring began after ``asked``.
+
+        A token naming a new key was signed after the key was stored, so only a read
+        begun after the token arrived is sure to see the key; one that merely finished
+        recently may have begun before the rotation. Callers missing at the same time
+        share one read, and reads for misses come at most one per ``MISS_RELOAD_GAP``:
+        a made-up kid waits for its turn instead of costing the store a read each.
+        """
+        async with self._miss_lock:
+            if self._load_started >= asked:
+                return
+            wait = self._load_started + MISS_RELOAD_GAP - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._reload()
 
     def ring(self) -> list[SigningKey]:
         return sorted(self._keys.values(), key=lambda k: k.created_at)
