@@ -24,12 +24,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fxdaemon import BenchDaemon
 
 BENCH = Path(__file__).resolve().parent
 LOADGEN_SRC = BENCH / "loadgen.c"
@@ -224,110 +224,34 @@ def machine_busy_secs() -> float:
     return (sum(parts[:8]) - idle) / CLK_TCK
 
 
-class Daemon:
-    def __init__(self, args: argparse.Namespace, tick_rate: float, pinned: bool) -> None:
-        self.args = args
-        self.state_dir = Path(tempfile.mkdtemp(prefix="fxgate-bench-"))
-        self.port = args.port or free_port()
-        self.env = dict(os.environ)
-        self.env.update(
-            FXGATE_STATE_DIR=str(self.state_dir),
-            FXGATE_PAPER_TICK_RATE=repr(tick_rate),
-            FXGATE_PAPER_SEED="1",
-            FXGATE_PAPER_SYMBOLS=json.dumps(args.symbols),
-            FXGATE_WS_CONNECTIONS_PER_MINUTE="1000000",
-            FXGATE_LOG_LEVEL="warning",
-        )
-        if args.queue_max_bytes:
-            self.env["FXGATE_WS_QUEUE_MAX_BYTES"] = str(args.queue_max_bytes)
-        for item in args.env:
-            key, _, value = item.partition("=")
-            self.env[key] = value
-        self.log_path = self.state_dir / "daemon.log"
-        self.cmd = fxgate_command(args.fxgate)
-        self.serve_cmd = serve_command(args)
-        self.pinned = pinned
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        cmd = [
-            *pin(0, self.pinned),
-            *self.serve_cmd,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        log = self.log_path.open("wb")
-        # taskset execs the daemon, so the pid is the daemon's own.
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + self.args.start_timeout
-        url = f"http://127.0.0.1:{self.port}/health"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {self.proc.returncode}:\n{self.tail()}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(
-            f"/health did not answer 200 in {self.args.start_timeout} s:\n{self.tail()}"
-        )
-
-    def token(self) -> str:
-        out = subprocess.run(
-            [*self.cmd, "token", "issue", "--user", "bench", "--ttl", "3600"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"fxgate token issue failed:\n{out.stderr}")
-        lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
-        if not lines:
-            raise RuntimeError("fxgate token issue printed nothing")
-        return lines[-1]
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after 15 s; None if it was not running any more."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None
-        self.proc.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        try:
-            rc = self.proc.wait(timeout=15)
-            took = time.monotonic() - began
-            if took > 5:
-                print(f"   the daemon took {took:.1f} s to exit after SIGTERM", file=sys.stderr)
-            return rc
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return -9
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def tracebacks(self) -> int:
-        try:
-            return self.log_path.read_text(errors="replace").count("Traceback")
-        except OSError:
-            return 0
-
-    def cleanup(self) -> None:
-        if not self.args.keep_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+def make_daemon(args: argparse.Namespace, tick_rate: float, pinned: bool) -> BenchDaemon:
+    env = dict(os.environ)
+    env.update(
+        FXGATE_PAPER_TICK_RATE=repr(tick_rate),
+        FXGATE_PAPER_SEED="1",
+        FXGATE_PAPER_SYMBOLS=json.dumps(args.symbols),
+        FXGATE_WS_CONNECTIONS_PER_MINUTE="1000000",
+        FXGATE_LOG_LEVEL="warning",
+    )
+    if args.queue_max_bytes:
+        env["FXGATE_WS_QUEUE_MAX_BYTES"] = str(args.queue_max_bytes)
+    for item in args.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return BenchDaemon(
+        cmd=fxgate_command(args.fxgate),
+        serve_cmd=serve_command(args),
+        env=env,
+        port=args.port or free_port(),
+        pin=pin(0, pinned),
+        start_timeout=args.start_timeout,
+        keep_state=args.keep_state,
+    )
 
 
 def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: bool) -> Run:
     run = Run(clients=clients, tick_rate=tick_rate, nsym=len(args.symbols))
-    daemon = Daemon(args, tick_rate, pinned)
+    daemon = make_daemon(args, tick_rate, pinned)
     print(
         f"\n== N={clients}  tick rate {tick_rate:g}/s/symbol "
         f"({tick_rate * run.nsym:,.0f} ticks/s)  port {daemon.port}",
@@ -335,7 +259,7 @@ def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: b
     )
     try:
         daemon.start()
-        token = daemon.token()
+        token = daemon.issue_token("bench")
         url = f"ws://127.0.0.1:{daemon.port}/api/ws?token={token}"
         cmd = [
             *pin(1, pinned),
@@ -353,8 +277,7 @@ def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: b
         ]
         lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples: dict[str, tuple[float, float, float]] = {}
-        assert daemon.proc is not None
-        pid = daemon.proc.pid
+        pid = daemon.pid
 
         profiler: list[subprocess.Popen[bytes]] = []
 

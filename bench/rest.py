@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
@@ -32,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +46,7 @@ from fanout import (
     pin,
     proc_cpu_secs,
 )
+from fxdaemon import BenchDaemon
 
 API = "/api/v1"
 
@@ -279,99 +278,27 @@ async def seed_trades(folder: Path, trades: int) -> None:
 # -- the daemon --------------------------------------------------------------------------
 
 
-class Daemon:
-    def __init__(self, args: argparse.Namespace, template: Path, pinned: bool) -> None:
-        self.args = args
-        self.state_dir = Path(tempfile.mkdtemp(prefix="fxgate-rest-"))
-        for item in template.iterdir():
-            if item.is_file():
-                shutil.copy2(item, self.state_dir / item.name)
-        self.port = args.port or free_port()
-        self.env = dict(os.environ)
-        self.env.update(
-            FXGATE_STATE_DIR=str(self.state_dir),
-            FXGATE_LOG_LEVEL="warning",
-            FXGATE_PAPER_SEED="1",
-            FXGATE_SERVER_SHUTDOWN_GRACE="0",
-            **RAISED_LIMITS,
-        )
-        for item in args.env:
-            key, _, value = item.partition("=")
-            self.env[key] = value
-        self.log_path = self.state_dir / "daemon.log"
-        self.cmd = fxgate_command(args.fxgate)
-        self.pinned = pinned
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        cmd = [*pin(0, self.pinned), *self.cmd, "serve", "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port)]
-        log = self.log_path.open("wb")
-        # cwd: the state folder, so that no ./etc/fxgate.toml of the caller's is read.
-        # taskset execs the daemon, so the pid is the daemon's own.
-        self.proc = subprocess.Popen(
-            cmd, env=self.env, cwd=self.state_dir, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        deadline = time.monotonic() + self.args.start_timeout
-        url = f"http://127.0.0.1:{self.port}/health"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {self.proc.returncode}:\n{self.tail()}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(
-            f"/health did not answer 200 in {self.args.start_timeout} s:\n{self.tail()}"
-        )
-
-    def admin_token(self) -> str:
-        issue = ("token", "issue", "--user", "bench-admin", "--role", "admin", "--ttl", "3600")
-        out = subprocess.run(
-            [*self.cmd, *issue],
-            env=self.env,
-            cwd=self.state_dir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
-        if out.returncode != 0 or not lines:
-            raise RuntimeError(f"fxgate token issue failed:\n{out.stderr}")
-        return lines[-1]
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return -9
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def tracebacks(self) -> int:
-        try:
-            return self.log_path.read_text(errors="replace").count("Traceback")
-        except OSError:
-            return 0
-
-    def cleanup(self) -> None:
-        if not self.args.keep_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+def make_daemon(args: argparse.Namespace, template: Path, pinned: bool) -> BenchDaemon:
+    env = dict(os.environ)
+    env.update(
+        FXGATE_LOG_LEVEL="warning",
+        FXGATE_PAPER_SEED="1",
+        FXGATE_SERVER_SHUTDOWN_GRACE="0",
+        **RAISED_LIMITS,
+    )
+    for item in args.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return BenchDaemon(
+        cmd=fxgate_command(args.fxgate),
+        env=env,
+        port=args.port or free_port(),
+        pin=pin(0, pinned),
+        start_timeout=args.start_timeout,
+        keep_state=args.keep_state,
+        prefix="fxgate-rest-",
+        template=template,
+    )
 
 
 # -- a lean HTTP/1.1 keep-alive client -----------------------------------------------------
@@ -704,7 +631,7 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-async def drive(args: argparse.Namespace, run: Run, daemon: Daemon, admin: str) -> None:
+async def drive(args: argparse.Namespace, run: Run, daemon: BenchDaemon, admin: str) -> None:
     admin_conn = HttpConn(daemon.port, args.timeout)
     status, raw = await admin_conn.request(
         "POST",
@@ -818,12 +745,12 @@ def summarize_profile(path: Path, top: int = 25) -> str:
 
 def run_once(args: argparse.Namespace, concurrency: int, template: Path, pinned: bool) -> Run:
     run = Run(concurrency, args.duration, args.rate, args.login_rate)
-    daemon = Daemon(args, template, pinned)
+    daemon = make_daemon(args, template, pinned)
     pace = f"{args.rate:g} requests/s in total" if args.rate else "closed loop"
     print(f"\n== C={concurrency} ({pace})  port {daemon.port}", file=sys.stderr)
     try:
         daemon.start()
-        admin = daemon.admin_token()
+        admin = daemon.issue_token("bench-admin", "--role", "admin")
         if pinned:
             os.sched_setaffinity(0, {1})
         asyncio.run(drive(args, run, daemon, admin))
