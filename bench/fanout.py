@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fxdaemon import BenchDaemon
+from fxdaemon import BenchDaemon, add_daemon_arguments
 
 BENCH = Path(__file__).resolve().parent
 LOADGEN_SRC = BENCH / "loadgen.c"
@@ -472,7 +472,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--duration", type=float, default=20, help="measured seconds (default 20)")
     p.add_argument("--warmup", type=float, default=5, help="seconds after connecting, not measured")
-    p.add_argument("--port", type=int, default=0, help="daemon port (0: a free one per run)")
     p.add_argument("--connect-rate", type=float, default=500, help="new connections per second")
     p.add_argument("--find-max", action="store_true", help="raise the tick rate until it breaks")
     p.add_argument("--step", type=float, default=1.25, help="--find-max rate factor per step")
@@ -484,24 +483,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated symbols (default: the ten of the issue)",
     )
     p.add_argument("--queue-max-bytes", type=int, default=0, help="FXGATE_WS_QUEUE_MAX_BYTES")
-    p.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the daemon")
-    p.add_argument("--fxgate", default=None, help="command that runs fxgate (default: fxgate)")
     p.add_argument(
         "--stamp-at-publish",
         action="store_true",
         help="diagnostic: stamp messages when the hub publishes them, to measure the fan-out "
         "without the feed's batching delay (not the target's measure)",
     )
-    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
-    p.add_argument("--start-timeout", type=float, default=60)
-    p.add_argument("--keep-state", action="store_true", help="keep each run's state dir and log")
-    p.add_argument(
-        "--profile",
-        type=Path,
-        default=None,
-        help="run py-spy on the daemon over each window; folded stacks go to this folder "
-        "(profiled runs are slower: do not quote their numbers)",
-    )
+    add_daemon_arguments(p)
     p.add_argument("--json", type=Path, default=None, help="also write every run to this file")
     p.add_argument("--strict", action="store_true", help="exit 1 when a condition is not met")
     return p.parse_args(argv)

@@ -8,6 +8,7 @@ state, SIGTERM to stop, and the log kept for the report.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shutil
 import signal
@@ -18,6 +19,23 @@ import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+
+def add_daemon_arguments(p: argparse.ArgumentParser) -> None:
+    """The options about the daemon itself, the same in every benchmark."""
+    p.add_argument("--port", type=int, default=0, help="daemon port (0: a free one per run)")
+    p.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the daemon")
+    p.add_argument("--fxgate", default=None, help="command that runs fxgate (default: fxgate)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    p.add_argument("--start-timeout", type=float, default=60)
+    p.add_argument("--keep-state", action="store_true", help="keep each run's state dir and log")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="run py-spy on the daemon over each window; folded stacks go to this folder "
+        "(profiled runs are slower: do not quote their numbers)",
+    )
 
 
 class BenchDaemon:

@@ -46,7 +46,7 @@ from fanout import (
     pin,
     proc_cpu_secs,
 )
-from fxdaemon import BenchDaemon
+from fxdaemon import BenchDaemon, add_daemon_arguments
 
 API = "/api/v1"
 
@@ -898,25 +898,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--timeout", type=float, default=30, help="seconds before a request fails")
     p.add_argument("--seed", type=int, default=1, help="seeds the clients' choices")
-    p.add_argument("--port", type=int, default=0, help="daemon port (0: a free one per run)")
-    p.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the daemon")
-    p.add_argument("--fxgate", default=None, help="command that runs fxgate (default: fxgate)")
-    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
-    p.add_argument("--start-timeout", type=float, default=60)
-    p.add_argument("--keep-state", action="store_true", help="keep each run's state dir and log")
-    p.add_argument(
-        "--profile",
-        type=Path,
-        default=None,
-        help="run py-spy on the daemon over each window; folded stacks go to this folder "
-        "(profiled runs are slower: do not quote their numbers)",
-    )
     p.add_argument(
         "--profile-flags",
         type=lambda s: s.split(),
         default=[],
         help="extra py-spy record flags, e.g. '--gil' (only what holds the GIL)",
     )
+    add_daemon_arguments(p)
     p.add_argument("--json", type=Path, default=None, help="also write every run to this file")
     p.add_argument(
         "--strict", action="store_true", help="exit 1 when a target is missed or a request failed"
