@@ -36,6 +36,7 @@ from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
+from fxgate.services.ports.broker import Broker
 from fxgate.services.risk import RiskLimits
 from fxgate.services.trading import TradingService
 from fxgate.store.factory import build_store
@@ -92,7 +93,7 @@ class Node:
         self.hub: Hub | None = None
         self.bus: LocalBus | None = None
         self.market: MarketService | None = None
-        self.broker: PaperBroker | None = None
+        self.broker: Broker | None = None
         self.trading: TradingService | None = None
         self.stopping = False
 
@@ -180,7 +181,7 @@ class Node:
         source = MarketSimulator(specs, seed=s.paper.seed, hours=hours, tick_rate=s.paper.tick_rate)
         # The market service needs a publish target before the hub exists: bind late.
         self.market = MarketService(source, self.publish)
-        self.broker = PaperBroker(
+        paper = PaperBroker(
             specs,
             self.store,
             settings=PaperSettings(
@@ -194,10 +195,11 @@ class Node:
             ),
             is_open=hours.is_open,
         )
-        await self.broker.start()
+        self.broker = paper
+        await paper.start()
         for quote in self.market.latest():  # prices before the first tick
-            self.broker.on_quote(quote)
-        self.market.add_listener(self.broker.on_quote)
+            paper.on_quote(quote)
+        self.market.add_listener(paper.on_quote)
         self.trading = TradingService(
             self.broker,
             self.store,

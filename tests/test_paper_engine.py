@@ -283,9 +283,9 @@ def test_stops_trigger_on_the_side_they_would_be_done_at(mkt: Market) -> None:
 
 
 def test_a_stop_on_the_wrong_side_of_the_market_is_refused(mkt: Market) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(TradingError):
         mkt.buy("1", type=OrderType.STOP, stop_price=D("1.08400"))  # below the ask
-    with pytest.raises(ValidationError):
+    with pytest.raises(TradingError):
         mkt.sell("1", type=OrderType.STOP, stop_price=D("1.08600"))  # above the bid
 
 
@@ -315,7 +315,7 @@ def test_modifying_a_limit_across_the_market_fills_it(mkt: Market) -> None:
 
 def test_modifying_a_stop_keeps_it_on_the_right_side_of_the_market(mkt: Market) -> None:
     order = mkt.buy("1", type=OrderType.STOP, stop_price=D("1.08600"))
-    with pytest.raises(ValidationError):
+    with pytest.raises(TradingError):
         mkt.engine.modify_order("alice", order.id, OrderChanges(stop_price=D("1.08400")))
     result = mkt.engine.modify_order(
         "alice", order.id, OrderChanges(stop_price=D("1.08700"), volume=D("2"))
@@ -450,9 +450,9 @@ def test_short_take_profit_triggers_on_the_ask(mkt: Market) -> None:
 
 
 def test_stops_on_the_wrong_side_are_refused(mkt: Market) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(TradingError):
         mkt.buy("1", stop_loss=D("1.08600"))
-    with pytest.raises(ValidationError):
+    with pytest.raises(TradingError):
         mkt.sell("1", take_profit=D("1.08600"))
 
 
@@ -465,7 +465,7 @@ def test_modify_position_sets_and_removes_levels(mkt: Market) -> None:
     mkt.engine.modify_position("alice", ticket, stop_loss=D(0))
     pos = mkt.positions[0]
     assert (pos.stop_loss, pos.take_profit) == (None, D("1.09000"))
-    with pytest.raises(ValidationError):
+    with pytest.raises(TradingError):
         mkt.engine.modify_position("alice", ticket, take_profit=D("1.08000"))
 
 

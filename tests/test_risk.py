@@ -124,7 +124,11 @@ def test_not_enough_free_margin() -> None:
     acc = replace(account(), free_margin=D("1084.99"))
     with pytest.raises(InsufficientBalanceError) as info:
         check(request(), acc, margin="1085.00")
-    assert info.value.details == {"required": "1085.00", "freeMargin": "1084.99"}
+    assert info.value.details == {
+        "reason": "insufficient_margin",
+        "required": "1085.00",
+        "freeMargin": "1084.99",
+    }
     check(request(), replace(acc, free_margin=D("1085.00")), margin="1085.00")
 
 

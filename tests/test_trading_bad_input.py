@@ -140,26 +140,56 @@ def test_malformed_or_non_object_bodies_are_422(unchanged: Trader, content: byte
 
 
 @pytest.mark.parametrize(
-    ("body", "why"),
+    ("body", "field", "reason"),
     [
-        pytest.param({**MARKET, "quantity": 0.015}, "step", id="off-step"),
-        pytest.param({**MARKET, "quantity": 0.001}, "min", id="below-min"),
-        pytest.param({**MARKET, "quantity": 60}, "max", id="above-max"),
-        pytest.param({**MARKET, "symbol": "NOPE"}, "symbol", id="unknown-symbol"),
-        pytest.param({**MARKET, "type": "limit"}, "price", id="limit-without-price"),
-        pytest.param({**MARKET, "type": "stop"}, "stop", id="stop-without-stop-price"),
+        pytest.param({**MARKET, "quantity": 0.015}, "quantity", "off_step", id="off-step"),
+        pytest.param({**MARKET, "quantity": 0.001}, "quantity", "out_of_range", id="below-min"),
+        pytest.param({**MARKET, "quantity": 60}, "quantity", "above_user_maximum", id="above-max"),
+        pytest.param({**MARKET, "symbol": "NOPE"}, "symbol", "unknown_symbol", id="unknown-symbol"),
+        pytest.param({**MARKET, "type": "limit"}, "price", "missing", id="limit-without-price"),
         pytest.param(
-            {**MARKET, "type": "stop_limit", "stopPrice": 1.09}, "price", id="stop-limit-no-price"
+            {**MARKET, "type": "stop"}, "stopPrice", "missing", id="stop-without-stop-price"
         ),
-        pytest.param({**MARKET, "stopLoss": 1.09}, "stop loss", id="sl-wrong-side"),
-        pytest.param({**MARKET, "takeProfit": 1.08}, "take profit", id="tp-wrong-side"),
+        pytest.param(
+            {**MARKET, "type": "stop_limit", "stopPrice": 1.09},
+            "price",
+            "missing",
+            id="stop-limit-no-price",
+        ),
     ],
 )
-def test_orders_the_market_cannot_take_are_422(
-    unchanged: Trader, body: dict[str, Any], why: str
+def test_malformed_orders_are_422_naming_the_rest_field(
+    unchanged: Trader, body: dict[str, Any], field: str, reason: str
 ) -> None:
+    """One documented shape: ``details`` is ``{field, reason, ...context}`` and ``field``
+    is the body's own name (``quantity``, never the broker's ``volume``)."""
     err = error(unchanged.post("/trading/orders", body), 422, "VALIDATION_ERROR")
-    assert why in err["message"].lower() or why in repr(err["details"]).lower(), err
+    assert isinstance(err["details"], dict), err
+    assert (err["details"]["field"], err["details"]["reason"]) == (field, reason), err
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param({**MARKET, "stopLoss": 1.09}, "stopLoss", id="sl-wrong-side"),
+        pytest.param({**MARKET, "takeProfit": 1.08}, "takeProfit", id="tp-wrong-side"),
+        pytest.param(
+            {**MARKET, "type": "stop", "stopPrice": 1.084}, "stopPrice", id="buy-stop-below-ask"
+        ),
+        pytest.param(
+            {**MARKET, "side": "sell", "type": "stop", "stopPrice": 1.086},
+            "stopPrice",
+            id="sell-stop-above-bid",
+        ),
+    ],
+)
+def test_orders_the_market_refuses_are_trading_errors(
+    unchanged: Trader, body: dict[str, Any], field: str
+) -> None:
+    """Well-formed orders that the current price refuses (MT5 invalid price/stops)."""
+    err = error(unchanged.post("/trading/orders", body), 400, "TRADING_ERROR")
+    assert err["details"]["field"] == field, err
+    assert err["details"]["reason"] in {"invalid_stops", "trigger_reached"}, err
 
 
 @pytest.mark.parametrize(
@@ -236,15 +266,19 @@ def test_bad_modifications_are_422(unchanged: Trader) -> None:
     assert fields(error(unchanged.put(path, {"prise": 1.07}), 422, "VALIDATION_ERROR")) == {
         "prise": "extra_forbidden"
     }
-    error(unchanged.put(path, {"quantity": 0.015}), 422, "VALIDATION_ERROR")
+    off_step = error(unchanged.put(path, {"quantity": 0.015}), 422, "VALIDATION_ERROR")
+    assert off_step["details"]["field"] == "quantity"
     error(unchanged.put(path, {"quantity": -0.1}), 422, "VALIDATION_ERROR")
-    error(unchanged.put(path, {"takeProfit": 1.06}), 422, "VALIDATION_ERROR")  # below a buy
+    below = error(unchanged.put(path, {"takeProfit": 1.06}), 400, "TRADING_ERROR")  # below a buy
+    assert below["details"]["field"] == "takeProfit"
     ppath = f"/trading/positions/{pos['ticket']}"
-    error(unchanged.put(ppath, {"stopLoss": 1.09}), 422, "VALIDATION_ERROR")  # above the bid
+    above = error(unchanged.put(ppath, {"stopLoss": 1.09}), 400, "TRADING_ERROR")  # above the bid
+    assert above["details"]["field"] == "stopLoss"
     error(unchanged.put(ppath, {"stopLos": 1.07}), 422, "VALIDATION_ERROR")
     error(unchanged.delete(ppath, params={"volume": "abc"}), 422, "VALIDATION_ERROR")
     error(unchanged.delete(ppath, params={"volume": "-0.1"}), 422, "VALIDATION_ERROR")
-    error(unchanged.delete(ppath, params={"volume": "0.015"}), 422, "VALIDATION_ERROR")
+    off_step = error(unchanged.delete(ppath, params={"volume": "0.015"}), 422, "VALIDATION_ERROR")
+    assert off_step["details"]["field"] == "volume"  # the query parameter's own name
 
 
 # -- other people's records, and records that do not exist ------------------------------

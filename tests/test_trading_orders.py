@@ -135,7 +135,8 @@ def test_a_stop_already_passed_is_refused_and_nothing_is_written(
         "/trading/orders",
         {"symbol": "EURUSD", "type": "stop", "side": "buy", "quantity": 1, "stopPrice": 1.084},
     )
-    error(r, 422, "VALIDATION_ERROR")
+    err = error(r, 400, "TRADING_ERROR")
+    assert err["details"] == {"field": "stopPrice", "reason": "trigger_reached", "ask": "1.08500"}
     assert trader.orders() == []
 
 

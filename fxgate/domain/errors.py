@@ -113,3 +113,24 @@ class InsufficientBalanceError(FxgateError):
 
 class ConflictError(FxgateError):
     code = ErrorCode.CONFLICT_ERROR
+
+
+# ---------------------------------------------------------------------------------------
+# Trading refusals, in the one ``details`` shape docs/rest.md documents:
+# ``{"field"?, "reason", ...context}``: ``field`` names the request field (always present
+# on a VALIDATION_ERROR), ``reason`` is a stable snake_case code, and the rest are strings
+# or numbers that let a trader act (the current ask, the volume step).
+
+
+def invalid_field(field: str, message: str, reason: str, **context: Any) -> ValidationError:
+    """The request itself is wrong in ``field`` (whatever the market does)."""
+    return ValidationError(message, details={"field": field, "reason": reason, **context})
+
+
+def refused(message: str, reason: str, *, field: str | None = None, **context: Any) -> TradingError:
+    """A rule of the market or the broker refuses a well-formed request (MT5's invalid
+    price or stops, no quotes, limits); ``field`` names the request field it is about."""
+    details: dict[str, Any] = {"reason": reason, **context}
+    if field is not None:
+        details = {"field": field, **details}
+    return TradingError(message, details=details)

@@ -13,6 +13,14 @@ class SymbolSpec:
     ``contract_size`` is units of the base asset per lot (100,000 for forex majors,
     100 oz for XAUUSD); margin is computed in ``margin_currency`` (the base currency for
     forex) and profit in ``profit_currency`` (the quote currency).
+
+    Hedged margin (MT5 ``margin_hedged``, ``margin_hedged_use_leg``): opposite positions
+    on one symbol (a hedging account) are charged less than the sum of their legs. With
+    ``margin_hedged_use_leg`` (the default here, as on most MT5 forex servers) the symbol
+    costs the margin of its larger leg: 1 lot bought and 1 lot sold cost one lot.
+    Otherwise each hedged lot of each leg is charged as a contract of ``margin_hedged``
+    units instead of ``contract_size`` (``None``: half the contract, MT5's usual 50,000
+    for a 100,000 forex contract, which again makes a full hedge cost one lot).
     """
 
     symbol: str
@@ -30,10 +38,19 @@ class SymbolSpec:
     start_price: Decimal = Decimal("1")
     trading_hours: str = "forex"  # the session template (see brokers.paper.hours)
     stops_level_points: int = 0
+    margin_hedged: Decimal | None = None
+    margin_hedged_use_leg: bool = True
 
     @property
     def point(self) -> Decimal:
         return Decimal(1).scaleb(-self.digits)
+
+    @property
+    def hedged_contract(self) -> Decimal:
+        """Contract units charged per hedged lot of each leg (without ``use_leg``)."""
+        if self.margin_hedged is not None:
+            return self.margin_hedged
+        return self.contract_size / 2
 
     @property
     def margin_currency(self) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Self
 
-from fxgate.domain.errors import ValidationError
+from fxgate.domain.errors import invalid_field
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.money import ZERO, is_multiple
 
@@ -123,19 +123,25 @@ def position_id_for(ticket: int) -> str:
     return f"pos_{ticket:x}"
 
 
-def check_volume(spec: SymbolSpec, volume: Decimal) -> None:
+def check_volume(spec: SymbolSpec, volume: Decimal, field: str = "volume") -> None:
     """MT5's ``SYMBOL_VOLUME_MIN``/``MAX``/``STEP`` rules (retcode 10014, invalid volume)."""
     if not volume.is_finite() or volume <= 0:
-        raise ValidationError("Volume must be a positive number of lots", details=_vd(spec))
+        raise invalid_field(
+            field, "Volume must be a positive number of lots", "not_positive", **_vd(spec)
+        )
     if volume < spec.volume_min or volume > spec.volume_max:
-        raise ValidationError(
+        raise invalid_field(
+            field,
             f"Volume {volume} is outside {spec.volume_min}..{spec.volume_max} lots",
-            details=_vd(spec),
+            "out_of_range",
+            **_vd(spec),
         )
     if not is_multiple(volume, spec.volume_step):
-        raise ValidationError(
+        raise invalid_field(
+            field,
             f"Volume {volume} is not a multiple of the step {spec.volume_step}",
-            details=_vd(spec),
+            "off_step",
+            **_vd(spec),
         )
 
 
@@ -445,6 +451,25 @@ class Account(Record):
     def day_pnl(self) -> Decimal:
         """Realised plus floating P&L since the start of the UTC day."""
         return self.equity - self.day_start_equity
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTerms:
+    """What an account trades on, as MT5's ``account_info`` states it.
+
+    ``stop_out_level`` and ``margin_call_level`` are margin levels in percent (MT5
+    ``margin_so_so``/``margin_so_call`` with ``ACCOUNT_STOPOUT_MODE_PERCENT``): below the
+    first the broker closes positions, below the second it flags a margin call.
+    ``initial_balance`` is the balance the account opened with, when the broker knows it
+    (the paper broker does; an MT5 account has deposits instead: ``None``).
+    """
+
+    currency: str
+    leverage: int
+    mode: AccountMode
+    stop_out_level: Decimal
+    margin_call_level: Decimal
+    initial_balance: Decimal | None = None
 
 
 # ---------------------------------------------------------------------------------------

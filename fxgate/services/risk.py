@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from fxgate.domain.errors import InsufficientBalanceError, TradingError, ValidationError
+from fxgate.domain.errors import InsufficientBalanceError, invalid_field, refused
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.money import ZERO, round_price
 from fxgate.domain.timefmt import iso_ms
@@ -84,14 +84,18 @@ def check_order(
     """
     check_volume(spec, request.volume)
     if limits.min_volume is not None and request.volume < limits.min_volume:
-        raise ValidationError(
+        raise invalid_field(
+            "volume",
             f"Volume {request.volume} is below your minimum of {limits.min_volume} lots",
-            details={"minVolume": str(limits.min_volume)},
+            "below_user_minimum",
+            minVolume=str(limits.min_volume),
         )
     if limits.max_volume is not None and request.volume > limits.max_volume:
-        raise ValidationError(
+        raise invalid_field(
+            "volume",
             f"Volume {request.volume} is above your maximum of {limits.max_volume} lots",
-            details={"maxVolume": str(limits.max_volume)},
+            "above_user_maximum",
+            maxVolume=str(limits.max_volume),
         )
     if not adds_exposure(request, account, positions):
         return
@@ -104,21 +108,28 @@ def check_order(
         and limits.max_open_positions is not None
         and open_count >= limits.max_open_positions
     ):
-        raise TradingError(
+        raise refused(
             f"You already have {open_count} open positions, the most allowed",
-            details={"maxOpenPositions": limits.max_open_positions},
+            "max_open_positions",
+            maxOpenPositions=limits.max_open_positions,
         )
     loss = daily_loss(account, now)
     if limits.max_daily_loss is not None and loss >= limits.max_daily_loss:
-        raise TradingError(
+        raise refused(
             "The daily loss limit is reached; new positions are blocked until 00:00 UTC",
-            details={"dailyLoss": str(loss), "maxDailyLoss": str(limits.max_daily_loss)},
+            "daily_loss_limit",
+            dailyLoss=str(loss),
+            maxDailyLoss=str(limits.max_daily_loss),
         )
     if required_margin > account.free_margin:
         raise InsufficientBalanceError(
             f"Not enough free margin: {required_margin} {account.currency} needed, "
             f"{account.free_margin} free",
-            details={"required": str(required_margin), "freeMargin": str(account.free_margin)},
+            details={
+                "reason": "insufficient_margin",
+                "required": str(required_margin),
+                "freeMargin": str(account.free_margin),
+            },
         )
 
 

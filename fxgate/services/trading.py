@@ -20,12 +20,11 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from fxgate.brokers.paper.broker import PaperBroker
-from fxgate.brokers.port import BrokerEvent, BrokerEventKind
-from fxgate.domain.errors import FxgateError, NotFoundError, ValidationError
+from fxgate.domain.errors import FxgateError, NotFoundError
 from fxgate.domain.events import Event
 from fxgate.domain.trading import (
     Account,
+    AccountTerms,
     Deal,
     DealEntry,
     Order,
@@ -34,6 +33,7 @@ from fxgate.domain.trading import (
     Position,
 )
 from fxgate.services import analytics
+from fxgate.services.ports.broker import Broker, BrokerEvent, BrokerEventKind
 from fxgate.services.risk import DailyLossMonitor, RiskLimits, check_order
 from fxgate.services.trade_history import TradeHistory
 from fxgate.store.port import Store
@@ -51,7 +51,7 @@ _CHANNELS = {
 class TradingService:
     def __init__(
         self,
-        broker: PaperBroker,
+        broker: Broker,
         store: Store,
         publish: Callable[[Event], None],
         *,
@@ -109,19 +109,12 @@ class TradingService:
 
     async def _place(self, user_id: str, request: OrderRequest) -> Order:
         broker = self.broker
-        await broker.ensure_account(user_id)
-        engine = broker.engine
-        spec = engine.specs.get(request.symbol)
-        if spec is None:
-            raise ValidationError(
-                f"Unknown symbol {request.symbol}",
-                details={"field": "symbol", "symbols": sorted(engine.specs)},
-            )
-        account = engine.account(user_id)
-        positions = engine.positions(user_id)
+        spec = await broker.symbol(request.symbol)
+        account = await broker.account(user_id)
+        positions = await broker.positions(user_id)
         try:
-            margin = engine.required_margin(
-                user_id, request.symbol, request.side, request.volume, request.price
+            margin = await broker.order_calc_margin(
+                user_id, request.side, request.symbol, request.volume, request.price
             )
         except (FxgateError, InvalidOperation):
             margin = Decimal(0)  # the broker's own checks will say what is wrong
@@ -228,11 +221,31 @@ class TradingService:
         return await self.broker.account(user_id)
 
     def open_position(self, user_id: str, ticket: int) -> Position | None:
-        """An open position from memory (for payloads on the hot path), or None."""
+        """An open position from the broker's memory (for payloads on the hot path)."""
+        return self.broker.open_position(user_id, ticket)
+
+    async def position(self, user_id: str, ticket: int) -> Position:
+        """A position, open (from the broker) or closed (from the store)."""
         try:
-            return self.broker.engine.position(user_id, ticket)
+            return await self.broker.position(user_id, ticket)
         except NotFoundError:
-            return None
+            pass
+        doc = await self.store.get_position(user_id, ticket)
+        if doc is None:
+            raise NotFoundError("Position not found", details={"ticket": ticket})
+        return Position.from_record(doc)
+
+    async def account_terms(self, user_id: str) -> AccountTerms:
+        return await self.broker.account_terms(user_id)
+
+    async def initial_balance(self, user_id: str) -> Decimal:
+        """The balance returns are measured against: the account's opening balance when
+        the broker knows it, otherwise the balance less what trading has added to it."""
+        terms = await self.broker.account_terms(user_id)
+        if terms.initial_balance is not None:
+            return terms.initial_balance
+        account = await self.broker.account(user_id)
+        return account.balance - account.realized_pnl
 
     def latest_account(self, user_id: str) -> Account | None:
         """The last account snapshot announced (for payloads on the hot path)."""
@@ -247,7 +260,7 @@ class TradingService:
         """The user's performance per period, from the trades kept in memory."""
         return await self.history.performances(
             user_id,
-            initial_balance=self.broker.engine.settings.initial_balance,
+            initial_balance=await self.initial_balance(user_id),
             now=now,
             periods=periods,
         )
@@ -303,7 +316,7 @@ class TradingService:
     async def _analytics(self, user_id: str) -> None:
         await asyncio.sleep(0)  # let the closing burst (deal, position, account) pass
         self._analytics_due.discard(user_id)
-        ccy = self.broker.engine.settings.currency
+        ccy = (await self.broker.account_terms(user_id)).currency
         now = self._clock()
         perfs = await self.performances(user_id, now, ("DAY", "ALL"))
         for period, perf in perfs.items():

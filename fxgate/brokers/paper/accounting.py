@@ -27,7 +27,7 @@ from fxgate.brokers.paper.ledger import Ledger
 from fxgate.brokers.paper.margin import BidAsk, conversion_path, exit_price
 from fxgate.brokers.paper.results import TradeRecord
 from fxgate.brokers.paper.settings import PaperSettings
-from fxgate.domain.errors import TradingError
+from fxgate.domain.errors import refused
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.money import ZERO, round_money, round_price
 from fxgate.domain.trading import (
@@ -69,8 +69,10 @@ class Accounting:
         for ccy in (spec.margin_currency, spec.profit_currency):
             path = conversion_path(ccy, currency, self._prices)
             if path is None:
-                raise TradingError(
-                    f"No price yet to convert {ccy} into {currency}", details={"symbol": symbol}
+                raise refused(
+                    f"No price yet to convert {ccy} into {currency}",
+                    "no_conversion_rate",
+                    symbol=symbol,
                 )
 
     def commission(self, currency: str, volume: Decimal) -> Decimal:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,11 +24,11 @@ from typing import Any
 from fxgate.brokers.paper.engine import PaperEngine
 from fxgate.brokers.paper.settings import PaperSettings
 from fxgate.brokers.paper.tickets import TicketAllocator
-from fxgate.brokers.port import BrokerEvent, BrokerEventKind, BrokerListener
-from fxgate.domain.errors import NotFoundError
+from fxgate.domain.errors import NotFoundError, refused
 from fxgate.domain.market import Quote, SymbolSpec
 from fxgate.domain.trading import (
     Account,
+    AccountTerms,
     Deal,
     Order,
     OrderBook,
@@ -36,6 +37,7 @@ from fxgate.domain.trading import (
     Position,
     Side,
 )
+from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind, BrokerListener
 from fxgate.store.port import Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ def _key(record: Position | Account) -> tuple[str, object]:
 
 
 class PaperBroker:
+    """The ``Broker`` port over the paper engine (see the module docstring)."""
+
     name = "paper"
 
     def __init__(
@@ -74,6 +78,7 @@ class PaperBroker:
             kwargs["is_open"] = is_open
         self.engine = PaperEngine(specs, settings, **kwargs)
         self._listeners: list[BrokerListener] = []
+        self._quotes: dict[str, Quote] = {}
         # (records, waiter, announce): floating figures are stored through the same
         # queue, so a stale revaluation can never be written after a newer change.
         self._queue: asyncio.Queue[tuple[list[Record], asyncio.Future[None] | None, bool]] = (
@@ -132,16 +137,41 @@ class PaperBroker:
     async def symbols(self) -> Sequence[SymbolSpec]:
         return list(self.engine.specs.values())
 
+    async def symbol(self, name: str) -> SymbolSpec:
+        return self.engine.symbol(name)
+
     async def quote(self, symbol: str) -> Quote:
-        raise NotFoundError("Quotes come from the market service", details={"symbol": symbol})
+        self.engine.symbol(symbol)
+        quote = self._quotes.get(symbol)
+        if quote is None:
+            raise refused(f"No price for {symbol} yet", "no_price", symbol=symbol)
+        return quote
 
     async def account(self, user_id: str) -> Account:
         await self.ensure_account(user_id)
         return self.engine.account(user_id)
 
+    async def account_terms(self, user_id: str) -> AccountTerms:
+        # Every paper account opens on the settings' terms and keeps them.
+        acc = await self.account(user_id)
+        terms = self.engine.terms()
+        if (acc.currency, acc.leverage, acc.mode) == (terms.currency, terms.leverage, terms.mode):
+            return terms
+        # Restored from a store written under other settings: the account's own terms.
+        return replace(terms, currency=acc.currency, leverage=acc.leverage, mode=acc.mode)
+
     async def positions(self, user_id: str, symbol: str | None = None) -> Sequence[Position]:
         await self.ensure_account(user_id)
         return self.engine.positions(user_id, symbol)
+
+    async def position(self, user_id: str, ticket: int) -> Position:
+        return self.engine.position(user_id, ticket)
+
+    def open_position(self, user_id: str, ticket: int) -> Position | None:
+        try:
+            return self.engine.position(user_id, ticket)
+        except NotFoundError:
+            return None
 
     async def orders(self, user_id: str, symbol: str | None = None) -> Sequence[Order]:
         await self.ensure_account(user_id)
@@ -156,11 +186,23 @@ class PaperBroker:
     async def order_book(self, symbol: str, depth: int = 10) -> OrderBook:
         return self.engine.order_book(symbol, depth)
 
-    async def required_margin(
-        self, user_id: str, symbol: str, side: Side, volume: Decimal, price: Decimal | None = None
+    async def order_calc_margin(
+        self, user_id: str, side: Side, symbol: str, volume: Decimal, price: Decimal | None = None
     ) -> Decimal:
         await self.ensure_account(user_id)
-        return self.engine.required_margin(user_id, symbol, side, volume, price)
+        return self.engine.calc_margin(user_id, side, symbol, volume, price)
+
+    async def order_calc_profit(
+        self,
+        user_id: str,
+        side: Side,
+        symbol: str,
+        volume: Decimal,
+        price_open: Decimal,
+        price_close: Decimal,
+    ) -> Decimal:
+        await self.ensure_account(user_id)
+        return self.engine.calc_profit(user_id, side, symbol, volume, price_open, price_close)
 
     # -- trading ---------------------------------------------------------------------------
 
@@ -215,6 +257,7 @@ class PaperBroker:
         revalue open positions (announced a little later, conflated)."""
         if quote.symbol not in self.engine.specs:
             return
+        self._quotes[quote.symbol] = quote
         result = self.engine.on_quote(quote)
         if result.changes:
             self._submit(result.changes, None)

@@ -45,19 +45,16 @@ from fxgate.brokers.paper.margin import (
     dependent_symbols,
     entry_price,
     exit_price,
+    profit,
 )
 from fxgate.brokers.paper.results import EngineResult, Txn
 from fxgate.brokers.paper.settings import PaperSettings
 from fxgate.domain import money
-from fxgate.domain.errors import (
-    MarketClosedError,
-    NotFoundError,
-    TradingError,
-    ValidationError,
-)
+from fxgate.domain.errors import MarketClosedError, NotFoundError, invalid_field, refused
 from fxgate.domain.market import Quote, SymbolSpec
 from fxgate.domain.trading import (
     Account,
+    AccountTerms,
     Order,
     OrderBook,
     OrderChanges,
@@ -161,16 +158,56 @@ class PaperEngine:
             level_volume=self._settings.book_level_volume,
         )
 
-    def required_margin(
-        self, user_id: str, symbol: str, side: Side, volume: Decimal, price: Decimal | None = None
+    def symbol(self, name: str) -> SymbolSpec:
+        """The instrument's specification; ``ValidationError`` (field ``symbol``) if unknown."""
+        return self._spec(name)
+
+    def terms(self) -> AccountTerms:
+        """The terms every paper account opens with."""
+        s = self._settings
+        return AccountTerms(
+            currency=s.currency,
+            leverage=s.leverage,
+            mode=s.mode,
+            stop_out_level=s.stop_out_level,
+            margin_call_level=s.margin_call_level,
+            initial_balance=money.round_money(s.initial_balance, s.currency),
+        )
+
+    def calc_margin(
+        self, user_id: str, side: Side, symbol: str, volume: Decimal, price: Decimal | None = None
     ) -> Decimal:
-        """MT5 ``order_calc_margin``: the margin ``volume`` lots would need now."""
+        """MT5 ``order_calc_margin``: the margin ``volume`` lots would need now, open
+        positions ignored."""
         acc = self.account(user_id)
         spec = self._spec(symbol)
         prices = self._require_prices(symbol)
         self._acct.check_rates(symbol, acc.currency)
         at = entry_price(side, prices) if price is None else money.round_price(price, spec.digits)
         return self._acct.margin(acc, symbol, side, volume, at)
+
+    def calc_profit(
+        self,
+        user_id: str,
+        side: Side,
+        symbol: str,
+        volume: Decimal,
+        price_open: Decimal,
+        price_close: Decimal,
+    ) -> Decimal:
+        """MT5 ``order_calc_profit``: in the account currency at current rates."""
+        acc = self.account(user_id)
+        spec = self._spec(symbol)
+        self._acct.check_rates(symbol, acc.currency)
+        return profit(
+            spec,
+            side,
+            volume,
+            money.round_price(price_open, spec.digits),
+            money.round_price(price_close, spec.digits),
+            acc.currency,
+            self._prices,
+        )
 
     # -- accounts and restart ----------------------------------------------------------
 
@@ -304,10 +341,18 @@ class PaperEngine:
         if volume is not None:
             check.check_volume(spec, amount)
             if amount > pos.volume:
-                raise ValidationError(f"The position has only {pos.volume} lots")
+                raise invalid_field(
+                    "volume",
+                    f"The position has only {pos.volume} lots",
+                    "exceeds_position",
+                    positionVolume=str(pos.volume),
+                )
             if 0 < pos.volume - amount < spec.volume_min:
-                raise ValidationError(
-                    f"Closing {amount} lots would leave less than {spec.volume_min} lots open"
+                raise invalid_field(
+                    "volume",
+                    f"Closing {amount} lots would leave less than {spec.volume_min} lots open",
+                    "remainder_below_minimum",
+                    volumeMin=str(spec.volume_min),
                 )
         self._require_open(pos.symbol, now)
         prices = self._require_prices(pos.symbol)
@@ -389,18 +434,26 @@ class PaperEngine:
     def _spec(self, symbol: str) -> SymbolSpec:
         spec = self._specs.get(symbol)
         if spec is None:
-            raise ValidationError(f"Unknown symbol {symbol!r}", details={"symbol": symbol})
+            raise invalid_field(
+                "symbol",
+                f"Unknown symbol {symbol!r}",
+                "unknown_symbol",
+                symbols=sorted(self._specs),
+            )
         return spec
 
     def _require_prices(self, symbol: str) -> BidAsk:
         prices = self._prices.get(symbol)
         if prices is None:
-            raise TradingError(f"No price for {symbol} yet", details={"symbol": symbol})
+            raise refused(f"No price for {symbol} yet", "no_price", symbol=symbol)
         return prices
 
     def _require_open(self, symbol: str, now: float) -> None:
         if not self._is_open(symbol, now):
-            raise MarketClosedError(f"The {symbol} market is closed", details={"symbol": symbol})
+            raise MarketClosedError(
+                f"The {symbol} market is closed",
+                details={"reason": "market_closed", "symbol": symbol},
+            )
 
     def _need_account(self, user_id: str) -> None:
         if user_id not in self._ledger.accounts:

@@ -115,7 +115,11 @@ class Executor:
                 if placing:
                     raise InsufficientBalanceError(
                         message,
-                        details={"required": str(need), "freeMargin": str(acc.free_margin)},
+                        details={
+                            "reason": "insufficient_margin",
+                            "required": str(need),
+                            "freeMargin": str(acc.free_margin),
+                        },
                     )
                 status = OrderStatus.REJECTED if order.filled_volume == 0 else OrderStatus.CANCELLED
                 return self.end(tx, order, status, message)

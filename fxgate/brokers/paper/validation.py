@@ -1,7 +1,11 @@
 """Checks of volumes, prices and stop levels, with the messages a trader can act on.
 
-Every failure here is a ``ValidationError`` (seed 003's ``VALIDATION_ERROR``): the request
-itself is wrong, whatever the state of the account.
+Two kinds of failure, as the broker port documents: a ``ValidationError`` naming the
+field when the request itself is malformed whatever the market does (a negative price, a
+limit order without one, a volume off the step), and a ``TradingError`` naming the field
+when the market's current price or the broker's stops level refuses a well-formed request
+(a buy stop at or below the ask, a stop loss on the wrong side: MT5 retcodes 10015 and
+10016).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from fxgate.brokers.paper.margin import BidAsk, exit_price
-from fxgate.domain.errors import ValidationError
+from fxgate.domain.errors import invalid_field, refused
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.money import round_price
 from fxgate.domain.trading import (
@@ -42,13 +46,11 @@ def price_or_none(spec: SymbolSpec, value: Decimal | None, name: str) -> Decimal
     if value is None or value == 0:
         return None
     if not value.is_finite() or value < 0 or value > MAX_PRICE:
-        raise ValidationError(f"{name} must be a positive price", details={"field": name})
+        raise invalid_field(name, f"{name} must be a positive price", "not_positive")
     rounded = round_price(value, spec.digits)
     if rounded <= 0:
         # 1e-9 would round to 0.00000: a mistyped price, never "no price".
-        raise ValidationError(
-            f"{name} is below the symbol's smallest price step", details={"field": name}
-        )
+        raise invalid_field(name, f"{name} is below the symbol's smallest price step", "below_tick")
     return rounded
 
 
@@ -63,15 +65,19 @@ def order_prices(spec: SymbolSpec, request: OrderRequest) -> tuple[Decimal | Non
         return None, None
     if request.type is OrderType.LIMIT:
         if price is None:
-            raise ValidationError("A limit order needs a price")
+            raise invalid_field("price", "A limit order needs a price", "missing")
         return price, None
     if request.type is OrderType.STOP:
         trigger = stop if stop is not None else price
         if trigger is None:
-            raise ValidationError("A stop order needs a stop price")
+            raise invalid_field("stopPrice", "A stop order needs a stop price", "missing")
         return trigger, trigger
     if price is None or stop is None:
-        raise ValidationError("A stop-limit order needs a price and a stop price")
+        raise invalid_field(
+            "price" if price is None else "stopPrice",
+            "A stop-limit order needs a price and a stop price",
+            "missing",
+        )
     return price, stop
 
 
@@ -79,14 +85,18 @@ def check_trigger_not_reached(side: Side, stop_price: Decimal, prices: BidAsk) -
     """A stop whose trigger the market has already passed would fire at once: refused,
     as MT5 refuses it (retcode 10015, invalid price)."""
     if side is Side.BUY and stop_price <= prices.ask:
-        raise ValidationError(
+        raise refused(
             f"A buy stop must be above the current ask {prices.ask}",
-            details={"stopPrice": str(stop_price), "ask": str(prices.ask)},
+            "trigger_reached",
+            field="stopPrice",
+            ask=str(prices.ask),
         )
     if side is Side.SELL and stop_price >= prices.bid:
-        raise ValidationError(
+        raise refused(
             f"A sell stop must be below the current bid {prices.bid}",
-            details={"stopPrice": str(stop_price), "bid": str(prices.bid)},
+            "trigger_reached",
+            field="stopPrice",
+            bid=str(prices.bid),
         )
 
 
@@ -104,28 +114,27 @@ def check_stops(
     sell) for a position or market order, and the order's own price for a pending order.
     """
     gap = spec.point * spec.stops_level_points
+    below, above = reference - gap, reference + gap
     if side is Side.BUY:
-        if stop_loss is not None and (stop_loss > reference - gap or stop_loss == reference):
-            raise ValidationError(
-                f"A buy's stop loss must be below {reference - gap}", details=_sd(reference)
-            )
-        if take_profit is not None and (take_profit < reference + gap or take_profit == reference):
-            raise ValidationError(
-                f"A buy's take profit must be above {reference + gap}", details=_sd(reference)
+        if stop_loss is not None and (stop_loss > below or stop_loss == reference):
+            raise _stops("stopLoss", f"A buy's stop loss must be below {below}", reference, below)
+        if take_profit is not None and (take_profit < above or take_profit == reference):
+            raise _stops(
+                "takeProfit", f"A buy's take profit must be above {above}", reference, above
             )
     else:
-        if stop_loss is not None and (stop_loss < reference + gap or stop_loss == reference):
-            raise ValidationError(
-                f"A sell's stop loss must be above {reference + gap}", details=_sd(reference)
-            )
-        if take_profit is not None and (take_profit > reference - gap or take_profit == reference):
-            raise ValidationError(
-                f"A sell's take profit must be below {reference - gap}", details=_sd(reference)
+        if stop_loss is not None and (stop_loss < above or stop_loss == reference):
+            raise _stops("stopLoss", f"A sell's stop loss must be above {above}", reference, above)
+        if take_profit is not None and (take_profit > below or take_profit == reference):
+            raise _stops(
+                "takeProfit", f"A sell's take profit must be below {below}", reference, below
             )
 
 
-def _sd(reference: Decimal) -> dict[str, str]:
-    return {"reference": str(reference)}
+def _stops(field: str, message: str, reference: Decimal, limit: Decimal) -> Exception:
+    return refused(
+        message, "invalid_stops", field=field, reference=str(reference), limit=str(limit)
+    )
 
 
 def apply_changes(
@@ -141,7 +150,11 @@ def apply_changes(
     new_price = price_or_none(spec, changes.price, "price")
     new_stop = price_or_none(spec, changes.stop_price, "stopPrice")
     if order.type is OrderType.MARKET and (new_price or new_stop):
-        raise ValidationError("A market order has no price to change")
+        raise invalid_field(
+            "price" if new_price else "stopPrice",
+            "A market order has no price to change",
+            "not_applicable",
+        )
     if order.type is OrderType.STOP:
         trigger = new_stop or new_price
         if trigger is not None:
@@ -150,14 +163,23 @@ def apply_changes(
         price = new_price or price
         if new_stop is not None:
             if order.type is not OrderType.STOP_LIMIT or order.triggered_at is not None:
-                raise ValidationError("Only an untriggered stop-limit order has a stop price")
+                raise invalid_field(
+                    "stopPrice",
+                    "Only an untriggered stop-limit order has a stop price",
+                    "not_applicable",
+                )
             stop_price = new_stop
     volume = order.volume
     if changes.volume is not None:
         volume = changes.volume
         check_volume(spec, volume)
         if volume <= order.filled_volume:
-            raise ValidationError("The volume must stay above what has already filled")
+            raise invalid_field(
+                "volume",
+                "The volume must stay above what has already filled",
+                "below_filled",
+                filledVolume=str(order.filled_volume),
+            )
     sl, tp = order.stop_loss, order.take_profit
     if changes.stop_loss is not None:
         sl = price_or_none(spec, changes.stop_loss, "stopLoss")

@@ -8,6 +8,8 @@ like one that does not exist.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 
 from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError, ValidationError
@@ -131,6 +133,24 @@ def position_ticket(position_id: str) -> int:
         raise NotFoundError("Position not found", details={"positionId": position_id}) from None
 
 
+#: Domain field names (``details.field`` of the broker's and the trading service's
+#: errors) that an order body spells differently: the one place they are translated.
+ORDER_BODY_FIELDS = {"volume": "quantity"}
+
+
+@contextmanager
+def rest_fields(names: Mapping[str, str]) -> Iterator[None]:
+    """Rename ``details.field`` of an error raised inside to the request's own spelling,
+    so that an off-step ``quantity`` is reported as ``quantity``, not ``volume``."""
+    try:
+        yield
+    except FxgateError as exc:
+        details = exc.details
+        if isinstance(details, dict) and details.get("field") in names:
+            exc.details = {**details, "field": names[details["field"]]}
+        raise
+
+
 def _date(value: str | None, field: str) -> datetime | None:
     if value is None:
         return None
@@ -205,7 +225,8 @@ class OrdersHandler(TradingHandler):
             connection_id=body.connection_id,
             comment=body.comment,
         )
-        order, created = await self.trading().place_order(self.user_id, request)
+        with rest_fields(ORDER_BODY_FIELDS):
+            order, created = await self.trading().place_order(self.user_id, request)
         if created:
             return op.Reply(order_out(order), message="Order placed", status=201)
         return op.Reply(order_out(order), message="Order already placed", status=200)
@@ -233,7 +254,9 @@ class OrderHandler(TradingHandler):
             stop_loss=body.stop_loss,
             take_profit=body.take_profit,
         )
-        return order_out(await self.trading().modify_order(self.user_id, order_id, changes))
+        with rest_fields(ORDER_BODY_FIELDS):
+            order = await self.trading().modify_order(self.user_id, order_id, changes)
+        return order_out(order)
 
     @op.delete(
         summary="Cancel a pending order",
@@ -263,13 +286,10 @@ class PositionHandler(TradingHandler):
     @op.get(summary="One of your positions (open or closed)", response=PositionOut, errors=(404,))
     async def show_position(self, position_id: str) -> PositionOut:
         ticket = position_ticket(position_id)
-        trading = self.trading()
-        position = trading.open_position(self.user_id, ticket)
-        if position is None:
-            closed = [p for p in await trading.closed_positions(self.user_id) if p.ticket == ticket]
-            if not closed:
-                raise NotFoundError("Position not found", details={"positionId": position_id})
-            position = closed[0]
+        try:
+            position = await self.trading().position(self.user_id, ticket)
+        except NotFoundError:
+            raise NotFoundError("Position not found", details={"positionId": position_id}) from None
         return position_out(position)
 
     @op.put(
@@ -310,7 +330,7 @@ class PortfolioHandler(TradingHandler):
         account: Account = await trading.account(self.user_id)
         positions = await trading.positions(self.user_id)
         orders = await trading.pending_orders(self.user_id)
-        initial = trading.broker.engine.settings.initial_balance
+        initial = await trading.initial_balance(self.user_id)
         total = account.equity - initial
         # Returns of closed trades per calendar period, in percent of the initial
         # balance; the account's life so far stands in for the year.
