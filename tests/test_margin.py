@@ -9,16 +9,21 @@ currency, CFD-leverage margin = lots * contract * price / leverage, profit =
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import replace
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 
 from fxgate.brokers.paper import margin as m
+from fxgate.brokers.paper.engine import PaperEngine
 from fxgate.brokers.paper.margin import BidAsk
+from fxgate.brokers.paper.settings import PaperSettings
 from fxgate.domain.errors import TradingError
-from fxgate.domain.market import DEFAULT_SYMBOLS, Quote
+from fxgate.domain.market import DEFAULT_SYMBOLS, Quote, SymbolSpec
 from fxgate.domain.money import round_money
-from fxgate.domain.trading import Side
+from fxgate.domain.trading import OrderRequest, OrderType, Side
 
 SPECS = {s.symbol: s for s in DEFAULT_SYMBOLS}
 EURUSD, USDJPY, XAUUSD = SPECS["EURUSD"], SPECS["USDJPY"], SPECS["XAUUSD"]
@@ -160,3 +165,80 @@ def test_money_rounds_half_away_from_zero_like_mt5() -> None:
     assert round_money(D("0.005"), "USD") == D("0.01")
     assert round_money(D("-0.005"), "USD") == D("-0.01")
     assert round_money(D("2.5"), "JPY") == D("3")
+
+
+# -- hedged margin and margin at current rates (the engine) -----------------------------
+#
+# MT5 charges the overlapped volume of opposite positions on one symbol at the symbol's
+# hedged margin, and recomputes the margin of open positions at current rates; before
+# issue 6 both legs were charged in full and a position kept its opening margin.
+
+
+def _engine(specs: tuple[SymbolSpec, ...] = DEFAULT_SYMBOLS, **settings: Any) -> PaperEngine:
+    tickets = itertools.count(1000)
+    engine = PaperEngine(
+        specs, PaperSettings(**settings), clock=lambda: 1_700_000_000.0,
+        next_ticket=lambda: next(tickets),
+    )  # fmt: skip
+    engine.open_account("alice")
+    return engine
+
+
+def _tick(engine: PaperEngine, symbol: str, bid: str, ask: str) -> None:
+    b, a = float(bid), float(ask)
+    engine.on_quote(Quote(symbol, b, a, b, 1, 0, 0.0, b, b, b, b, 0.0, 0.0))
+
+
+def _deal(engine: PaperEngine, side: Side, volume: str, symbol: str = "EURUSD") -> None:
+    engine.place_order("alice", OrderRequest(symbol, OrderType.MARKET, side, D(volume)))
+
+
+def test_a_full_hedge_costs_the_margin_of_its_larger_leg() -> None:
+    engine = _engine()
+    _tick(engine, "EURUSD", "1.10010", "1.10020")
+    _deal(engine, Side.BUY, "1")  # 1000 EUR * ask 1.10020 = 1100.20
+    _deal(engine, Side.SELL, "1")  # 1000 EUR * bid 1.10010 = 1100.10
+    # MT5 with "calculate using larger leg": max(1100.20, 1100.10), not their sum 2200.30
+    assert engine.account("alice").margin == D("1100.20")
+
+
+def test_hedged_volume_is_charged_at_margin_hedged_when_not_using_the_larger_leg() -> None:
+    spec = replace(EURUSD, margin_hedged=D(50_000), margin_hedged_use_leg=False)
+    engine = _engine((spec,))
+    _tick(engine, "EURUSD", "1.10010", "1.10020")
+    _deal(engine, Side.BUY, "1")  # 1100.20
+    _deal(engine, Side.SELL, "0.4")  # 400 EUR * 1.10010 = 440.04
+    # 0.4 lot hedged per leg at 50,000 of 100,000 (k = 0.5):
+    # buy 1100.20 * (0.6 + 0.5 * 0.4) / 1 = 880.16; sell 440.04 * (0.5 * 0.4) / 0.4 = 220.02
+    assert engine.account("alice").margin == D("1100.18")
+
+
+def test_an_order_that_hedges_needs_no_more_free_margin() -> None:
+    engine = _engine(initial_balance=D(1200))
+    _tick(engine, "EURUSD", "1.10010", "1.10020")
+    _deal(engine, Side.BUY, "1")  # margin 1100.20; free 1200 - 10 - 1100.20 = 89.80
+    _deal(engine, Side.SELL, "1")  # the larger leg stays 1100.20: nothing more to cover
+    acc = engine.account("alice")
+    assert (len(engine.positions("alice")), acc.margin) == (2, D("1100.20"))
+
+
+def test_a_position_s_margin_follows_the_current_rate() -> None:
+    engine = _engine()
+    _tick(engine, "EURUSD", "1.08490", "1.08500")
+    _deal(engine, Side.BUY, "0.1")  # 100 EUR * 1.08500 = 108.50
+    assert engine.account("alice").margin == D("108.50")
+    _tick(engine, "EURUSD", "1.09990", "1.10000")  # 100 EUR * 1.10000 = 110.00
+    (pos,) = engine.positions("alice")
+    assert (pos.margin, engine.account("alice").margin) == (D("110.00"), D("110.00"))
+
+
+def test_margin_follows_the_cross_rate_on_a_non_usd_account() -> None:
+    engine = _engine(currency="CHF")
+    _tick(engine, "EURUSD", "1.08490", "1.08500")
+    _tick(engine, "USDCHF", "0.88000", "0.88015")
+    _deal(engine, Side.BUY, "0.1")
+    # 100 EUR -> USD at EURUSD ask 1.08500 -> CHF at USDCHF ask 0.88015 = 95.496... = 95.50
+    assert engine.account("alice").margin == D("95.50")
+    _tick(engine, "USDCHF", "0.89000", "0.89015")  # only the conversion pair moves
+    # 100 * 1.08500 * 0.89015 = 96.581... = 96.58 CHF
+    assert engine.account("alice").margin == D("96.58")

@@ -214,7 +214,8 @@ def test_partial_close_keeps_the_ticket_and_releases_margin_pro_rata(mkt: Market
     (pos,) = mkt.positions
     assert pos.ticket == ticket
     assert pos.volume == D("0.6")
-    assert pos.margin == D("651.00")  # 1085.00 * 0.6
+    # the margin follows the rate: 600 EUR at the current ask 1.08610 = 651.66
+    assert pos.margin == D("651.66")
     assert pos.profit == D("60.00")  # the remaining 0.6 lot: 0.00100 * 60000
     assert mkt.account.balance == D("10040.00")
     (closing,) = result.orders
@@ -375,8 +376,8 @@ def test_gtc_market_rest_fills_from_the_next_quote(thin: Market) -> None:
     assert pos.volume == D("3")
     # (1.08500 * 2 + 1.08520 * 1) / 3 = 1.0850666.. kept to 3 extra digits
     assert pos.open_price == D("1.08506667")
-    # each fill's margin at its own rate: 2000 EUR * 1.08500 + 1000 EUR * 1.08520
-    assert pos.margin == D("3255.20")
+    # at the current rate, as MT5 recomputes it: 3000 EUR * the ask 1.08520
+    assert pos.margin == D("3255.60")
     filled = thin.engine.orders("alice")
     assert filled == []
 
@@ -476,18 +477,19 @@ def test_stop_out_closes_the_largest_loss_first() -> None:
     eur, gold = mkt.positions
     mkt.tick("XAUUSD", "2027.00", "2027.25")  # gold: (2027.00 - 2030.00) * 10 = -30.00
     # EURUSD at 1.07200: (1.07200 - 1.08500) * 50000 = -650.00
-    # equity 1000 - 650 - 30 = 320.00; margin 745.50; level 42.92 % < 50 %
+    # margins at current prices: 500 EUR * 1.07210 = 536.05; 0.1 * 100 * 2027.25 / 100
+    # = 202.725 -> 202.73; equity 1000 - 650 - 30 = 320.00; margin 738.78; level 43.31 %
     result = mkt.tick("EURUSD", "1.07200", "1.07210")
     (out,) = result.deals
     assert out.position_ticket == eur.ticket
     assert out.reason is OrderReason.STOP_OUT
     assert out.profit == D("-650.00")
-    assert result.orders[0].comment == "[so 42.92%]"
-    # left: gold; equity 320.00, margin 203.00, level 157.64 %: no further stop-out
+    assert result.orders[0].comment == "[so 43.31%]"
+    # left: gold; equity 320.00, margin 202.73, level 157.85 %: no further stop-out
     (left,) = mkt.positions
     assert left.ticket == gold.ticket
     acc = mkt.account
-    assert (acc.balance, acc.equity, acc.margin_level) == (D("350.00"), D("320.00"), D("157.64"))
+    assert (acc.balance, acc.equity, acc.margin_level) == (D("350.00"), D("320.00"), D("157.85"))
 
 
 def test_margin_call_flag_below_the_margin_call_level() -> None:
@@ -514,7 +516,7 @@ def test_netting_adds_reduces_and_reverses_one_position() -> None:
     assert pos.ticket == first.ticket
     assert pos.volume == D("2")
     assert pos.open_price == D("1.08550")  # (1.08500 + 1.08600) / 2
-    assert pos.margin == D("2171.00")  # 1085.00 + 1086.00
+    assert pos.margin == D("2172.00")  # 2000 EUR at the current ask 1.08600
 
     mkt.tick("EURUSD", "1.08650", "1.08660")
     result = mkt.engine.place_order(

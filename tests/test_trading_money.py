@@ -83,23 +83,25 @@ def test_eurusd_margin_and_profit(market: Daemon) -> None:
 
     admin.quote("EURUSD", "1.08733", "1.08745")
     pos = by_ticket(trader)
-    # long: (1.08733 - 1.08517) * 37,000 = 79.92
-    assert money(pos[long]) == (1.08517, 1.08733, 401.51, 79.92)
-    # short: (1.08507 - 1.08745) * 25,000 = -59.50
-    assert money(pos[short]) == (1.08507, 1.08745, 271.27, -59.5)
+    # Margins follow the rate, as MT5 recomputes them:
+    # long: (1.08733 - 1.08517) * 37,000 = 79.92; 370 EUR * ask 1.08745 = 402.36
+    assert money(pos[long]) == (1.08517, 1.08733, 402.36, 79.92)
+    # short: (1.08507 - 1.08745) * 25,000 = -59.50; 250 EUR * bid 1.08733 = 271.83
+    assert money(pos[short]) == (1.08507, 1.08745, 271.83, -59.5)
 
     folio = trader.portfolio()
-    # equity 10,000 + 79.92 - 59.50 = 10,020.42; margin 401.51 + 271.27 = 672.78;
-    # free 9,347.64; level 10,020.42 / 672.78 * 100 = 1,489.41 %
+    # equity 10,000 + 79.92 - 59.50 = 10,020.42; the two legs hedge each other, so the
+    # symbol costs its larger leg (MT5 hedged margin): max(402.36, 271.83) = 402.36;
+    # free 9,618.06; level 10,020.42 / 402.36 * 100 = 2,490.41 %
     assert (folio["balance"], folio["equity"], folio["totalValue"]) == (
         10000.0,
         10020.42,
         10020.42,
     )
     assert (folio["marginUsed"], folio["availableBalance"], folio["marginLevel"]) == (
-        672.78,
-        9347.64,
-        1489.41,
+        402.36,
+        9618.06,
+        2490.41,
     )
     assert (folio["unrealizedPnL"], folio["realizedPnL"], folio["totalPnL"]) == (20.42, 0.0, 20.42)
 
@@ -131,14 +133,14 @@ def test_usdjpy_profit_converts_at_the_bid_and_loss_at_the_ask(market: Daemon) -
     assert money(pos[short]) == (149.0, 149.54, 500.0, -180.55)
 
     folio = trader.portfolio()
-    # equity 10,000 + 334.40 - 180.55 = 10,153.85; margin 1,500.00; free 8,653.85;
-    # level 10,153.85 / 1,500 * 100 = 676.923 -> 676.92 %
+    # equity 10,000 + 334.40 - 180.55 = 10,153.85; hedged: the larger leg, 1,000.00;
+    # free 9,153.85; level 10,153.85 / 1,000 * 100 = 1,015.385 -> 1,015.39 %
     assert (folio["equity"], folio["marginUsed"], folio["availableBalance"]) == (
         10153.85,
-        1500.0,
-        8653.85,
+        1000.0,
+        9153.85,
     )
-    assert folio["marginLevel"] == 676.92
+    assert folio["marginLevel"] == 1015.39
 
     # Closing books the converted amounts: 10,000 + 334.40 - 180.55 = 10,153.85.
     trader.close(long)
@@ -159,14 +161,15 @@ def test_xauusd_margin_and_profit(market: Daemon) -> None:
 
     admin.quote("XAUUSD", "2027.12", "2027.40")
     pos = by_ticket(trader)[ticket]
-    # (2,027.12 - 2,030.37) * 13 = -42.25
-    assert money(pos) == (2030.37, 2027.12, 263.95, -42.25)
+    # (2,027.12 - 2,030.37) * 13 = -42.25; margin at the current ask:
+    # 0.13 * 100 * 2,027.40 / 100 = 263.562 -> 263.56
+    assert money(pos) == (2030.37, 2027.12, 263.56, -42.25)
     folio = trader.portfolio()
-    # equity 9,957.75; free 9,957.75 - 263.95 = 9,693.80; level 3,772.59 %
+    # equity 9,957.75; free 9,957.75 - 263.56 = 9,694.19; level 3,778.17 %
     assert (folio["equity"], folio["availableBalance"], folio["marginLevel"]) == (
         9957.75,
-        9693.8,
-        3772.59,
+        9694.19,
+        3778.17,
     )
 
 
@@ -190,17 +193,18 @@ def test_portfolio_of_all_three_symbols(market: Daemon) -> None:
     ]
     folio = trader.portfolio()
     # floating 79.92 + 334.40 - 180.55 - 42.25 = 191.52; equity 10,191.52
-    # margin 401.51 + 1,000 + 500 + 263.95 = 2,165.46; free 8,026.06
-    # level 10,191.52 / 2,165.46 * 100 = 470.6456 -> 470.64 %
+    # margin at current rates, USDJPY hedged (its larger leg):
+    # 402.36 + max(1,000, 500) + 263.56 = 1,665.92; free 8,525.60
+    # level 10,191.52 / 1,665.92 * 100 = 611.77 %
     assert folio == {
         **folio,
         "balance": 10000.0,
         "equity": 10191.52,
         "totalValue": 10191.52,
         "unrealizedPnL": 191.52,
-        "marginUsed": 2165.46,
-        "availableBalance": 8026.06,
-        "marginLevel": 470.64,
+        "marginUsed": 1665.92,
+        "availableBalance": 8525.6,
+        "marginLevel": 611.77,
         "positions": 4,
         "openOrders": 0,
         "currency": "USD",
@@ -252,27 +256,30 @@ async def test_stop_out_closes_the_largest_loser_first(small: Daemon) -> None:
     try:
         admin.quote("XAUUSD", "2027.00", "2027.25")  # gold: (2,027.00 - 2,030.00) * 10 = -30.00
         # Just short: EURUSD bid 1.07330: (1.07330 - 1.08500) * 50,000 = -585.00;
-        # equity 1,000 - 585 - 30 = 385.00; margin 745.50; level 51.64 %: no stop-out.
+        # margins at current prices: gold 0.1 * 100 * 2,027.25 / 100 = 202.73, EURUSD
+        # 500 EUR * 1.07340 = 536.70; equity 1,000 - 585 - 30 = 385.00; margin 739.43;
+        # level 52.07 %: no stop-out.
         admin.quote("EURUSD", "1.07330", "1.07340")
         assert set(by_ticket(trader)) == {gold, eur}
         folio = trader.portfolio()
-        assert (folio["equity"], folio["marginLevel"]) == (385.0, 51.64)
+        assert (folio["equity"], folio["marginLevel"]) == (385.0, 52.07)
 
-        # EURUSD 1.07200: -650.00; equity 1,000 - 650 - 30 = 320.00; level 42.92 % < 50 %
+        # EURUSD 1.07200: -650.00; equity 1,000 - 650 - 30 = 320.00; margin 202.73 +
+        # 536.05 = 738.78; level 43.31 % < 50 %
         admin.quote("EURUSD", "1.07200", "1.07210")
         left = by_ticket(trader)
         assert set(left) == {gold}  # the largest loser went, and that was enough
         folio = trader.portfolio()
-        # balance 1,000 - 650 = 350.00; equity 350 - 30 = 320.00; margin 203.00;
-        # level 320 / 203 * 100 = 157.64 %
-        assert (folio["balance"], folio["equity"], folio["marginUsed"]) == (350.0, 320.0, 203.0)
-        assert folio["marginLevel"] == 157.64
+        # balance 1,000 - 650 = 350.00; equity 350 - 30 = 320.00; margin 202.73;
+        # level 320 / 202.73 * 100 = 157.85 %
+        assert (folio["balance"], folio["equity"], folio["marginUsed"]) == (350.0, 320.0, 202.73)
+        assert folio["marginLevel"] == 157.85
 
         msgs = await read_until(c, all_of(has("trade", entry="OUT"), has("order", reason="SO")))
         out = one(msgs, "trade", entry="OUT")["data"]
         assert (out["ticket"], out["profit"], out["openPrice"]) == (eur, -650.0, 1.072)
         so = one(msgs, "order", reason="SO")["data"]
-        assert (so["comment"], so["status"], so["orderType"]) == ("[so 42.92%]", "FILLED", "SELL")
+        assert (so["comment"], so["status"], so["orderType"]) == ("[so 43.31%]", "FILLED", "SELL")
         # Nothing else was closed.
         rest = await c.collect(0.5)
         assert [m for m in live(rest, "trade") if m["data"]["entry"] == "OUT"] == []

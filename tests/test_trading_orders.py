@@ -368,9 +368,9 @@ async def test_partial_close_keeps_the_ticket_and_books_the_closed_part(
     try:
         left = trader.close(ticket, 0.4)
         # the remaining 0.6 lot: (1.08600 - 1.08500) * 60,000 = 60.00 floating;
-        # its margin is 0.6 of the 1,085.00 booked at the open: 651.00
+        # its margin at the current rate: 600 EUR * the ask 1.08610 = 651.66
         assert (left["ticket"], left["status"], left["quantity"]) == (ticket, "open", 0.6)
-        assert (left["unrealizedPnL"], left["marginUsed"]) == (60.0, 651.0)
+        assert (left["unrealizedPnL"], left["marginUsed"]) == (60.0, 651.66)
         assert left["realizedPnL"] == 40.0  # (1.08600 - 1.08500) * 40,000
         out = await c.wait_for(lambda m: m["type"] == "trade" and m["data"]["entry"] == "OUT")
         assert (out["data"]["ticket"], out["data"]["volume"], out["data"]["profit"]) == (

@@ -42,6 +42,9 @@ from fxgate.domain.trading import (
     Side,
 )
 
+#: A would-be position ``(symbol, side, lots, margin)``, priced before a fill.
+Leg = tuple[str, Side, Decimal, Decimal]
+
 #: Extra digits kept in volume-weighted average prices (netting adds, partial fills).
 AVERAGE_EXTRA_DIGITS = 3
 
@@ -89,6 +92,43 @@ class Accounting:
             spec, side, volume, price, account.leverage, account.currency, self._prices
         )
 
+    def position_margin(self, account: Account, pos: Position) -> Decimal:
+        """What the position costs now: ``order_calc_margin`` for it at current prices
+        (its open price until the symbol has one)."""
+        prices = self._prices.get(pos.symbol)
+        price = pos.open_price if prices is None else mt5.entry_price(pos.side, prices)
+        return self.margin(account, pos.symbol, pos.side, pos.volume, price)
+
+    def used_margin(
+        self, user_id: str, extra: tuple[str, Side, Decimal, Decimal] | None = None
+    ) -> Decimal:
+        """The account's margin: per symbol, its positions' margins with the hedged volume
+        charged as MT5 charges it; ``extra`` adds a would-be leg ``(symbol, side, lots,
+        margin)`` to price a fill before it happens."""
+        legs: dict[str, list[tuple[Side, Decimal, Decimal]]] = {}
+        for p in self._ledger.positions_of_user(user_id):
+            legs.setdefault(p.symbol, []).append((p.side, p.volume, p.margin))
+        if extra is not None:
+            legs.setdefault(extra[0], []).append(extra[1:])
+        total = ZERO
+        for symbol, symbol_legs in legs.items():
+            total += mt5.hedged_margin(self._specs[symbol], symbol_legs)
+        return total
+
+    def margin_needed(
+        self, account: Account, symbol: str, side: Side, volume: Decimal, price: Decimal
+    ) -> Decimal:
+        """What a fill of ``volume`` lots adds to the account's margin (hedging relief
+        included); ``volume`` is the part that adds exposure (``opening_volume``)."""
+        leg = self.margin(account, symbol, side, volume, price)
+        if account.mode is AccountMode.NETTING:
+            return leg
+        before = round_money(self.used_margin(account.user_id), account.currency)
+        after = round_money(
+            self.used_margin(account.user_id, (symbol, side, volume, leg)), account.currency
+        )
+        return max(ZERO, after - before)
+
     def opening_volume(self, account: Account, symbol: str, side: Side, volume: Decimal) -> Decimal:
         """How much of a fill adds exposure (and needs margin): on a netting account, the
         part that first offsets an opposite position does not."""
@@ -104,14 +144,13 @@ class Accounting:
     def refresh(self, user_id: str, now: float) -> Account:
         """Recompute equity, margin and margin level from the open positions."""
         acc = self._ledger.accounts[user_id]
-        floating = swap = used = ZERO
+        floating = swap = ZERO
         for p in self._ledger.positions_of_user(user_id):
             floating += p.profit
             swap += p.swap
-            used += p.margin
         ccy = acc.currency
         floating, swap = round_money(floating, ccy), round_money(swap, ccy)
-        used = round_money(used, ccy)
+        used = round_money(self.used_margin(user_id), ccy)
         equity = mt5.equity(acc.balance, floating, swap)
         level = mt5.margin_level(equity, used)
         new = acc.evolve(
@@ -310,7 +349,9 @@ class Accounting:
             open_price=average,
             current_price=current,
             profit=mt5.profit(spec, pos.side, total, average, current, ccy, self._prices),
-            margin=pos.margin + self.margin(account, pos.symbol, pos.side, volume, price),
+            margin=self.margin(
+                account, pos.symbol, pos.side, total, self._entry(pos.symbol, pos.side, price)
+            ),
             commission=pos.commission + commission,
             realized_pnl=pos.realized_pnl + commission,
             stop_loss=order.stop_loss if order.stop_loss is not None else pos.stop_loss,
@@ -359,6 +400,10 @@ class Accounting:
             reason=order.reason,
             comment=order.comment,
         )
+
+    def _entry(self, symbol: str, side: Side, fallback: Decimal) -> Decimal:
+        prices = self._prices.get(symbol)
+        return mt5.entry_price(side, prices) if prices is not None else fallback
 
     def _current(self, symbol: str, side: Side, fallback: Decimal) -> Decimal:
         prices = self._prices.get(symbol)

@@ -20,8 +20,10 @@ Order handling (see ``matching.py`` for the crossing rules):
   as MT5 does; closing always finds liquidity.
 - Margin is checked when a fill would add exposure: a new order that cannot be covered is
   refused (``INSUFFICIENT_BALANCE_ERROR``); a working order that triggers without cover is
-  ``rejected``. A position's margin is fixed at its open price and the conversion rates of
-  that moment; its floating profit follows every tick.
+  ``rejected``. What a fill adds to the account's margin is what is checked, so an order
+  that hedges an open position needs little or nothing (``margin.py``, hedged margin).
+  A position's margin and floating profit follow every tick (current prices and
+  conversion rates, as MT5 recomputes them).
 - Stop-out: after each tick, while an account's margin level is below
   ``stop_out_level``, the position with the largest loss is closed.
 - Market hours: placing, modifying and closing need an open market; cancelling does not.

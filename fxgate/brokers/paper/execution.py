@@ -108,7 +108,7 @@ class Executor:
         acc = self._acct.refresh(order.user_id, self.now)
         opening = self._acct.opening_volume(acc, order.symbol, order.side, volume)
         if opening > 0:
-            need = self._acct.margin(acc, order.symbol, order.side, opening, price)
+            need = self._acct.margin_needed(acc, order.symbol, order.side, opening, price)
             need -= self._acct.commission(acc.currency, volume)
             if need > acc.free_margin:
                 message = f"Not enough free margin: {need} {acc.currency} needed"
@@ -200,11 +200,12 @@ class Executor:
                 acc.currency,
                 self._prices,
             )
+            margin = self._acct.position_margin(acc, pos)
         except TradingError:
             return
-        if current == pos.current_price and value == pos.profit:
+        if current == pos.current_price and value == pos.profit and margin == pos.margin:
             return
-        pos = pos.evolve(current_price=current, profit=value, updated_at=self.now)
+        pos = pos.evolve(current_price=current, profit=value, margin=margin, updated_at=self.now)
         self._ledger.put_position(pos)
         tx.mark(pos)
 

@@ -32,18 +32,40 @@ inverted to turn JPY into USD) and otherwise goes through USD in two hops. Amoun
 rounded once, to the deposit currency's digits, after conversion. Equity, free margin
 and margin level are MT5's ``account_info`` definitions.
 
-Not modelled: MT5's reduced "hedged margin" for opposite positions on one symbol (each
-position carries its full margin) and per-symbol margin rates (all 1).
+Open positions are charged at current rates, as MT5 recomputes ``account_info().margin``:
+a position's margin is what ``order_calc_margin`` would ask for it now (its volume on
+its side at the current Ask or Bid, converted at the current rate), so a 0.1 lot EURUSD
+position on a USD account costs more as EURUSD rises, and an EURGBP position on a USD
+account follows EURUSD.
+
+Hedged margin (MetaTrader 5 Help, "Margin Calculation", hedging accounts; the MQL5
+reference for ``SYMBOL_MARGIN_HEDGED`` and ``SYMBOL_MARGIN_HEDGED_USE_LEG``): buy and sell
+positions on one symbol overlap, and the overlapped ("hedged") volume is charged less:
+
+- with ``margin_hedged_use_leg`` the symbol costs the margin of its larger leg, the sum of
+  its buy positions' margins or of its sell positions', whichever is more: 1 lot bought
+  and 1 lot sold cost the margin of the bought lot (charged at the Ask);
+- otherwise the hedged volume ``min(buy lots, sell lots)`` of each leg is charged as a
+  contract of ``margin_hedged`` units instead of ``contract_size`` (the formula's other
+  terms unchanged), and the rest of the larger leg in full. With MT5's usual 50,000 for a
+  100,000 contract, a full hedge of 1 lot costs half a lot per leg.
+
+MetaQuotes publishes no algorithm beyond these definitions (see MT5.md); the paper broker
+applies them per symbol, from each leg's margin at current rates. ``order_calc_margin``
+ignores open positions, as MT5's does; the check before a fill charges what the fill adds
+to the account's margin, so a hedging order on a full account is not refused.
+
+Not modelled: per-symbol margin rates (all 1) and initial/maintenance margins.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import NamedTuple
 
-from fxgate.domain.errors import TradingError
+from fxgate.domain.errors import refused
 from fxgate.domain.market import Quote, SymbolSpec
 from fxgate.domain.money import ZERO, round_money, round_percent, to_decimal
 from fxgate.domain.trading import Side
@@ -123,24 +145,26 @@ def convert(amount: Decimal, from_ccy: str, to_ccy: str, rates: Rates, side: Rat
     """Convert ``amount`` at the ``side`` price of each conversion symbol, unrounded."""
     path = conversion_path(from_ccy, to_ccy, rates)
     if path is None:
-        raise TradingError(f"No rate to convert {from_ccy} into {to_ccy}")
+        raise refused(f"No rate to convert {from_ccy} into {to_ccy}", "no_conversion_rate")
     for symbol, divide in path:
         prices = bid_ask(rates[symbol])
         rate = prices.ask if side is RateSide.ASK else prices.bid
         if rate <= 0:
-            raise TradingError(f"No valid price for {symbol}")
+            raise refused(f"No valid price for {symbol}", "no_price", symbol=symbol)
         amount = amount / rate if divide else amount * rate
     return amount
 
 
 def dependent_symbols(specs: Mapping[str, SymbolSpec], currency: str) -> dict[str, set[str]]:
-    """For each symbol, the other symbols whose profit in ``currency`` its price converts
-    (a GBPUSD tick changes the USD value of an EURGBP position)."""
+    """For each symbol, the other symbols whose profit or margin in ``currency`` its price
+    converts (a GBPUSD tick changes the USD profit of an EURGBP position, an EURUSD tick
+    its USD margin)."""
     out: dict[str, set[str]] = {}
     for spec in specs.values():
-        for sym, _ in conversion_path(spec.profit_currency, currency, specs) or ():
-            if sym != spec.symbol:
-                out.setdefault(sym, set()).add(spec.symbol)
+        for ccy in (spec.profit_currency, spec.margin_currency):
+            for sym, _ in conversion_path(ccy, currency, specs) or ():
+                if sym != spec.symbol:
+                    out.setdefault(sym, set()).add(spec.symbol)
     return out
 
 
@@ -198,6 +222,28 @@ def profit(
     return round_money(
         convert(raw, spec.profit_currency, account_currency, rates, rate_side), account_currency
     )
+
+
+def hedged_margin(spec: SymbolSpec, legs: Iterable[tuple[Side, Decimal, Decimal]]) -> Decimal:
+    """The margin of a symbol's positions, ``(side, lots, margin)`` each at current rates,
+    with the hedged volume charged as the symbol's hedged-margin settings say. Unrounded
+    (the caller rounds the account's total once)."""
+    volume = {Side.BUY: ZERO, Side.SELL: ZERO}
+    margin = {Side.BUY: ZERO, Side.SELL: ZERO}
+    for side, lots, amount in legs:
+        volume[side] += lots
+        margin[side] += amount
+    hedged = min(volume[Side.BUY], volume[Side.SELL])
+    if hedged <= 0:
+        return margin[Side.BUY] + margin[Side.SELL]
+    if spec.margin_hedged_use_leg:
+        return max(margin[Side.BUY], margin[Side.SELL])
+    # Margin is linear in lots and in contract size: scale each leg's own margin.
+    k = spec.hedged_contract / spec.contract_size
+    total = ZERO
+    for side in (Side.BUY, Side.SELL):
+        total += margin[side] * (volume[side] - hedged + k * hedged) / volume[side]
+    return total
 
 
 # ---------------------------------------------------------------------------------------
