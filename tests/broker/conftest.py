@@ -1,0 +1,137 @@
+"""One broker contract, every adapter: the ``harness`` fixture.
+
+Each test of ``test_conformance.py`` runs against every entry of ``ADAPTERS``: today
+``paper`` (the paper broker over a real SQLite file); the MT5 adapter over a fake terminal
+adds one entry, a function that builds its ``Harness``. Every harness starts in the same
+world, so that the tests can state amounts:
+
+- hedging accounts in USD at 1:100 with 10,000.00, for any user id (the fake terminal
+  maps the test users onto its accounts the way ``mt5.owner`` does);
+- the ``DEFAULT_SYMBOLS`` specifications (EURUSD: 100,000 a lot, 5 digits, 0.01 steps);
+- the market open, and no price at all until the test feeds one with ``quote``.
+
+``quote`` feeds a tick and returns once the broker has acted on it and announced what it
+did (the paper broker: ``on_quote`` then ``flush``; MT5: the fake terminal's tick, then one
+poll), so the tests never sleep. ``stored`` tells whether a record was stored, exactly as
+it is, before the event that announces it reached the listener.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fxgate.brokers.paper.broker import PaperBroker
+from fxgate.brokers.paper.settings import PaperSettings
+from fxgate.domain.market import DEFAULT_SYMBOLS, Quote
+from fxgate.domain.trading import Account, Deal, Order, Position
+from fxgate.services.ports.broker import Broker, BrokerEvent
+from fxgate.store.port import Store
+from fxgate.store.sqlite import SQLiteStore
+
+T0 = 1_700_000_000.0  # Tuesday 2023-11-14 22:13:20 UTC
+
+
+@dataclass
+class Harness:
+    """A started broker, the controls the tests drive it with, and what it announced."""
+
+    broker: Broker
+    feed: Callable[[Quote], Awaitable[None]]
+    set_open: Callable[[bool], None]
+    saved: Callable[[], Sequence[dict[str, Any]]]
+    events: list[BrokerEvent] = field(default_factory=list)
+    #: For each announced trading event: was that exact snapshot stored before it?
+    stored_first: list[bool] = field(default_factory=list)
+
+    async def quote(self, symbol: str, bid: str, ask: str) -> None:
+        b, a = float(bid), float(ask)
+        await self.feed(Quote(symbol, b, a, b, 1, 0, T0, b, b, b, b, 0.0, 0.0))
+
+    def trading_events(self, user_id: str | None = None) -> list[BrokerEvent]:
+        """Announced trading changes (not quotes, not floating revaluations)."""
+        return [
+            e
+            for e in self.events
+            if e.user_id is not None
+            and not e.floating
+            and (user_id is None or e.user_id == user_id)
+        ]
+
+    def clear(self) -> None:
+        self.events.clear()
+        self.stored_first.clear()
+
+    def listen(self, event: BrokerEvent) -> None:
+        self.events.append(event)
+        if event.user_id is not None and not event.floating:
+            data = event.data
+            assert isinstance(data, Order | Deal | Position | Account)
+            self.stored_first.append(data.to_record() in self.saved())
+
+
+class SpyStore:
+    """The real store, noting every trading snapshot it was asked to save and did."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.saved: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def save_trading(self, **batches: Sequence[dict[str, Any]]) -> None:
+        await self._store.save_trading(**batches)
+        for docs in batches.values():
+            self.saved.extend(dict(d) for d in docs)
+
+
+@asynccontextmanager
+async def paper(tmp_path: Path) -> AsyncIterator[Harness]:
+    store = SQLiteStore(tmp_path / "state" / "fxgate.sqlite3")
+    await store.open()
+    spy = SpyStore(store)
+    market = {"open": True}
+    clock = itertools.count(int(T0))
+    broker = PaperBroker(
+        DEFAULT_SYMBOLS,
+        spy,  # type: ignore[arg-type]
+        settings=PaperSettings(),
+        is_open=lambda symbol, now: market["open"],
+        clock=lambda: float(next(clock)),
+        revalue_interval=3600,  # floating revaluations are not under test here
+    )
+
+    async def feed(quote: Quote) -> None:
+        broker.on_quote(quote)
+        await broker.flush()
+
+    def set_open(value: bool) -> None:
+        market["open"] = value
+
+    harness = Harness(broker, feed, set_open, lambda: spy.saved)
+    broker.subscribe(harness.listen)
+    await broker.start()
+    try:
+        yield harness
+    finally:
+        await broker.stop()
+        await store.close()
+
+
+#: Adapter name -> a context manager that starts it in the common world (see above).
+ADAPTERS: dict[str, Callable[[Path], AbstractAsyncContextManager[Harness]]] = {
+    "paper": paper,
+}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with ADAPTERS[request.param](tmp_path) as h:
+        yield h
