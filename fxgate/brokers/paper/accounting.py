@@ -99,21 +99,46 @@ class Accounting:
         price = pos.open_price if prices is None else mt5.entry_price(pos.side, prices)
         return self.margin(account, pos.symbol, pos.side, pos.volume, price)
 
+    def lot_margin(self, account: Account, symbol: str, side: Side) -> Decimal:
+        """The unrounded margin of one lot at current prices: margin is linear in lots,
+        so a tick prices every position of a symbol and side with one conversion."""
+        spec = self._specs[symbol]
+        price = mt5.entry_price(side, self._prices[symbol])
+        amount, currency = mt5.margin_amount(spec, Decimal(1), price, account.leverage)
+        rate_side = mt5.RateSide.ASK if side is Side.BUY else mt5.RateSide.BID
+        return mt5.convert(amount, currency, account.currency, self._prices, rate_side)
+
     def used_margin(
         self, user_id: str, extra: tuple[str, Side, Decimal, Decimal] | None = None
     ) -> Decimal:
         """The account's margin: per symbol, its positions' margins with the hedged volume
         charged as MT5 charges it; ``extra`` adds a would-be leg ``(symbol, side, lots,
         margin)`` to price a fill before it happens."""
-        legs: dict[str, list[tuple[Side, Decimal, Decimal]]] = {}
+        # symbol -> [buy lots, buy margin, sell lots, sell margin]; on every tick, so flat
+        legs: dict[str, list[Decimal]] = {}
         for p in self._ledger.positions_of_user(user_id):
-            legs.setdefault(p.symbol, []).append((p.side, p.volume, p.margin))
+            self._add_leg(legs, p.symbol, p.side, p.volume, p.margin)
         if extra is not None:
-            legs.setdefault(extra[0], []).append(extra[1:])
+            self._add_leg(legs, *extra)
         total = ZERO
-        for symbol, symbol_legs in legs.items():
-            total += mt5.hedged_margin(self._specs[symbol], symbol_legs)
+        for symbol, (bl, bm, sl, sm) in legs.items():
+            total += (
+                bm + sm
+                if not (bl and sl)
+                else mt5.hedged_margin(self._specs[symbol], bl, bm, sl, sm)
+            )
         return total
+
+    @staticmethod
+    def _add_leg(
+        legs: dict[str, list[Decimal]], symbol: str, side: Side, lots: Decimal, margin: Decimal
+    ) -> None:
+        sums = legs.get(symbol)
+        if sums is None:
+            sums = legs[symbol] = [ZERO, ZERO, ZERO, ZERO]
+        i = 0 if side is Side.BUY else 2
+        sums[i] += lots
+        sums[i + 1] += margin
 
     def margin_needed(
         self, account: Account, symbol: str, side: Side, volume: Decimal, price: Decimal

@@ -19,12 +19,14 @@ from fxgate.brokers.paper.results import TradeRecord, Txn
 from fxgate.brokers.paper.settings import PaperSettings
 from fxgate.domain.errors import InsufficientBalanceError, TradingError
 from fxgate.domain.market import SymbolSpec
+from fxgate.domain.money import round_money
 from fxgate.domain.trading import (
     Order,
     OrderReason,
     OrderStatus,
     OrderType,
     Position,
+    Side,
     TimeInForce,
     order_id_for,
 )
@@ -47,10 +49,13 @@ class Executor:
         self._acct = accounting
         self._next_ticket = next_ticket
         self.now = 0.0
+        # (symbol, side, currency, leverage) -> one lot's margin, for the current tick
+        self._lot_margins: dict[tuple[str, Side, str, int], Decimal] = {}
 
     def tick(self, tx: Txn, symbol: str, prices: BidAsk, dependents: Iterable[str]) -> None:
         """A new price of ``symbol`` (already in the price table): revalue every position
         it values, work the symbol's orders, hit stops, then stop out."""
+        self._lot_margins.clear()
         for sym in (symbol, *dependents):
             for pos in self._ledger.positions_of_symbol(sym):
                 self.revalue(tx, pos)
@@ -200,7 +205,11 @@ class Executor:
                 acc.currency,
                 self._prices,
             )
-            margin = self._acct.position_margin(acc, pos)
+            key = (pos.symbol, pos.side, acc.currency, acc.leverage)
+            per_lot = self._lot_margins.get(key)
+            if per_lot is None:
+                per_lot = self._lot_margins[key] = self._acct.lot_margin(acc, pos.symbol, pos.side)
+            margin = round_money(per_lot * pos.volume, acc.currency)
         except TradingError:
             return
         if current == pos.current_price and value == pos.profit and margin == pos.margin:

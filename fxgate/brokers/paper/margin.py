@@ -61,7 +61,7 @@ Not modelled: per-symbol margin rates (all 1) and initial/maintenance margins.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -224,26 +224,27 @@ def profit(
     )
 
 
-def hedged_margin(spec: SymbolSpec, legs: Iterable[tuple[Side, Decimal, Decimal]]) -> Decimal:
-    """The margin of a symbol's positions, ``(side, lots, margin)`` each at current rates,
+def hedged_margin(
+    spec: SymbolSpec,
+    buy_lots: Decimal,
+    buy_margin: Decimal,
+    sell_lots: Decimal,
+    sell_margin: Decimal,
+) -> Decimal:
+    """The margin of a symbol's positions from each leg's lots and margin at current rates,
     with the hedged volume charged as the symbol's hedged-margin settings say. Unrounded
     (the caller rounds the account's total once)."""
-    volume = {Side.BUY: ZERO, Side.SELL: ZERO}
-    margin = {Side.BUY: ZERO, Side.SELL: ZERO}
-    for side, lots, amount in legs:
-        volume[side] += lots
-        margin[side] += amount
-    hedged = min(volume[Side.BUY], volume[Side.SELL])
+    hedged = min(buy_lots, sell_lots)
     if hedged <= 0:
-        return margin[Side.BUY] + margin[Side.SELL]
+        return buy_margin + sell_margin
     if spec.margin_hedged_use_leg:
-        return max(margin[Side.BUY], margin[Side.SELL])
+        return max(buy_margin, sell_margin)
     # Margin is linear in lots and in contract size: scale each leg's own margin.
     k = spec.hedged_contract / spec.contract_size
-    total = ZERO
-    for side in (Side.BUY, Side.SELL):
-        total += margin[side] * (volume[side] - hedged + k * hedged) / volume[side]
-    return total
+    return (
+        buy_margin * (buy_lots - hedged + k * hedged) / buy_lots
+        + sell_margin * (sell_lots - hedged + k * hedged) / sell_lots
+    )
 
 
 # ---------------------------------------------------------------------------------------
