@@ -242,6 +242,23 @@ async def test_leverage_and_commission_from_the_config(terms: Daemon) -> None:
         await c.close()
 
 
+async def test_a_hedge_is_charged_its_larger_leg_and_needs_no_free_margin(small: Daemon) -> None:
+    admin, trader = Admin(small), Trader.issued(small)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    long = trader.buy(0.5)["ticket"]  # 500 EUR * 1.08500 = 542.50; free 995 - 542.50 = 452.50
+    # The sell alone would need 500 EUR * 1.08490 = 542.45, more than is free; hedged, the
+    # symbol costs its larger leg (MT5), which it already pays: nothing more is needed.
+    short = trader.sell(0.5)["ticket"]
+    assert set(by_ticket(trader)) == {long, short}
+    folio = trader.portfolio()
+    # equity 1,000 - 5.00 - 5.00 = 990.00; margin max(542.50, 542.45) = 542.50
+    assert (folio["equity"], folio["marginUsed"], folio["availableBalance"]) == (
+        990.0,
+        542.5,
+        447.5,
+    )
+
+
 # -- stop-out --------------------------------------------------------------------------------
 
 

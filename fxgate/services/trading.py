@@ -24,6 +24,7 @@ from fxgate.domain.errors import FxgateError, NotFoundError
 from fxgate.domain.events import Event
 from fxgate.domain.trading import (
     Account,
+    AccountMode,
     AccountTerms,
     Deal,
     DealEntry,
@@ -118,6 +119,10 @@ class TradingService:
             )
         except (FxgateError, InvalidOperation):
             margin = Decimal(0)  # the broker's own checks will say what is wrong
+        if hedges(request, account, positions):
+            # order_calc_margin ignores open positions, and the relief a hedge gets is
+            # the broker's to compute (MT5 publishes no algorithm): the broker checks it.
+            margin = Decimal(0)
         try:
             check_order(
                 request,
@@ -186,10 +191,6 @@ class TradingService:
 
     async def pending_orders(self, user_id: str) -> list[Order]:
         return list(await self.broker.orders(user_id))
-
-    async def closed_positions(self, user_id: str) -> list[Position]:
-        docs = await self.store.list_positions(user_id, status="closed")
-        return [Position.from_record(d) for d in docs]
 
     async def close_position(
         self, user_id: str, ticket: int, volume: Decimal | None = None
@@ -347,6 +348,13 @@ class TradingService:
             )
         except Exception:
             log.exception("could not write the audit log", extra={"action": action})
+
+
+def hedges(request: OrderRequest, account: Account, positions: Sequence[Position]) -> bool:
+    """Whether the order opens against a position on its symbol (hedging accounts only)."""
+    return account.mode is AccountMode.HEDGING and any(
+        p.symbol == request.symbol and p.side is not request.side and p.is_open for p in positions
+    )
 
 
 def _changes(changes: OrderChanges) -> dict[str, str]:
