@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from typing import Protocol
 
-from fxgate.domain.errors import TradingError
+from fxgate.domain.errors import refused
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class TicketAllocator:
 
     def _advance(self) -> None:
         if not self._blocks:
-            raise TradingError("No ticket numbers left; the store is not answering")
+            raise refused("No ticket numbers left; the store is not answering", "no_tickets")
         self._current = self._blocks.popleft()
         self._index = 0
 
