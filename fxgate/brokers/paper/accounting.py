@@ -92,25 +92,17 @@ class Accounting:
             spec, side, volume, price, account.leverage, account.currency, self._prices
         )
 
-    def position_margin(self, account: Account, pos: Position) -> Decimal:
-        """What the position costs now: ``order_calc_margin`` for it at current prices
-        (its open price until the symbol has one)."""
-        prices = self._prices.get(pos.symbol)
-        price = pos.open_price if prices is None else mt5.entry_price(pos.side, prices)
-        return self.margin(account, pos.symbol, pos.side, pos.volume, price)
-
     def lot_margin(self, account: Account, symbol: str, side: Side) -> Decimal:
-        """The unrounded margin of one lot at current prices: margin is linear in lots,
-        so a tick prices every position of a symbol and side with one conversion."""
+        """The unrounded margin of one lot at current prices, which is what an open
+        position costs per lot now (MT5 recomputes it at current rates); margin is linear
+        in lots, so a tick prices every position of a symbol and side with one conversion."""
         spec = self._specs[symbol]
         price = mt5.entry_price(side, self._prices[symbol])
         amount, currency = mt5.margin_amount(spec, Decimal(1), price, account.leverage)
         rate_side = mt5.RateSide.ASK if side is Side.BUY else mt5.RateSide.BID
         return mt5.convert(amount, currency, account.currency, self._prices, rate_side)
 
-    def used_margin(
-        self, user_id: str, extra: tuple[str, Side, Decimal, Decimal] | None = None
-    ) -> Decimal:
+    def used_margin(self, user_id: str, extra: Leg | None = None) -> Decimal:
         """The account's margin: per symbol, its positions' margins with the hedged volume
         charged as MT5 charges it; ``extra`` adds a would-be leg ``(symbol, side, lots,
         margin)`` to price a fill before it happens."""
@@ -122,11 +114,10 @@ class Accounting:
             self._add_leg(legs, *extra)
         total = ZERO
         for symbol, (bl, bm, sl, sm) in legs.items():
-            total += (
-                bm + sm
-                if not (bl and sl)
-                else mt5.hedged_margin(self._specs[symbol], bl, bm, sl, sm)
-            )
+            if bl and sl:
+                total += mt5.hedged_margin(self._specs[symbol], bl, bm, sl, sm)
+            else:
+                total += bm + sm
         return total
 
     @staticmethod
