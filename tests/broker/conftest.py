@@ -77,7 +77,11 @@ class Harness:
 
 
 class SpyStore:
-    """The real store, noting every trading snapshot it was asked to save and did."""
+    """The real store, noting every trading snapshot it was asked to save and did.
+
+    Records are noted as their ``to_record()`` dicts whether the broker hands the store
+    documents or domain records, so the check survives either store API.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -86,10 +90,14 @@ class SpyStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def save_trading(self, **batches: Sequence[dict[str, Any]]) -> None:
+    async def save_trading(self, **batches: Sequence[Any]) -> None:
         await self._store.save_trading(**batches)
-        for docs in batches.values():
-            self.saved.extend(dict(d) for d in docs)
+        self._note(batches)
+
+    def _note(self, batches: dict[str, Sequence[Any]]) -> None:
+        for items in batches.values():
+            for item in items:
+                self.saved.append(dict(item) if isinstance(item, dict) else item.to_record())
 
 
 @asynccontextmanager
