@@ -8,9 +8,9 @@ import socket
 from tornado.iostream import IOStream
 
 from fxgate.domain.roles import Role
-from fxgate.hub.frames import text_frame
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.canonical import CANONICAL
+from fxgate.web.ws.framing import text_frame
 from fxgate.web.ws.writer import Flusher, FrameWriter
 
 
@@ -23,7 +23,7 @@ def make_writer(max_bytes: int) -> tuple[FrameWriter, socket.socket, list[int]]:
         IOStream(ours),
         Flusher(),
         max_bytes=max_bytes,
-        kick=lambda code, reason: kicked.append(code),
+        kick=lambda d: kicked.append(d.code),
         principal=Principal("u", Role.TRADER),
         dialect=CANONICAL,
     )

@@ -20,7 +20,7 @@ from fxgate.domain.events import Event
 from fxgate.domain.timefmt import iso_ms
 from fxgate.hub.sink import Dialect, Sink
 from fxgate.hub.streams import Entry, StreamTable
-from fxgate.plugins.channel import Channel, Filters
+from fxgate.plugins.channel import Channel, Filters, Principal
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,11 @@ class _Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """What a new subscriber gets before live messages."""
+    """What a new subscriber gets before live messages: the envelopes it missed, for
+    the session to encode in its own dialect (recovery is per client, not shared)."""
 
     recovered: bool
-    frames: list[bytes]
+    envelopes: list[Mapping[str, Any]]
 
 
 class Hub:
@@ -170,11 +171,7 @@ class Hub:
         ch = self.channels.get(channel_name) if isinstance(channel_name, str) else None
         if ch is None:
             raise ValidationError("Invalid channel", details={"channel": channel_name})
-        if not sink.principal.role.at_least(ch.min_role):
-            raise AuthorizationError(
-                "Permission denied",
-                details={"channel": ch.name, "requiredRole": str(ch.min_role)},
-            )
+        self.check_access(sink.principal, ch)
         filters = ch.normalize_filters(raw_filters)
         if ch.scope == "user":
             keys: tuple[str, ...] = (sink.principal.user_id,)
@@ -186,6 +183,16 @@ class Hub:
             keys = (ALL,) if ch.key_filter else ("",)
             residual = filters
         return Subscription(sink, ch, filters, residual, keys)
+
+    @staticmethod
+    def check_access(principal: Principal, ch: Channel) -> None:
+        """Raise ``AuthorizationError`` unless ``principal`` may hold ``ch``; asked at
+        subscribe time and again for every held subscription when a token is refreshed."""
+        if not principal.role.at_least(ch.min_role):
+            raise AuthorizationError(
+                "Permission denied",
+                details={"channel": ch.name, "requiredRole": str(ch.min_role)},
+            )
 
     def add(self, sub: Subscription) -> None:
         for key in sub.keys:
@@ -236,15 +243,14 @@ class Hub:
         if entries is None:
             return None
         ch = sub.channel
-        dialect = sub.sink.dialect
-        frames: list[bytes] = []
-        for e in entries:
-            if sub.residual and not ch.matches(sub.residual, e.payload):
-                continue
-            frame = dialect.encode_event(ch, e.envelope)
-            if frame is not None:
-                frames.append(frame)
-        return Replay(True, frames)
+        return Replay(
+            True,
+            [
+                e.envelope
+                for e in entries
+                if not sub.residual or ch.matches(sub.residual, e.payload)
+            ],
+        )
 
     def snapshot_envelope(self, sub: Subscription, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The envelope of one snapshot item: marked, and carrying the stream's current
