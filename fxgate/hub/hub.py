@@ -252,22 +252,41 @@ class Hub:
             ],
         )
 
-    def snapshot_envelope(self, sub: Subscription, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """The envelope of one snapshot item: marked, and carrying the stream's current
-        offset so the client can resume from it."""
+    def snapshot_offsets(self, sub: Subscription) -> dict[str, int]:
+        """Each of the subscription's streams' offsets now, taken before its snapshot is
+        read. A snapshot item carries the offset its stream had when the snapshot was
+        read, so the live messages published meanwhile (held, and sent after it) follow
+        it with higher offsets instead of repeating its own."""
+        ch = sub.channel
+        keys = self.streams.keys_of(ch.name) if ALL in sub.keys else sub.keys
+        found = ((k, self.streams.find(ch.name, k)) for k in keys)
+        return {k: stream.offset for k, stream in found if stream is not None}
+
+    def snapshot_envelope(
+        self,
+        sub: Subscription,
+        payload: Mapping[str, Any],
+        offsets: Mapping[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """The envelope of one snapshot item: marked, and carrying its stream's offset
+        (from ``offsets``, see :meth:`snapshot_offsets`) so the client can resume."""
         ch = sub.channel
         key = sub.keys[0] if len(sub.keys) == 1 else ALL
         if ch.key_filter and ch.key_filter in ch.filters and key == ALL:
             field_name = ch.filters[ch.key_filter].field
             key = str(payload.get(field_name, ""))
-        stream = self.streams.find(ch.name, key)
+        if offsets is not None:
+            offset = offsets.get(key, 0)
+        else:
+            stream = self.streams.find(ch.name, key)
+            offset = stream.offset if stream else 0
         return {
             "type": ch.message_type,
             "channel": ch.name,
             "data": {**payload, "snapshot": True},
             "timestamp": iso_ms(),
             "id": self._id_prefix + str(next(self._ids)),
-            "offset": stream.offset if stream else 0,
+            "offset": offset,
             "epoch": self.streams.epoch,
         }
 

@@ -342,6 +342,7 @@ class Session:
 
     async def _send_snapshot(self, sub: Subscription) -> None:
         assert self.principal is not None
+        offsets = self.hub.snapshot_offsets(sub)
         try:
             items = await sub.channel.snapshot(self.principal, sub.filters)
         except FxgateError as exc:
@@ -355,7 +356,8 @@ class Session:
         for payload in items:
             if sub.residual and not sub.channel.matches(sub.residual, payload):
                 continue
-            message = dialect.encode_event(sub.channel, self.hub.snapshot_envelope(sub, payload))
+            envelope = self.hub.snapshot_envelope(sub, payload, offsets)
+            message = dialect.encode_event(sub.channel, envelope)
             if message is not None:
                 self.conn.send(message)
 
