@@ -16,7 +16,13 @@ from urllib.parse import urlparse
 import ujson
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from fxgate.domain.errors import AuthenticationError, Disconnect, Disconnects, ErrorCode
+from fxgate.domain.errors import (
+    ERRORS,
+    AuthenticationError,
+    Disconnect,
+    Disconnects,
+    ErrorCode,
+)
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms
 from fxgate.hub.sink import Dialect
@@ -82,8 +88,9 @@ class SocketBase(WebSocketHandler):
         parsed = urlparse(origin)
         return f"{parsed.scheme}://{parsed.netloc}" in allowed
 
-    def _refuse(self, status: int, code: ErrorCode, message: str) -> None:
-        self.set_status(status)
+    def _refuse(self, code: ErrorCode, message: str) -> None:
+        """Refuse the upgrade with plain HTTP: the status is the error table's."""
+        self.set_status(ERRORS[code].status)
         self.set_header("Content-Type", "application/json")
         self.finish(
             ujson.dumps(
@@ -93,20 +100,20 @@ class SocketBase(WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         if self.node.stopping:
-            self._refuse(503, ErrorCode.SERVICE_UNAVAILABLE, "Server restarting")
+            self._refuse(ErrorCode.SERVICE_UNAVAILABLE, "Server restarting")
             return
         token = bearer_token(self)
         if token is not None:
             try:
                 self.claims = await self.node.tokens.verify(token)
             except AuthenticationError as exc:
-                self._refuse(401, exc.code, exc.message)
+                self._refuse(exc.code, exc.message)
                 return
             if not self.node.connection_rate.hit(self.claims.sub):
-                self._refuse(429, ErrorCode.RATE_LIMIT_ERROR, "Too many connections")
+                self._refuse(ErrorCode.RATE_LIMIT_ERROR, Disconnects.TOO_MANY_CONNECTIONS.reason)
                 return
         elif not self.first_message_auth:
-            self._refuse(401, ErrorCode.AUTHENTICATION_ERROR, "Authentication required")
+            self._refuse(ErrorCode.AUTHENTICATION_ERROR, "Authentication required")
             return
         await super().get(*args, **kwargs)
 

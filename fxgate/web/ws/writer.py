@@ -336,8 +336,3 @@ class FrameWriter:
     def backlog_bytes(self) -> int:
         """Bytes queued here and not yet handed to the stream (backlog and held)."""
         return self._backlog_bytes + self._held_bytes
-
-    @property
-    def queued_bytes(self) -> int:
-        """Every byte held for the connection, the stream's buffer included."""
-        return self.backlog_bytes + sum(map(len, self._buf)) + buffered_bytes(self._stream)
