@@ -108,6 +108,8 @@ class Session:
         #: last drop (a second without one ends the run).
         self._flood_start = 0.0
         self._last_drop = -1e18
+        #: Kicked: the transport is closing, so nothing more is read or answered.
+        self.closing = False
         self.closed = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -123,8 +125,9 @@ class Session:
 
     def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None:
         """Close the connection for ``disconnect``, after ``notice`` (a payload) if any."""
-        if self.closed:
+        if self.closed or self.closing:
             return
+        self.closing = True
         if notice is not None:
             self.conn.send(notice)
         self.conn.kick(disconnect)
@@ -164,7 +167,7 @@ class Session:
     # -- input -----------------------------------------------------------------
 
     async def on_message(self, raw: str | bytes) -> None:
-        if self.closed:
+        if self.closed or self.closing:
             return
         if not self._bucket.take():
             self._rate_limited()

@@ -138,7 +138,8 @@ class FakeConnection:
         self.dialect = dialect
         #: Every payload the client received, in order.
         self.received: list[bytes] = []
-        self.disconnect: Disconnect | None = None
+        #: Every kick the session asked for (a transport closes on the first).
+        self.kicks: list[Disconnect] = []
         self.on_kick: Callable[[], None] | None = None
         self._held: dict[object, bytes] | None = None
         self._seq = itertools.count()
@@ -171,11 +172,15 @@ class FakeConnection:
     def holding(self) -> bool:
         return self._held is not None
 
+    @property
+    def disconnect(self) -> Disconnect | None:
+        """How the connection was closed, if it was."""
+        return self.kicks[0] if self.kicks else None
+
     def kick(self, disconnect: Disconnect) -> None:
-        if self.disconnect is None:
-            self.disconnect = disconnect
-            if self.on_kick is not None:
-                self.on_kick()
+        self.kicks.append(disconnect)
+        if len(self.kicks) == 1 and self.on_kick is not None:
+            self.on_kick()
 
 
 # -- channels for the stories --------------------------------------------------------

@@ -259,3 +259,13 @@ async def test_closing_drops_subscriptions_and_timers() -> None:
     h.session.close()
     assert h.hub.subscriber_count() == 0
     assert h.clock.pending() == 0
+
+
+async def test_nothing_is_answered_once_the_session_has_kicked() -> None:
+    h = make_harness(max_messages_per_second=10, flood_grace=3)
+    h.conn.on_kick = None  # the transport has not run on_close yet
+    h.session.disconnect(Disconnects.RATE_LIMITED)
+    await h.send({"type": "ping"})
+    assert h.new() == []
+    h.session.disconnect(Disconnects.SLOW_CONSUMER)
+    assert h.conn.kicks == [Disconnects.RATE_LIMITED]  # kicked once
