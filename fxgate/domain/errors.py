@@ -91,7 +91,7 @@ class Disconnects:
 
     SHUTDOWN = Disconnect(CloseCode.GOING_AWAY, "Server restarting", True)
     AUTH_FAILED = Disconnect(CloseCode.AUTHENTICATION, "Authentication failed", False)
-    AUTH_TIMEOUT = Disconnect(CloseCode.AUTHENTICATION, "Authentication timeout", True)
+    AUTH_TIMEOUT = Disconnect(CloseCode.AUTHENTICATION, "Authentication timeout", False)
     TOKEN_EXPIRED = Disconnect(CloseCode.AUTHENTICATION, "Token expired", True)
     KEY_RETIRED = Disconnect(CloseCode.AUTHENTICATION, "Signing key retired", True)
     USER_DISABLED = Disconnect(CloseCode.AUTHENTICATION, "User disabled", False)
