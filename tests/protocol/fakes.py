@@ -16,10 +16,18 @@ the transport's ``on_close`` does.
 A new dialect uses it the same way: give ``make_harness`` the dialect's encoder
 (``dialect=``), a ``decode`` that turns one of its payloads back into a dict (for the
 assertions), and a ``session_factory`` building the dialect's session from the
-harness's pieces (``hub``, ``tokens``, ``settings``, ``conn``, ``clock``); then run the
-shared stories (tests/protocol/test_session.py shows them for the canonical dialect:
-auth window, expiry, limits, subscribe/unsubscribe, snapshot-then-live, conflation)
-with the dialect's own frames.
+harness's pieces (keyword arguments ``hub``, ``tokens``, ``settings``, ``conn``,
+``clock``, ``dialect``); then run the shared stories (tests/protocol/test_session.py
+tells them for the canonical dialect: auth window, expiry, limits, subscribe and
+unsubscribe, snapshot-then-live, conflation) with the dialect's own frames::
+
+    h = make_harness(dialect=DASHBOARD, decode=json.loads,
+                     session_factory=dashboard_session, role="viewer")
+    await h.send({"type": "subscribe", "types": ["market_data"]})
+    h.publish(quote("EURUSD", 1.1))
+    assert [m["type"] for m in h.new()] == ["market_data"]
+
+Only the payloads are checked: framing is the transport's and is tested with it.
 """
 
 from __future__ import annotations
