@@ -506,7 +506,7 @@ def test_margin_call_flag_below_the_margin_call_level() -> None:
 
 
 def test_netting_adds_reduces_and_reverses_one_position() -> None:
-    mkt = Market(mode=AccountMode.NETTING)
+    mkt = Market(account_mode=AccountMode.NETTING)
     first = mkt.buy("1")  # at 1.08500
     mkt.tick("EURUSD", "1.08590", "1.08600")
     mkt.buy("1")  # at 1.08600
@@ -539,7 +539,7 @@ def test_netting_adds_reduces_and_reverses_one_position() -> None:
 
 
 def test_netting_reduction_needs_no_free_margin() -> None:
-    mkt = Market(mode=AccountMode.NETTING, initial_balance=D("1200"))
+    mkt = Market(account_mode=AccountMode.NETTING, initial_balance=D("1200"))
     mkt.buy("1")  # margin 1085.00 of 1200
     with pytest.raises(InsufficientBalanceError):
         mkt.buy("0.5")

@@ -2,7 +2,7 @@
 
 The recorder is exercised in-process against a real SQLite store (closed candles, the
 periodic snapshot of the open ones, continuing a bar after a restart) and end to end
-through a Node with ``market_history.install`` and the real Tornado app.
+through a node built by ``build_node`` (its ``candles`` recorder) and the real Tornado app.
 """
 
 from __future__ import annotations
@@ -153,22 +153,21 @@ async def test_a_restart_continues_the_open_candle(store: Store) -> None:
 
 
 async def test_market_data_end_to_end_through_a_node(tmp_path: Path) -> None:
+    from fxgate.app.assembly import build_node
     from fxgate.config.settings import Settings
-    from fxgate.node import Node
     from fxgate.web.app import make_app
 
     settings = Settings(
         state_dir=tmp_path,
         paper={"seed": 3, "tick_rate": 0.01, "symbols": ["EURUSD", "USDJPY"]},
     )
-    node = Node(settings)
+    node = build_node(settings)
     await node.start()
     sockets = bind_sockets(0, "127.0.0.1")
     server = HTTPServer(make_app(node))
     server.add_sockets(sockets)
     try:
-        recorder = market_history.recorder_for(node) or market_history.install(node)
-        assert node.market is not None
+        recorder = node.candles
         node.market.set_quote("EURUSD", 1.5, 1.5001)
         token, _ = node.tokens.issue("viewer-1", "viewer")
         url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/api/v1/market/data"

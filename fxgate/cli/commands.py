@@ -9,13 +9,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fxgate.app.backends import STORES
 from fxgate.config.settings import Settings, describe_error, load_settings
 from fxgate.domain.roles import Role
 from fxgate.services.auth.keyring import KeyRing, key_status
 from fxgate.services.auth.passwords import MIN_LENGTH, hash_password
 from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
-from fxgate.store.factory import build_store
 from fxgate.store.port import Store, StoreConflictError
 
 
@@ -25,19 +25,19 @@ class CliError(Exception):
 
 def settings_for(args: argparse.Namespace) -> Settings:
     try:
-        return load_settings(getattr(args, "config", None), use_default_paths=True)
+        return load_settings(args.config, use_default_paths=True)
     except (OSError, ValueError) as exc:
         raise CliError("bad configuration:\n  " + "\n  ".join(describe_error(exc))) from None
 
 
 def with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]]) -> int:
+    """Run ``fn`` on the daemon's store, chosen by the same registry as the daemon's."""
+    found = STORES.problems(settings.store.backend, settings)
+    if found:
+        raise CliError("; ".join(found))
+
     async def run() -> int:
-        store = build_store(
-            settings.store.backend,
-            state_dir=settings.state_dir,
-            mongodb_uri=settings.store.mongodb_uri,
-            mongodb_database=settings.store.mongodb_database,
-        )
+        store = STORES.builder(settings.store.backend)(settings)
         await store.open()
         try:
             return await fn(store)
@@ -223,6 +223,14 @@ def config(args: argparse.Namespace) -> int:
     except Exception as exc:
         print("fxgate: configuration invalid:", file=sys.stderr)
         for line in describe_error(exc):
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    from fxgate.app.validation import problems
+
+    found = problems(settings)
+    if found:
+        print("fxgate: configuration invalid:", file=sys.stderr)
+        for line in found:
             print(f"  {line}", file=sys.stderr)
         return 1
     if args.show:

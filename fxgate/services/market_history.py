@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from fxgate.domain.market import Quote
 from fxgate.services.candles import INTERVALS, CandleBuilder
@@ -29,15 +27,10 @@ from fxgate.services.candles import Candle as LiveCandle
 from fxgate.store.port import Store
 from fxgate.store.records import Candle
 
-if TYPE_CHECKING:
-    from fxgate.node import Node
-
 log = logging.getLogger(__name__)
 
 #: Closed candles kept in memory while the store is unreachable, before dropping the oldest.
 MAX_PENDING = 50_000
-
-_installed: weakref.WeakKeyDictionary[Node, CandleRecorder] = weakref.WeakKeyDictionary()
 
 
 def _price(value: float, digits: int) -> str:
@@ -160,6 +153,18 @@ class CandleRecorder:
             return 0
         return len(batch)
 
+    async def record(self, symbols: Iterable[str]) -> None:
+        """The recorder's task: continue the stored bars, then flush until cancelled.
+
+        The node subscribes :meth:`on_quote` to the feed when it is assembled, before
+        this runs, so quotes that arrive while the last bars load are not lost.
+        """
+        try:
+            await self.load(symbols)
+        except Exception:
+            log.exception("could not read the last candles; starting fresh bars")
+        await self.run()
+
     async def run(self) -> None:
         """Flush periodically until cancelled, then once more (with the open bars)."""
         try:
@@ -221,29 +226,3 @@ async def query_candles(
         if (start is None or c.open_time >= start) and (end is None or c.open_time < end):
             bars[c.open_time] = c
     return [bars[t] for t in sorted(bars)][-limit:] if limit else []
-
-
-def install(node: Node) -> CandleRecorder:
-    """Record candles from ``node``'s market feed. Call from ``Node.start`` once the
-    market service exists; the flush task is the node's, so shutdown stops it."""
-    assert node.market is not None, "install() after the market service is created"
-    recorder = CandleRecorder(node.store)
-    market = node.market
-
-    async def run() -> None:
-        try:
-            await recorder.load(market.symbols)
-        except Exception:
-            log.exception("could not read the last candles; starting fresh bars")
-        await recorder.run()
-
-    # Listen first: quotes that arrive while the last bars load are not lost.
-    market.add_listener(recorder.on_quote)
-    node.spawn(run(), name="candle-recorder")
-    _installed[node] = recorder
-    return recorder
-
-
-def recorder_for(node: Node) -> CandleRecorder | None:
-    """The recorder :func:`install` attached to ``node``, if any."""
-    return _installed.get(node)

@@ -337,8 +337,11 @@ class TradingService:
 
 
 def _changes(changes: OrderChanges) -> dict[str, str]:
-    return {
-        k: str(getattr(changes, k))
-        for k in ("price", "stop_price", "volume", "stop_loss", "take_profit")
-        if getattr(changes, k) is not None
+    given = {
+        "price": changes.price,
+        "stop_price": changes.stop_price,
+        "volume": changes.volume,
+        "stop_loss": changes.stop_loss,
+        "take_profit": changes.take_profit,
     }
+    return {k: str(v) for k, v in given.items() if v is not None}

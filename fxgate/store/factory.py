@@ -8,8 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fxgate.config.settings import Settings
 from fxgate.store.port import DEFAULT_HISTORY_RETENTION, Store
 from fxgate.store.sqlite import SQLiteStore
+
+
+def build_sqlite(settings: Settings) -> Store:
+    """The ``sqlite`` store backend: one file in the state directory."""
+    return SQLiteStore.in_state_dir(settings.state_dir)
+
+
+def check_mongodb(settings: Settings) -> list[str]:
+    if not settings.store.mongodb_uri:
+        return ["store.mongodb_uri: the mongodb store needs a MongoDB URI"]
+    return []
+
+
+def build_mongodb(settings: Settings) -> Store:
+    """The ``mongodb`` store backend (motor, the ``mongodb`` extra)."""
+    from fxgate.store.mongodb import MongoStore
+
+    return MongoStore(uri=settings.store.mongodb_uri, database=settings.store.mongodb_database)
 
 
 def build_store(
