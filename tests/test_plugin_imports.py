@@ -26,8 +26,7 @@ def fxgate_imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "fxgate")
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.split(".")[0] == "fxgate":
-                found.add(node.module)
+            found.update([node.module] if node.module.split(".")[0] == "fxgate" else [])
     return found
 
 

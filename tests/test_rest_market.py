@@ -17,7 +17,6 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from fxgate.domain.market import Quote
-from fxgate.services import market_history
 from fxgate.services.market_history import CandleRecorder
 from fxgate.store.factory import build_store
 from fxgate.store.port import Store
