@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from fxgate.app.plugin_api import NodeAPI
 from fxgate.app.tasks import Tasks
 from fxgate.brokers.port import Broker
 from fxgate.bus.port import Bus
@@ -25,6 +24,7 @@ from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
 from fxgate.hub.hub import Hub
+from fxgate.plugins.api import PluginAPI
 from fxgate.plugins.manager import await_me_maybe
 from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.services.auth.keyring import KeyRing
@@ -52,7 +52,7 @@ class Node:
         settings: Settings,
         *,
         pm: pluggy.PluginManager,
-        api: NodeAPI,
+        api: PluginAPI,
         tasks: Tasks,
         store: Store,
         sealer: Sealer,

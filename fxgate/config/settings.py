@@ -5,7 +5,9 @@ paper broker). An environment variable ``FXGATE_<SECTION>_<KEY>`` overrides
 ``[section] key`` (``FXGATE_SERVER_PORT=9000``, ``FXGATE_WS_MAX_SUBSCRIPTIONS=100``);
 list values are JSON (``FXGATE_PAPER_SYMBOLS='["EURUSD"]'``). Unknown keys are
 errors, so a typo in ``fxgate.toml`` is caught by ``fxgate config check`` instead of
-being ignored.
+being ignored. What the types cannot say (backend names, paper symbols) is checked by
+:mod:`fxgate.app.validation`, for ``config check`` and start-up alike. Every key here is
+used: a key arrives with the feature that reads it.
 """
 
 from __future__ import annotations
