@@ -191,6 +191,10 @@ BAD_SETTINGS = {
         {"FXGATE_PAPER_SYMBOLS": '["EURUSD","EURUSX"]'},
         "paper.symbols: unknown symbols ['EURUSX']; known: ['AUDUSD', 'EURGBP',",
     ),
+    "unknown plugin disabled": (
+        {"FXGATE_DISABLE_PLUGINS": '["alertz"]'},
+        "disable_plugins: unknown plugins ['alertz']; known: ['account', 'alerts',",
+    ),
     "plugin not importable": (
         {"FXGATE_PLUGINS": '["no_such_plugin_xyz"]'},
         "plugins: plugin module 'no_such_plugin_xyz' could not be imported",

@@ -9,9 +9,16 @@ Each problem is one line naming its key.
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 from fxgate.app.backends import BROKERS, BUSES, STORES
 from fxgate.config.settings import Settings
-from fxgate.plugins.manager import PluginError, make_plugin_manager
+from fxgate.plugins.manager import (
+    BUILTIN_PLUGINS,
+    ENTRY_POINT_GROUP,
+    PluginError,
+    make_plugin_manager,
+)
 
 
 def problems(settings: Settings, *, plugins: bool = True) -> list[str]:
@@ -24,9 +31,23 @@ def problems(settings: Settings, *, plugins: bool = True) -> list[str]:
         *BUSES.problems(settings.bus.backend, settings),
         *BROKERS.problems(settings.broker.backend, settings),
     ]
+    found.extend(_unknown_disabled(settings))
     if plugins:
         try:
             make_plugin_manager(disabled=settings.disable_plugins, modules=settings.plugins)
         except PluginError as exc:
             found.append(f"plugins: {exc}")
     return found
+
+
+def _unknown_disabled(settings: Settings) -> list[str]:
+    """A misspelt name in ``disable_plugins`` would leave its channel on, silently."""
+    known = {
+        *BUILTIN_PLUGINS,
+        *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)),
+        *settings.plugins,
+    }
+    unknown = [name for name in settings.disable_plugins if name not in known]
+    if unknown:
+        return [f"disable_plugins: unknown plugins {unknown}; known: {sorted(known)}"]
+    return []
