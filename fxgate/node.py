@@ -36,10 +36,10 @@ from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
+from fxgate.services.ports.store import Store
 from fxgate.services.risk import RiskLimits
 from fxgate.services.trading import TradingService
 from fxgate.store.factory import build_store
-from fxgate.store.port import Store
 
 if TYPE_CHECKING:
     from fxgate.protocol.session import Session
@@ -75,13 +75,13 @@ class Node:
         #: Seals the secrets kept in the store (signing keys, API-key secrets).
         self.sealer = Sealer(master_key_path(settings.auth.master_key_file, settings.state_dir))
         self.keyring = KeyRing(
-            self.store, sealer=self.sealer, refresh=settings.auth.keyring_refresh
+            self.store.signing_keys, sealer=self.sealer, refresh=settings.auth.keyring_refresh
         )
         self.tokens = TokenService(
             self.keyring,
             default_ttl=settings.auth.access_token_ttl,
             leeway=settings.auth.leeway,
-            is_revoked=self.store.is_jti_revoked,
+            is_revoked=self.store.sessions.is_jti_revoked,
         )
         self.health = HealthMonitor()
         self.connection_rate = SlidingWindowCounter(settings.ws.connections_per_minute)
@@ -171,7 +171,7 @@ class Node:
         except SealError as exc:
             raise StartupError(str(exc)) from None
         if first:
-            await self.store.append_audit(actor="daemon", action="keys.create", target=key.kid)
+            await self.store.audit.append(actor="daemon", action="keys.create", target=key.kid)
         log.info("signing key ready", extra={"kid": key.kid})
         self.keyring.on_retired(self._kick_retired)
 
@@ -182,7 +182,7 @@ class Node:
         self.market = MarketService(source, self.publish)
         self.broker = PaperBroker(
             specs,
-            self.store,
+            self.store.trading,
             settings=PaperSettings(
                 initial_balance=s.paper.initial_balance,
                 currency=s.paper.currency,
@@ -200,8 +200,9 @@ class Node:
         self.market.add_listener(self.broker.on_quote)
         self.trading = TradingService(
             self.broker,
-            self.store,
+            self.store.trading,
             self.publish,
+            audit=self.store.audit,
             limits=RiskLimits(
                 max_open_positions=s.risk.max_open_positions,
                 max_daily_loss=s.risk.max_daily_loss or None,

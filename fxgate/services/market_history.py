@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from fxgate.domain.market import Quote
 from fxgate.services.candles import INTERVALS, CandleBuilder
 from fxgate.services.candles import Candle as LiveCandle
-from fxgate.store.port import Store
-from fxgate.store.records import Candle
+from fxgate.services.ports.store.candles import CandleStore
+from fxgate.services.ports.store.records import Candle
 
 if TYPE_CHECKING:
     from fxgate.node import Node
@@ -80,7 +80,7 @@ class _Series:
 class CandleRecorder:
     def __init__(
         self,
-        store: Store,
+        store: CandleStore,
         *,
         intervals: Iterable[str] = INTERVALS,
         flush_interval: float = 1.0,
@@ -125,7 +125,7 @@ class CandleRecorder:
         """Read the newest stored bar of every series, to continue it after a restart."""
         for symbol in symbols:
             for interval in self.builder.intervals:
-                last = await self.store.list_candles(symbol, interval, limit=1)
+                last = await self.store.latest(symbol, interval, limit=1)
                 if last:
                     self._carried[_Series(symbol, interval)] = last[-1]
 
@@ -153,7 +153,7 @@ class CandleRecorder:
         if not batch:
             return 0
         try:
-            await self.store.upsert_candles(batch)
+            await self.store.upsert(batch)
         except Exception:
             log.exception("could not store candles; retrying at the next flush")
             self._pending[:0] = batch  # upserts: writing one twice is harmless
@@ -200,7 +200,7 @@ class CandleRecorder:
 
 
 async def query_candles(
-    store: Store,
+    store: CandleStore,
     recorder: CandleRecorder | None,
     symbol: str,
     interval: str,
@@ -209,7 +209,7 @@ async def query_candles(
     limit: int,
 ) -> list[Candle]:
     """Stored bars merged with what the recorder (if any) holds in memory."""
-    stored = await store.list_candles(symbol, interval, start=start, end=end, limit=limit)
+    stored = await store.latest(symbol, interval, start=start, end=end, limit=limit)
     if recorder is None:
         return stored
     bars = {c.open_time: c for c in stored}
@@ -227,7 +227,7 @@ def install(node: Node) -> CandleRecorder:
     """Record candles from ``node``'s market feed. Call from ``Node.start`` once the
     market service exists; the flush task is the node's, so shutdown stops it."""
     assert node.market is not None, "install() after the market service is created"
-    recorder = CandleRecorder(node.store)
+    recorder = CandleRecorder(node.store.candles)
     market = node.market
 
     async def run() -> None:
