@@ -38,6 +38,7 @@ from fxgate.domain.trading import (
     Side,
     TimeInForce,
 )
+from fxgate.services.presenters import order_book_payload
 from fxgate.store.codecs import decode, encode
 
 T0 = 1_700_000_000.0  # Tuesday 2023-11-14 22:13:20 UTC
@@ -393,6 +394,11 @@ def test_order_book_depth(thin: Market) -> None:
     assert [lv.price for lv in book.asks] == [D("1.08500"), D("1.08510"), D("1.08520")]
     assert [lv.price for lv in book.bids] == [D("1.08490"), D("1.08480"), D("1.08470")]
     assert {lv.volume for lv in book.asks} == {D("2")}
+    payload = order_book_payload(book)
+    assert payload["symbol"] == "EURUSD"
+    assert payload["asks"][0] == ["1.08500", "2"]  # strings: no digit lost to a float
+    assert payload["bids"][-1] == ["1.08470", "2"]
+    assert payload["ts"] == book.ts
 
 
 # -- stop loss, take profit, stop out --------------------------------------------------------
