@@ -35,19 +35,6 @@ from fxgate.services.ports.store.users import UserStore
 
 StoreKind = Literal["sqlite", "mongodb"]
 
-#: The area attributes of :class:`Store`, with the Protocol each one implements; the
-#: contract suite's meta-test walks this to find untested methods.
-AREAS: dict[str, type] = {
-    "users": UserStore,
-    "api_keys": ApiKeyStore,
-    "signing_keys": SigningKeyStore,
-    "sessions": SessionStore,
-    "audit": AuditLog,
-    "trading": TradingStore,
-    "candles": CandleStore,
-    "strategies": StrategyStore,
-}
-
 
 class Store(Protocol):
     """Persistent state of one fxgate deployment: the lifecycle, and one object per area."""
