@@ -33,8 +33,8 @@ from fxgate.services.auth.tokens import TokenService
 from fxgate.services.health import HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
+from fxgate.services.ports.store import Store
 from fxgate.services.trading import TradingService
-from fxgate.store.port import Store
 
 if TYPE_CHECKING:
     from fxgate.protocol.session import Session
@@ -127,7 +127,7 @@ class Node:
         except SealError as exc:
             raise StartupError(str(exc)) from None
         if first:
-            await self.store.append_audit(actor="daemon", action="keys.create", target=key.kid)
+            await self.store.audit.append(actor="daemon", action="keys.create", target=key.kid)
         log.info("signing key ready", extra={"kid": key.kid})
         self.keyring.on_retired(self._kick_retired)
 

@@ -31,8 +31,8 @@ def stored(daemon: Daemon) -> tuple[list[Any], list[Any]]:
         )
         await store.open()
         try:
-            entries, _ = await store.list_audit(limit=500)
-            return entries, await store.list_all_alerts()
+            entries, _ = await store.audit.page(limit=500)
+            return entries, await store.trading.list_all_alerts()
         finally:
             await store.close()
 

@@ -290,7 +290,7 @@ async def test_a_bug_is_a_500_that_leaks_nothing(tmp_path: Path) -> None:
 
     from fxgate.app.assembly import build_node
     from fxgate.config.settings import Settings
-    from fxgate.store.port import StoreError
+    from fxgate.services.ports.store.errors import StoreError
     from fxgate.web.rest import registry as op
     from fxgate.web.rest.base import ApiHandler
     from fxgate.web.rest.context import RestContext

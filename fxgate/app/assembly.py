@@ -33,9 +33,9 @@ from fxgate.services.auth.tokens import TokenService
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
+from fxgate.services.ports.store import Store
 from fxgate.services.risk import RiskLimits
 from fxgate.services.trading import TradingService
-from fxgate.store.port import Store
 
 
 def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) -> Node:
@@ -57,13 +57,14 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
     bus = BUSES.builder(settings.bus.backend)(settings, hub)
 
     market = MarketService(backend.quotes, bus.publish)
-    candles = CandleRecorder(store)
+    candles = CandleRecorder(store.candles)
     # Listen from the start: quotes that arrive while the last bars load are not lost.
     market.add_listener(candles.on_quote)
     trading = TradingService(
         backend.broker,  # type: ignore[arg-type]  # takes the port once broker-port lands
-        store,
+        store.trading,
         bus.publish,
+        audit=store.audit,
         limits=RiskLimits(
             max_open_positions=settings.risk.max_open_positions,
             max_daily_loss=settings.risk.max_daily_loss or None,
@@ -95,12 +96,12 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
             health.add_check(name, check)
 
     sealer = Sealer(master_key_path(settings.auth.master_key_file, settings.state_dir))
-    keyring = KeyRing(store, sealer=sealer, refresh=settings.auth.keyring_refresh)
+    keyring = KeyRing(store.signing_keys, sealer=sealer, refresh=settings.auth.keyring_refresh)
     tokens = TokenService(
         keyring,
         default_ttl=settings.auth.access_token_ttl,
         leeway=settings.auth.leeway,
-        is_revoked=store.is_jti_revoked,
+        is_revoked=store.sessions.is_jti_revoked,
     )
     return Node(
         settings,

@@ -18,7 +18,7 @@ from fxgate.bus.port import Bus
 from fxgate.config.settings import Settings
 from fxgate.hub.hub import Hub
 from fxgate.services.ports.broker_backend import BrokerBackend
-from fxgate.store.port import Store
+from fxgate.services.ports.store import Store
 
 B = TypeVar("B", bound=Callable[..., Any])
 

@@ -16,7 +16,8 @@ from fxgate.services.auth.keyring import KeyRing, key_status
 from fxgate.services.auth.passwords import MIN_LENGTH, hash_password
 from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
-from fxgate.store.port import Store, StoreConflictError
+from fxgate.services.ports.store import Store
+from fxgate.services.ports.store.errors import StoreConflictError
 
 
 class CliError(Exception):
@@ -86,7 +87,7 @@ def keys(args: argparse.Namespace) -> int:
     settings = settings_for(args)
 
     async def go(store: Store) -> int:
-        ring = KeyRing(store, sealer=sealer_for(settings))
+        ring = KeyRing(store.signing_keys, sealer=sealer_for(settings))
         if args.action == "rotate":
             key = await ring.rotate()
             await _audit(store, "keys.rotate", key.kid)
@@ -117,7 +118,7 @@ def keys(args: argparse.Namespace) -> int:
 
 
 async def _audit(store: Store, action: str, target: str, **details: Any) -> None:
-    await store.append_audit(actor="cli", action=action, target=target, details=details)
+    await store.audit.append(actor="cli", action=action, target=target, details=details)
 
 
 def users(args: argparse.Namespace) -> int:
@@ -132,7 +133,7 @@ def users(args: argparse.Namespace) -> int:
         if args.action == "add":
             assert password is not None
             try:
-                user = await store.create_user(
+                user = await store.users.create(
                     email=args.email,
                     name=args.name,
                     role=args.role,
@@ -144,14 +145,14 @@ def users(args: argparse.Namespace) -> int:
             await _audit(store, "users.add", user.id, role=args.role)
             print(user.id)
         elif args.action == "disable":
-            updated = await store.update_user(args.user_id, disabled=True)
+            updated = await store.users.update(args.user_id, disabled=True)
             if updated is None:
                 raise CliError(f"no such user: {args.user_id}")
-            await store.revoke_user_refresh_tokens(args.user_id)
+            await store.sessions.revoke_user_refresh_tokens(args.user_id)
             await _audit(store, "users.disable", args.user_id)
             print(f"disabled {args.user_id}")
         else:
-            items, _ = await store.list_users(limit=100_000)
+            items, _ = await store.users.page(limit=100_000)
             rows = [
                 {
                     "id": u.id,
@@ -178,9 +179,9 @@ def token(args: argparse.Namespace) -> int:
     settings = settings_for(args)
 
     async def go(store: Store) -> int:
-        user = await store.get_user(args.user)
+        user = await store.users.get(args.user)
         if user is None:
-            user = await store.create_user(
+            user = await store.users.create(
                 user_id=args.user,
                 email=f"{args.user}@users.fxgate.invalid",
                 name=args.user,
@@ -190,7 +191,7 @@ def token(args: argparse.Namespace) -> int:
             await _audit(store, "users.add", user.id, role=user.role, via="token issue")
         if user.disabled:
             raise CliError(f"user {args.user} is disabled")
-        ring = KeyRing(store, sealer=sealer_for(settings))
+        ring = KeyRing(store.signing_keys, sealer=sealer_for(settings))
         await ring.ensure_active()
         service = TokenService(ring, default_ttl=settings.auth.access_token_ttl)
         jwt, claims = service.issue(

@@ -24,8 +24,8 @@ from decimal import Decimal
 from fxgate.domain.market import Quote
 from fxgate.services.candles import INTERVALS, CandleBuilder
 from fxgate.services.candles import Candle as LiveCandle
-from fxgate.store.port import Store
-from fxgate.store.records import Candle
+from fxgate.services.ports.store.candles import CandleStore
+from fxgate.services.ports.store.records import Candle
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class _Series:
 class CandleRecorder:
     def __init__(
         self,
-        store: Store,
+        store: CandleStore,
         *,
         intervals: Iterable[str] = INTERVALS,
         flush_interval: float = 1.0,
@@ -118,7 +118,7 @@ class CandleRecorder:
         """Read the newest stored bar of every series, to continue it after a restart."""
         for symbol in symbols:
             for interval in self.builder.intervals:
-                last = await self.store.list_candles(symbol, interval, limit=1)
+                last = await self.store.latest(symbol, interval, limit=1)
                 if last:
                     self._carried[_Series(symbol, interval)] = last[-1]
 
@@ -146,7 +146,7 @@ class CandleRecorder:
         if not batch:
             return 0
         try:
-            await self.store.upsert_candles(batch)
+            await self.store.upsert(batch)
         except Exception:
             log.exception("could not store candles; retrying at the next flush")
             self._pending[:0] = batch  # upserts: writing one twice is harmless
@@ -205,7 +205,7 @@ class CandleRecorder:
 
 
 async def query_candles(
-    store: Store,
+    store: CandleStore,
     recorder: CandleRecorder | None,
     symbol: str,
     interval: str,
@@ -214,7 +214,7 @@ async def query_candles(
     limit: int,
 ) -> list[Candle]:
     """Stored bars merged with what the recorder (if any) holds in memory."""
-    stored = await store.list_candles(symbol, interval, start=start, end=end, limit=limit)
+    stored = await store.latest(symbol, interval, start=start, end=end, limit=limit)
     if recorder is None:
         return stored
     bars = {c.open_time: c for c in stored}

@@ -8,7 +8,7 @@ from fxgate.brokers.paper.hours import make_hours
 from fxgate.config.settings import Settings
 from fxgate.domain.market import DEFAULT_SYMBOLS, SymbolSpec
 from fxgate.services.ports.broker_backend import BrokerBackend
-from fxgate.store.port import Store
+from fxgate.services.ports.store import Store
 
 KNOWN = {s.symbol: s for s in DEFAULT_SYMBOLS}
 
@@ -26,7 +26,7 @@ def build(settings: Settings, store: Store) -> BrokerBackend:
     specs: list[SymbolSpec] = [KNOWN[n] for n in s.symbols]
     hours = make_hours(s.market_hours)
     feed = MarketSimulator(specs, seed=s.seed, hours=hours, tick_rate=s.tick_rate)
-    broker = PaperBroker(specs, store, settings=s, is_open=hours.is_open)
+    broker = PaperBroker(specs, store.trading, settings=s, is_open=hours.is_open)
     # PaperBroker.deals takes datetimes where the port says epoch seconds: the
     # broker-port work (issue 6 item 2) aligns them; until then, say so here only.
     return BrokerBackend(broker, feed, broker.on_quote)  # type: ignore[arg-type]

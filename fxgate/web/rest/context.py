@@ -32,18 +32,23 @@ class RestContext:
     @classmethod
     def build(cls, node: Node) -> RestContext:
         s = node.settings
-        api_keys = ApiKeyService(node.store, sealer=node.sealer, window=s.auth.signature_window)
+        store = node.store
+        api_keys = ApiKeyService(
+            store.api_keys, store.audit, sealer=node.sealer, window=s.auth.signature_window
+        )
         return cls(
             node=node,
             sessions=SessionService(
-                node.store,
+                store.users,
+                store.sessions,
+                store.audit,
                 node.tokens,
                 api_keys,
                 access_ttl=s.auth.access_token_ttl,
                 refresh_ttl=s.auth.refresh_token_ttl,
             ),
             api_keys=api_keys,
-            strategies=StrategyService(node.store),
+            strategies=StrategyService(store.strategies, store.audit),
             user_limiter=RateLimiter(s.server.rate_limit_per_minute),
             login_limiter=RateLimiter(s.auth.login_attempts_per_minute),
         )

@@ -127,7 +127,7 @@ class MarketDataHandler(MarketHandler):
     async def market_data(self, query: MarketDataQuery) -> MarketDataOut:
         symbol = known_symbol(self.market(), query.symbol)
         bars = await market_history.query_candles(
-            self.node.store,
+            self.node.store.candles,
             self.node.candles,
             symbol,
             query.interval,

@@ -345,10 +345,10 @@ class DealsHandler(TradingHandler):
         summary="Your deal history, newest first", query=PageQuery, response=DealOut, paginated=True
     )
     async def list_deals(self, query: PageQuery) -> op.Page[DealOut]:
-        docs, total = await self.node.store.list_deals(
+        deals, total = await self.node.store.trading.list_deals(
             self.user_id, offset=query.offset, limit=query.limit
         )
-        return op.Page([deal_out(Deal.from_record(d)) for d in docs], total=total)
+        return op.Page([deal_out(d) for d in deals], total=total)
 
 
 HANDLERS: tuple[type[ApiHandler], ...] = (
