@@ -131,7 +131,6 @@ class SocketBase(WebSocketHandler):
             # One framed encoder per dialect, shared: the hub frames each event once.
             dialect=framed(self.dialect),
         )
-        assert self.node.hub is not None
         self.session = Session(
             hub=self.node.hub,
             tokens=self.node.tokens,
