@@ -35,9 +35,10 @@ from fxgate.domain.trading import (
 )
 from fxgate.services import analytics
 from fxgate.services.ports.broker import Broker, BrokerEvent, BrokerEventKind
+from fxgate.services.ports.store.audit import AuditLog
+from fxgate.services.ports.store.trading import TradingStore
 from fxgate.services.risk import DailyLossMonitor, RiskLimits, check_order
 from fxgate.services.trade_history import TradeHistory
-from fxgate.store.port import Store
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,10 @@ class TradingService:
     def __init__(
         self,
         broker: Broker,
-        store: Store,
+        store: TradingStore,
         publish: Callable[[Event], None],
         *,
+        audit: AuditLog,
         limits: RiskLimits,
         spawn: Callable[..., Any],
         clock: Callable[[], float] = time.time,
@@ -63,6 +65,7 @@ class TradingService:
     ) -> None:
         self.broker = broker
         self.store = store
+        self.audit = audit
         self._publish = publish
         self._spawn = spawn
         self._clock = clock
@@ -105,7 +108,7 @@ class TradingService:
         async with lock:
             existing = await self.store.get_order_by_client_id(user_id, cid)
             if existing is not None:
-                return Order.from_record(existing), False
+                return existing, False
             return await self._place(user_id, request), True
 
     async def _place(self, user_id: str, request: OrderRequest) -> Order:
@@ -163,10 +166,10 @@ class TradingService:
         return order
 
     async def get_order(self, user_id: str, order_id: str) -> Order:
-        doc = await self.store.get_order(user_id, order_id)
-        if doc is None:
+        order = await self.store.get_order(user_id, order_id)
+        if order is None:
             raise NotFoundError("Order not found", details={"orderId": order_id})
-        return Order.from_record(doc)
+        return order
 
     async def list_orders(
         self,
@@ -179,10 +182,9 @@ class TradingService:
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[Order], int]:
-        docs, total = await self.store.list_orders(
+        return await self.store.list_orders(
             user_id, status=status, symbol=symbol, start=start, end=end, offset=offset, limit=limit
         )
-        return [Order.from_record(d) for d in docs], total
 
     # -- positions and account -----------------------------------------------------------
 
@@ -231,10 +233,10 @@ class TradingService:
             return await self.broker.position(user_id, ticket)
         except NotFoundError:
             pass
-        doc = await self.store.get_position(user_id, ticket)
-        if doc is None:
-            raise NotFoundError("Position not found", details={"ticket": ticket})
-        return Position.from_record(doc)
+        for closed in await self.store.list_positions(user_id, status="closed"):
+            if closed.ticket == ticket:
+                return closed
+        raise NotFoundError("Position not found", details={"ticket": ticket})
 
     async def account_terms(self, user_id: str) -> AccountTerms:
         return await self.broker.account_terms(user_id)
@@ -340,7 +342,7 @@ class TradingService:
 
     async def _audit(self, actor: str, action: str, target: str, **details: Any) -> None:
         try:
-            await self.store.append_audit(
+            await self.audit.append(
                 actor=actor,
                 action=action,
                 target=target,
@@ -358,8 +360,11 @@ def hedges(request: OrderRequest, account: Account, positions: Sequence[Position
 
 
 def _changes(changes: OrderChanges) -> dict[str, str]:
-    return {
-        k: str(getattr(changes, k))
-        for k in ("price", "stop_price", "volume", "stop_loss", "take_profit")
-        if getattr(changes, k) is not None
+    given = {
+        "price": changes.price,
+        "stop_price": changes.stop_price,
+        "volume": changes.volume,
+        "stop_loss": changes.stop_loss,
+        "take_profit": changes.take_profit,
     }
+    return {k: str(v) for k, v in given.items() if v is not None}

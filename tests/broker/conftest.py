@@ -32,7 +32,7 @@ from fxgate.brokers.paper.settings import PaperSettings
 from fxgate.domain.market import DEFAULT_SYMBOLS, Quote
 from fxgate.domain.trading import Account, Deal, Order, Position
 from fxgate.services.ports.broker import Broker, BrokerEvent
-from fxgate.store.port import Store
+from fxgate.services.ports.store.trading import TradingStore
 from fxgate.store.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0  # Tuesday 2023-11-14 22:13:20 UTC
@@ -45,7 +45,7 @@ class Harness:
     broker: Broker
     feed: Callable[[Quote], Awaitable[None]]
     set_open: Callable[[bool], None]
-    saved: Callable[[], Sequence[dict[str, Any]]]
+    saved: Callable[[], Sequence[Order | Deal | Position | Account]]
     events: list[BrokerEvent] = field(default_factory=list)
     #: For each announced trading event: was that exact snapshot stored before it?
     stored_first: list[bool] = field(default_factory=list)
@@ -73,44 +73,37 @@ class Harness:
         if event.user_id is not None and not event.floating:
             data = event.data
             assert isinstance(data, Order | Deal | Position | Account)
-            self.stored_first.append(data.to_record() in self.saved())
+            self.stored_first.append(data in self.saved())
 
 
 class SpyStore:
-    """The real store, noting every trading snapshot it was asked to save and did.
+    """The real trading store, noting every record (a frozen snapshot) it was asked to
+    save and did."""
 
-    Records are noted as their ``to_record()`` dicts whether the broker hands the store
-    documents or domain records, so the check survives either store API.
-    """
-
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: TradingStore) -> None:
         self._store = store
-        self.saved: list[dict[str, Any]] = []
+        self.saved: list[Order | Deal | Position | Account] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def save_trading(self, **batches: Sequence[Any]) -> None:
-        await self._store.save_trading(**batches)
-        self._note(batches)
-
-    def _note(self, batches: dict[str, Sequence[Any]]) -> None:
-        for items in batches.values():
-            for item in items:
-                self.saved.append(dict(item) if isinstance(item, dict) else item.to_record())
+    async def save(self, **batches: Sequence[Order | Deal | Position | Account]) -> None:
+        await self._store.save(**batches)  # type: ignore[arg-type]
+        for records in batches.values():
+            self.saved.extend(records)
 
 
 @asynccontextmanager
 async def paper(tmp_path: Path) -> AsyncIterator[Harness]:
     store = SQLiteStore(tmp_path / "state" / "fxgate.sqlite3")
     await store.open()
-    spy = SpyStore(store)
+    spy = SpyStore(store.trading)
     market = {"open": True}
     clock = itertools.count(int(T0))
     broker = PaperBroker(
         DEFAULT_SYMBOLS,
         spy,  # type: ignore[arg-type]
-        settings=PaperSettings(),
+        settings=PaperSettings(),  # the defaults: USD, 1:100, 10,000, hedging
         is_open=lambda symbol, now: market["open"],
         clock=lambda: float(next(clock)),
         revalue_interval=3600,  # floating revaluations are not under test here

@@ -170,7 +170,7 @@ class PaperEngine:
         return AccountTerms(
             currency=s.currency,
             leverage=s.leverage,
-            mode=s.mode,
+            mode=s.account_mode,
             stop_out_level=s.stop_out_level,
             margin_call_level=s.margin_call_level,
             initial_balance=money.round_money(s.initial_balance, s.currency),
@@ -225,7 +225,7 @@ class PaperEngine:
             user_id=user_id,
             currency=s.currency,
             leverage=s.leverage,
-            mode=s.mode,
+            mode=s.account_mode,
             balance=balance,
             equity=balance,
             free_margin=balance,
