@@ -44,6 +44,19 @@ class ServerSettings(Section):
     rate_limit_per_minute: int = Field(
         100, ge=1, description="REST requests per user per minute (seed 003)."
     )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection has to send a request's headers (and to start"
+        " the next one when idle); then it is closed.",
+    )
+    body_timeout: float = Field(30.0, gt=0, description="Seconds a request has to send its body.")
+    max_header_size: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Bytes of request line and headers; larger gets 431.",
+    )
 
 
 class LogSettings(Section):

@@ -18,16 +18,16 @@ import socket
 import time
 from typing import Any
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from fxgate.config.settings import Settings
 from fxgate.domain.errors import CloseCode
 from fxgate.domain.timefmt import iso_ms
-from fxgate.node import Node
+from fxgate.node import Node, StartupError
 from fxgate.ops import systemd
 from fxgate.protocol.canonical import encode
 from fxgate.web.app import make_app
+from fxgate.web.server import make_server
 
 log = logging.getLogger("fxgate")
 
@@ -59,12 +59,27 @@ async def close_clients(node: Node, grace: float) -> None:
         await asyncio.sleep(0.05)
 
 
+def listen(settings: Settings) -> list[socket.socket]:
+    """The listening sockets, bound before the node touches any state: a port in use
+    must not leave a new master key or signing key behind."""
+    host, port = settings.server.host, settings.server.port
+    try:
+        return bind_sockets(port, host, family=socket.AF_INET)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
-    node = Node(settings)
-    await node.start()
+    sockets = listen(settings)
+    try:
+        node = Node(settings)
+        await node.start()
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     app = make_app(node)
-    sockets = bind_sockets(settings.server.port, settings.server.host, family=socket.AF_INET)
-    server = HTTPServer(app, xheaders=settings.server.xheaders, idle_connection_timeout=60)
+    server = make_server(app, settings.server)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
 
