@@ -34,6 +34,7 @@ from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
+from fxgate.services.auth.user_status import UserStatus
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.risk import RiskLimits
@@ -77,11 +78,15 @@ class Node:
         self.keyring = KeyRing(
             self.store, sealer=self.sealer, refresh=settings.auth.keyring_refresh
         )
+        #: Who is still allowed in (disabled users are refused): see user_status.
+        self.user_status = UserStatus(self.store, refresh=settings.auth.user_refresh)
         self.tokens = TokenService(
             self.keyring,
             default_ttl=settings.auth.access_token_ttl,
             leeway=settings.auth.leeway,
+            max_ttl=settings.auth.max_token_ttl,
             is_revoked=self.store.is_jti_revoked,
+            is_active=self.user_status.is_active,
         )
         self.health = HealthMonitor()
         self.connection_rate = SlidingWindowCounter(settings.ws.connections_per_minute)
@@ -232,6 +237,7 @@ class Node:
             await await_me_maybe(result)
         self.spawn(self.market.run(), name="market-feed")
         self.spawn(self._refresh_keys(), name="keyring-refresh")
+        self.spawn(self.user_status.run(self._kick_disabled), name="user-status-refresh")
         self.spawn(self._purge_expired(), name="store-purge")
         await self.health.check()
         self.spawn(self.health.run(), name="health")
@@ -272,6 +278,13 @@ class Node:
         for session in list(self.sessions):
             if session.claims is not None and session.claims.kid in kids:
                 session.conn.kick(CloseCode.AUTHENTICATION, "Signing key retired")
+
+    def _kick_disabled(self, user_ids: set[str]) -> None:
+        from fxgate.domain.errors import CloseCode
+
+        for session in list(self.sessions):
+            if session.claims is not None and session.claims.sub in user_ids:
+                session.conn.kick(CloseCode.AUTHENTICATION, "Account disabled")
 
     async def stop(self) -> None:
         """Stop producers, run shutdown hooks, close the store. Clients are closed by

@@ -124,6 +124,7 @@ def test_serve_on_a_port_in_use_says_so_in_one_line_and_creates_nothing(
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert "Traceback" not in out.stderr
-    assert str(port) in lines[0] and "cannot" in lines[0], lines
+    assert str(port) in lines[0], lines
+    assert "cannot" in lines[0], lines
     assert not (state / "master.key").exists()
     assert not state.exists() or not any(state.iterdir()), list(state.iterdir())

@@ -35,9 +35,11 @@ def trader(market: Daemon) -> Trader:
 
 def fields(err: dict[str, Any]) -> dict[str, str]:
     """``{field: type}`` of a VALIDATION_ERROR; every entry must name its field."""
-    assert isinstance(err["details"], list) and err["details"], err
+    assert isinstance(err["details"], list), err
+    assert err["details"], err
     for d in err["details"]:
-        assert isinstance(d.get("field"), str) and d["field"], err
+        assert isinstance(d.get("field"), str), err
+        assert d["field"], err
     return {d["field"]: d["type"] for d in err["details"]}
 
 
@@ -70,7 +72,7 @@ def test_an_out_of_range_close_volume_is_422_naming_it(trader: Trader) -> None:
     ticket = trader.buy(0.1)["positionTicket"]
     for volume in ("1e400", "NaN", "Infinity", "-0.1"):
         r = trader.delete(f"/trading/positions/{ticket}", params={"volume": volume})
-        assert fields(error(r, 422, "VALIDATION_ERROR")) == {"volume": fields(r.json()["error"])["volume"]}
+        assert set(fields(error(r, 422, "VALIDATION_ERROR"))) == {"volume"}
     assert trader.position(ticket)["status"] == "open"
 
 

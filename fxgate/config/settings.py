@@ -121,6 +121,18 @@ class AuthSettings(Section):
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Password attempts per email and client address per minute."
     )
+    max_token_ttl: int = Field(
+        366 * 86400,
+        gt=0,
+        description="Seconds: the longest lifetime a token may have; one whose exp is"
+        " further from its iat is refused, whoever signed it.",
+    )
+    user_refresh: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between re-reads of changed users: a user disabled by the"
+        " CLI is refused, and their sockets closed, within this.",
+    )
     master_key_file: str = Field(
         "",
         description="File with the key that encrypts signing keys and API-key secrets in the"

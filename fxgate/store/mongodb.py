@@ -314,6 +314,12 @@ class MongoStore:
         rows, total = await self._page(self._c("users"), {}, sort, offset, limit)
         return [docs.user_from(d) for d in rows], total
 
+    async def users_changed_since(self, since: datetime) -> list[User]:
+        cursor = (
+            self._c("users").find({"updated_at": {"$gte": since}}).sort("updated_at", ASCENDING)
+        )
+        return [docs.user_from(d) async for d in cursor]
+
     async def update_user(
         self,
         user_id: str,

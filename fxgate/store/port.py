@@ -125,6 +125,11 @@ class Store(Protocol):
         """Users in creation order, for the admin CLI and API."""
         ...
 
+    async def users_changed_since(self, since: datetime) -> list[User]:
+        """Users created or updated at or after ``since`` (their ``updated_at``): how a
+        daemon notices, in one cheap read, a user disabled by the CLI elsewhere."""
+        ...
+
     async def update_user(
         self,
         user_id: str,

@@ -214,6 +214,9 @@ class SQLiteStore:
     async def list_users(self, *, offset: int = 0, limit: int = 50) -> tuple[list[User], int]:
         return await self._run(auth.list_users, offset=offset, limit=limit)
 
+    async def users_changed_since(self, since: datetime) -> list[User]:
+        return await self._run(auth.users_changed_since, since)
+
     async def update_user(
         self,
         user_id: str,

@@ -119,6 +119,14 @@ def list_users(conn: sqlite3.Connection, *, offset: int, limit: int) -> tuple[li
     return [_user(r) for r in rows], int(total)
 
 
+def users_changed_since(conn: sqlite3.Connection, since: datetime) -> list[User]:
+    rows = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE updated_at >= ? ORDER BY updated_at, id",
+        (ts(since),),
+    ).fetchall()
+    return [_user(r) for r in rows]
+
+
 def update_user(conn: sqlite3.Connection, user_id: str, changes: Mapping[str, Any]) -> User | None:
     sets = ["updated_at = ?"]
     args: list[Any] = [ts(now())]
