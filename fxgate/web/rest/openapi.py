@@ -123,6 +123,27 @@ _ERRORS = {
 }
 
 
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without the ``null`` branch of an optional field: a
+    query string cannot send null, it leaves the parameter out."""
+    branches = prop.get("anyOf")
+    if not isinstance(branches, list):
+        return prop
+    rest = [b for b in branches if b != {"type": "null"}]
+    if len(rest) == len(branches):
+        return prop
+    out = {k: v for k, v in prop.items() if k != "anyOf" and not (k == "default" and v is None)}
+    if len(rest) == 1:
+        return {**out, **rest[0]}
+    return {**out, "anyOf": rest}
+
+
+def _body_required(body: Any) -> bool:
+    """An empty body reads as ``{}``: it is required only if some accepted shape has a
+    required field."""
+    return any(any(f.is_required() for f in m.model_fields.values()) for m in union_members(body))
+
+
 def _parameters(path: str, query: type[BaseModel] | None) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -132,7 +153,7 @@ def _parameters(path: str, query: type[BaseModel] | None) -> list[dict[str, Any]
         schema = query.model_json_schema(mode="validation", ref_template=REF)
         required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
-            prop = {k: v for k, v in prop.items() if k != "title"}
+            prop = _not_null({k: v for k, v in prop.items() if k != "title"})
             param: dict[str, Any] = {
                 "name": name,
                 "in": "query",
@@ -190,7 +211,7 @@ def _operation(
         out["x-fxgate-scope"] = str(o.scope)
     if o.body is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": _body_required(o.body),
             "content": {"application/json": {"schema": schemas.of(o.body, "validation")}},
         }
     return out

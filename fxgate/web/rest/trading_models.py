@@ -76,9 +76,13 @@ class OrderUpdate(RequestModel):
 
 class OrdersQuery(PageQuery):
     status: Literal["pending", "filled", "cancelled", "rejected"] | None = None
-    symbol: str | None = None
-    start_date: str | None = Field(None, description="ISO 8601; orders created at or after.")
-    end_date: str | None = Field(None, description="ISO 8601; orders created before.")
+    symbol: str | None = Field(None, max_length=32)
+    start_date: str | None = Field(
+        None, max_length=64, description="ISO 8601; orders created at or after."
+    )
+    end_date: str | None = Field(
+        None, max_length=64, description="ISO 8601; orders created before."
+    )
 
 
 class ClosePositionQuery(QueryModel):
