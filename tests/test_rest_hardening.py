@@ -19,6 +19,7 @@ from tests.conftest import Daemon
 from tests.trading_helpers import HTTP, Admin, Trader, error, running
 
 MARKET = {"symbol": "EURUSD", "type": "market", "side": "buy", "quantity": 0.1}
+ALERT = {"type": "SYSTEM", "severity": "INFO", "title": "t", "message": "m"}
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +204,34 @@ def test_client_errors_are_answered_and_never_logged_as_tracebacks(
     assert "Traceback" not in log
     assert "Uncaught exception" not in log
     assert "uncaught exception" not in log
+
+
+# -- every VALIDATION_ERROR names its field ---------------------------------------------
+
+
+def test_every_parse_level_validation_error_names_its_field(market: Daemon, trader: Trader) -> None:
+    admin = Admin(market)
+    cases = [
+        (trader.get("/trading/orders", params={"startDate": "yesterday"}), {"startDate"}),
+        (trader.get("/market/data", params={"symbol": "NOPE"}), {"symbol"}),
+        (
+            HTTP.post(
+                market.url("/paper/quotes"),
+                json={"symbol": "EURUSD", "bid": 1.2, "ask": 1.1},
+                headers=admin.headers,
+            ),
+            {"ask"},
+        ),
+        (admin.publish({"channel": "no-such-channel", "data": {}}), {"channel"}),
+        (admin.publish({"channel": "alerts", "data": {"title": "x"}}), {"data"}),
+        (admin.publish({"channel": "alerts", "data": ALERT}), {"userId"}),
+        (
+            admin.publish(
+                {"events": [{"channel": "system", "data": {}}, {"channel": "x", "data": {}}]}
+            ),
+            {"events.1.channel"},
+        ),
+        (raw_json(trader, "POST", "/trading/orders", b'{"a": 1,'), {"body"}),
+    ]
+    for r, expected in cases:
+        assert set(fields(error(r, 422, "VALIDATION_ERROR"))) == expected, r.text
