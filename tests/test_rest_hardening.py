@@ -227,7 +227,12 @@ def test_every_parse_level_validation_error_names_its_field(market: Daemon, trad
         (admin.publish({"channel": "alerts", "data": ALERT}), {"userId"}),
         (
             admin.publish(
-                {"events": [{"channel": "system", "data": {}}, {"channel": "x", "data": {}}]}
+                {
+                    "events": [
+                        {"channel": "system", "data": {"status": "OK"}},
+                        {"channel": "x", "data": {}},
+                    ]
+                }
             ),
             {"events.1.channel"},
         ),
