@@ -2,9 +2,11 @@
 
 Every operation is called with generated valid and invalid inputs (with an admin token,
 so the handlers run past authentication) and every answer must be no 5xx, a status the
-document lists, and a body matching the documented schema; unsupported methods must get
-405 with ``Allow``. The daemon's log must hold no traceback afterwards: everything a
-generator can send is a client error. Bounded: a few examples per operation, about
+document lists, and a body matching the documented schema; an input the document
+forbids must be refused; unsupported methods must get 405 with ``Allow``. (Not
+``positive_data_acceptance``: a schema-valid order can still be refused for margin,
+volume step or market hours, which no schema can say.) The daemon's log must hold no
+traceback afterwards: everything a generator can send is a client error. Bounded: a few examples per operation, about
 20 s on two cores.
 """
 
@@ -27,6 +29,7 @@ CHECKS = ",".join(
         "response_schema_conformance",
         "unsupported_method",
         "allow_header_conformance",
+        "negative_data_rejection",
     ]
 )
 

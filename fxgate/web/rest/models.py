@@ -16,9 +16,11 @@ from pydantic.alias_generators import to_camel
 
 
 class RequestModel(BaseModel):
-    """A JSON body: camelCase names only, unknown fields refused."""
+    """A JSON body: camelCase names only, unknown fields refused, and types as JSON
+    has them (strict: ``false`` is not a number, ``"1"`` is not an integer)."""
 
     model_config = ConfigDict(
+        strict=True,
         extra="forbid",
         alias_generator=to_camel,
         validate_by_alias=True,

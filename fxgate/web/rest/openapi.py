@@ -275,13 +275,55 @@ _DOCS_HTML = """<!doctype html>
 """
 
 
+#: Request fields whose valid values the running node knows: the document lists them,
+#: so a client (or a fuzzer) sees which symbols and channels exist.
+_SYMBOL_FIELDS = ("symbol",)
+_CHANNEL_FIELDS = ("channel",)
+#: Paths whose query's symbol must be known (elsewhere it is a filter: any value).
+_CHECKED_QUERIES = ("/market/data",)
+
+
+def with_known_values(
+    doc: dict[str, Any], *, symbols: Sequence[str], channels: Sequence[str]
+) -> dict[str, Any]:
+    """``doc`` with ``enum`` on request fields naming a symbol or a channel. Lowercase
+    and ``EUR/USD`` spellings stay accepted; the document shows the canonical ones."""
+
+    def mark(props: dict[str, Any]) -> None:
+        for name, prop in props.items():
+            if name in _SYMBOL_FIELDS and prop.get("type") == "string" and symbols:
+                prop["enum"] = list(symbols)
+            elif name in _CHANNEL_FIELDS and prop.get("type") == "string" and channels:
+                prop["enum"] = list(channels)
+            elif name == "symbols" and prop.get("type") == "array" and symbols:
+                prop["items"] = {**prop.get("items", {}), "enum": list(symbols)}
+
+    for schema in doc["components"]["schemas"].values():
+        if schema.get("additionalProperties") is False:  # request models only
+            mark(schema.get("properties", {}))
+    for path, item in doc["paths"].items():
+        if path not in _CHECKED_QUERIES:
+            continue
+        for o in item.values():
+            if isinstance(o, dict):
+                for param in o.get("parameters", ()):
+                    if param["in"] == "query":
+                        mark({param["name"]: param["schema"]})
+    return doc
+
+
 class OpenApiHandler(ApiHandler):
     path = "/openapi.json"
 
     @op.get(summary="This document", role=None, in_schema=False)
     async def openapi(self) -> Raw:
         if self.ctx.openapi is None:
-            self.ctx.openapi = build_openapi(self.ctx.handlers, version=self.node.version)
+            market, hub = self.node.market, self.node.hub
+            self.ctx.openapi = with_known_values(
+                build_openapi(self.ctx.handlers, version=self.node.version),
+                symbols=market.symbols if market is not None else [],
+                channels=sorted(hub.channels) if hub is not None else [],
+            )
         return Raw(self.ctx.openapi)
 
 

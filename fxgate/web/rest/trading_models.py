@@ -78,10 +78,16 @@ class OrdersQuery(PageQuery):
     status: Literal["pending", "filled", "cancelled", "rejected"] | None = None
     symbol: str | None = Field(None, max_length=32)
     start_date: str | None = Field(
-        None, max_length=64, description="ISO 8601; orders created at or after."
+        None,
+        max_length=64,
+        description="ISO 8601; orders created at or after.",
+        json_schema_extra={"format": "date-time"},
     )
     end_date: str | None = Field(
-        None, max_length=64, description="ISO 8601; orders created before."
+        None,
+        max_length=64,
+        description="ISO 8601; orders created before.",
+        json_schema_extra={"format": "date-time"},
     )
 
 
