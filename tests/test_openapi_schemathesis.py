@@ -6,8 +6,8 @@ document lists, and a body matching the documented schema; an input the document
 forbids must be refused; unsupported methods must get 405 with ``Allow``. (Not
 ``positive_data_acceptance``: a schema-valid order can still be refused for margin,
 volume step or market hours, which no schema can say.) The daemon's log must hold no
-traceback afterwards: everything a generator can send is a client error. Bounded: a few examples per operation, about
-20 s on two cores.
+traceback afterwards: everything a generator can send is a client error. Bounded: a
+few examples per operation, about 20 s on two cores.
 """
 
 from __future__ import annotations
