@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from fxgate.services.auth.user_status import UserStatus
-from fxgate.store.records import User, new_user
+from fxgate.services.ports.store.records import User
+from fxgate.store.rules import new_user
 
 
 class FakeUsers:
@@ -15,11 +16,11 @@ class FakeUsers:
         self.reads = 0
         self.changed_reads: list[datetime] = []
 
-    async def get_user(self, user_id: str) -> User | None:
+    async def get(self, user_id: str) -> User | None:
         self.reads += 1
         return self.users.get(user_id)
 
-    async def users_changed_since(self, since: datetime) -> list[User]:
+    async def changed_since(self, since: datetime) -> list[User]:
         self.changed_reads.append(since)
         return [u for u in self.users.values() if u.updated_at >= since]
 

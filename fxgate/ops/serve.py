@@ -20,8 +20,9 @@ from typing import Any
 
 from tornado.netutil import bind_sockets
 
+from fxgate.app.assembly import build_node
 from fxgate.config.settings import Settings
-from fxgate.domain.errors import CloseCode
+from fxgate.domain.errors import Disconnects
 from fxgate.domain.timefmt import iso_ms
 from fxgate.node import Node, StartupError
 from fxgate.ops import systemd
@@ -32,7 +33,7 @@ from fxgate.web.server import make_server
 log = logging.getLogger("fxgate")
 
 
-def restarting_frame() -> bytes:
+def restarting_payload() -> bytes:
     now = iso_ms()
     return encode(
         {
@@ -50,10 +51,9 @@ def restarting_frame() -> bytes:
 
 
 async def close_clients(node: Node, grace: float) -> None:
-    frame = restarting_frame()
+    notice = restarting_payload()
     for session in list(node.sessions):
-        session.conn.control(frame)
-        session.conn.kick(CloseCode.GOING_AWAY, "Server restarting")
+        session.disconnect(Disconnects.SHUTDOWN, notice=notice)
     deadline = time.monotonic() + grace
     while node.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a set
         await asyncio.sleep(0.05)
@@ -70,9 +70,11 @@ def listen(settings: Settings) -> list[socket.socket]:
 
 
 async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
+    # Built (settings checked) but not started: nothing on disk yet. Then the port,
+    # then the state, so that a port in use leaves no master key or signing key.
+    node = build_node(settings)
     sockets = listen(settings)
     try:
-        node = Node(settings)
         await node.start()
     except BaseException:
         for sock in sockets:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from fxgate.store.records import User
+from fxgate.services.ports.store.records import User
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,11 @@ MAX_ENTRIES = 200_000
 
 
 class UserDirectory(Protocol):
-    """What the status cache needs from the store."""
+    """What the status cache needs from the store's users area."""
 
-    async def get_user(self, user_id: str) -> User | None: ...
+    async def get(self, user_id: str) -> User | None: ...
 
-    async def users_changed_since(self, since: datetime) -> list[User]: ...
+    async def changed_since(self, since: datetime) -> list[User]: ...
 
 
 class UserStatus:
@@ -59,7 +59,7 @@ class UserStatus:
         """True if the user exists and is not disabled, as of the last re-read."""
         active = self._active.get(user_id)
         if active is None:
-            user = await self._store.get_user(user_id)
+            user = await self._store.get(user_id)
             active = user is not None and not user.disabled
             if len(self._active) >= MAX_ENTRIES:
                 self._active.clear()
@@ -70,7 +70,7 @@ class UserStatus:
         """Re-read the users changed since the last read; the ids of those who were
         active and are not any more (to close their connections)."""
         started = self._clock()
-        changed = await self._store.users_changed_since(datetime.fromtimestamp(self._since, UTC))
+        changed = await self._store.changed_since(datetime.fromtimestamp(self._since, UTC))
         refused = set()
         for user in changed:
             known = self._active.get(user.id)

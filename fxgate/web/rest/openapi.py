@@ -318,11 +318,10 @@ class OpenApiHandler(ApiHandler):
     @op.get(summary="This document", role=None, in_schema=False)
     async def openapi(self) -> Raw:
         if self.ctx.openapi is None:
-            market, hub = self.node.market, self.node.hub
             self.ctx.openapi = with_known_values(
                 build_openapi(self.ctx.handlers, version=self.node.version),
-                symbols=market.symbols if market is not None else [],
-                channels=sorted(hub.channels) if hub is not None else [],
+                symbols=self.node.market.symbols,
+                channels=sorted(self.node.hub.channels),
             )
         return Raw(self.ctx.openapi)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError, ValidationError
+from fxgate.domain.errors import NotFoundError, ValidationError
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms, parse_iso
@@ -189,14 +189,10 @@ class TradingHandler(ApiHandler):
     tag = "trading"
 
     def spec(self, symbol: str) -> SymbolSpec | None:
-        market = self.node.market
-        return market.source.specs.get(symbol) if market is not None else None
+        return self.node.market.source.specs.get(symbol)
 
     def trading(self) -> TradingService:
-        trading = self.node.trading
-        if trading is None:
-            raise FxgateError("Trading is not available yet", code=ErrorCode.SERVICE_UNAVAILABLE)
-        return trading
+        return self.node.trading
 
 
 class OrdersHandler(TradingHandler):
@@ -447,10 +443,10 @@ class DealsHandler(TradingHandler):
         summary="Your deal history, newest first", query=PageQuery, response=DealOut, paginated=True
     )
     async def list_deals(self, query: PageQuery) -> op.Page[DealOut]:
-        docs, total = await self.node.store.list_deals(
+        deals, total = await self.node.store.trading.list_deals(
             self.user_id, offset=query.offset, limit=query.limit
         )
-        return op.Page([deal_out(Deal.from_record(d)) for d in docs], total=total)
+        return op.Page([deal_out(d) for d in deals], total=total)
 
 
 HANDLERS: tuple[type[ApiHandler], ...] = (
