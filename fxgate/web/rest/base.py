@@ -333,6 +333,8 @@ def _from_http_error(exc: HTTPError) -> FxgateError:
         # like malformed JSON, is a 422 naming the body.
         details = [{"field": "body", "message": "Unreadable body", "type": "body_invalid"}]
         return ValidationError("Invalid request body", details=details)
+    if exc.status_code == 405:  # HEAD, which no operation declares
+        return FxgateError("Method not allowed here", code=ErrorCode.NOT_FOUND_ERROR, status=405)
     code = _STATUS_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
     return FxgateError(exc.reason or "Bad request", code=code, status=exc.status_code)
 
