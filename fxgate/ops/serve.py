@@ -14,21 +14,18 @@ import gc
 import logging
 import os
 import signal
-import socket
 import time
 from typing import Any
-
-from tornado.netutil import bind_sockets
 
 from fxgate.app.assembly import build_node
 from fxgate.config.settings import Settings
 from fxgate.domain.errors import Disconnects
 from fxgate.domain.timefmt import iso_ms
-from fxgate.node import Node, StartupError
+from fxgate.node import Node
 from fxgate.ops import systemd
 from fxgate.protocol.canonical import encode
 from fxgate.web.app import make_app
-from fxgate.web.server import make_server
+from fxgate.web.server import listen, make_server
 
 log = logging.getLogger("fxgate")
 
@@ -57,16 +54,6 @@ async def close_clients(node: Node, grace: float) -> None:
     deadline = time.monotonic() + grace
     while node.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a set
         await asyncio.sleep(0.05)
-
-
-def listen(settings: Settings) -> list[socket.socket]:
-    """The listening sockets, bound before the node touches any state: a port in use
-    must not leave a new master key or signing key behind."""
-    host, port = settings.server.host, settings.server.port
-    try:
-        return bind_sockets(port, host, family=socket.AF_INET)
-    except OSError as exc:
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 async def serve(settings: Settings, *, ready_callback: Any = None) -> int:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sys
 from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream, UnsatisfiableReadError
+from tornado.netutil import bind_sockets
 
-from fxgate.config.settings import ServerSettings
+from fxgate.config.settings import ServerSettings, Settings
 from fxgate.domain.errors import ErrorCode
+from fxgate.node import StartupError
 from fxgate.web.rest.base import error_body
 
 
@@ -73,3 +76,13 @@ def make_server(app: Any, server: ServerSettings) -> FxgateHTTPServer:
         body_timeout=server.body_timeout,
         max_header_size=server.max_header_size,
     )
+
+
+def listen(settings: Settings) -> list[socket.socket]:
+    """The listening sockets, bound before the node touches any state: a port in use
+    must not leave a new master key or signing key behind."""
+    host, port = settings.server.host, settings.server.port
+    try:
+        return bind_sockets(port, host, family=socket.AF_INET)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
