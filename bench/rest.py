@@ -165,7 +165,7 @@ def make_template(args: argparse.Namespace) -> Path:
 
 async def seed_history(folder: Path) -> None:
     """Closed 1m bars ending a few minutes ago, so /market/data returns a full chart."""
-    from fxgate.store.records import Candle
+    from fxgate.services.ports.store.records import Candle
     from fxgate.store.sqlite import SQLiteStore
 
     store = SQLiteStore.in_state_dir(folder)
@@ -190,7 +190,7 @@ async def seed_history(folder: Path) -> None:
                     )
                 )
                 price = c
-        await store.upsert_candles(bars)
+        await store.candles.upsert(bars)
     finally:
         await store.close()
 
@@ -215,9 +215,9 @@ async def seed_trades(folder: Path, trades: int) -> None:
     store = SQLiteStore.in_state_dir(folder)
     await store.open()
     try:
-        users, total = await store.list_users(limit=500)
+        users, total = await store.users.page(limit=500)
         while len(users) < total:
-            more, _ = await store.list_users(offset=len(users), limit=500)
+            more, _ = await store.users.page(offset=len(users), limit=500)
             users += more
         rng = random.Random(2)
         ticket = 1
@@ -254,7 +254,7 @@ async def seed_trades(folder: Path, trades: int) -> None:
                             filled_at=at,
                             position_ticket=pos,
                             **common,
-                        ).to_record()
+                        )
                     )
                     deals.append(
                         Deal(
@@ -267,10 +267,10 @@ async def seed_trades(folder: Path, trades: int) -> None:
                             time=at,
                             profit=pnl,
                             **common,
-                        ).to_record()
+                        )
                     )
                     ticket += 2
-            await store.save_trading(orders=orders, deals=deals)
+            await store.trading.save(orders=orders, deals=deals)
     finally:
         await store.close()
 

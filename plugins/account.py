@@ -8,12 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fxgate import hookimpl
-from fxgate.domain.events import Event
 from fxgate.domain.trading import Account
-from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filters, Principal
-from fxgate.services.presenters import account_payload
+from fxgate.plugins.api import (
+    Channel,
+    Event,
+    Filters,
+    PluginAPI,
+    Principal,
+    TradingReads,
+    account_payload,
+    hookimpl,
+)
 
 
 class AccountChannel(Channel):
@@ -22,6 +27,10 @@ class AccountChannel(Channel):
     scope = "user"
     description = "Account balance, equity and margin"
     required_fields = ("balance", "equity", "currency")
+
+    def __init__(self, trading: TradingReads) -> None:
+        super().__init__()
+        self.trading = trading
 
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data
@@ -34,16 +43,13 @@ class AccountChannel(Channel):
         live messages are held back until the snapshot is out, so sending the snapshot
         too would show the same account twice.
         """
-        trading = self.node.trading if self.node else None
-        if trading is None:
-            return ()
-        before = trading.latest_account(principal.user_id)
-        account = await trading.account(principal.user_id)
-        if trading.latest_account(principal.user_id) is not before:
+        before = self.trading.latest_account(principal.user_id)
+        account = await self.trading.account(principal.user_id)
+        if self.trading.latest_account(principal.user_id) is not before:
             return ()
         return [account_payload(account)]
 
 
 @hookimpl
-def register_channels(node: Node) -> list[Channel]:
-    return [AccountChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [AccountChannel(api.trading)]

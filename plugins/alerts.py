@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from fxgate import hookimpl
-from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filter
+from fxgate.plugins.api import Channel, Filter, PluginAPI, hookimpl
 
 
 class AlertsChannel(Channel):
@@ -20,5 +18,5 @@ class AlertsChannel(Channel):
 
 
 @hookimpl
-def register_channels(node: Node) -> list[Channel]:
-    return [AlertsChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [AlertsChannel(api)]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from fxgate import hookimpl
-from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filter
+from fxgate.plugins.api import Channel, Filter, PluginAPI, hookimpl
 
 
 class AnalyticsChannel(Channel):
@@ -20,5 +18,5 @@ class AnalyticsChannel(Channel):
 
 
 @hookimpl
-def register_channels(node: Node) -> list[Channel]:
-    return [AnalyticsChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [AnalyticsChannel(api)]

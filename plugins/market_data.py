@@ -10,13 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fxgate import hookimpl
 from fxgate.domain.errors import ValidationError
-from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
 from fxgate.domain.timefmt import iso_ms
-from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filter, Filters, Principal
+from fxgate.plugins.api import (
+    Channel,
+    Event,
+    Filter,
+    Filters,
+    MarketReads,
+    PluginAPI,
+    Principal,
+    hookimpl,
+)
 
 
 def quote_payload(q: Quote) -> dict[str, Any]:
@@ -48,15 +54,18 @@ class MarketDataChannel(Channel):
     description = "Live bid/ask quotes with day statistics"
     required_fields = ("symbol", "bid", "ask")
 
+    def __init__(self, market: MarketReads) -> None:
+        super().__init__()
+        self.market = market
+
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data
         return quote_payload(data) if isinstance(data, Quote) else super().payload(event)
 
     def normalize_filters(self, raw: Any) -> dict[str, frozenset[str]]:
         filters = super().normalize_filters(raw)
-        node = self.node
-        if node is not None and node.market is not None and "symbol" in filters:
-            unknown = sorted(filters["symbol"] - set(node.market.symbols))
+        if "symbol" in filters:
+            unknown = sorted(filters["symbol"] - set(self.market.symbols))
             if unknown:
                 raise ValidationError(
                     "Unknown symbol",
@@ -65,12 +74,10 @@ class MarketDataChannel(Channel):
         return filters
 
     async def snapshot(self, principal: Principal, filters: Filters) -> Iterable[Mapping[str, Any]]:
-        assert self.node is not None
-        assert self.node.market is not None
         symbols = sorted(filters["symbol"]) if "symbol" in filters else None
-        return [quote_payload(q) for q in self.node.market.latest(symbols)]
+        return [quote_payload(q) for q in self.market.latest(symbols)]
 
 
 @hookimpl
-def register_channels(node: Node) -> list[Channel]:
-    return [MarketDataChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [MarketDataChannel(api.market)]

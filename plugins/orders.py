@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fxgate import hookimpl
-from fxgate.domain.events import Event
 from fxgate.domain.trading import Order
-from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filter, Filters, Principal
-from fxgate.services.presenters import order_payload
+from fxgate.plugins.api import (
+    Channel,
+    Event,
+    Filter,
+    Filters,
+    PluginAPI,
+    Principal,
+    TradingReads,
+    hookimpl,
+    order_payload,
+)
 
 
 class OrdersChannel(Channel):
@@ -25,18 +31,19 @@ class OrdersChannel(Channel):
     description = "Order status updates"
     required_fields = ("orderId", "symbol", "status")
 
+    def __init__(self, trading: TradingReads) -> None:
+        super().__init__()
+        self.trading = trading
+
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data
         return order_payload(data) if isinstance(data, Order) else super().payload(event)
 
     async def snapshot(self, principal: Principal, filters: Filters) -> Iterable[Mapping[str, Any]]:
         """The user's working (pending) orders."""
-        trading = self.node.trading if self.node else None
-        if trading is None:
-            return ()
-        return [order_payload(o) for o in await trading.pending_orders(principal.user_id)]
+        return [order_payload(o) for o in await self.trading.pending_orders(principal.user_id)]
 
 
 @hookimpl
-def register_channels(node: Node) -> list[Channel]:
-    return [OrdersChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [OrdersChannel(api.trading)]

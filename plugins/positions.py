@@ -8,12 +8,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fxgate import hookimpl
-from fxgate.domain.events import Event
 from fxgate.domain.trading import Position
-from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filter, Filters, Principal
-from fxgate.services.presenters import position_payload
+from fxgate.plugins.api import (
+    Channel,
+    Event,
+    Filter,
+    Filters,
+    PluginAPI,
+    Principal,
+    TradingReads,
+    hookimpl,
+    position_payload,
+)
 
 
 class PositionsChannel(Channel):
@@ -28,23 +34,23 @@ class PositionsChannel(Channel):
     description = "Position updates and P&L"
     required_fields = ("ticket", "symbol", "type", "volume")
 
+    def __init__(self, trading: TradingReads) -> None:
+        super().__init__()
+        self.trading = trading
+
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data
         if not isinstance(data, Position):
             return super().payload(event)
-        trading = self.node.trading if self.node else None
-        account = trading.latest_account(data.user_id) if trading else None
-        return position_payload(data, account)
+        return position_payload(data, self.trading.latest_account(data.user_id))
 
     async def snapshot(self, principal: Principal, filters: Filters) -> Iterable[Mapping[str, Any]]:
         """The user's open positions."""
-        trading = self.node.trading if self.node else None
-        if trading is None:
-            return ()
-        account = await trading.account(principal.user_id)
-        return [position_payload(p, account) for p in await trading.positions(principal.user_id)]
+        account = await self.trading.account(principal.user_id)
+        positions = await self.trading.positions(principal.user_id)
+        return [position_payload(p, account) for p in positions]
 
 
 @hookimpl
-def register_channels(node: Node) -> list[Channel]:
-    return [PositionsChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [PositionsChannel(api.trading)]

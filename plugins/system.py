@@ -10,11 +10,16 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fxgate import hookimpl
-from fxgate.domain.events import Event
-from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filters, Principal
-from fxgate.services.health import HealthReport
+from fxgate.plugins.api import (
+    Channel,
+    Event,
+    Filters,
+    HealthReads,
+    HealthReport,
+    PluginAPI,
+    Principal,
+    hookimpl,
+)
 
 
 class SystemChannel(Channel):
@@ -25,29 +30,32 @@ class SystemChannel(Channel):
     description = "Gateway and component health"
     required_fields = ("status",)
 
+    def __init__(self, health: HealthReads) -> None:
+        super().__init__()
+        self.health = health
+
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data
         return data.to_payload() if isinstance(data, HealthReport) else super().payload(event)
 
     async def snapshot(self, principal: Principal, filters: Filters) -> Iterable[Mapping[str, Any]]:
-        assert self.node is not None
-        return [self.node.health.report.to_payload()]
+        return [self.health.report.to_payload()]
 
 
 @hookimpl
-def register_channels(node: Node) -> list[Channel]:
-    return [SystemChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [SystemChannel(api.health)]
 
 
 @hookimpl
-def startup(node: Node) -> None:
+def startup(api: PluginAPI) -> None:
     def announce(report: HealthReport) -> None:
-        node.publish(Event("system", report))
+        api.publish(Event("system", report))
 
     async def heartbeat() -> None:
         while True:
-            await asyncio.sleep(node.settings.system.status_interval)
-            announce(node.health.report)
+            await asyncio.sleep(api.settings.system.status_interval)
+            announce(api.health.report)
 
-    node.health.on_change(announce)
-    node.spawn(heartbeat(), name="system-heartbeat")
+    api.health.on_change(announce)
+    api.spawn(heartbeat(), name="system-heartbeat")

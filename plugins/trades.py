@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fxgate import hookimpl
-from fxgate.domain.events import Event
 from fxgate.domain.trading import Deal
-from fxgate.node import Node
-from fxgate.plugins.channel import Channel, Filter
-from fxgate.services.presenters import trade_payload
+from fxgate.plugins.api import (
+    Channel,
+    Event,
+    Filter,
+    PluginAPI,
+    TradingReads,
+    hookimpl,
+    trade_payload,
+)
 
 
 class TradesChannel(Channel):
@@ -25,15 +29,18 @@ class TradesChannel(Channel):
     description = "Trade executions"
     required_fields = ("executionId", "symbol", "action", "volume")
 
+    def __init__(self, trading: TradingReads) -> None:
+        super().__init__()
+        self.trading = trading
+
     def payload(self, event: Event) -> Mapping[str, Any]:
         data = event.data
         if not isinstance(data, Deal):
             return super().payload(event)
-        trading = self.node.trading if self.node else None
-        position = trading.open_position(data.user_id, data.position_ticket) if trading else None
+        position = self.trading.open_position(data.user_id, data.position_ticket)
         return trade_payload(data, position)
 
 
 @hookimpl
-def register_channels(node: Node) -> list[Channel]:
-    return [TradesChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [TradesChannel(api.trading)]

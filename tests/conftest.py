@@ -194,12 +194,12 @@ async def _issue(state_dir: Path, user: str, role: str, ttl: int | None, tier: s
     store = build_store("sqlite", state_dir=state_dir, mongodb_uri=None, mongodb_database="x")
     await store.open()
     try:
-        if await store.get_user(user) is None:
-            await store.create_user(
+        if await store.users.get(user) is None:
+            await store.users.create(
                 user_id=user, email=f"{user}@test.invalid", name=user, role=role, tier=tier
             )
         # The daemon's default master key file: <state_dir>/master.key.
-        ring = KeyRing(store, sealer=Sealer(master_key_path("", state_dir)))
+        ring = KeyRing(store.signing_keys, sealer=Sealer(master_key_path("", state_dir)))
         await ring.ensure_active()
         token, _ = TokenService(ring).issue(user, Role(role), tier=tier, ttl=ttl)
         return token
@@ -217,7 +217,7 @@ async def _sign(state_dir: Path, claims: dict[str, Any]) -> str:
     store = build_store("sqlite", state_dir=state_dir, mongodb_uri=None, mongodb_database="x")
     await store.open()
     try:
-        ring = KeyRing(store, sealer=Sealer(master_key_path("", state_dir)))
+        ring = KeyRing(store.signing_keys, sealer=Sealer(master_key_path("", state_dir)))
         key = await ring.ensure_active()
         return jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.kid})
     finally:
@@ -317,7 +317,10 @@ def fresh_daemon(make_daemon: Daemons, tmp_path: Path) -> Daemon:
 
 
 async def until(
-    cond: Callable[[], T | Awaitable[T]], timeout: float = 5, interval: float = 0.02, what: str = ""
+    cond: Callable[[], T | Awaitable[T | None] | None],
+    timeout: float = 5,
+    interval: float = 0.02,
+    what: str = "",
 ) -> T:
     """Poll ``cond`` (sync or async) until it returns something true, and return that.
 
@@ -338,7 +341,7 @@ async def until(
 
 
 def until_sync(
-    cond: Callable[[], T], timeout: float = 5, interval: float = 0.02, what: str = ""
+    cond: Callable[[], T | None], timeout: float = 5, interval: float = 0.02, what: str = ""
 ) -> T:
     """:func:`until` for synchronous tests."""
     deadline = time.monotonic() + timeout

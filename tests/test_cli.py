@@ -294,3 +294,62 @@ def test_keys_prune_refuses_a_grace_that_is_not_whole_seconds(here: Cli, grace: 
     out = here("keys", "prune", "--grace", grace)
     assert out.returncode == 2
     assert "--grace" in out.stderr
+
+
+BAD_SETTINGS = {
+    "unknown broker": (
+        {"FXGATE_BROKER_BACKEND": "mt5"},
+        'broker.backend = "mt5": unknown backend (known: "paper")',
+    ),
+    "unknown bus": (
+        {"FXGATE_BUS_BACKEND": "redis"},
+        'bus.backend = "redis": unknown backend (known: "local")',
+    ),
+    "unknown store": (
+        {"FXGATE_STORE_BACKEND": "postgres"},
+        'store.backend = "postgres": unknown backend (known: "sqlite", "mongodb")',
+    ),
+    "store not installed": (
+        {"FXGATE_STORE_BACKEND": "mongodb", "SHADOW": "motor"},
+        "store.backend = \"mongodb\": not installed (pip install 'fxgate[mongodb]')",
+    ),
+    "unknown paper symbol": (
+        {"FXGATE_PAPER_SYMBOLS": '["EURUSD","EURUSX"]'},
+        "paper.symbols: unknown symbols ['EURUSX']; known: ['AUDUSD', 'EURGBP',",
+    ),
+    "unknown plugin disabled": (
+        {"FXGATE_DISABLE_PLUGINS": '["alertz"]'},
+        "disable_plugins: unknown plugins ['alertz']; known: ['account', 'alerts',",
+    ),
+    "plugin not importable": (
+        {"FXGATE_PLUGINS": '["no_such_plugin_xyz"]'},
+        "plugins: plugin module 'no_such_plugin_xyz' could not be imported",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SETTINGS, ids=list(BAD_SETTINGS))
+def test_config_check_and_serve_refuse_a_bad_setting_with_the_same_line(
+    case: str, tmp_path: Path
+) -> None:
+    env, expected = BAD_SETTINGS[case]
+    env = dict(env)
+    shadow = env.pop("SHADOW", None)
+    if shadow:
+        # A package that fails to import, ahead of the real one: "not installed".
+        fake = tmp_path / "shadow" / shadow
+        fake.mkdir(parents=True)
+        (fake / "__init__.py").write_text(f"raise ImportError('No module named {shadow}')\n")
+        env["PYTHONPATH"] = f"{tmp_path / 'shadow'}:{ROOT}"
+    state = tmp_path / "state"
+    state.mkdir()
+    check = fxgate("config", "check", state=state, env=env)
+    assert check.returncode == 1, check.stderr
+    assert check.stderr.splitlines()[0] == "fxgate: configuration invalid:", check.stderr
+    problem = check.stderr.splitlines()[1].strip()
+    assert problem.startswith(expected), check.stderr
+    serve = fxgate("serve", "--host", "127.0.0.1", "--port", "0", state=state, env=env)
+    assert serve.returncode == 2
+    assert serve.stderr.splitlines()[-1] == f"fxgate: cannot start: {problem}"
+    assert "Traceback" not in serve.stderr
+    assert not (state / "master.key").exists()  # refused before touching the state

@@ -13,26 +13,26 @@ import pytest
 
 from fxgate.services.auth.keyring import MISS_RELOAD_GAP, KeyRing
 from fxgate.services.auth.sealing import Sealer
+from fxgate.services.ports.store import Store
 from fxgate.store.factory import build_store
-from fxgate.store.port import Store
 
 
 class CountingStore:
-    """The store, counting the ring's reads."""
+    """The signing-key area, counting the ring's reads."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.reads = 0
 
-    async def list_signing_keys(self) -> Any:
+    async def all(self) -> Any:
         self.reads += 1
-        return await self.store.list_signing_keys()
+        return await self.store.signing_keys.all()
 
-    async def add_signing_key(self, *, kid: str, secret: str) -> Any:
-        return await self.store.add_signing_key(kid=kid, secret=secret)
+    async def add(self, *, kid: str, secret: str, algorithm: str = "HS256") -> Any:
+        return await self.store.signing_keys.add(kid=kid, secret=secret, algorithm=algorithm)
 
-    async def retire_signing_key(self, kid: str) -> bool:
-        return await self.store.retire_signing_key(kid)
+    async def retire(self, kid: str) -> bool:
+        return await self.store.signing_keys.retire(kid)
 
 
 @pytest.fixture
@@ -50,10 +50,10 @@ def ring(store: Any, tmp_path: Path) -> KeyRing:
 async def test_a_key_rotated_by_another_process_is_found_right_after_a_read(
     store: Store, tmp_path: Path
 ) -> None:
-    daemon = ring(store, tmp_path)
+    daemon = ring(store.signing_keys, tmp_path)
     await daemon.ensure_active()
     await daemon.load()  # a periodic read, just before the rotation
-    cli = ring(store, tmp_path)
+    cli = ring(store.signing_keys, tmp_path)
     rotated = await cli.rotate()
     key = await daemon.lookup(rotated.kid)
     assert key is not None

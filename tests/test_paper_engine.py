@@ -38,6 +38,8 @@ from fxgate.domain.trading import (
     Side,
     TimeInForce,
 )
+from fxgate.services.presenters import order_book_payload
+from fxgate.store.codecs import decode, encode
 
 T0 = 1_700_000_000.0  # Tuesday 2023-11-14 22:13:20 UTC
 
@@ -392,6 +394,11 @@ def test_order_book_depth(thin: Market) -> None:
     assert [lv.price for lv in book.asks] == [D("1.08500"), D("1.08510"), D("1.08520")]
     assert [lv.price for lv in book.bids] == [D("1.08490"), D("1.08480"), D("1.08470")]
     assert {lv.volume for lv in book.asks} == {D("2")}
+    payload = order_book_payload(book)
+    assert payload["symbol"] == "EURUSD"
+    assert payload["asks"][0] == ["1.08500", "2"]  # strings: no digit lost to a float
+    assert payload["bids"][-1] == ["1.08470", "2"]
+    assert payload["ts"] == book.ts
 
 
 # -- stop loss, take profit, stop out --------------------------------------------------------
@@ -506,7 +513,7 @@ def test_margin_call_flag_below_the_margin_call_level() -> None:
 
 
 def test_netting_adds_reduces_and_reverses_one_position() -> None:
-    mkt = Market(mode=AccountMode.NETTING)
+    mkt = Market(account_mode=AccountMode.NETTING)
     first = mkt.buy("1")  # at 1.08500
     mkt.tick("EURUSD", "1.08590", "1.08600")
     mkt.buy("1")  # at 1.08600
@@ -539,7 +546,7 @@ def test_netting_adds_reduces_and_reverses_one_position() -> None:
 
 
 def test_netting_reduction_needs_no_free_margin() -> None:
-    mkt = Market(mode=AccountMode.NETTING, initial_balance=D("1200"))
+    mkt = Market(account_mode=AccountMode.NETTING, initial_balance=D("1200"))
     mkt.buy("1")  # margin 1085.00 of 1200
     with pytest.raises(InsufficientBalanceError):
         mkt.buy("0.5")
@@ -623,21 +630,21 @@ def test_restore_from_records_continues_exactly(mkt: Market) -> None:
     for rec in [mkt.account, *mkt.positions, *mkt.engine.orders("alice")]:
         kind = {Account: "acc", Position: "pos", Order: "ord"}[type(rec)]
         key = getattr(rec, "user_id" if kind == "acc" else "ticket")
-        records[kind][key] = json.loads(json.dumps(rec.to_record()))
+        records[kind][key] = json.loads(json.dumps(encode(rec)))
 
     next_ticket = next(mkt.tickets)  # the broker persists its ticket counter
     mkt.tickets = itertools.count(next_ticket)
     twin = Market()
     twin.tickets = itertools.count(next_ticket)
     twin.engine.restore(
-        [Account.from_record(r) for r in records["acc"].values()],
-        [Position.from_record(r) for r in records["pos"].values()],
-        [Order.from_record(r) for r in records["ord"].values()],
+        [decode(Account, r) for r in records["acc"].values()],
+        [decode(Position, r) for r in records["pos"].values()],
+        [decode(Order, r) for r in records["ord"].values()],
     )
     assert twin.account == mkt.account
     assert twin.positions == mkt.positions
     assert twin.engine.orders("alice") == mkt.engine.orders("alice")
     a = mkt.tick("EURUSD", "1.08290", "1.08300")
     b = twin.tick("EURUSD", "1.08290", "1.08300")
-    assert [c.to_record() for c in a.changes] == [c.to_record() for c in b.changes]
+    assert [encode(c) for c in a.changes] == [encode(c) for c in b.changes]
     assert twin.account == mkt.account

@@ -12,8 +12,10 @@ from fxgate.plugins.manager import BUILTIN_PLUGINS, PluginError, make_plugin_man
 
 
 def channel_names(pm: object) -> set[str]:
+    # The channels keep the views they read; registering them reads none.
+    api = types.SimpleNamespace(trading=object(), market=object(), health=object())
     names: set[str] = set()
-    for result in pm.hook.register_channels(node=None):  # type: ignore[attr-defined]
+    for result in pm.hook.register_channels(api=api):  # type: ignore[attr-defined]
         names.update(ch.name for ch in result)
     return names
 
@@ -37,8 +39,8 @@ def test_modules_from_the_config_are_registered(monkeypatch: pytest.MonkeyPatch)
     mod = types.ModuleType("cfg_plugin")
 
     @hookimpl
-    def register_channels(node: object) -> list[object]:
-        from fxgate.plugins.channel import Channel
+    def register_channels(api: object) -> list[object]:
+        from fxgate.plugins.api import Channel
 
         class C(Channel):
             name = "from-config"
@@ -56,7 +58,7 @@ def test_a_misspelt_hook_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None
     mod = types.ModuleType("typo_plugin")
 
     @hookimpl
-    def register_channel(node: object) -> list[object]:  # missing "s"
+    def register_channel(api: object) -> list[object]:  # missing "s"
         return []
 
     mod.register_channel = register_channel  # type: ignore[attr-defined]

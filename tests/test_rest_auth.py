@@ -54,7 +54,7 @@ def audit(daemon: Daemon, actor: str) -> list[Any]:
         )
         await store.open()
         try:
-            entries, _ = await store.list_audit(actor=actor, limit=200)
+            entries, _ = await store.audit.page(actor=actor, limit=200)
             return entries
         finally:
             await store.close()
@@ -168,7 +168,7 @@ def test_remember_me_false_gives_a_one_day_session(daemon: Daemon, account: Acco
         await store.open()
         try:
             jti = hashlib.sha256(refresh.encode()).hexdigest()  # only the hash is stored
-            record = await store.get_refresh_token(jti)
+            record = await store.sessions.get_refresh_token(jti)
             assert record is not None
             return (record.expires_at - record.created_at).total_seconds()
         finally:
@@ -276,9 +276,9 @@ def test_a_password_hashed_with_old_parameters_is_upgraded_at_login(daemon: Daem
 
     user = add_user(daemon)
     old = PasswordHasher().hash(PASSWORD)  # argon2-cffi's defaults: m=65536, t=3, p=4
-    _with_store(daemon, lambda s: s.update_user(user.id, password_hash=old))
+    _with_store(daemon, lambda s: s.users.update(user.id, password_hash=old))
     assert login(daemon, user.email).status_code == 200
-    stored = _with_store(daemon, lambda s: s.get_user(user.id)).password_hash
+    stored = _with_store(daemon, lambda s: s.users.get(user.id)).password_hash
     assert stored.startswith("$argon2id$v=19$m=47104,t=1,p=1$")
     assert login(daemon, user.email).status_code == 200
     assert login(daemon, user.email, "wrong password").status_code == 401

@@ -287,9 +287,9 @@ async def test_a_bug_is_a_500_that_leaks_nothing(tmp_path: Path) -> None:
     from tornado.netutil import bind_sockets
     from tornado.web import Application
 
+    from fxgate.app.assembly import build_node
     from fxgate.config.settings import Settings
-    from fxgate.node import Node
-    from fxgate.store.port import StoreError
+    from fxgate.services.ports.store.errors import StoreError
     from fxgate.web.rest import registry as op
     from fxgate.web.rest.base import ApiHandler
     from fxgate.web.rest.context import RestContext
@@ -305,7 +305,7 @@ async def test_a_bug_is_a_500_that_leaks_nothing(tmp_path: Path) -> None:
         async def fail_store(self) -> None:
             raise StoreError("disk I/O error in /var/lib/fxgate/hunter2.sqlite")
 
-    ctx = RestContext.build(Node(Settings(state_dir=tmp_path)))
+    ctx = RestContext.build(build_node(Settings(state_dir=tmp_path)))
     sockets = bind_sockets(0, "127.0.0.1")
     server = HTTPServer(Application([("/broken", Broken, {"ctx": ctx})]))
     server.add_sockets(sockets)

@@ -2,7 +2,7 @@
 
 The recorder is exercised in-process against a real SQLite store (closed candles, the
 periodic snapshot of the open ones, continuing a bar after a restart) and end to end
-through a Node with ``market_history.install`` and the real Tornado app.
+through a node built by ``build_node`` (its ``candles`` recorder) and the real Tornado app.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from fxgate.domain.market import Quote
-from fxgate.services import market_history
 from fxgate.services.market_history import CandleRecorder
+from fxgate.services.ports.store import Store
+from fxgate.services.ports.store.records import Candle
 from fxgate.store.factory import build_store
-from fxgate.store.port import Store
-from fxgate.store.records import Candle
 from tests.conftest import Daemon
 from tests.test_rest_basics import bearer, error, fields
 
@@ -103,11 +102,11 @@ def ohlcv(bar: Candle) -> tuple[str, str, str, str, str]:
 
 
 async def test_closed_candles_are_batched_to_the_store(store: Store) -> None:
-    rec = CandleRecorder(store, intervals=["1m", "5m"], snapshot_every=5)
+    rec = CandleRecorder(store.candles, intervals=["1m", "5m"], snapshot_every=5)
     rec.on_quote(quote(T10 + 5, 1.1000, 3))
     rec.on_quote(quote(T10 + 30, 1.1020, 4))
     rec.on_quote(quote(T10 + 65, 1.1015, 7))  # closes the 10:00 minute
-    assert await store.list_candles("EURUSD", "1m") == []  # nothing written on the quote path
+    assert await store.candles.latest("EURUSD", "1m") == []  # nothing written on the quote path
 
     # Served before any flush: the closed minute from memory, then the open one.
     bars = await rec.query("EURUSD", "1m")
@@ -115,31 +114,31 @@ async def test_closed_candles_are_batched_to_the_store(store: Store) -> None:
     assert ohlcv(bars[0]) == ("1.10000", "1.10200", "1.10000", "1.10200", "7")
 
     assert await rec.flush() == 1  # the closed candle; the open ones wait for a snapshot
-    stored = await store.list_candles("EURUSD", "1m")
+    stored = await store.candles.latest("EURUSD", "1m")
     assert [ohlcv(b) for b in stored] == [("1.10000", "1.10200", "1.10000", "1.10200", "7")]
 
     await rec.flush(snapshot=True)
-    assert len(await store.list_candles("EURUSD", "1m")) == 2
-    five = await store.list_candles("EURUSD", "5m")
+    assert len(await store.candles.latest("EURUSD", "1m")) == 2
+    five = await store.candles.latest("EURUSD", "5m")
     assert [ohlcv(b) for b in five] == [("1.10000", "1.10200", "1.10000", "1.10150", "14")]
     from_ten_one = await rec.query("EURUSD", "1m", start=five[0].open_time.replace(minute=1))
     assert [b.open_time.timestamp() for b in from_ten_one] == [T10 + 60]
 
 
 async def test_a_restart_continues_the_open_candle(store: Store) -> None:
-    before = CandleRecorder(store, intervals=["1m", "5m"])
+    before = CandleRecorder(store.candles, intervals=["1m", "5m"])
     before.on_quote(quote(T10 + 5, 1.1000, 3))
     before.on_quote(quote(T10 + 30, 1.1020, 4))
     await before.flush(snapshot=True)  # then the process dies
 
-    after = CandleRecorder(store, intervals=["1m", "5m"])
+    after = CandleRecorder(store.candles, intervals=["1m", "5m"])
     await after.load(["EURUSD"])
     after.on_quote(quote(T10 + 50, 1.0990, 2))  # same minute as the snapshot
     current = after.current("EURUSD", "1m")
     assert current is not None
     assert ohlcv(current) == ("1.10000", "1.10200", "1.09900", "1.09900", "9")
     await after.flush(snapshot=True)
-    assert [ohlcv(b) for b in await store.list_candles("EURUSD", "1m")] == [ohlcv(current)]
+    assert [ohlcv(b) for b in await store.candles.latest("EURUSD", "1m")] == [ohlcv(current)]
 
     after.on_quote(quote(T10 + 61, 1.1030, 1))  # the next minute: a fresh bar
     bars = await after.query("EURUSD", "1m")
@@ -153,22 +152,21 @@ async def test_a_restart_continues_the_open_candle(store: Store) -> None:
 
 
 async def test_market_data_end_to_end_through_a_node(tmp_path: Path) -> None:
+    from fxgate.app.assembly import build_node
     from fxgate.config.settings import Settings
-    from fxgate.node import Node
     from fxgate.web.app import make_app
 
     settings = Settings(
         state_dir=tmp_path,
         paper={"seed": 3, "tick_rate": 0.01, "symbols": ["EURUSD", "USDJPY"]},
     )
-    node = Node(settings)
+    node = build_node(settings)
     await node.start()
     sockets = bind_sockets(0, "127.0.0.1")
     server = HTTPServer(make_app(node))
     server.add_sockets(sockets)
     try:
-        recorder = market_history.recorder_for(node) or market_history.install(node)
-        assert node.market is not None
+        recorder = node.candles
         node.market.set_quote("EURUSD", 1.5, 1.5001)
         token, _ = node.tokens.issue("viewer-1", "viewer")
         url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/api/v1/market/data"
@@ -179,7 +177,7 @@ async def test_market_data_end_to_end_through_a_node(tmp_path: Path) -> None:
         assert last["close"] == pytest.approx(1.5, abs=0.001)
         assert last["high"] >= last["close"]
         await recorder.flush(snapshot=True)
-        stored = await node.store.list_candles("EURUSD", "1m")
+        stored = await node.store.candles.latest("EURUSD", "1m")
         assert stored
         assert float(stored[-1].close) == pytest.approx(1.5, abs=0.001)
     finally:

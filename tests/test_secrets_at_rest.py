@@ -158,11 +158,11 @@ async def test_a_legacy_clear_text_signing_key_still_verifies(fresh_daemon: Daem
         store = build_store("sqlite", state_dir=state, mongodb_uri=None, mongodb_database="x")
         await store.open()
         try:
-            await store.create_user(
+            await store.users.create(
                 user_id="old", email="old@test.invalid", name="old", role="trader", tier="pro"
             )
-            await store.add_signing_key(kid="klegacy", secret=legacy)
-            await store.create_api_key(user_id="old", key_id="fxk_legacy", secret=legacy_api)
+            await store.signing_keys.add(kid="klegacy", secret=legacy)
+            await store.api_keys.create(user_id="old", key_id="fxk_legacy", secret=legacy_api)
         finally:
             await store.close()
 

@@ -93,9 +93,15 @@ class Broker(Protocol):
     """
 
     name: str
+    #: False while the backend cannot store or reach what it trades on (the health
+    #: check reports the broker DEGRADED).
+    healthy: bool
 
     async def start(self) -> None:
         """Connect (MT5) or restore state and start the market (paper)."""
+
+    async def flush(self) -> None:
+        """Return once every change made so far is stored and announced."""
 
     async def stop(self) -> None:
         """Stop producing events and release the connection; idempotent."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
 from fxgate.hub.hub import Hub
 
@@ -23,3 +24,8 @@ class LocalBus:
 
     def healthy(self) -> bool:
         return True
+
+
+def build(settings: Settings, hub: Hub) -> LocalBus:
+    """The ``local`` bus backend: one process, no settings of its own."""
+    return LocalBus(hub)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from fxgate.app.backends import STORES
 from fxgate.config.settings import Settings, describe_error, load_settings
 from fxgate.domain.roles import Role
 from fxgate.services.auth.keyring import KeyRing, key_status
@@ -17,8 +18,8 @@ from fxgate.services.auth.passwords import MIN_LENGTH, hash_password
 from fxgate.services.auth.retirement import prune
 from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
-from fxgate.store.factory import build_store
-from fxgate.store.port import Store, StoreConflictError
+from fxgate.services.ports.store import Store
+from fxgate.services.ports.store.errors import StoreConflictError
 
 
 class CliError(Exception):
@@ -27,19 +28,19 @@ class CliError(Exception):
 
 def settings_for(args: argparse.Namespace) -> Settings:
     try:
-        return load_settings(getattr(args, "config", None), use_default_paths=True)
+        return load_settings(args.config, use_default_paths=True)
     except (OSError, ValueError) as exc:
         raise CliError("bad configuration:\n  " + "\n  ".join(describe_error(exc))) from None
 
 
 def with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]]) -> int:
+    """Run ``fn`` on the daemon's store, chosen by the same registry as the daemon's."""
+    found = STORES.problems(settings.store.backend, settings)
+    if found:
+        raise CliError("; ".join(found))
+
     async def run() -> int:
-        store = build_store(
-            settings.store.backend,
-            state_dir=settings.state_dir,
-            mongodb_uri=settings.store.mongodb_uri,
-            mongodb_database=settings.store.mongodb_database,
-        )
+        store = STORES.builder(settings.store.backend)(settings)
         await store.open()
         try:
             return await fn(store)
@@ -88,7 +89,7 @@ def keys(args: argparse.Namespace) -> int:
     settings = settings_for(args)
 
     async def go(store: Store) -> int:
-        ring = KeyRing(store, sealer=sealer_for(settings))
+        ring = KeyRing(store.signing_keys, sealer=sealer_for(settings))
         if args.action == "rotate":
             key = await ring.rotate()
             await _audit(store, "keys.rotate", key.kid)
@@ -169,7 +170,7 @@ def _utc(moment: datetime) -> str:
 
 
 async def _audit(store: Store, action: str, target: str, **details: Any) -> None:
-    await store.append_audit(actor="cli", action=action, target=target, details=details)
+    await store.audit.append(actor="cli", action=action, target=target, details=details)
 
 
 def users(args: argparse.Namespace) -> int:
@@ -184,7 +185,7 @@ def users(args: argparse.Namespace) -> int:
         if args.action == "add":
             assert password is not None
             try:
-                user = await store.create_user(
+                user = await store.users.create(
                     email=args.email,
                     name=args.name,
                     role=args.role,
@@ -196,14 +197,14 @@ def users(args: argparse.Namespace) -> int:
             await _audit(store, "users.add", user.id, role=args.role)
             print(user.id)
         elif args.action == "disable":
-            updated = await store.update_user(args.user_id, disabled=True)
+            updated = await store.users.update(args.user_id, disabled=True)
             if updated is None:
                 raise CliError(f"no such user: {args.user_id}")
-            await store.revoke_user_refresh_tokens(args.user_id)
+            await store.sessions.revoke_user_refresh_tokens(args.user_id)
             await _audit(store, "users.disable", args.user_id)
             print(f"disabled {args.user_id}")
         else:
-            items, _ = await store.list_users(limit=100_000)
+            items, _ = await store.users.page(limit=100_000)
             rows = [
                 {
                     "id": u.id,
@@ -230,9 +231,9 @@ def token(args: argparse.Namespace) -> int:
     settings = settings_for(args)
 
     async def go(store: Store) -> int:
-        user = await store.get_user(args.user)
+        user = await store.users.get(args.user)
         if user is None:
-            user = await store.create_user(
+            user = await store.users.create(
                 user_id=args.user,
                 email=f"{args.user}@users.fxgate.invalid",
                 name=args.user,
@@ -242,7 +243,7 @@ def token(args: argparse.Namespace) -> int:
             await _audit(store, "users.add", user.id, role=user.role, via="token issue")
         if user.disabled:
             raise CliError(f"user {args.user} is disabled")
-        ring = KeyRing(store, sealer=sealer_for(settings))
+        ring = KeyRing(store.signing_keys, sealer=sealer_for(settings))
         await ring.ensure_active()
         service = TokenService(ring, default_ttl=settings.auth.access_token_ttl)
         jwt, claims = service.issue(
@@ -275,6 +276,14 @@ def config(args: argparse.Namespace) -> int:
     except Exception as exc:
         print("fxgate: configuration invalid:", file=sys.stderr)
         for line in describe_error(exc):
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    from fxgate.app.validation import problems
+
+    found = problems(settings)
+    if found:
+        print("fxgate: configuration invalid:", file=sys.stderr)
+        for line in found:
             print(f"  {line}", file=sys.stderr)
         return 1
     if args.show:

@@ -5,7 +5,9 @@ paper broker). An environment variable ``FXGATE_<SECTION>_<KEY>`` overrides
 ``[section] key`` (``FXGATE_SERVER_PORT=9000``, ``FXGATE_WS_MAX_SUBSCRIPTIONS=100``);
 list values are JSON (``FXGATE_PAPER_SYMBOLS='["EURUSD"]'``). Unknown keys are
 errors, so a typo in ``fxgate.toml`` is caught by ``fxgate config check`` instead of
-being ignored.
+being ignored. What the types cannot say (backend names, paper symbols) is checked by
+:mod:`fxgate.app.validation`, for ``config check`` and start-up alike. Every key here is
+used: a key arrives with the feature that reads it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from fxgate.domain.trading import AccountMode
 
 
 class Section(BaseModel):
@@ -52,7 +56,9 @@ class LogSettings(Section):
 
 
 class StoreSettings(Section):
-    backend: Literal["sqlite", "mongodb"] = "sqlite"
+    backend: str = Field(
+        "sqlite", description="sqlite (embedded, the default) or mongodb (the mongodb extra)."
+    )
     mongodb_uri: str = Field(
         "mongodb://localhost:27017", description="Secret-bearing: prefer FXGATE_STORE_MONGODB_URI."
     )
@@ -60,15 +66,25 @@ class StoreSettings(Section):
 
 
 class BusSettings(Section):
-    backend: Literal["local", "redis"] = "local"
-    redis_url: str = "redis://localhost:6379/0"
+    backend: str = Field("local", description="local: in-process, one worker.")
 
 
 class BrokerSettings(Section):
-    backend: Literal["paper", "mt5"] = "paper"
+    backend: str = Field("paper", description="paper: the built-in simulated market.")
 
 
 class PaperSettings(Section):
+    """The paper broker's market and the terms every paper account opens with.
+
+    The one definition of these terms: the config section and the engine read the same
+    object. ``commission_per_lot`` is charged per side, on every deal (opening and
+    closing), in the account currency. ``stop_out_level`` and ``margin_call_level`` are
+    margin levels in percent: below the first, positions are closed (largest loss first)
+    until the level recovers; below the second, the account's ``margin_call`` flag is set.
+    Liquidity: each side of the synthetic order book has ``book_levels`` levels of
+    ``book_level_volume`` lots, and one order takes at most their sum from one quote.
+    """
+
     seed: int | None = Field(None, description="Fixes the simulated market for reproducible runs.")
     tick_rate: float = Field(2.0, gt=0, le=10_000, description="Mean ticks/s per symbol.")
     market_hours: Literal["24x7", "forex"] = "24x7"
@@ -86,13 +102,20 @@ class PaperSettings(Section):
             "XAUUSD",
         ]
     )
-    initial_balance: Decimal = Decimal("10000")
-    currency: str = "USD"
+    initial_balance: Decimal = Field(Decimal("10000"), ge=0)
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
     leverage: int = Field(100, ge=1, le=3000)
-    account_mode: Literal["hedging", "netting"] = "hedging"
+    account_mode: AccountMode = AccountMode.HEDGING
     commission_per_lot: Decimal = Field(Decimal("0"), ge=0)
     stop_out_level: Decimal = Field(Decimal("50"), ge=0)
     margin_call_level: Decimal = Field(Decimal("100"), ge=0)
+    book_levels: int = Field(5, ge=1, le=50, description="Order book levels a side.")
+    book_level_volume: Decimal = Field(Decimal("10"), gt=0, description="Lots per level.")
+
+    @property
+    def liquidity(self) -> Decimal:
+        """Lots one order can fill from one quote."""
+        return self.book_levels * self.book_level_volume
 
 
 class AuthSettings(Section):
@@ -129,7 +152,6 @@ class WsSettings(Section):
     queue_max_bytes: int = Field(
         1024 * 1024, ge=4096, description="Per-connection outbound backlog before 4008."
     )
-    anonymous_market_data: bool = False
 
 
 class RiskSettings(Section):

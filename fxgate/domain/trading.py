@@ -5,14 +5,13 @@ same types: on a hedging account a position's ``ticket`` is the ticket of the or
 opened it, a deal is one execution (its ticket is the trade's ``executionId``), and
 money is ``Decimal`` in the account currency. Every record is a frozen snapshot; a change
 is a new snapshot, which is what lets the broker hand them to the store and the channels
-without copying. ``to_record``/``from_record`` give the JSON-safe dict the store keeps.
+without copying. The store encodes them itself (``fxgate.store.codecs``) and the
+presenters turn them into payloads: nothing here knows JSON.
 """
 
 from __future__ import annotations
 
 import enum
-import types
-import typing
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Self
@@ -149,64 +148,20 @@ def _vd(spec: SymbolSpec) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------
-# JSON-safe records
-
-
-class _Kind(enum.Enum):
-    PLAIN = 0
-    DECIMAL = 1
-    ENUM = 2
-
-
-_CODECS: dict[type, tuple[tuple[str, _Kind, Any], ...]] = {}
-
-
-def _codec(cls: type) -> tuple[tuple[str, _Kind, Any], ...]:
-    """Per-field converters, worked out once per class from its type hints."""
-    cached = _CODECS.get(cls)
-    if cached is not None:
-        return cached
-    hints = typing.get_type_hints(cls)
-    out: list[tuple[str, _Kind, Any]] = []
-    for f in fields(cls):
-        hint = hints[f.name]
-        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-            hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        if hint is Decimal:
-            out.append((f.name, _Kind.DECIMAL, None))
-        elif isinstance(hint, type) and issubclass(hint, enum.Enum):
-            out.append((f.name, _Kind.ENUM, hint))
-        else:
-            out.append((f.name, _Kind.PLAIN, None))
-    codec = tuple(out)
-    _CODECS[cls] = codec
-    return codec
+# Snapshots
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-class Record:
-    """Mixin: a frozen dataclass that turns into a JSON-safe dict and back.
+class Snapshot:
+    """Mixin for the frozen records below: a changed copy, fast.
 
-    Decimals become strings (a float would lose cents), enums their values; keys are the
-    field names. ``from_record`` ignores unknown keys and lets missing ones take their
-    defaults, so records written by an older fxgate still load.
+    How a record is stored is the store's business (``fxgate.store.codecs``), and how
+    it is shown the presenters'; the domain only describes it.
     """
 
     __slots__ = ()
-
-    def to_record(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, kind, _ in _codec(type(self)):
-            value = getattr(self, name)
-            if value is None or kind is _Kind.PLAIN:
-                out[name] = value
-            elif kind is _Kind.DECIMAL:
-                out[name] = str(value)
-            else:
-                out[name] = value.value
-        return out
 
     def evolve(self, **changes: Any) -> Self:
         """``dataclasses.replace`` without re-running ``__init__``: a third faster, which
@@ -220,21 +175,6 @@ class Record:
         for name in names:
             setattr_(new, name, changes[name] if name in changes else getattr(self, name))
         return new
-
-    @classmethod
-    def from_record(cls, record: typing.Mapping[str, Any]) -> Self:
-        kwargs: dict[str, Any] = {}
-        for name, kind, enum_type in _codec(cls):
-            if name not in record:
-                continue
-            value = record[name]
-            if value is None or kind is _Kind.PLAIN:
-                kwargs[name] = value
-            elif kind is _Kind.DECIMAL:
-                kwargs[name] = Decimal(str(value))
-            else:
-                kwargs[name] = enum_type(value)
-        return cls(**kwargs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -285,7 +225,7 @@ class OrderChanges:
 
 
 @dataclass(frozen=True, slots=True)
-class Order(Record):
+class Order(Snapshot):
     """An order, pending or done. Closing a position is an order too, as in MT5.
 
     ``price`` is the limit price (limit, stop-limit) or the trigger (stop); ``stop_price``
@@ -340,7 +280,7 @@ class Order(Record):
 
 
 @dataclass(frozen=True, slots=True)
-class Position(Record):
+class Position(Snapshot):
     """An open (or, as the last snapshot, closed) position.
 
     ``profit`` is the floating profit at ``current_price`` (bid for a buy, ask for a
@@ -382,7 +322,7 @@ class Position(Record):
 
 
 @dataclass(frozen=True, slots=True)
-class Deal(Record):
+class Deal(Snapshot):
     """One execution. ``profit`` is non-zero only on ``out`` deals.
 
     ``commission`` and ``swap`` are signed as in MT5: what the deal added to the balance,
@@ -413,7 +353,7 @@ class Deal(Record):
 
 
 @dataclass(frozen=True, slots=True)
-class Account(Record):
+class Account(Snapshot):
     """A trading account, as MT5's ``account_info`` describes it, plus the day's baseline.
 
     ``equity = balance + floating profit + swap``; ``free_margin = equity - margin``;
@@ -465,11 +405,3 @@ class OrderBook:
     bids: tuple[BookLevel, ...]
     asks: tuple[BookLevel, ...]
     ts: float
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "symbol": self.symbol,
-            "bids": [[str(lv.price), str(lv.volume)] for lv in self.bids],
-            "asks": [[str(lv.price), str(lv.volume)] for lv in self.asks],
-            "ts": self.ts,
-        }

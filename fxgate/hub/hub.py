@@ -60,18 +60,28 @@ class Replay:
 
 
 class Hub:
-    def __init__(self, channels: Iterable[Channel], *, epoch: str | None = None) -> None:
+    """Services publish domain events whatever channels exist: an event for a channel
+    that is not registered (its plugin disabled) is counted in ``dropped`` and goes
+    nowhere, so turning a channel off never breaks the producer that feeds it."""
+
+    def __init__(self, channels: Iterable[Channel] = (), *, epoch: str | None = None) -> None:
         self.channels: dict[str, Channel] = {}
-        for ch in channels:
-            if ch.name in self.channels:
-                raise ValueError(f"two plugins define the channel {ch.name!r}")
-            self.channels[ch.name] = ch
         self.streams = StreamTable(epoch)
         self._index: dict[tuple[str, str], _Bucket] = {}
         self._ids = itertools.count(1)
         self._id_prefix = f"msg_{self.streams.epoch}_"
         self.published = 0
         self.delivered = 0
+        #: Events for channels that are not registered, by channel name.
+        self.dropped: dict[str, int] = {}
+        for ch in channels:
+            self.register(ch)
+
+    def register(self, channel: Channel) -> None:
+        """Add a channel (at assembly, before anything publishes)."""
+        if channel.name in self.channels:
+            raise ValueError(f"two plugins define the channel {channel.name!r}")
+        self.channels[channel.name] = channel
 
     @property
     def epoch(self) -> str:
@@ -83,7 +93,8 @@ class Hub:
         """Fan ``event`` out to every matching subscriber; returns without awaiting."""
         ch = self.channels.get(event.channel)
         if ch is None:
-            raise ValueError(f"no channel {event.channel!r}")
+            self.dropped[event.channel] = self.dropped.get(event.channel, 0) + 1
+            return
         if ch.scope == "user":
             if not event.user_id:
                 raise ValueError(f"channel {ch.name!r} is per-user: the event needs a user_id")
@@ -162,6 +173,29 @@ class Hub:
                 sink.deliver(frame, ckey)
                 n += 1
         self.delivered += n
+
+    def event_for(self, channel: str, data: Any, *, user_id: str | None = None) -> Event:
+        """The event for a payload made outside fxgate's own services (Centrifugo's
+        server publish API), validated against its channel.
+
+        Raises ``ValidationError`` for an unknown channel, a per-user channel without a
+        user, or a payload the channel refuses.
+        """
+        ch = self.channels.get(channel)
+        if ch is None:
+            raise ValidationError("Invalid channel", details={"channel": channel})
+        payload = ch.check_published(data)
+        key = None
+        if ch.scope == "user":
+            if not user_id:
+                raise ValidationError(
+                    "This channel is per-user: name the user", details={"field": "userId"}
+                )
+        else:
+            user_id = None
+            if ch.key_filter:
+                key = str(payload.get(ch.filters[ch.key_filter].field, "")) or None
+        return Event(channel, dict(payload), user_id=user_id, key=key)
 
     # -- subscriptions ---------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from fxgate.app.assembly import build_node
 from fxgate.config.settings import Settings
 from fxgate.domain.errors import CloseCode
 from fxgate.domain.timefmt import iso_ms
@@ -60,7 +61,7 @@ async def close_clients(node: Node, grace: float) -> None:
 
 
 async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
-    node = Node(settings)
+    node = build_node(settings)
     await node.start()
     app = make_app(node)
     sockets = bind_sockets(settings.server.port, settings.server.host, family=socket.AF_INET)

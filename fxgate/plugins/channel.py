@@ -18,7 +18,7 @@ from fxgate.domain.events import Event
 from fxgate.domain.roles import Role
 
 if TYPE_CHECKING:
-    from fxgate.node import Node
+    from fxgate.plugins.api import PluginAPI
 
 Scope = Literal["user", "public"]
 
@@ -75,8 +75,9 @@ class Channel:
     #: Fields an event published from outside (``POST /api/v1/publish``) must carry.
     required_fields: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, node: Node | None = None) -> None:
-        self.node = node
+    def __init__(self, api: PluginAPI | None = None) -> None:
+        #: What the channel may read and do (``None`` for a channel that needs nothing).
+        self.api = api
 
     def normalize_filters(self, raw: Any) -> dict[str, frozenset[str]]:
         """Check a subscriber's filters and normalise each value to a set of strings.

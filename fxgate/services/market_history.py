@@ -16,28 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from fxgate.domain.market import Quote
 from fxgate.services.candles import INTERVALS, CandleBuilder
 from fxgate.services.candles import Candle as LiveCandle
-from fxgate.store.port import Store
-from fxgate.store.records import Candle
-
-if TYPE_CHECKING:
-    from fxgate.node import Node
+from fxgate.services.ports.store.candles import CandleStore
+from fxgate.services.ports.store.records import Candle
 
 log = logging.getLogger(__name__)
 
 #: Closed candles kept in memory while the store is unreachable, before dropping the oldest.
 MAX_PENDING = 50_000
-
-_installed: weakref.WeakKeyDictionary[Node, CandleRecorder] = weakref.WeakKeyDictionary()
 
 
 def _price(value: float, digits: int) -> str:
@@ -80,7 +73,7 @@ class _Series:
 class CandleRecorder:
     def __init__(
         self,
-        store: Store,
+        store: CandleStore,
         *,
         intervals: Iterable[str] = INTERVALS,
         flush_interval: float = 1.0,
@@ -125,7 +118,7 @@ class CandleRecorder:
         """Read the newest stored bar of every series, to continue it after a restart."""
         for symbol in symbols:
             for interval in self.builder.intervals:
-                last = await self.store.list_candles(symbol, interval, limit=1)
+                last = await self.store.latest(symbol, interval, limit=1)
                 if last:
                     self._carried[_Series(symbol, interval)] = last[-1]
 
@@ -153,12 +146,24 @@ class CandleRecorder:
         if not batch:
             return 0
         try:
-            await self.store.upsert_candles(batch)
+            await self.store.upsert(batch)
         except Exception:
             log.exception("could not store candles; retrying at the next flush")
             self._pending[:0] = batch  # upserts: writing one twice is harmless
             return 0
         return len(batch)
+
+    async def record(self, symbols: Iterable[str]) -> None:
+        """The recorder's task: continue the stored bars, then flush until cancelled.
+
+        The node subscribes :meth:`on_quote` to the feed when it is assembled, before
+        this runs, so quotes that arrive while the last bars load are not lost.
+        """
+        try:
+            await self.load(symbols)
+        except Exception:
+            log.exception("could not read the last candles; starting fresh bars")
+        await self.run()
 
     async def run(self) -> None:
         """Flush periodically until cancelled, then once more (with the open bars)."""
@@ -200,7 +205,7 @@ class CandleRecorder:
 
 
 async def query_candles(
-    store: Store,
+    store: CandleStore,
     recorder: CandleRecorder | None,
     symbol: str,
     interval: str,
@@ -209,7 +214,7 @@ async def query_candles(
     limit: int,
 ) -> list[Candle]:
     """Stored bars merged with what the recorder (if any) holds in memory."""
-    stored = await store.list_candles(symbol, interval, start=start, end=end, limit=limit)
+    stored = await store.latest(symbol, interval, start=start, end=end, limit=limit)
     if recorder is None:
         return stored
     bars = {c.open_time: c for c in stored}
@@ -221,29 +226,3 @@ async def query_candles(
         if (start is None or c.open_time >= start) and (end is None or c.open_time < end):
             bars[c.open_time] = c
     return [bars[t] for t in sorted(bars)][-limit:] if limit else []
-
-
-def install(node: Node) -> CandleRecorder:
-    """Record candles from ``node``'s market feed. Call from ``Node.start`` once the
-    market service exists; the flush task is the node's, so shutdown stops it."""
-    assert node.market is not None, "install() after the market service is created"
-    recorder = CandleRecorder(node.store)
-    market = node.market
-
-    async def run() -> None:
-        try:
-            await recorder.load(market.symbols)
-        except Exception:
-            log.exception("could not read the last candles; starting fresh bars")
-        await recorder.run()
-
-    # Listen first: quotes that arrive while the last bars load are not lost.
-    market.add_listener(recorder.on_quote)
-    node.spawn(run(), name="candle-recorder")
-    _installed[node] = recorder
-    return recorder
-
-
-def recorder_for(node: Node) -> CandleRecorder | None:
-    """The recorder :func:`install` attached to ``node``, if any."""
-    return _installed.get(node)

@@ -12,7 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 from fxgate.domain.timefmt import iso_ms
-from fxgate.domain.trading import Account, Deal, Order, OrderType, Position, PositionStatus
+from fxgate.domain.trading import (
+    Account,
+    Deal,
+    Order,
+    OrderBook,
+    OrderType,
+    Position,
+    PositionStatus,
+)
 
 
 def num(value: Decimal | None) -> float | None:
@@ -120,4 +128,15 @@ def account_payload(a: Account) -> dict[str, Any]:
         "currency": a.currency,
         "leverage": a.leverage,
         "timestamp": iso_ms(a.updated_at),
+    }
+
+
+def order_book_payload(book: OrderBook) -> dict[str, Any]:
+    """Depth of market for the order-book channel (seed 004): ``[price, lots]`` string
+    pairs, best first, so that no digit is lost to a float."""
+    return {
+        "symbol": book.symbol,
+        "bids": [[str(lv.price), str(lv.volume)] for lv in book.bids],
+        "asks": [[str(lv.price), str(lv.volume)] for lv in book.asks],
+        "ts": book.ts,
     }

@@ -14,8 +14,9 @@ from typing import Any
 
 from fxgate.domain.errors import NotFoundError
 from fxgate.domain.timefmt import iso_ms
-from fxgate.store.port import Store
-from fxgate.store.records import Doc
+from fxgate.services.ports.store.audit import AuditLog
+from fxgate.services.ports.store.records import Doc
+from fxgate.services.ports.store.strategies import StrategyStore
 
 ZERO_PERFORMANCE: Mapping[str, float | int] = {
     "totalTrades": 0,
@@ -26,8 +27,15 @@ ZERO_PERFORMANCE: Mapping[str, float | int] = {
 
 
 class StrategyService:
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: StrategyStore,
+        audit: AuditLog,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
+        self.audit = audit
         self._clock = clock
 
     async def create(
@@ -56,16 +64,16 @@ class StrategyService:
             "createdAt": stamp,
             "updatedAt": stamp,
         }
-        await self.store.save_strategy(user_id, doc["id"], doc)
-        await self.store.append_audit(user_id, "strategy.create", doc["id"], {"name": name})
+        await self.store.save(user_id, doc["id"], doc)
+        await self.audit.append(user_id, "strategy.create", doc["id"], {"name": name})
         return doc
 
     async def list(self, user_id: str) -> list[Doc]:
-        return await self.store.list_strategies(user_id)
+        return await self.store.of_user(user_id)
 
     async def get(self, user_id: str, strategy_id: str) -> Doc:
         """The user's strategy; another user's is "not found", never shown."""
-        doc = await self.store.get_strategy(user_id, strategy_id)
+        doc = await self.store.get(user_id, strategy_id)
         if doc is None:
             raise NotFoundError("Strategy not found")
         return doc

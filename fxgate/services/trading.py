@@ -34,9 +34,10 @@ from fxgate.domain.trading import (
     Position,
 )
 from fxgate.services import analytics
+from fxgate.services.ports.store.audit import AuditLog
+from fxgate.services.ports.store.trading import TradingStore
 from fxgate.services.risk import DailyLossMonitor, RiskLimits, check_order
 from fxgate.services.trade_history import TradeHistory
-from fxgate.store.port import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,10 @@ class TradingService:
     def __init__(
         self,
         broker: PaperBroker,
-        store: Store,
+        store: TradingStore,
         publish: Callable[[Event], None],
         *,
+        audit: AuditLog,
         limits: RiskLimits,
         spawn: Callable[..., Any],
         clock: Callable[[], float] = time.time,
@@ -62,6 +64,7 @@ class TradingService:
     ) -> None:
         self.broker = broker
         self.store = store
+        self.audit = audit
         self._publish = publish
         self._spawn = spawn
         self._clock = clock
@@ -104,7 +107,7 @@ class TradingService:
         async with lock:
             existing = await self.store.get_order_by_client_id(user_id, cid)
             if existing is not None:
-                return Order.from_record(existing), False
+                return existing, False
             return await self._place(user_id, request), True
 
     async def _place(self, user_id: str, request: OrderRequest) -> Order:
@@ -165,10 +168,10 @@ class TradingService:
         return order
 
     async def get_order(self, user_id: str, order_id: str) -> Order:
-        doc = await self.store.get_order(user_id, order_id)
-        if doc is None:
+        order = await self.store.get_order(user_id, order_id)
+        if order is None:
             raise NotFoundError("Order not found", details={"orderId": order_id})
-        return Order.from_record(doc)
+        return order
 
     async def list_orders(
         self,
@@ -181,10 +184,9 @@ class TradingService:
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[Order], int]:
-        docs, total = await self.store.list_orders(
+        return await self.store.list_orders(
             user_id, status=status, symbol=symbol, start=start, end=end, offset=offset, limit=limit
         )
-        return [Order.from_record(d) for d in docs], total
 
     # -- positions and account -----------------------------------------------------------
 
@@ -195,8 +197,7 @@ class TradingService:
         return list(await self.broker.orders(user_id))
 
     async def closed_positions(self, user_id: str) -> list[Position]:
-        docs = await self.store.list_positions(user_id, status="closed")
-        return [Position.from_record(d) for d in docs]
+        return await self.store.list_positions(user_id, status="closed")
 
     async def close_position(
         self, user_id: str, ticket: int, volume: Decimal | None = None
@@ -326,7 +327,7 @@ class TradingService:
 
     async def _audit(self, actor: str, action: str, target: str, **details: Any) -> None:
         try:
-            await self.store.append_audit(
+            await self.audit.append(
                 actor=actor,
                 action=action,
                 target=target,
@@ -337,8 +338,11 @@ class TradingService:
 
 
 def _changes(changes: OrderChanges) -> dict[str, str]:
-    return {
-        k: str(getattr(changes, k))
-        for k in ("price", "stop_price", "volume", "stop_loss", "take_profit")
-        if getattr(changes, k) is not None
+    given = {
+        "price": changes.price,
+        "stop_price": changes.stop_price,
+        "volume": changes.volume,
+        "stop_loss": changes.stop_loss,
+        "take_profit": changes.take_profit,
     }
+    return {k: str(v) for k, v in given.items() if v is not None}

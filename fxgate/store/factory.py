@@ -8,8 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fxgate.store.port import DEFAULT_HISTORY_RETENTION, Store
+from fxgate.config.settings import Settings
+from fxgate.services.ports.store import Store
 from fxgate.store.sqlite import SQLiteStore
+
+
+def build_sqlite(settings: Settings) -> Store:
+    """The ``sqlite`` store backend: one file in the state directory."""
+    return SQLiteStore.in_state_dir(settings.state_dir)
+
+
+def check_mongodb(settings: Settings) -> list[str]:
+    if not settings.store.mongodb_uri:
+        return ["store.mongodb_uri: the mongodb store needs a MongoDB URI"]
+    return []
+
+
+def build_mongodb(settings: Settings) -> Store:
+    """The ``mongodb`` store backend (motor, the ``mongodb`` extra)."""
+    from fxgate.store.mongodb import MongoStore
+
+    return MongoStore(uri=settings.store.mongodb_uri, database=settings.store.mongodb_database)
 
 
 def build_store(
@@ -18,7 +37,6 @@ def build_store(
     state_dir: Path,
     mongodb_uri: str | None,
     mongodb_database: str,
-    history_retention: int = DEFAULT_HISTORY_RETENTION,
 ) -> Store:
     """Construct the store, **not yet opened**: nothing connects until ``open()``.
 
@@ -26,15 +44,13 @@ def build_store(
     lifecycle); ``open_store`` is the one-step variant.
     """
     if kind == "sqlite":
-        return SQLiteStore.in_state_dir(state_dir, history_retention=history_retention)
+        return SQLiteStore.in_state_dir(state_dir)
     if kind == "mongodb":
         if not mongodb_uri:
             raise ValueError("store backend 'mongodb' needs a MongoDB URI (store.mongodb_uri)")
         from fxgate.store.mongodb import MongoStore
 
-        return MongoStore(
-            uri=mongodb_uri, database=mongodb_database, history_retention=history_retention
-        )
+        return MongoStore(uri=mongodb_uri, database=mongodb_database)
     raise ValueError(f"unknown store backend {kind!r} (expected 'sqlite' or 'mongodb')")
 
 
@@ -44,7 +60,6 @@ async def open_store(
     state_dir: Path,
     mongodb_uri: str | None,
     mongodb_database: str,
-    history_retention: int = DEFAULT_HISTORY_RETENTION,
 ) -> Store:
     """Construct the store and **open** it (schema migrated, indexes created).
 
@@ -56,7 +71,6 @@ async def open_store(
         state_dir=state_dir,
         mongodb_uri=mongodb_uri,
         mongodb_database=mongodb_database,
-        history_retention=history_retention,
     )
     await store.open()
     return store

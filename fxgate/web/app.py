@@ -39,7 +39,7 @@ def make_app(node: Node) -> tornado.web.Application:
     ]
     routes.extend(rest_routes(node))
     builtin = {r[0] for r in routes}
-    for result in node.pm.hook.register_routes(node=node):
+    for result in node.pm.hook.register_routes(api=node.api):
         for route in result or ():
             if route[0] in builtin:
                 raise ValueError(f"a plugin route shadows the built-in {route[0]!r}")
@@ -47,6 +47,7 @@ def make_app(node: Node) -> tornado.web.Application:
     return tornado.web.Application(
         routes,
         fxgate_node=node,
+        fxgate_api=node.api,
         fxgate_flusher=flusher,
         xheaders=node.settings.server.xheaders,
         compress_response=False,

@@ -64,23 +64,29 @@ class NodeCollector(Collector):
             "fxgate_connections", "Open WebSocket sessions", value=len(node.sessions)
         )
         hub = node.hub
-        if hub is not None:
-            yield CounterMetricFamily(
-                "fxgate_events_published", "Events fanned out by the hub", value=hub.published
-            )
-            yield CounterMetricFamily(
-                "fxgate_messages_delivered",
-                "Messages queued to connections",
-                value=hub.delivered,
-            )
-            subs = GaugeMetricFamily(
-                "fxgate_subscribers", "Connections subscribed, by channel", labels=["channel"]
-            )
-            for name in hub.channels:
-                subs.add_metric([name], hub.subscriber_count(name))
-            yield subs
-        if node.market is not None:
-            yield CounterMetricFamily("fxgate_ticks", "Quotes produced", value=node.market.ticks)
+        yield CounterMetricFamily(
+            "fxgate_events_published", "Events fanned out by the hub", value=hub.published
+        )
+        yield CounterMetricFamily(
+            "fxgate_messages_delivered",
+            "Messages queued to connections",
+            value=hub.delivered,
+        )
+        dropped = CounterMetricFamily(
+            "fxgate_events_dropped",
+            "Events for channels that are not registered (their plugin disabled)",
+            labels=["channel"],
+        )
+        for name, count in sorted(hub.dropped.items()):
+            dropped.add_metric([name], count)
+        yield dropped
+        subs = GaugeMetricFamily(
+            "fxgate_subscribers", "Connections subscribed, by channel", labels=["channel"]
+        )
+        for name in hub.channels:
+            subs.add_metric([name], hub.subscriber_count(name))
+        yield subs
+        yield CounterMetricFamily("fxgate_ticks", "Quotes produced", value=node.market.ticks)
         up = GaugeMetricFamily(
             "fxgate_component_up", "1 when a component is healthy", labels=["component"]
         )

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
-from fxgate import hookimpl
+from fxgate.plugins.api import hookimpl
 
 log = logging.getLogger(__name__)
 

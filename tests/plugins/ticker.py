@@ -13,10 +13,8 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
-from fxgate import hookimpl
-from fxgate.domain.events import Event
 from fxgate.domain.roles import Role
-from fxgate.plugins.channel import Channel, Filter, Filters, Principal
+from fxgate.plugins.api import Channel, Event, Filter, Filters, PluginAPI, Principal, hookimpl
 
 
 class TickerChannel(Channel):
@@ -39,26 +37,26 @@ class VipChannel(Channel):
 
 
 @hookimpl
-def register_channels(node: Any) -> list[Channel]:
-    return [TickerChannel(node), VipChannel(node)]
+def register_channels(api: PluginAPI) -> list[Channel]:
+    return [TickerChannel(api), VipChannel(api)]
 
 
 @hookimpl
-def startup(node: Any) -> None:
+def startup(api: PluginAPI) -> None:
     async def tick() -> None:
         n = 0
         while True:
             await asyncio.sleep(0.05)
             n += 1
-            node.publish(Event("test-ticker", {"n": n, "parity": "even" if n % 2 == 0 else "odd"}))
+            api.publish(Event("test-ticker", {"n": n, "parity": "even" if n % 2 == 0 else "odd"}))
 
-    node.spawn(tick(), name="test-ticker")
+    api.spawn(tick(), name="test-ticker")
 
 
 class VipHandler(RequestHandler):
     def post(self) -> None:
-        node = self.application.settings["fxgate_node"]
-        node.publish(
+        api: PluginAPI = self.application.settings["fxgate_api"]
+        api.publish(
             Event(
                 "test-vip", {"secret": self.get_argument("text")}, user_id=self.get_argument("user")
             )
@@ -67,5 +65,5 @@ class VipHandler(RequestHandler):
 
 
 @hookimpl
-def register_routes(node: Any) -> list[tuple[Any, ...]]:
+def register_routes(api: PluginAPI) -> list[tuple[Any, ...]]:
     return [(r"/test/vip", VipHandler)]

@@ -1,6 +1,9 @@
 """One store contract, every backend: the ``backend`` and ``store`` fixtures.
 
-Each test of ``test_contract.py`` runs against:
+The contract suite is one module per area of the port (``test_users.py`` …
+``test_strategies.py``, plus ``test_lifecycle.py`` for what spans areas), and
+``test_contract_coverage.py`` checks that every method of every area is called by it.
+Each test that takes ``store`` or ``backend`` runs against:
 
 - ``sqlite``: a fresh file under ``tmp_path``;
 - ``mongodb-real``: a real server, when ``FXGATE_TEST_MONGODB_URI`` is set (a fresh
@@ -23,15 +26,12 @@ from typing import Any
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
 
+from fxgate.services.ports.store import Store
 from fxgate.store.mongodb import MongoStore
-from fxgate.store.port import Store
 from fxgate.store.sqlite import SQLiteStore
 
 MONGODB_URI = os.environ.get("FXGATE_TEST_MONGODB_URI")
 MONGODB_VARIANT = "mongodb-real" if MONGODB_URI else "mongodb-mock"
-
-#: Small, so that retention is observable with a handful of appends.
-HISTORY_RETENTION = 5
 
 
 @dataclass
@@ -56,10 +56,10 @@ class Backend:
 
 def _sqlite(tmp_path: Path) -> Callable[[], Store]:
     path = tmp_path / "state" / "fxgate.sqlite3"
-    return lambda: SQLiteStore(path, history_retention=HISTORY_RETENTION)
+    return lambda: SQLiteStore(path)
 
 
-@pytest.fixture(params=["sqlite", MONGODB_VARIANT])
+@pytest.fixture(params=["sqlite", pytest.param(MONGODB_VARIANT, marks=pytest.mark.mongodb)])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     client: Any = None
     database = f"fxgate_test_{uuid.uuid4().hex[:12]}"
@@ -69,16 +69,14 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         client = AsyncIOMotorClient(MONGODB_URI, tz_aware=True, serverSelectionTimeoutMS=3000)
 
         def make() -> Store:
-            return MongoStore(
-                uri=MONGODB_URI, database=database, history_retention=HISTORY_RETENTION
-            )
+            return MongoStore(uri=MONGODB_URI, database=database)
     else:
         from mongomock_motor import AsyncMongoMockClient
 
         client = AsyncMongoMockClient(tz_aware=True)
 
         def make() -> Store:
-            return MongoStore(client=client, database=database, history_retention=HISTORY_RETENTION)
+            return MongoStore(client=client, database=database)
 
     b = Backend(request.param, make)
     try:

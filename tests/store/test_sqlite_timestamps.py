@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from fxgate.store.records import utc
-from fxgate.store.sqlite_tx import parse_ts, ts
+from fxgate.store.rules import utc
+from fxgate.store.sqlite.tx import parse_ts, ts
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,8 @@ from fxgate.domain.trading import (
     Position,
     Side,
 )
-from fxgate.store.port import Store, StoreUnavailableError
+from fxgate.services.ports.store.errors import StoreUnavailableError
+from fxgate.services.ports.store.trading import TradingStore
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class PaperBroker:
     def __init__(
         self,
         specs: Iterable[SymbolSpec],
-        store: Store,
+        store: TradingStore,
         *,
         settings: PaperSettings | None = None,
         is_open: Callable[[str, float], bool] | None = None,
@@ -90,9 +91,9 @@ class PaperBroker:
 
     async def start(self) -> None:
         await self.tickets.prime()
-        accounts = [Account.from_record(d) for d in await self.store.list_accounts()]
-        positions = [Position.from_record(d) for d in await self.store.list_open_positions()]
-        orders = [Order.from_record(d) for d in await self.store.list_pending_orders()]
+        accounts = await self.store.list_accounts()
+        positions = await self.store.list_open_positions()
+        orders = await self.store.list_pending_orders()
         self.engine.restore(accounts, positions, orders)
         log.info(
             "paper broker restored",
@@ -151,7 +152,7 @@ class PaperBroker:
         self, user_id: str, start: datetime | None = None, end: datetime | None = None
     ) -> Sequence[Deal]:
         items, _ = await self.store.list_deals(user_id, start=start, end=end, limit=100_000)
-        return [Deal.from_record(d) for d in items]
+        return items
 
     async def order_book(self, symbol: str, depth: int = 10) -> OrderBook:
         return self.engine.order_book(symbol, depth)
@@ -263,13 +264,13 @@ class PaperBroker:
                         fut.set_exception(error)
 
     async def _save(self, records: list[Record]) -> Exception | None:
-        orders = [r.to_record() for r in records if isinstance(r, Order)]
-        deals = [r.to_record() for r in records if isinstance(r, Deal)]
-        positions = [r.to_record() for r in records if isinstance(r, Position)]
-        accounts = [r.to_record() for r in records if isinstance(r, Account)]
+        orders = [r for r in records if isinstance(r, Order)]
+        deals = [r for r in records if isinstance(r, Deal)]
+        positions = [r for r in records if isinstance(r, Position)]
+        accounts = [r for r in records if isinstance(r, Account)]
         for attempt in range(_RETRIES):
             try:
-                await self.store.save_trading(
+                await self.store.save(
                     orders=orders, deals=deals, positions=positions, accounts=accounts
                 )
                 self.healthy = True

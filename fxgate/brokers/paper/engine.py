@@ -186,7 +186,7 @@ class PaperEngine:
             user_id=user_id,
             currency=s.currency,
             leverage=s.leverage,
-            mode=s.mode,
+            mode=s.account_mode,
             balance=balance,
             equity=balance,
             free_margin=balance,

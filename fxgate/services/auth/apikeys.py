@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 
 from fxgate.domain.errors import AuthenticationError, FxgateError, NotFoundError
 from fxgate.services.auth.sealing import Sealer, SealError
-from fxgate.store.port import Store
-from fxgate.store.records import ApiKey
+from fxgate.services.ports.store.api_keys import ApiKeyStore
+from fxgate.services.ports.store.audit import AuditLog
+from fxgate.services.ports.store.records import ApiKey
 
 #: What the REST login signs: the path without the ``/api/v1`` prefix, so that one
 #: client works against either mount.
@@ -71,13 +72,15 @@ def new_secret() -> str:
 class ApiKeyService:
     def __init__(
         self,
-        store: Store,
+        store: ApiKeyStore,
+        audit: AuditLog,
         *,
         sealer: Sealer,
         window: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.audit = audit
         self._sealer = sealer
         self.window = window
         self._clock = clock
@@ -91,27 +94,25 @@ class ApiKeyService:
         except SealError as exc:
             log.error("cannot create an API key: %s", exc)
             raise FxgateError("API keys are unavailable: see the server's log") from None
-        key = await self.store.create_api_key(
+        key = await self.store.create(
             user_id=user_id, key_id=new_key_id(), secret=sealed, name=name
         )
-        await self.store.append_audit(
-            user_id, "apikey.create", key.key_id, {"name": name, "ip": ip}
-        )
+        await self.audit.append(user_id, "apikey.create", key.key_id, {"name": name, "ip": ip})
         return replace(key, secret=secret)
 
     async def list(self, user_id: str) -> list[ApiKey]:
-        return await self.store.list_api_keys(user_id)
+        return await self.store.of_user(user_id)
 
     async def revoke(self, user_id: str, key_id: str, *, ip: str = "") -> ApiKey:
         """Revoke one of the user's own keys; another user's key is "not found", never
         "forbidden", so ids cannot be probed."""
-        key = await self.store.get_api_key(key_id)
+        key = await self.store.get(key_id)
         if key is None or key.user_id != user_id:
             raise NotFoundError("API key not found")
         if key.active:
-            await self.store.revoke_api_key(key_id)
-            await self.store.append_audit(user_id, "apikey.revoke", key_id, {"ip": ip})
-        revoked = await self.store.get_api_key(key_id)
+            await self.store.revoke(key_id)
+            await self.audit.append(user_id, "apikey.revoke", key_id, {"ip": ip})
+        revoked = await self.store.get(key_id)
         return revoked or key
 
     async def verify_signature(
@@ -134,7 +135,7 @@ class ApiKeyService:
                 f"Request timestamp is more than {self.window} s from the server's clock"
                 " (send epoch milliseconds)"
             )
-        key = await self.store.get_api_key(api_key)
+        key = await self.store.get(api_key)
         # A revoked key's secret is not even unsealed: it verifies nothing, and keys
         # sealed with a master key since lost are revoked to be done with them.
         if key is None or not key.active:

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
 
 from fxgate.services.auth.sealing import Sealer, SealError
-from fxgate.store.records import SigningKey
+from fxgate.services.ports.store.records import SigningKey
+from fxgate.services.ports.store.signing_keys import SigningKeyStore
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,6 @@ def key_status(key: SigningKey) -> str:
     return "active" if key.active else "standby"
 
 
-class KeyStore(Protocol):
-    """What the key ring needs from the store."""
-
-    async def list_signing_keys(self) -> list[SigningKey]: ...
-
-    async def add_signing_key(self, *, kid: str, secret: str) -> SigningKey: ...
-
-    async def retire_signing_key(self, kid: str) -> bool: ...
-
-
 def new_secret() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
@@ -62,7 +52,7 @@ def new_kid() -> str:
 class KeyRing:
     def __init__(
         self,
-        store: KeyStore,
+        store: SigningKeyStore,
         *,
         sealer: Sealer,
         refresh: float = 5.0,
@@ -88,7 +78,7 @@ class KeyRing:
         verifies cannot be unsealed."""
         async with self._lock:
             self._load_started = self._clock()
-            keys = {k.kid: self._unsealed(k) for k in await self._store.list_signing_keys()}
+            keys = {k.kid: self._unsealed(k) for k in await self._store.all()}
             newly_retired = {
                 kid
                 for kid, k in keys.items()
@@ -139,13 +129,11 @@ class KeyRing:
         return self._keys[added.kid]
 
     async def _add(self) -> SigningKey:
-        return await self._store.add_signing_key(
-            kid=new_kid(), secret=self._sealer.seal(new_secret())
-        )
+        return await self._store.add(kid=new_kid(), secret=self._sealer.seal(new_secret()))
 
     async def retire(self, kid: str) -> bool:
         await self.load()
-        ok = await self._store.retire_signing_key(kid)
+        ok = await self._store.retire(kid)
         await self.load()
         return ok
 

@@ -29,8 +29,10 @@ from fxgate.services.auth.passwords import (
     verify_password_async,
 )
 from fxgate.services.auth.tokens import Claims, TokenService
-from fxgate.store.port import Store
-from fxgate.store.records import RefreshToken, User, email_key
+from fxgate.services.ports.store.audit import AuditLog
+from fxgate.services.ports.store.records import RefreshToken, User, email_key
+from fxgate.services.ports.store.sessions import SessionStore
+from fxgate.services.ports.store.users import UserStore
 
 #: Refresh-token lifetime for ``rememberMe: false``: a day, for a shared computer.
 SHORT_SESSION_TTL = 86_400
@@ -59,7 +61,9 @@ class Session:
 class SessionService:
     def __init__(
         self,
-        store: Store,
+        users: UserStore,
+        store: SessionStore,
+        audit: AuditLog,
         tokens: TokenService,
         api_keys: ApiKeyService,
         *,
@@ -67,7 +71,9 @@ class SessionService:
         refresh_ttl: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.users = users
         self.store = store
+        self.audit = audit
         self.tokens = tokens
         self.api_keys = api_keys
         self.access_ttl = access_ttl
@@ -78,7 +84,7 @@ class SessionService:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     async def _audit(self, actor: str, action: str, target: str, **details: object) -> None:
-        await self.store.append_audit(actor, action, target, details)
+        await self.audit.append(actor, action, target, details)
 
     # -- logging in --------------------------------------------------------------------
 
@@ -90,7 +96,7 @@ class SessionService:
         A wrong password and an unknown email fail alike, in message and in time (the
         password is hashed either way), so the API does not reveal who has an account.
         """
-        user = await self.store.get_user_by_email(email)
+        user = await self.users.get_by_email(email)
         stored_hash = user.password_hash if user else None
         # argon2 takes tens to hundreds of milliseconds of CPU: off the event loop, on
         # the hashing pool (bounded, and behind the event loop for the CPU).
@@ -112,7 +118,7 @@ class SessionService:
             raise AuthenticationError("Account disabled")
         if stored_hash and needs_rehash(stored_hash):
             new_hash = await hash_password_async(password)
-            await self.store.update_user(user.id, password_hash=new_hash)
+            await self.users.update(user.id, password_hash=new_hash)
         ttl = (
             self.refresh_ttl
             if remember_me is not False
@@ -146,7 +152,7 @@ class SessionService:
                 ip=ip,
             )
             raise
-        user = await self.store.get_user(key.user_id)
+        user = await self.users.get(key.user_id)
         if user is None or user.disabled:
             await self._audit(
                 key.user_id,
@@ -205,7 +211,7 @@ class SessionService:
             raise AuthenticationError(
                 "Refresh token already used: the session was revoked, log in again"
             )
-        user = await self.store.get_user(record.user_id)
+        user = await self.users.get(record.user_id)
         if user is None or user.disabled:
             await self.store.revoke_refresh_family(record.family_id)
             raise AuthenticationError("Account disabled")
@@ -228,7 +234,7 @@ class SessionService:
         )
 
     async def current_user(self, claims: Claims) -> User:
-        user = await self.store.get_user(claims.sub)
+        user = await self.users.get(claims.sub)
         if user is None or user.disabled:
             raise AuthenticationError("Account disabled or removed")
         return user

@@ -44,10 +44,9 @@ class PaperQuotesHandler(ApiHandler):
         rate_limited=False,
     )
     async def set_quote(self, body: QuoteIn) -> QuoteOut:
-        if self.node.settings.broker.backend != "paper" or self.node.broker is None:
+        if self.node.settings.broker.backend != "paper":
             raise AuthorizationError("Prices can only be set on the paper broker")
         market = self.node.market
-        assert market is not None
         symbol = body.symbol.upper()
         if symbol not in market.source.specs:
             raise ValidationError(
@@ -90,7 +89,6 @@ class PublishHandler(ApiHandler):
     async def publish(self, body: PublishEvent | PublishBatch) -> PublishedOut:
         events = body.events if isinstance(body, PublishBatch) else [body]
         hub = self.node.hub
-        assert hub is not None
         errors = []
         for i, ev in enumerate(events):
             ch = hub.channels.get(ev.channel)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from fxgate.domain.timefmt import iso_ms
-from fxgate.store.records import ApiKey
+from fxgate.services.ports.store.records import ApiKey
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
 from fxgate.web.rest.models import RequestModel, ResponseModel

@@ -16,7 +16,7 @@ from fxgate.domain.errors import RateLimitError
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms
 from fxgate.services.auth.sessions import Session
-from fxgate.store.records import User, email_key
+from fxgate.services.ports.store.records import User, email_key
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
 from fxgate.web.rest.models import JsonObject, RequestModel, ResponseModel

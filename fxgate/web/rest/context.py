@@ -16,11 +16,6 @@ from fxgate.services.auth.sessions import SessionService
 from fxgate.services.strategies import StrategyService
 from fxgate.web.rest.ratelimit import RateLimiter
 
-#: Seed 003: "Rate Limiting: 100 requests/minute per user".
-DEFAULT_REQUESTS_PER_MINUTE = 100
-#: Password guesses per (email, client IP) and minute before 429.
-DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE = 10
-
 
 @dataclass
 class RestContext:
@@ -37,24 +32,23 @@ class RestContext:
     @classmethod
     def build(cls, node: Node) -> RestContext:
         s = node.settings
-        # Read with a fallback: these keys are proposed for config.settings; until they
-        # exist the seed's numbers apply.
-        per_minute = int(getattr(s.server, "rate_limit_per_minute", DEFAULT_REQUESTS_PER_MINUTE))
-        logins = int(
-            getattr(s.auth, "login_attempts_per_minute", DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE)
+        store = node.store
+        api_keys = ApiKeyService(
+            store.api_keys, store.audit, sealer=node.sealer, window=s.auth.signature_window
         )
-        api_keys = ApiKeyService(node.store, sealer=node.sealer, window=s.auth.signature_window)
         return cls(
             node=node,
             sessions=SessionService(
-                node.store,
+                store.users,
+                store.sessions,
+                store.audit,
                 node.tokens,
                 api_keys,
                 access_ttl=s.auth.access_token_ttl,
                 refresh_ttl=s.auth.refresh_token_ttl,
             ),
             api_keys=api_keys,
-            strategies=StrategyService(node.store),
-            user_limiter=RateLimiter(per_minute),
-            login_limiter=RateLimiter(logins),
+            strategies=StrategyService(store.strategies, store.audit),
+            user_limiter=RateLimiter(s.server.rate_limit_per_minute),
+            login_limiter=RateLimiter(s.auth.login_attempts_per_minute),
         )

@@ -13,7 +13,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from fxgate.domain.errors import ErrorCode, FxgateError
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.timefmt import iso_ms
 from fxgate.services import market_history
@@ -103,10 +102,7 @@ def check_symbols(market: MarketService, values: Iterable[str], field: str) -> l
 
 class MarketHandler(ApiHandler):
     def market(self) -> MarketService:
-        market = self.node.market
-        if market is None:
-            raise FxgateError("Market data not available yet", code=ErrorCode.SERVICE_UNAVAILABLE)
-        return market
+        return self.node.market
 
 
 class SymbolsHandler(MarketHandler):
@@ -131,8 +127,8 @@ class MarketDataHandler(MarketHandler):
     async def market_data(self, query: MarketDataQuery) -> MarketDataOut:
         symbol = known_symbol(self.market(), query.symbol)
         bars = await market_history.query_candles(
-            self.node.store,
-            market_history.recorder_for(self.node),
+            self.node.store.candles,
+            self.node.candles,
             symbol,
             query.interval,
             query.start_time,

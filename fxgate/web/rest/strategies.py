@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from fxgate.domain.roles import Role
-from fxgate.store.records import Doc
+from fxgate.services.ports.store.records import Doc
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.market import MarketHandler, check_symbols
 from fxgate.web.rest.models import JsonObject, PageQuery, RequestModel, ResponseModel

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError, ValidationError
+from fxgate.domain.errors import NotFoundError, ValidationError
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms, parse_iso
 from fxgate.domain.trading import (
@@ -146,10 +146,7 @@ class TradingHandler(ApiHandler):
     tag = "trading"
 
     def trading(self) -> TradingService:
-        trading = self.node.trading
-        if trading is None:
-            raise FxgateError("Trading is not available yet", code=ErrorCode.SERVICE_UNAVAILABLE)
-        return trading
+        return self.node.trading
 
 
 class OrdersHandler(TradingHandler):
@@ -348,10 +345,10 @@ class DealsHandler(TradingHandler):
         summary="Your deal history, newest first", query=PageQuery, response=DealOut, paginated=True
     )
     async def list_deals(self, query: PageQuery) -> op.Page[DealOut]:
-        docs, total = await self.node.store.list_deals(
+        deals, total = await self.node.store.trading.list_deals(
             self.user_id, offset=query.offset, limit=query.limit
         )
-        return op.Page([deal_out(Deal.from_record(d)) for d in docs], total=total)
+        return op.Page([deal_out(d) for d in deals], total=total)
 
 
 HANDLERS: tuple[type[ApiHandler], ...] = (

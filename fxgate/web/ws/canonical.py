@@ -120,7 +120,6 @@ class SocketBase(WebSocketHandler):
             principal=ANONYMOUS,
             dialect=self.dialect,
         )
-        assert self.node.hub is not None
         self.session = Session(
             hub=self.node.hub,
             tokens=self.node.tokens,

@@ -9,6 +9,11 @@ implicitly and would break that atomicity.
 Timestamps are TEXT in one fixed-width format (``2024-01-02T03:04:05.678Z``) so that
 they sort and compare as strings; money is TEXT holding Decimal strings; documents are
 JSON TEXT with the indexed fields lifted into columns.
+
+Version 1's ``signals`` and ``history`` tables have had no reader or writer since the
+store was split by area (issue 6: nothing called their methods). They stay, empty, so
+that no released step changes; an area that needs them again reuses them, or a new step
+drops them.
 """
 
 from __future__ import annotations

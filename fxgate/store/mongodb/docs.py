@@ -1,12 +1,12 @@
 """MongoDB document shapes: the indexes, and records to and from documents.
 
-Pure Python, kept apart from ``mongodb.py`` (the one module that imports motor and
-pymongo) so that the adapter reads as behaviour, and these shapes as data. Index
+Pure Python, kept apart from the area modules (which import motor and pymongo) so that
+they read as behaviour, and these shapes as data. Index
 directions are pymongo's values (1 ascending, -1 descending).
 
 A stored trading document carries the store's lifted fields at the top level and the
-engine's record under ``doc``, so that an engine field can never shadow ``_id`` or an
-indexed field.
+broker's record (its codec document, ``fxgate.store.codecs``) under ``doc``, so that a
+record's field can never shadow ``_id`` or an indexed field.
 """
 
 from __future__ import annotations
@@ -15,17 +15,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from fxgate.store.records import (
+from fxgate.domain.trading import Account, Deal, Order, Position
+from fxgate.services.ports.store.records import (
     ApiKey,
     AuditEntry,
     Candle,
     Doc,
-    HistoryEntry,
     RefreshToken,
     SigningKey,
     User,
-    doc_time,
     email_key,
+)
+from fxgate.store.codecs import encode
+from fxgate.store.rules import (
+    doc_time,
     optional_str,
     optional_ticket,
     require_str,
@@ -69,14 +72,11 @@ INDEXES: tuple[tuple[str, Sort, Mapping[str, Any]], ...] = (
     ("deals", [("user_id", ASC), ("time", DESC)], {}),
     ("alerts", [("user_id", ASC), ("created_at", ASC)], {}),
     ("strategies", [("user_id", ASC), ("created_at", ASC)], {}),
-    ("signals", [("user_id", ASC), ("seq", DESC)], {}),
-    ("signals", [("seq", DESC)], {}),
     (
         "candles",
         [("symbol", ASC), ("interval", ASC), ("open_time", ASC)],
         {"unique": True},
     ),
-    ("history", [("stream", ASC), ("offset", ASC)], {"unique": True}),
 )
 
 
@@ -171,12 +171,6 @@ def candle_from(d: MongoDoc) -> Candle:
     )
 
 
-def history_from(d: MongoDoc) -> HistoryEntry:
-    return HistoryEntry(
-        stream=d["stream"], offset=int(d["offset"]), epoch=d["epoch"], payload=d["payload"]
-    )
-
-
 def body_of(d: MongoDoc) -> Doc:
     body: Doc = d["doc"]
     return body
@@ -199,15 +193,18 @@ def user_document(user: User) -> MongoDoc:
 
 
 def trading_writes(
-    orders: Sequence[Doc], deals: Sequence[Doc], positions: Sequence[Doc], accounts: Sequence[Doc]
+    orders: Sequence[Order],
+    deals: Sequence[Deal],
+    positions: Sequence[Position],
+    accounts: Sequence[Account],
 ) -> list[tuple[str, Any, MongoDoc]]:
-    """(collection, _id, body) for every record of a ``save_trading`` batch.
+    """(collection, _id, body) for every record of a ``trading.save`` batch.
 
     Built, and so validated, before the first write: a malformed record then writes
     nothing even where there are no transactions.
     """
     writes: list[tuple[str, Any, MongoDoc]] = []
-    for d in orders:
+    for d in map(encode, orders):
         order_id = require_str(d, "id", "order")
         body = {
             "user_id": require_str(d, "user_id", "order"),
@@ -219,7 +216,7 @@ def trading_writes(
             "doc": d,
         }
         writes.append(("orders", order_id, body))
-    for d in deals:
+    for d in map(encode, deals):
         body = {
             "user_id": require_str(d, "user_id", "deal"),
             "symbol": optional_str(d, "symbol", "deal"),
@@ -227,7 +224,7 @@ def trading_writes(
             "doc": d,
         }
         writes.append(("deals", require_ticket(d, "deal"), body))
-    for d in positions:
+    for d in map(encode, positions):
         body = {
             "user_id": require_str(d, "user_id", "position"),
             "symbol": optional_str(d, "symbol", "position"),
@@ -235,6 +232,6 @@ def trading_writes(
             "doc": d,
         }
         writes.append(("positions", require_ticket(d, "position"), body))
-    for d in accounts:
+    for d in map(encode, accounts):
         writes.append(("accounts", require_str(d, "user_id", "account"), {"doc": d}))
     return writes

@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from fxgate.store.port import StoreConflictError, StoreUnavailableError
-from fxgate.store.records import Doc, utc
+from fxgate.services.ports.store.errors import StoreConflictError, StoreUnavailableError
+from fxgate.services.ports.store.records import Doc
+from fxgate.store.rules import utc
 
 #: UNIQUE/FOREIGN KEY failures, by a fragment of SQLite's message, to a safe message.
 _CONFLICTS: tuple[tuple[str, str], ...] = (
