@@ -127,13 +127,14 @@ class Daemon:
             cwd=self.state_dir,
         )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url("/health"), timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.1)
+        with httpx.Client(timeout=1) as http:  # one client: each new one costs an SSL context
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(self.url("/health")).status_code == 200:
+                        return self
+                time.sleep(0.05)
         raise RuntimeError(f"daemon not healthy after {timeout}s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
