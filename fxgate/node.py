@@ -170,11 +170,11 @@ class Node:
                 log.exception("could not purge expired auth records")
 
     def _kick_retired(self, kids: set[str]) -> None:
-        from fxgate.domain.errors import CloseCode
+        from fxgate.domain.errors import Disconnects
 
         for session in list(self.sessions):
             if session.claims is not None and session.claims.kid in kids:
-                session.conn.kick(CloseCode.AUTHENTICATION, "Signing key retired")
+                session.disconnect(Disconnects.KEY_RETIRED)
 
     async def stop(self) -> None:
         """Stop producers, run shutdown hooks, close the store. Clients are closed by

@@ -157,9 +157,14 @@ async def test_51st_subscription_is_refused(daemon: Daemon, user: str) -> None:
         err = await c.type("error")
         assert err["code"] == "RATE_LIMIT_ERROR"
         assert err["message"] == "Too many subscriptions"
-        # The same (channel, filters) again is a no-op, not a 51st.
+        # The same (channel, filters) again is a no-op, not a 51st: acknowledged, and no
+        # error before the next pong.
         ack = await c.subscribe({"name": "trades", "filters": {"symbol": "S00"}})
-        assert ack["channels"][0]["subscribed"] is True
+        assert ack["channels"] == [
+            {"name": "trades", "subscribed": True, "filters": {"symbol": "S00"}}
+        ]
+        await c.send({"type": "ping"})
+        assert (await c.recv())["type"] == "pong"
         # Unsubscribing frees the room.
         await c.send({"type": "unsubscribe", "channels": ["trades"]})
         await c.type("unsubscription")
@@ -239,8 +244,11 @@ async def test_subscribe_with_since_recovers_missed_messages(daemon: Daemon, use
         ack = await c.subscribe(
             {"name": "test-vip", "filters": None, "since": {"offset": 1, "epoch": "old"}}
         )
-        # The same (channel, filters) pair (no filters): a no-op, nothing recovered.
+        # ``filters: None`` is the pair already held: acknowledged as it is, with no
+        # recovery attempted and nothing sent again before the next pong.
         assert ack["channels"] == [{"name": "test-vip", "subscribed": True, "filters": {}}]
+        await c.send({"type": "ping"})
+        assert (await c.recv())["type"] == "pong"
 
 
 async def test_system_channel_reports_components(daemon: Daemon, user: str) -> None:

@@ -144,6 +144,12 @@ class WsSettings(Section):
     auth_timeout: float = Field(10.0, gt=0, description="Seconds to send the first auth message.")
     max_subscriptions: int = Field(50, ge=1)
     max_messages_per_second: int = Field(100, ge=1)
+    flood_grace: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a client may stay over max_messages_per_second (messages"
+        " dropped with no second free of drops) before it is closed with 4029.",
+    )
     max_message_size: int = Field(64 * 1024, ge=256, description="Bytes; larger gets an error.")
     max_frame_size: int = Field(
         4 * 1024 * 1024, ge=1024, description="Bytes; larger closes the connection (1009)."

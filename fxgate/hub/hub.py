@@ -20,7 +20,7 @@ from fxgate.domain.events import Event
 from fxgate.domain.timefmt import iso_ms
 from fxgate.hub.sink import Dialect, Sink
 from fxgate.hub.streams import Entry, StreamTable
-from fxgate.plugins.channel import Channel, Filters
+from fxgate.plugins.channel import Channel, Filters, Principal
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,11 @@ class _Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """What a new subscriber gets before live messages."""
+    """What a new subscriber gets before live messages: the envelopes it missed, for
+    the session to encode in its own dialect (recovery is per client, not shared)."""
 
     recovered: bool
-    frames: list[bytes]
+    envelopes: list[Mapping[str, Any]]
 
 
 class Hub:
@@ -204,11 +205,7 @@ class Hub:
         ch = self.channels.get(channel_name) if isinstance(channel_name, str) else None
         if ch is None:
             raise ValidationError("Invalid channel", details={"channel": channel_name})
-        if not sink.principal.role.at_least(ch.min_role):
-            raise AuthorizationError(
-                "Permission denied",
-                details={"channel": ch.name, "requiredRole": str(ch.min_role)},
-            )
+        self.check_access(sink.principal, ch)
         filters = ch.normalize_filters(raw_filters)
         if ch.scope == "user":
             keys: tuple[str, ...] = (sink.principal.user_id,)
@@ -220,6 +217,16 @@ class Hub:
             keys = (ALL,) if ch.key_filter else ("",)
             residual = filters
         return Subscription(sink, ch, filters, residual, keys)
+
+    @staticmethod
+    def check_access(principal: Principal, ch: Channel) -> None:
+        """Raise ``AuthorizationError`` unless ``principal`` may hold ``ch``; asked at
+        subscribe time and again for every held subscription when a token is refreshed."""
+        if not principal.role.at_least(ch.min_role):
+            raise AuthorizationError(
+                "Permission denied",
+                details={"channel": ch.name, "requiredRole": str(ch.min_role)},
+            )
 
     def add(self, sub: Subscription) -> None:
         for key in sub.keys:
@@ -270,32 +277,50 @@ class Hub:
         if entries is None:
             return None
         ch = sub.channel
-        dialect = sub.sink.dialect
-        frames: list[bytes] = []
-        for e in entries:
-            if sub.residual and not ch.matches(sub.residual, e.payload):
-                continue
-            frame = dialect.encode_event(ch, e.envelope)
-            if frame is not None:
-                frames.append(frame)
-        return Replay(True, frames)
+        return Replay(
+            True,
+            [
+                e.envelope
+                for e in entries
+                if not sub.residual or ch.matches(sub.residual, e.payload)
+            ],
+        )
 
-    def snapshot_envelope(self, sub: Subscription, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """The envelope of one snapshot item: marked, and carrying the stream's current
-        offset so the client can resume from it."""
+    def snapshot_offsets(self, sub: Subscription) -> dict[str, int]:
+        """Each of the subscription's streams' offsets now, taken before its snapshot is
+        read. A snapshot item carries the offset its stream had when the snapshot was
+        read, so the live messages published meanwhile (held, and sent after it) follow
+        it with higher offsets instead of repeating its own."""
+        ch = sub.channel
+        keys = self.streams.keys_of(ch.name) if ALL in sub.keys else sub.keys
+        found = ((k, self.streams.find(ch.name, k)) for k in keys)
+        return {k: stream.offset for k, stream in found if stream is not None}
+
+    def snapshot_envelope(
+        self,
+        sub: Subscription,
+        payload: Mapping[str, Any],
+        offsets: Mapping[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """The envelope of one snapshot item: marked, and carrying its stream's offset
+        (from ``offsets``, see :meth:`snapshot_offsets`) so the client can resume."""
         ch = sub.channel
         key = sub.keys[0] if len(sub.keys) == 1 else ALL
         if ch.key_filter and ch.key_filter in ch.filters and key == ALL:
             field_name = ch.filters[ch.key_filter].field
             key = str(payload.get(field_name, ""))
-        stream = self.streams.find(ch.name, key)
+        if offsets is not None:
+            offset = offsets.get(key, 0)
+        else:
+            stream = self.streams.find(ch.name, key)
+            offset = stream.offset if stream else 0
         return {
             "type": ch.message_type,
             "channel": ch.name,
             "data": {**payload, "snapshot": True},
             "timestamp": iso_ms(),
             "id": self._id_prefix + str(next(self._ids)),
-            "offset": stream.offset if stream else 0,
+            "offset": offset,
             "epoch": self.streams.epoch,
         }
 

@@ -2,6 +2,13 @@
 
 The hub never awaits a client: ``deliver`` queues and returns. How the bytes reach
 the socket (and what happens to a client that cannot keep up) is the writer's job.
+
+A dialect (``fxgate.protocol``) turns an envelope into *payload* bytes and knows
+nothing of framing. A sink's ``dialect`` is whatever encoder its transport wants the
+hub to call: the WebSocket transport gives every connection of a dialect one shared
+encoder that also frames (``fxgate.web.ws.framing.FramedDialect``). The hub caches the
+result per event and per encoder object, so an event is encoded and framed once per
+dialect and the same bytes go to every matching connection.
 """
 
 from __future__ import annotations
@@ -10,11 +17,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from fxgate.domain.errors import Disconnect
     from fxgate.plugins.channel import Channel, Principal
 
 
 class Dialect(Protocol):
-    """Turns a canonical envelope into this dialect's frame (or None: not sent)."""
+    """Turns a canonical envelope into this dialect's bytes (or None: not sent)."""
 
     name: str
 
@@ -31,5 +39,6 @@ class Sink(Protocol):
         """Queue a frame; never blocks, never raises. ``conflate_key`` lets a newer
         frame with the same key replace a queued one while the client is slow."""
 
-    def kick(self, code: int, reason: str) -> None:
-        """Close the connection with ``code`` (slow consumer, auth expiry, ...)."""
+    def kick(self, disconnect: Disconnect) -> None:
+        """Close the connection (slow consumer, auth expiry, ...): one row of the
+        close-code table, never an ad-hoc code and reason."""

@@ -23,7 +23,7 @@ from tornado.netutil import bind_sockets
 
 from fxgate.app.assembly import build_node
 from fxgate.config.settings import Settings
-from fxgate.domain.errors import CloseCode
+from fxgate.domain.errors import Disconnects
 from fxgate.domain.timefmt import iso_ms
 from fxgate.node import Node
 from fxgate.ops import systemd
@@ -33,7 +33,7 @@ from fxgate.web.app import make_app
 log = logging.getLogger("fxgate")
 
 
-def restarting_frame() -> bytes:
+def restarting_payload() -> bytes:
     now = iso_ms()
     return encode(
         {
@@ -51,10 +51,9 @@ def restarting_frame() -> bytes:
 
 
 async def close_clients(node: Node, grace: float) -> None:
-    frame = restarting_frame()
+    notice = restarting_payload()
     for session in list(node.sessions):
-        session.conn.control(frame)
-        session.conn.kick(CloseCode.GOING_AWAY, "Server restarting")
+        session.disconnect(Disconnects.SHUTDOWN, notice=notice)
     deadline = time.monotonic() + grace
     while node.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a set
         await asyncio.sleep(0.05)

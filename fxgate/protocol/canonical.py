@@ -1,7 +1,9 @@
 """Seed 001's wire format (``/api/ws``): client frames to commands, replies to bytes.
 
 No I/O here: the session feeds text in and gets commands or a ``ValidationError`` out,
-so every malformed input is answered with an error and never reaches Tornado.
+so every malformed input is answered with an error and never reaches Tornado. Replies
+and events are *payload* bytes (the JSON text); WebSocket framing is the transport's
+(``fxgate.web.ws.framing``), so the same encoder serves any transport and the tests.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import ujson
 
 from fxgate.domain.errors import FxgateError, ValidationError
 from fxgate.domain.timefmt import iso_ms
-from fxgate.hub.frames import text_frame
 from fxgate.plugins.channel import Channel
 
 
@@ -142,7 +143,8 @@ def _unsub_names(channels: Any) -> tuple[str, ...]:
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
-    return text_frame(ujson.dumps(message, ensure_ascii=False).encode())
+    """A message's payload: compact UTF-8 JSON (no framing)."""
+    return ujson.dumps(message, ensure_ascii=False).encode()
 
 
 def connection(session_id: str, user_id: str) -> bytes:

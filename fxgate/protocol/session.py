@@ -1,14 +1,17 @@
 """One client's session on the canonical protocol: auth, subscriptions, limits.
 
-The session owns no socket. It reads text handed to it and answers through its
-``Connection`` (the writer), so it runs the same under Tornado and in memory. Every
-client-caused failure becomes an error message on the connection; the connection stays
-open unless a limit or the token's expiry says otherwise.
+The session does no I/O, like Hypercorn's ``WSStream``: the transport hands it client
+frames (``on_message``) and it answers through the ``Connection`` it was given (``send``
+a reply, ``hold``/``release`` live messages around a snapshot, ``kick`` to close), and
+it keeps time only through the injected ``Timers`` and wall clock. So it runs the same
+under Tornado and in memory (``tests/protocol/fakes.py``). Every client-caused failure
+becomes an error message; the connection stays open unless a limit, a refused first
+token or the token's expiry says otherwise (the close-code table in
+``fxgate.domain.errors``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -19,38 +22,52 @@ from fxgate.config.settings import WsSettings
 from fxgate.domain.errors import (
     AuthenticationError,
     AuthorizationError,
-    CloseCode,
+    Disconnect,
+    Disconnects,
     FxgateError,
     RateLimitError,
     ValidationError,
 )
 from fxgate.hub.hub import Hub, Subscription
-from fxgate.hub.sink import Dialect
+from fxgate.hub.sink import Dialect, Sink
 from fxgate.plugins.channel import Principal
 from fxgate.protocol import canonical as wire
 from fxgate.protocol.limits import SlidingWindowCounter, TokenBucket
-from fxgate.services.auth.tokens import Claims, TokenService
+from fxgate.services.auth.tokens import Claims
 
 log = logging.getLogger(__name__)
 
 
-class Connection(Protocol):
-    """The session's view of its transport: the hub's sink plus ordering controls."""
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
 
-    principal: Principal
-    dialect: Dialect
 
-    def deliver(self, frame: bytes, conflate_key: object | None = None) -> None: ...
+class Timers(Protocol):
+    """The session's clock and timers; an asyncio loop is one, a test's fake another."""
 
-    def control(self, frame: bytes) -> None:
-        """Send a reply now, ahead of anything held back by ``hold``."""
+    def time(self) -> float:
+        """Monotonic seconds (rate limits, flood grace)."""
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Cancellable:
+        """Run ``callback(*args)`` after ``delay`` seconds unless cancelled."""
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Claims: ...
+
+
+class Connection(Sink, Protocol):
+    """The session's view of its transport: the hub's sink plus replies and ordering."""
+
+    def send(self, payload: bytes) -> None:
+        """Send a reply (payload bytes; the transport frames it) now, ahead of anything
+        held back by ``hold``."""
 
     def hold(self) -> None:
-        """Keep live messages back (while a snapshot is being sent)."""
+        """Keep live messages back (while a snapshot is being sent); held market data
+        is conflated (latest per key) and counts against the connection's bound."""
 
     def release(self) -> None: ...
-
-    def kick(self, code: int, reason: str) -> None: ...
 
 
 class Session:
@@ -58,10 +75,12 @@ class Session:
         self,
         *,
         hub: Hub,
-        tokens: TokenService,
+        tokens: TokenVerifier,
         limits: WsSettings,
         conn: Connection,
+        dialect: Dialect,
         connection_rate: SlidingWindowCounter,
+        timers: Timers,
         on_authenticated: Callable[[Session], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -69,35 +88,49 @@ class Session:
         self.tokens = tokens
         self.limits = limits
         self.conn = conn
+        #: Encodes snapshots and replays (payloads; the transport frames them).
+        self.dialect = dialect
         self.session_id = "session_" + uuid.uuid4().hex[:16]
         self.principal: Principal | None = None
         self.claims: Claims | None = None
         self.subs: dict[str, list[Subscription]] = {}
         self._count = 0
-        self._bucket = TokenBucket(limits.max_messages_per_second)
+        self._timers = timers
+        self._bucket = TokenBucket(limits.max_messages_per_second, timers.time)
         self._connection_rate = connection_rate
         self._on_authenticated = on_authenticated
         self._clock = clock
-        self._expiry: asyncio.TimerHandle | None = None
-        self._auth_deadline: asyncio.TimerHandle | None = None
+        self._expiry: Cancellable | None = None
+        self._auth_deadline: Cancellable | None = None
         self._dropped_window = (0.0, 0)
-        self._last_rate_error = 0.0
+        self._last_rate_error = -1e18
+        #: Flood tracking: when the current run of dropped messages began, and the
+        #: last drop (a second without one ends the run).
+        self._flood_start = 0.0
+        self._last_drop = -1e18
+        #: Kicked: the transport is closing, so nothing more is read or answered.
+        self.closing = False
         self.closed = False
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self, claims: Claims | None) -> None:
         """Begin: with claims from the query/header, or wait for an auth message."""
-        loop = asyncio.get_running_loop()
         if claims is not None:
             self._authenticated(claims)
         else:
-            self._auth_deadline = loop.call_later(
-                self.limits.auth_timeout,
-                self.conn.kick,
-                CloseCode.AUTHENTICATION,
-                "Authentication timeout",
+            self._auth_deadline = self._timers.call_later(
+                self.limits.auth_timeout, self.disconnect, Disconnects.AUTH_TIMEOUT
             )
+
+    def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None:
+        """Close the connection for ``disconnect``, after ``notice`` (a payload) if any."""
+        if self.closed or self.closing:
+            return
+        self.closing = True
+        if notice is not None:
+            self.conn.send(notice)
+        self.conn.kick(disconnect)
 
     def close(self) -> None:
         """The connection is gone: drop every subscription and timer."""
@@ -108,6 +141,7 @@ class Session:
             for sub in subs:
                 self.hub.remove(sub)
         self.subs.clear()
+        self._count = 0
         for handle in (self._expiry, self._auth_deadline):
             if handle is not None:
                 handle.cancel()
@@ -120,7 +154,7 @@ class Session:
             self._auth_deadline.cancel()
             self._auth_deadline = None
         self._schedule_expiry(claims.exp)
-        self.conn.control(wire.connection(self.session_id, claims.sub))
+        self.conn.send(wire.connection(self.session_id, claims.sub))
         if self._on_authenticated is not None:
             self._on_authenticated(self)
 
@@ -128,14 +162,12 @@ class Session:
         if self._expiry is not None:
             self._expiry.cancel()
         delay = max(0.0, exp - self._clock())
-        self._expiry = asyncio.get_running_loop().call_later(
-            delay, self.conn.kick, CloseCode.AUTHENTICATION, "Token expired"
-        )
+        self._expiry = self._timers.call_later(delay, self.disconnect, Disconnects.TOKEN_EXPIRED)
 
     # -- input -----------------------------------------------------------------
 
     async def on_message(self, raw: str | bytes) -> None:
-        if self.closed:
+        if self.closed or self.closing:
             return
         if not self._bucket.take():
             self._rate_limited()
@@ -151,26 +183,34 @@ class Session:
                 raise AuthenticationError("Authenticate first: send {type: auth, token}")
             await self._dispatch(cmd)
         except FxgateError as exc:
-            self.conn.control(wire.error(exc))
+            self.conn.send(wire.error(exc))
         except Exception:
             log.exception("session error", extra={"session": self.session_id})
-            self.conn.control(wire.error(FxgateError("Internal error")))
+            self.conn.send(wire.error(FxgateError("Internal error")))
 
     def _rate_limited(self) -> None:
-        now = self._clock()
+        """A message over the rate was dropped. A burst is told once a second and keeps
+        its connection; a client still over the limit ``ws.flood_grace`` seconds into a
+        run of drops (no second without one), or dropping more than ten times the
+        limit within a second, is closed with 4029."""
+        now = self._timers.time()
+        if now - self._last_drop >= 1.0:
+            self._flood_start = now
+        self._last_drop = now
         start, dropped = self._dropped_window
         if now - start >= 1.0:
             start, dropped = now, 0
         dropped += 1
         self._dropped_window = (start, dropped)
-        # A client that keeps flooding at many times the limit is cut off; one that
-        # bursts is told once a second and keeps its connection.
-        if dropped > 10 * self.limits.max_messages_per_second:
-            self.conn.kick(CloseCode.RATE_LIMITED, "Rate limit exceeded")
+        if (
+            now - self._flood_start >= self.limits.flood_grace
+            or dropped > 10 * self.limits.max_messages_per_second
+        ):
+            self.disconnect(Disconnects.RATE_LIMITED)
             return
         if now - self._last_rate_error >= 1.0:
             self._last_rate_error = now
-            self.conn.control(
+            self.conn.send(
                 wire.error(
                     RateLimitError(
                         "Rate limit exceeded",
@@ -185,25 +225,63 @@ class Session:
         elif isinstance(cmd, wire.Unsubscribe):
             self.unsubscribe(cmd.names)
         elif isinstance(cmd, wire.Ping):
-            self.conn.control(wire.pong())
+            self.conn.send(wire.pong())
         else:
             await self.auth(cmd.token)
 
     async def auth(self, token: str) -> None:
-        claims = await self.tokens.verify(token)
         if self.principal is None:
-            if not self._connection_rate.hit(claims.sub):
-                self.conn.kick(CloseCode.RATE_LIMITED, "Too many connections")
-                return
-            self._authenticated(claims)
+            await self._first_auth(token)
+            return
+        # A refresh: a bad token is refused with an error and the current one stays.
+        claims = await self.tokens.verify(token)
+        if self.closed or self.principal is None:
             return
         if claims.sub != self.principal.user_id:
             raise AuthorizationError("A refreshed token must be for the same user")
         self.claims = claims
         self.principal = Principal(claims.sub, claims.role, claims.tier, self.session_id)
         self.conn.principal = self.principal
+        dropped = self._drop_forbidden(self.principal)
         self._schedule_expiry(claims.exp)
-        self.conn.control(wire.auth_ok(claims.exp))
+        self.conn.send(wire.auth_ok(claims.exp))
+        if dropped:
+            self.conn.send(
+                wire.error(
+                    AuthorizationError(
+                        "Permission denied: subscriptions dropped",
+                        details={"channels": dropped, "role": str(claims.role)},
+                    )
+                )
+            )
+
+    async def _first_auth(self, token: str) -> None:
+        try:
+            claims = await self.tokens.verify(token)
+        except AuthenticationError as exc:
+            # DESIGN.md: a bad token is refused, close code 4001 after the error.
+            self.disconnect(Disconnects.AUTH_FAILED, notice=wire.error(exc))
+            return
+        if self.closed or self.principal is not None:
+            return
+        if not self._connection_rate.hit(claims.sub):
+            self.disconnect(Disconnects.TOO_MANY_CONNECTIONS)
+            return
+        self._authenticated(claims)
+
+    def _drop_forbidden(self, principal: Principal) -> list[str]:
+        """Unsubscribe what ``principal`` may no longer hold; the channel names."""
+        dropped: list[str] = []
+        for name, subs in list(self.subs.items()):
+            try:
+                self.hub.check_access(principal, subs[0].channel)
+            except AuthorizationError:
+                for sub in subs:
+                    self.hub.remove(sub)
+                    self._count -= 1
+                del self.subs[name]
+                dropped.append(name)
+        return dropped
 
     # -- subscriptions ---------------------------------------------------------
 
@@ -216,14 +294,14 @@ class Session:
                 try:
                     sub = self.hub.make_subscription(self.conn, item.name, item.filters)
                 except FxgateError as exc:
-                    self.conn.control(wire.error(exc))
+                    self.conn.send(wire.error(exc))
                     continue
                 existing = self.subs.get(sub.channel.name, [])
                 if any(s.filters == sub.filters for s in existing):
                     acks.append(self._ack(sub))
                     continue
                 if self._count >= self.limits.max_subscriptions:
-                    self.conn.control(
+                    self.conn.send(
                         wire.error(
                             RateLimitError(
                                 "Too many subscriptions",
@@ -248,12 +326,14 @@ class Session:
                     ack["recovered"] = replay is not None
                 acks.append(ack)
             if acks:
-                self.conn.control(wire.subscription(acks))
+                self.conn.send(wire.subscription(acks))
             for sub, _item in fresh:
                 replay = replays[id(sub)]
                 if replay is not None:
-                    for frame in replay.frames:
-                        self.conn.control(frame)
+                    for envelope in replay.envelopes:
+                        payload = self.dialect.encode_event(sub.channel, envelope)
+                        if payload is not None:
+                            self.conn.send(payload)
                 else:
                     await self._send_snapshot(sub)
         finally:
@@ -265,28 +345,30 @@ class Session:
 
     async def _send_snapshot(self, sub: Subscription) -> None:
         assert self.principal is not None
+        offsets = self.hub.snapshot_offsets(sub)
         try:
             items = await sub.channel.snapshot(self.principal, sub.filters)
         except FxgateError as exc:
-            self.conn.control(wire.error(exc))
+            self.conn.send(wire.error(exc))
             return
         except Exception:
             log.exception("snapshot failed", extra={"channel": sub.channel.name})
-            self.conn.control(wire.error(FxgateError("Snapshot unavailable")))
+            self.conn.send(wire.error(FxgateError("Snapshot unavailable")))
             return
-        dialect = self.conn.dialect
+        dialect = self.dialect
         for payload in items:
             if sub.residual and not sub.channel.matches(sub.residual, payload):
                 continue
-            frame = dialect.encode_event(sub.channel, self.hub.snapshot_envelope(sub, payload))
-            if frame is not None:
-                self.conn.control(frame)
+            envelope = self.hub.snapshot_envelope(sub, payload, offsets)
+            message = dialect.encode_event(sub.channel, envelope)
+            if message is not None:
+                self.conn.send(message)
 
     def unsubscribe(self, names: tuple[str, ...]) -> None:
         done: list[str] = []
         for name in names:
             if name not in self.hub.channels:
-                self.conn.control(
+                self.conn.send(
                     wire.error(ValidationError("Invalid channel", details={"channel": name}))
                 )
                 continue
@@ -295,4 +377,4 @@ class Session:
                 self._count -= 1
             done.append(name)
         if done:
-            self.conn.control(wire.unsubscription(done))
+            self.conn.send(wire.unsubscription(done))

@@ -7,6 +7,7 @@ session and the frame writer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -15,7 +16,13 @@ from urllib.parse import urlparse
 import ujson
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from fxgate.domain.errors import AuthenticationError, CloseCode, ErrorCode
+from fxgate.domain.errors import (
+    ERRORS,
+    AuthenticationError,
+    Disconnect,
+    Disconnects,
+    ErrorCode,
+)
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms
 from fxgate.hub.sink import Dialect
@@ -24,6 +31,7 @@ from fxgate.plugins.channel import Principal
 from fxgate.protocol.canonical import CANONICAL
 from fxgate.protocol.session import Session
 from fxgate.services.auth.tokens import Claims
+from fxgate.web.ws.framing import framed
 from fxgate.web.ws.writer import Flusher, FrameWriter
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,7 @@ def bearer_token(handler: Any) -> str | None:
 class SocketBase(WebSocketHandler):
     """What every dialect's socket shares: pre-upgrade auth, limits, writer, shutdown."""
 
+    #: The dialect's encoder (payloads); the transport frames them (``framed``).
     dialect: Dialect = CANONICAL
     #: Whether a connection without a token may authenticate with its first message.
     first_message_auth = True
@@ -79,8 +88,9 @@ class SocketBase(WebSocketHandler):
         parsed = urlparse(origin)
         return f"{parsed.scheme}://{parsed.netloc}" in allowed
 
-    def _refuse(self, status: int, code: ErrorCode, message: str) -> None:
-        self.set_status(status)
+    def _refuse(self, code: ErrorCode, message: str) -> None:
+        """Refuse the upgrade with plain HTTP: the status is the error table's."""
+        self.set_status(ERRORS[code].status)
         self.set_header("Content-Type", "application/json")
         self.finish(
             ujson.dumps(
@@ -90,20 +100,20 @@ class SocketBase(WebSocketHandler):
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         if self.node.stopping:
-            self._refuse(503, ErrorCode.SERVICE_UNAVAILABLE, "Server restarting")
+            self._refuse(ErrorCode.SERVICE_UNAVAILABLE, "Server restarting")
             return
         token = bearer_token(self)
         if token is not None:
             try:
                 self.claims = await self.node.tokens.verify(token)
             except AuthenticationError as exc:
-                self._refuse(401, exc.code, exc.message)
+                self._refuse(exc.code, exc.message)
                 return
             if not self.node.connection_rate.hit(self.claims.sub):
-                self._refuse(429, ErrorCode.RATE_LIMIT_ERROR, "Too many connections")
+                self._refuse(ErrorCode.RATE_LIMIT_ERROR, Disconnects.TOO_MANY_CONNECTIONS.reason)
                 return
         elif not self.first_message_auth:
-            self._refuse(401, ErrorCode.AUTHENTICATION_ERROR, "Authentication required")
+            self._refuse(ErrorCode.AUTHENTICATION_ERROR, "Authentication required")
             return
         await super().get(*args, **kwargs)
 
@@ -118,14 +128,17 @@ class SocketBase(WebSocketHandler):
             max_bytes=self.node.settings.ws.queue_max_bytes,
             kick=self.kick,
             principal=ANONYMOUS,
-            dialect=self.dialect,
+            # One framed encoder per dialect, shared: the hub frames each event once.
+            dialect=framed(self.dialect),
         )
         self.session = Session(
             hub=self.node.hub,
             tokens=self.node.tokens,
             limits=self.node.settings.ws,
             conn=self.writer,
+            dialect=self.dialect,
             connection_rate=self.node.connection_rate,
+            timers=asyncio.get_running_loop(),
         )
         self.node.sessions.add(self.session)
         self.session.start(self.claims)
@@ -141,14 +154,15 @@ class SocketBase(WebSocketHandler):
             self.session.close()
             self.node.sessions.discard(self.session)
 
-    def kick(self, code: int, reason: str) -> None:
-        """Close with ``code``; what is already queued is sent first."""
-        if self.writer is not None and code != CloseCode.SLOW_CONSUMER:
+    def kick(self, disconnect: Disconnect) -> None:
+        """Close as ``disconnect`` says; what is already queued is sent first (except
+        to a slow consumer, whose queue is what got it closed)."""
+        if self.writer is not None and disconnect is not Disconnects.SLOW_CONSUMER:
             self.writer.flush_all_now()
         if self.writer is not None:
             self.writer.close()
         with contextlib.suppress(WebSocketClosedError):
-            self.close(code, reason)
+            self.close(int(disconnect.code), disconnect.reason)
 
 
 class CanonicalSocket(SocketBase):

@@ -7,10 +7,16 @@ once and shared by every client) are appended to a list; once per event-loop ite
 the :class:`Flusher` joins each dirty connection's list and hands it to the socket in
 one ``send``. Only when the kernel buffer is full does the remainder go to the
 IOStream, which then owns the socket until it has drained; meanwhile new frames wait
-in a byte-bounded backlog where market data is conflated per symbol (latest wins) and
-everything else is kept in order. A backlog over its bound means the client cannot keep
-up with trading events, which are never dropped silently: it is disconnected with 4008
-and recovers on reconnect.
+in a backlog where market data is conflated per symbol (latest wins) and everything
+else is kept in order; frames held back during a snapshot are kept the same way.
+
+The bound, ``ws.queue_max_bytes``, covers every byte held for the connection: what a
+flush pass could not hand to the kernel (the unflushed list, counted when it is
+joined), what the IOStream still holds, the backlog and the held frames. It is
+checked once per flush pass and on the slow paths (blocked, held), never per frame on
+the fast path. Over it, the client cannot keep up with trading events, which are never
+dropped silently: it is disconnected with 4008 and recovers on reconnect. Tornado's
+private write state is read only through :mod:`fxgate.web.ws.iostream`.
 """
 
 from __future__ import annotations
@@ -19,14 +25,16 @@ import asyncio
 import itertools
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 from tornado.iostream import IOStream, StreamClosedError
 
-from fxgate.domain.errors import CloseCode
+from fxgate.domain.errors import Disconnect, Disconnects
 from fxgate.hub.sink import Dialect
 from fxgate.plugins.channel import Principal
+from fxgate.web.ws.framing import text_frame
+from fxgate.web.ws.iostream import buffered_bytes, pending_writes, raw_socket
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +88,7 @@ class FrameWriter:
     """Queues frames for one connection and writes them without a Future per frame.
 
     It is also the connection as the hub and the session see it (``principal``,
-    ``dialect``, ``kick``), so the hot path is one method call per client.
+    ``dialect``, ``kick``, ``send``), so the hot path is one method call per client.
     """
 
     __slots__ = (
@@ -94,6 +102,8 @@ class FrameWriter:
         "_held",
         "_held_bytes",
         "_on_kick",
+        "_pending",
+        "_room",
         "_sock",
         "_stream",
         "closed",
@@ -108,24 +118,28 @@ class FrameWriter:
         flusher: Flusher,
         *,
         max_bytes: int,
-        kick: Callable[[int, str], Any],
+        kick: Callable[[Disconnect], Any],
         principal: Principal,
         dialect: Dialect,
     ) -> None:
         self.principal = principal
         self.dialect = dialect
         self._stream = stream
-        self._sock: socket.socket = stream.socket
+        self._sock: socket.socket = raw_socket(stream)
+        self._pending: Sized = pending_writes(stream)
         self._flusher = flusher
         self._buf: list[bytes] = []
         self._dirty = False
         self._blocked = False
         self._backlog: dict[object, bytes] = {}
         self._backlog_bytes = 0
-        self._held: list[tuple[bytes, object | None]] | None = None
+        self._held: dict[object, bytes] | None = None
         self._held_bytes = 0
         self._on_kick = kick
         self.max_bytes = max_bytes
+        #: What the backlog and the held frames may take before the stream's buffer is
+        #: read again: ``max_bytes`` less what the stream held when last looked at.
+        self._room = max_bytes
         self.closed = False
         #: Not held, not blocked, not closed: deliver() may append and return.
         self._fast = True
@@ -147,13 +161,27 @@ class FrameWriter:
                 if not flusher.scheduled:
                     flusher.schedule()
             return
-        if self._held is not None:
-            self._held.append((frame, conflate_key))
+        held = self._held
+        if held is not None:
+            # Held like the backlog: market data conflated (latest per symbol wins),
+            # everything else kept in order, all of it counted against the bound.
+            if conflate_key is not None:
+                old = held.pop(conflate_key, None)
+                if old is not None:
+                    self._held_bytes -= len(old)
+            else:
+                conflate_key = next(_seq)
+            held[conflate_key] = frame
             self._held_bytes += len(frame)
-            if self._held_bytes > self.max_bytes:
-                self._overflow()
+            if self._held_bytes + self._backlog_bytes > self._room:
+                self._check_bound()
             return
         self.control(frame, conflate_key)
+
+    def send(self, payload: bytes) -> None:
+        """A reply from the session (payload bytes): framed here, sent ahead of anything
+        held. Replies are per client, so framing them here adds nothing shared."""
+        self.control(text_frame(payload))
 
     def control(self, frame: bytes, conflate_key: object | None = None) -> None:
         """A frame to send in order, ahead of anything held."""
@@ -169,8 +197,8 @@ class FrameWriter:
                 conflate_key = next(_seq)
             backlog[conflate_key] = frame
             self._backlog_bytes += len(frame)
-            if self._backlog_bytes > self.max_bytes:
-                self._overflow()
+            if self._backlog_bytes + self._held_bytes > self._room:
+                self._check_bound()
             return
         self._buf.append(frame)
         if not self._dirty:
@@ -185,14 +213,15 @@ class FrameWriter:
 
     def hold(self) -> None:
         if self._held is None:
-            self._held = []
+            self._held = {}
             self._held_bytes = 0
             self._fast = False
 
     def release(self) -> None:
         held, self._held = self._held, None
+        self._held_bytes = 0
         self._update_fast()
-        for frame, key in held or ():
+        for key, frame in (held or {}).items():
             self.control(frame, key)
 
     # -- output ----------------------------------------------------------------
@@ -206,9 +235,9 @@ class FrameWriter:
         data = buf[0] if len(buf) == 1 else b"".join(buf)
         buf.clear()
         # Tornado's own frames (pings, close) may still sit in the stream's buffer: ours
-        # must queue behind them. ``_write_futures`` is non-empty exactly while a stream
-        # write is pending, and testing a deque is cheaper than ``writing()``.
-        if self._stream._write_futures:
+        # must queue behind them. The queue is non-empty exactly while a stream write is
+        # pending, and testing it is cheaper than ``writing()``.
+        if self._pending:
             self._write_via_stream(data)
             return
         try:
@@ -224,6 +253,13 @@ class FrameWriter:
             self._write_via_stream(memoryview(data)[sent:])
 
     def _write_via_stream(self, data: bytes | memoryview) -> None:
+        # The slow path, once per flush pass at most: what the kernel did not take
+        # stays with us, so it counts against the bound with what the stream holds.
+        held = buffered_bytes(self._stream) + len(data)
+        if held + self._backlog_bytes + self._held_bytes > self.max_bytes:
+            self._overflow()
+            return
+        self._room = self.max_bytes - held
         self._blocked = True
         self._fast = False
         try:
@@ -233,11 +269,20 @@ class FrameWriter:
             return
         fut.add_done_callback(self._drained)
 
+    def _check_bound(self) -> None:
+        """The backlog and held frames passed the room left when the stream was last
+        looked at: look again (it may have drained), and kick if still over."""
+        stream_held = buffered_bytes(self._stream) if self._blocked else 0
+        self._room = self.max_bytes - stream_held
+        if self._backlog_bytes + self._held_bytes > self._room:
+            self._overflow()
+
     def _drained(self, fut: asyncio.Future[None]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             self.close()
             return
         self._blocked = False
+        self._room = self.max_bytes
         self._update_fast()
         backlog, self._backlog = self._backlog, {}
         self._backlog_bytes = 0
@@ -253,10 +298,12 @@ class FrameWriter:
         """Push everything queued into the stream (before a close frame)."""
         if self.closed:
             return
-        self._buf.extend(frame for frame, _ in self._held or ())
+        self._buf.extend((self._held or {}).values())
         self._held = None
+        self._held_bytes = 0
         self._buf.extend(self._backlog.values())
         self._backlog.clear()
+        self._backlog_bytes = 0
         if self._buf:
             data = b"".join(self._buf)
             self._buf.clear()
@@ -266,20 +313,26 @@ class FrameWriter:
                 self.close()
 
     def _overflow(self) -> None:
-        log.warning("slow consumer disconnected", extra={"backlog": self._backlog_bytes})
+        log.warning(
+            "slow consumer disconnected",
+            extra={"backlog": self._backlog_bytes + self._held_bytes},
+        )
         self.close()
-        self._on_kick(CloseCode.SLOW_CONSUMER, "Slow consumer")
+        self._on_kick(Disconnects.SLOW_CONSUMER)
 
-    def kick(self, code: int, reason: str) -> None:
-        self._on_kick(code, reason)
+    def kick(self, disconnect: Disconnect) -> None:
+        self._on_kick(disconnect)
 
     def close(self) -> None:
         self.closed = True
         self._fast = False
         self._buf.clear()
         self._backlog.clear()
+        self._backlog_bytes = 0
         self._held = None
+        self._held_bytes = 0
 
     @property
     def backlog_bytes(self) -> int:
+        """Bytes queued here and not yet handed to the stream (backlog and held)."""
         return self._backlog_bytes + self._held_bytes
