@@ -30,6 +30,7 @@ from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.sealing import Sealer, SealError
 from fxgate.services.auth.tokens import TokenService
+from fxgate.services.auth.user_status import UserStatus
 from fxgate.services.health import HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
@@ -58,6 +59,7 @@ class Node:
         sealer: Sealer,
         keyring: KeyRing,
         tokens: TokenService,
+        user_status: UserStatus,
         hub: Hub,
         bus: Bus,
         broker: Broker,
@@ -77,6 +79,8 @@ class Node:
         self.sealer = sealer
         self.keyring = keyring
         self.tokens = tokens
+        #: Who is still allowed in (disabled users are refused): see user_status.
+        self.user_status = user_status
         self.hub = hub
         self.bus = bus
         self.broker = broker
@@ -144,6 +148,7 @@ class Node:
         self.spawn(self.candles.record(self.market.symbols), name="candle-recorder")
         self.spawn(self.market.run(), name="market-feed")
         self.spawn(self._refresh_keys(), name="keyring-refresh")
+        self.spawn(self.user_status.run(self._kick_disabled), name="user-status-refresh")
         self.spawn(self._purge_expired(), name="store-purge")
         await self.health.check()
         self.spawn(self.health.run(), name="health")
@@ -175,6 +180,13 @@ class Node:
         for session in list(self.sessions):
             if session.claims is not None and session.claims.kid in kids:
                 session.disconnect(Disconnects.KEY_RETIRED)
+
+    def _kick_disabled(self, user_ids: set[str]) -> None:
+        from fxgate.domain.errors import Disconnects
+
+        for session in list(self.sessions):
+            if session.claims is not None and session.claims.sub in user_ids:
+                session.disconnect(Disconnects.USER_DISABLED)
 
     async def stop(self) -> None:
         """Stop producers, run shutdown hooks, close the store. Clients are closed by

@@ -168,6 +168,10 @@ async def test_market_data_end_to_end_through_a_node(tmp_path: Path) -> None:
     try:
         recorder = node.candles
         node.market.set_quote("EURUSD", 1.5, 1.5001)
+        # A token's user must exist (and not be disabled) to be let in.
+        await node.store.users.create(
+            user_id="viewer-1", email="viewer-1@test.invalid", name="V", role="viewer"
+        )
         token, _ = node.tokens.issue("viewer-1", "viewer")
         url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/api/v1/market/data"
         async with httpx.AsyncClient() as http:

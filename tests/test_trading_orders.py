@@ -320,10 +320,10 @@ def test_a_repeated_client_order_id_returns_the_first_order_and_opens_nothing(
     assert r2.status_code == 200, r2.text
     assert r2.json()["data"]["id"] == first["id"]
     assert r2.json()["data"]["ticket"] == first["ticket"]
-    # Even with other terms, the id names the first order.
+    # Other terms under the same id are a conflict (issue 6), and open nothing.
     r3 = trader.post("/trading/orders", {**body, "quantity": 0.5, "side": "sell"})
-    assert r3.status_code == 200, r3.text
-    assert (r3.json()["data"]["id"], r3.json()["data"]["quantity"]) == (first["id"], 0.1)
+    assert r3.status_code == 409, r3.text
+    assert r3.json()["error"]["details"][0]["field"] == "clientOrderId"
 
     assert len(trader.positions()) == 1
     assert [o["id"] for o in trader.orders()] == [first["id"]]

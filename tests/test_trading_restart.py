@@ -74,7 +74,7 @@ def check_after_restart(d: Daemon, t: Trader, ids: dict[str, Any], before: dict[
 
     # The clientOrderId still names the pending order.
     again = {"symbol": "EURUSD", "type": "limit", "side": "buy", "quantity": 0.3,
-             "price": 1.05, "clientOrderId": "dip-buy"}  # fmt: skip
+             "price": 1.05, "clientOrderId": "dip-buy", "strategyId": "s1"}  # fmt: skip
     r = t.post("/trading/orders", again)
     assert r.status_code == 200, r.text
     assert r.json()["data"]["id"] == pending["id"]

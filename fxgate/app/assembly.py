@@ -30,6 +30,7 @@ from fxgate.plugins.manager import PluginError, make_plugin_manager
 from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.sealing import Sealer, master_key_path
 from fxgate.services.auth.tokens import TokenService
+from fxgate.services.auth.user_status import UserStatus
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
@@ -97,11 +98,14 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
 
     sealer = Sealer(master_key_path(settings.auth.master_key_file, settings.state_dir))
     keyring = KeyRing(store.signing_keys, sealer=sealer, refresh=settings.auth.keyring_refresh)
+    user_status = UserStatus(store.users, refresh=settings.auth.user_refresh)
     tokens = TokenService(
         keyring,
         default_ttl=settings.auth.access_token_ttl,
         leeway=settings.auth.leeway,
+        max_ttl=settings.auth.max_token_ttl,
         is_revoked=store.sessions.is_jti_revoked,
+        is_active=user_status.is_active,
     )
     return Node(
         settings,
@@ -112,6 +116,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         sealer=sealer,
         keyring=keyring,
         tokens=tokens,
+        user_status=user_status,
         hub=hub,
         bus=bus,
         broker=backend.broker,

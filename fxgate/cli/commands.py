@@ -245,7 +245,14 @@ def token(args: argparse.Namespace) -> int:
             raise CliError(f"user {args.user} is disabled")
         ring = KeyRing(store.signing_keys, sealer=sealer_for(settings))
         await ring.ensure_active()
-        service = TokenService(ring, default_ttl=settings.auth.access_token_ttl)
+        service = TokenService(
+            ring,
+            default_ttl=settings.auth.access_token_ttl,
+            max_ttl=settings.auth.max_token_ttl,
+        )
+        if args.ttl is not None and not 0 < args.ttl <= service.max_ttl:
+            # The daemon refuses any token living longer than auth.max_token_ttl.
+            raise CliError(f"--ttl must be between 1 and {service.max_ttl} (auth.max_token_ttl)")
         jwt, claims = service.issue(
             user.id,
             Role(args.role or user.role),

@@ -48,6 +48,19 @@ class ServerSettings(Section):
     rate_limit_per_minute: int = Field(
         100, ge=1, description="REST requests per user per minute (seed 003)."
     )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection has to send a request's headers (and to start"
+        " the next one when idle); then it is closed.",
+    )
+    body_timeout: float = Field(30.0, gt=0, description="Seconds a request has to send its body.")
+    max_header_size: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Bytes of request line and headers; larger gets 431.",
+    )
 
 
 class LogSettings(Section):
@@ -130,6 +143,18 @@ class AuthSettings(Section):
     leeway: int = Field(0, ge=0, description="Clock skew tolerated on exp/iat, in seconds.")
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Password attempts per email and client address per minute."
+    )
+    max_token_ttl: int = Field(
+        366 * 86400,
+        gt=0,
+        description="Seconds: the longest lifetime a token may have; one whose exp is"
+        " further from its iat is refused, whoever signed it.",
+    )
+    user_refresh: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between re-reads of changed users: a user disabled by the"
+        " CLI is refused, and their sockets closed, within this.",
     )
     master_key_file: str = Field(
         "",

@@ -14,12 +14,8 @@ import gc
 import logging
 import os
 import signal
-import socket
 import time
 from typing import Any
-
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 from fxgate.app.assembly import build_node
 from fxgate.config.settings import Settings
@@ -29,6 +25,7 @@ from fxgate.node import Node
 from fxgate.ops import systemd
 from fxgate.protocol.canonical import encode
 from fxgate.web.app import make_app
+from fxgate.web.server import listen, make_server
 
 log = logging.getLogger("fxgate")
 
@@ -60,11 +57,18 @@ async def close_clients(node: Node, grace: float) -> None:
 
 
 async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
+    # Built (settings checked) but not started: nothing on disk yet. Then the port,
+    # then the state, so that a port in use leaves no master key or signing key.
     node = build_node(settings)
-    await node.start()
+    sockets = listen(settings)
+    try:
+        await node.start()
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     app = make_app(node)
-    sockets = bind_sockets(settings.server.port, settings.server.host, family=socket.AF_INET)
-    server = HTTPServer(app, xheaders=settings.server.xheaders, idle_connection_timeout=60)
+    server = make_server(app, settings.server)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
 

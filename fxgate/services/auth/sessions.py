@@ -28,7 +28,7 @@ from fxgate.services.auth.passwords import (
     needs_rehash,
     verify_password_async,
 )
-from fxgate.services.auth.tokens import Claims, TokenService
+from fxgate.services.auth.tokens import Claims, TokenService, family_marker
 from fxgate.services.ports.store.audit import AuditLog
 from fxgate.services.ports.store.records import RefreshToken, User, email_key
 from fxgate.services.ports.store.sessions import SessionStore
@@ -185,7 +185,7 @@ class SessionService:
             expires_at=self._now() + timedelta(seconds=ttl),
         )
         access, claims = self.tokens.issue(
-            user.id, Role(user.role), tier=user.tier, ttl=self.access_ttl
+            user.id, Role(user.role), tier=user.tier, ttl=self.access_ttl, family=family_id
         )
         return Session(user, access, refresh, self.access_ttl, claims)
 
@@ -199,7 +199,7 @@ class SessionService:
         if record is None or record.revoked_at is not None or record.expires_at <= self._now():
             raise AuthenticationError(BAD_REFRESH)
         if not await self.store.mark_refresh_token_used(jti):
-            revoked = await self.store.revoke_refresh_family(record.family_id)
+            revoked = await self.revoke_family(record.family_id)
             await self._audit(
                 record.user_id,
                 "auth.refresh_reuse",
@@ -213,9 +213,17 @@ class SessionService:
             )
         user = await self.users.get(record.user_id)
         if user is None or user.disabled:
-            await self.store.revoke_refresh_family(record.family_id)
+            await self.revoke_family(record.family_id)
             raise AuthenticationError("Account disabled")
         return await self._open(user, family_id=record.family_id, refresh_ttl=_lifetime(record))
+
+    async def revoke_family(self, family_id: str) -> int:
+        """Revoke a session: its refresh tokens, and the access tokens issued from it
+        (they carry the family as ``fam``; the marker outlives the last of them)."""
+        revoked = await self.store.revoke_refresh_family(family_id)
+        until = self._now() + timedelta(seconds=self.access_ttl + self.tokens.leeway + 60)
+        await self.store.revoke_jti(family_marker(family_id), until)
+        return revoked
 
     # -- logging out ----------------------------------------------------------------------
 
@@ -227,7 +235,7 @@ class SessionService:
             record = await self.store.get_refresh_token(refresh_jti(refresh_token))
             if record is not None and record.user_id == claims.sub:
                 family = record.family_id
-                await self.store.revoke_refresh_family(family)
+                await self.revoke_family(family)
         await self.store.revoke_jti(claims.jti, datetime.fromtimestamp(claims.exp, UTC))
         await self._audit(
             claims.sub, "auth.logout", claims.sub, jti=claims.jti, family=family, ip=ip

@@ -2,7 +2,14 @@
 
 The identity a connection or request acts as comes from these claims and nothing else.
 A service token also has ``scope``, space-separated rights beyond its role (RFC 8693's
-form of the claim), such as ``publish``.
+form of the claim), such as ``publish``; a token from a login has ``fam``, the id of
+its refresh-token family, so that revoking the family (refresh-token reuse, logout)
+revokes its access tokens too.
+
+A good signature is not enough: the claims must have the shapes fxgate issues (integer
+times, a known role, a lifetime no longer than ``max_ttl``), so that a token minted by
+someone holding a key, or by a buggy tool, cannot carry a role-less or
+hundred-year identity; and the user must still be active (:mod:`.user_status`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,36 @@ class Claims:
     jti: str
     kid: str
     scopes: frozenset[Scope] = frozenset()
+    #: The refresh-token family of a login's token; None for issued (CLI) tokens.
+    fam: str | None = None
+
+
+def family_marker(family_id: str) -> str:
+    """The revoked-jti entry that revokes every access token of a family."""
+    return f"fam:{family_id}"
+
+
+#: The longest lifetime a token may have by default: a year and a day, so that the
+#: service tokens docs/rest.md describes (a year) are valid and a century is not.
+DEFAULT_MAX_TTL = 366 * 86_400
+
+
+def _bad(reason: str) -> AuthenticationError:
+    return AuthenticationError(f"Authentication failed: {reason}")
+
+
+def _int_claim(payload: dict[str, object], name: str) -> int:
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(f"malformed claim {name}")
+    return value
+
+
+def _str_claim(payload: dict[str, object], name: str, default: str | None = None) -> str:
+    value = payload.get(name, default)
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise _bad(f"malformed claim {name}")
+    return value
 
 
 class TokenService:
@@ -40,13 +77,17 @@ class TokenService:
         *,
         default_ttl: int = 900,
         leeway: int = 0,
+        max_ttl: int = DEFAULT_MAX_TTL,
         is_revoked: Callable[[str], Awaitable[bool]] | None = None,
+        is_active: Callable[[str], Awaitable[bool]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.keyring = keyring
         self.default_ttl = default_ttl
         self.leeway = leeway
+        self.max_ttl = max_ttl
         self._is_revoked = is_revoked
+        self._is_active = is_active
         self._clock = clock
 
     def issue(
@@ -57,6 +98,7 @@ class TokenService:
         tier: str = "free",
         ttl: int | None = None,
         scopes: Iterable[Scope | str] = (),
+        family: str | None = None,
     ) -> tuple[str, Claims]:
         key = self.keyring.active()
         now = int(self._clock())
@@ -69,7 +111,10 @@ class TokenService:
             jti=secrets.token_hex(16),
             kid=key.kid,
             scopes=frozenset(Scope(s) for s in scopes),
+            fam=family,
         )
+        if claims.exp - claims.iat > self.max_ttl:
+            raise ValueError(f"a token may live at most {self.max_ttl} s (auth.max_token_ttl)")
         payload: dict[str, object] = {
             "sub": claims.sub,
             "role": str(claims.role),
@@ -80,6 +125,8 @@ class TokenService:
         }
         if claims.scopes:
             payload["scope"] = " ".join(sorted(claims.scopes))
+        if family is not None:
+            payload["fam"] = family
         token = jwt.encode(
             payload,
             key.secret,
@@ -108,33 +155,53 @@ class TokenService:
                 key.secret,
                 algorithms=[ALGORITHM],
                 leeway=self.leeway,
-                options={"require": ["sub", "exp", "iat", "jti"]},
+                options={"require": ["sub", "exp", "iat", "jti", "role"]},
             )
         except jwt.ExpiredSignatureError:
-            raise AuthenticationError("Authentication failed: token expired") from None
+            raise _bad("token expired") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _bad(f"missing claim {exc.claim}") from None
         except jwt.PyJWTError:
-            raise AuthenticationError("Authentication failed: invalid token") from None
+            raise _bad("invalid token") from None
+        claims = self._claims(payload, kid)
+        if self._is_revoked is not None:
+            if await self._is_revoked(claims.jti):
+                raise _bad("token revoked")
+            if claims.fam is not None and await self._is_revoked(family_marker(claims.fam)):
+                raise _bad("session revoked")
+        if self._is_active is not None and not await self._is_active(claims.sub):
+            raise AuthenticationError("Account disabled or removed")
+        return claims
+
+    def _claims(self, payload: dict[str, object], kid: str) -> Claims:
+        """The claims, if they have the shapes fxgate issues (PyJWT checked only the
+        signature, presence and expiry: it reads ``"exp": "9999999999"`` as a number)."""
+        now = self._clock()
+        iat, exp = _int_claim(payload, "iat"), _int_claim(payload, "exp")
+        if iat > now + self.leeway + 1:
+            raise _bad("token issued in the future")
+        if exp <= iat or exp - iat > self.max_ttl:
+            raise _bad("token lifetime too long")
         try:
-            role = Role(payload.get("role", "viewer"))
+            role = Role(_str_claim(payload, "role"))
         except ValueError:
-            raise AuthenticationError("Authentication failed: unknown role") from None
+            raise _bad("unknown role") from None
         scope = payload.get("scope", "")
         try:
             if not isinstance(scope, str):
                 raise ValueError(scope)
             scopes = frozenset(Scope(s) for s in scope.split())
         except ValueError:
-            raise AuthenticationError("Authentication failed: unknown scope") from None
-        claims = Claims(
-            sub=str(payload["sub"]),
+            raise _bad("unknown scope") from None
+        fam = payload.get("fam")
+        return Claims(
+            sub=_str_claim(payload, "sub"),
             role=role,
-            tier=str(payload.get("tier", "free")),
-            iat=int(payload["iat"]),
-            exp=int(payload["exp"]),
-            jti=str(payload["jti"]),
+            tier=_str_claim(payload, "tier", "free"),
+            iat=iat,
+            exp=exp,
+            jti=_str_claim(payload, "jti"),
             kid=kid,
             scopes=scopes,
+            fam=None if fam is None else _str_claim(payload, "fam"),
         )
-        if self._is_revoked is not None and await self._is_revoked(claims.jti):
-            raise AuthenticationError("Authentication failed: token revoked")
-        return claims

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -62,6 +63,11 @@ class MongoUsers:
         sort = [("created_at", ASCENDING), ("_id", ASCENDING)]
         rows, total = await self._m.page(self._m.c("users"), {}, sort, offset, limit)
         return [docs.user_from(d) for d in rows], total
+
+    async def changed_since(self, since: datetime) -> list[User]:
+        query = {"updated_at": {"$gte": since}}
+        cursor = self._m.c("users").find(query).sort("updated_at", ASCENDING)
+        return [docs.user_from(d) async for d in cursor]
 
     async def update(
         self,

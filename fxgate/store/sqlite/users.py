@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from fxgate.services.ports.store.records import User, email_key
@@ -95,6 +96,14 @@ def list_users(conn: sqlite3.Connection, *, offset: int, limit: int) -> tuple[li
     return [_user(r) for r in rows], int(total)
 
 
+def users_changed_since(conn: sqlite3.Connection, since: datetime) -> list[User]:
+    rows = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE updated_at >= ? ORDER BY updated_at, id",
+        (ts(since),),
+    ).fetchall()
+    return [_user(r) for r in rows]
+
+
 def update_user(conn: sqlite3.Connection, user_id: str, changes: Mapping[str, Any]) -> User | None:
     sets = ["updated_at = ?"]
     args: list[Any] = [ts(now())]
@@ -150,6 +159,9 @@ class SQLiteUsers:
 
     async def page(self, *, offset: int = 0, limit: int = 50) -> tuple[list[User], int]:
         return await self._w.run(list_users, offset=offset, limit=limit)
+
+    async def changed_since(self, since: datetime) -> list[User]:
+        return await self._w.run(users_changed_since, since)
 
     async def update(
         self,

@@ -20,6 +20,7 @@ from fxgate.domain.timefmt import iso_ms
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
 from fxgate.web.rest.models import ResponseModel
+from fxgate.web.rest.parsing import field_error, invalid
 from fxgate.web.rest.trading_models import PublishBatch, PublishedOut, PublishEvent, QuoteIn
 
 
@@ -49,17 +50,17 @@ class PaperQuotesHandler(ApiHandler):
         market = self.node.market
         symbol = body.symbol.upper()
         if symbol not in market.source.specs:
-            raise ValidationError(
-                "Unknown symbol", details=[{"field": "symbol", "message": f"no symbol {symbol}"}]
+            raise invalid(
+                "Unknown symbol", [field_error("symbol", f"No symbol {symbol}", "symbol")]
             )
         if body.bid >= body.ask:
-            raise ValidationError(
-                "Validation failed", details=[{"field": "ask", "message": "must exceed bid"}]
+            raise invalid(
+                "Validation failed", [field_error("ask", "Must exceed bid", "value_error")]
             )
         try:
             quote = market.set_quote(symbol, float(Decimal(body.bid)), float(Decimal(body.ask)))
         except ValueError as exc:
-            raise ValidationError("Invalid quote", details=[{"message": str(exc)}]) from None
+            raise invalid("Invalid quote", [field_error("bid", str(exc), "value_error")]) from None
         await self.node.broker.flush()
         return QuoteOut(
             symbol=quote.symbol,
@@ -90,20 +91,27 @@ class PublishHandler(ApiHandler):
         events = body.events if isinstance(body, PublishBatch) else [body]
         hub = self.node.hub
         errors = []
+        prefix = "events." if isinstance(body, PublishBatch) else ""
         for i, ev in enumerate(events):
             ch = hub.channels.get(ev.channel)
+            where = f"{prefix}{i}." if prefix else ""
+            field = f"{where}data"
             try:
                 if ch is None:
+                    field = f"{where}channel"
                     raise ValidationError("Invalid channel", details={"channel": ev.channel})
                 ch.check_published(ev.data)
                 if ch.scope == "user" and not ev.user_id:
+                    field = f"{where}userId"
                     raise ValidationError("This channel is per-user: name the user")
             except FxgateError as exc:
                 errors.append(
                     {
+                        "field": field,
                         "index": i,
                         "channel": ev.channel,
                         "message": exc.message,
+                        "type": "channel",
                         "details": exc.details,
                     }
                 )

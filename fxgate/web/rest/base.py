@@ -34,6 +34,7 @@ from fxgate.domain.errors import (
     ErrorCode,
     FxgateError,
     RateLimitError,
+    ValidationError,
 )
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms
@@ -275,7 +276,9 @@ class ApiHandler(RequestHandler):
     ) -> None:
         # Tornado's default logs repr(request), headers included: bearer tokens. Log
         # only what identifies the request, and only for server faults.
-        if isinstance(value, FxgateError | HTTPError) and getattr(value, "status", 500) < 500:
+        if isinstance(value, FxgateError) and value.status < 500:
+            return
+        if isinstance(value, HTTPError) and value.status_code < 500:
             return
         log.error(
             "uncaught exception in REST handler",
@@ -322,9 +325,17 @@ class ApiHandler(RequestHandler):
 
 
 def _from_http_error(exc: HTTPError) -> FxgateError:
-    code = _STATUS_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
+    """Tornado's own refusals: before any handler code ran, so always the client's."""
     if exc.status_code >= 500:
         return FxgateError("Internal server error", status=exc.status_code)
+    if exc.status_code == 400:
+        # A body Tornado could not parse (a broken multipart form): malformed input,
+        # like malformed JSON, is a 422 naming the body.
+        details = [{"field": "body", "message": "Unreadable body", "type": "body_invalid"}]
+        return ValidationError("Invalid request body", details=details)
+    if exc.status_code == 405:  # HEAD, which no operation declares
+        return FxgateError("Method not allowed here", code=ErrorCode.NOT_FOUND_ERROR, status=405)
+    code = _STATUS_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
     return FxgateError(exc.reason or "Bad request", code=code, status=exc.status_code)
 
 

@@ -16,9 +16,11 @@ from pydantic.alias_generators import to_camel
 
 
 class RequestModel(BaseModel):
-    """A JSON body: camelCase names only, unknown fields refused."""
+    """A JSON body: camelCase names only, unknown fields refused, and types as JSON
+    has them (strict: ``false`` is not a number, ``"1"`` is not an integer)."""
 
     model_config = ConfigDict(
+        strict=True,
         extra="forbid",
         alias_generator=to_camel,
         validate_by_alias=True,
@@ -51,10 +53,15 @@ class ResponseModel(BaseModel):
     )
 
 
+#: The last page anyone can ask for: 500 items a page, five hundred million items.
+MAX_PAGE = 1_000_000
+
+
 class PageQuery(QueryModel):
     """Seed 003's paging parameters; an endpoint that pages takes this or a subclass."""
 
-    page: int = Field(1, ge=1, description="1-based page number.")
+    #: Bounded so that ``offset`` always fits SQLite's (and BSON's) 64-bit integers.
+    page: int = Field(1, ge=1, le=MAX_PAGE, description="1-based page number.")
     limit: int = Field(50, ge=1, le=500, description="Items per page (at most 500).")
 
     @property

@@ -123,6 +123,27 @@ _ERRORS = {
 }
 
 
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without the ``null`` branch of an optional field: a
+    query string cannot send null, it leaves the parameter out."""
+    branches = prop.get("anyOf")
+    if not isinstance(branches, list):
+        return prop
+    rest = [b for b in branches if b != {"type": "null"}]
+    if len(rest) == len(branches):
+        return prop
+    out = {k: v for k, v in prop.items() if k != "anyOf" and not (k == "default" and v is None)}
+    if len(rest) == 1:
+        return {**out, **rest[0]}
+    return {**out, "anyOf": rest}
+
+
+def _body_required(body: Any) -> bool:
+    """An empty body reads as ``{}``: it is required only if some accepted shape has a
+    required field."""
+    return any(any(f.is_required() for f in m.model_fields.values()) for m in union_members(body))
+
+
 def _parameters(path: str, query: type[BaseModel] | None) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -132,7 +153,7 @@ def _parameters(path: str, query: type[BaseModel] | None) -> list[dict[str, Any]
         schema = query.model_json_schema(mode="validation", ref_template=REF)
         required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
-            prop = {k: v for k, v in prop.items() if k != "title"}
+            prop = _not_null({k: v for k, v in prop.items() if k != "title"})
             param: dict[str, Any] = {
                 "name": name,
                 "in": "query",
@@ -190,7 +211,7 @@ def _operation(
         out["x-fxgate-scope"] = str(o.scope)
     if o.body is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": _body_required(o.body),
             "content": {"application/json": {"schema": schemas.of(o.body, "validation")}},
         }
     return out
@@ -254,13 +275,54 @@ _DOCS_HTML = """<!doctype html>
 """
 
 
+#: Request fields whose valid values the running node knows: the document lists them,
+#: so a client (or a fuzzer) sees which symbols and channels exist.
+_SYMBOL_FIELDS = ("symbol",)
+_CHANNEL_FIELDS = ("channel",)
+#: Paths whose query's symbol must be known (elsewhere it is a filter: any value).
+_CHECKED_QUERIES = ("/market/data",)
+
+
+def with_known_values(
+    doc: dict[str, Any], *, symbols: Sequence[str], channels: Sequence[str]
+) -> dict[str, Any]:
+    """``doc`` with ``enum`` on request fields naming a symbol or a channel. Lowercase
+    and ``EUR/USD`` spellings stay accepted; the document shows the canonical ones."""
+
+    def mark(props: dict[str, Any]) -> None:
+        for name, prop in props.items():
+            if name in _SYMBOL_FIELDS and prop.get("type") == "string" and symbols:
+                prop["enum"] = list(symbols)
+            elif name in _CHANNEL_FIELDS and prop.get("type") == "string" and channels:
+                prop["enum"] = list(channels)
+            elif name == "symbols" and prop.get("type") == "array" and symbols:
+                prop["items"] = {**prop.get("items", {}), "enum": list(symbols)}
+
+    for schema in doc["components"]["schemas"].values():
+        if schema.get("additionalProperties") is False:  # request models only
+            mark(schema.get("properties", {}))
+    for path, item in doc["paths"].items():
+        if path not in _CHECKED_QUERIES:
+            continue
+        for o in item.values():
+            if isinstance(o, dict):
+                for param in o.get("parameters", ()):
+                    if param["in"] == "query":
+                        mark({param["name"]: param["schema"]})
+    return doc
+
+
 class OpenApiHandler(ApiHandler):
     path = "/openapi.json"
 
     @op.get(summary="This document", role=None, in_schema=False)
     async def openapi(self) -> Raw:
         if self.ctx.openapi is None:
-            self.ctx.openapi = build_openapi(self.ctx.handlers, version=self.node.version)
+            self.ctx.openapi = with_known_values(
+                build_openapi(self.ctx.handlers, version=self.node.version),
+                symbols=self.node.market.symbols,
+                channels=sorted(self.node.hub.channels),
+            )
         return Raw(self.ctx.openapi)
 
 

@@ -44,9 +44,60 @@ def error_details(exc: pydantic.ValidationError) -> list[dict[str, str]]:
     ]
 
 
-def _reject_constant(name: str) -> Any:
+class _Refused(Exception):
+    """A body that is valid JSON to a lenient parser but not to us; names the field."""
+
+    def __init__(self, field: str, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.detail = field_error(field, message, kind)
+
+
+class _NotJson:
+    """``NaN``/``Infinity`` as parsed: refused by the enclosing object, which knows the key."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _constant(name: str) -> _NotJson:
     # NaN and Infinity are not JSON, and no price or volume may be either.
-    raise ValueError(f"{name} is not allowed")
+    return _NotJson(name)
+
+
+def _bad_value(key: str, value: Any) -> _Refused | None:
+    items = value if isinstance(value, list) else (value,)
+    for item in items:
+        if isinstance(item, list):
+            refused = _bad_value(key, item)
+            if refused is not None:
+                return refused
+        elif isinstance(item, _NotJson):
+            return _Refused(key, f"{item.name} is not a JSON number", "json_invalid")
+        if isinstance(item, str) and "\x00" in item:
+            return _Refused(key, "NUL characters are not allowed", "string_nul")
+    return None
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing what a lenient parser lets through: a key given twice
+    (whose last value would silently win: ``"symbol"`` twice chose the instrument) and
+    NUL characters, which no field needs and C-string consumers truncate at."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(key, "Duplicate key", "duplicate_key")
+            seen.add(key)
+    for key, value in pairs:
+        if "\x00" in key:
+            raise _Refused(key, "NUL characters are not allowed", "string_nul")
+        refused = _bad_value(key, value)
+        if refused is not None:
+            raise refused
+    return obj
 
 
 def decode_json(raw: bytes) -> Any:
@@ -66,12 +117,25 @@ def decode_json(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        message = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        data = json.loads(raw, parse_constant=_constant, object_pairs_hook=_object)
+        refused = _bad_value("body", data)  # a top-level NaN or string
+    except RecursionError:
         raise invalid(
-            "Malformed JSON body", [field_error("body", f"Invalid JSON: {message}", "json_invalid")]
+            "Malformed JSON body", [field_error("body", "Nested too deeply", "json_invalid")]
         ) from None
+    except _Refused as exc:
+        raise invalid("Malformed JSON body", [exc.detail]) from None
+    except UnicodeDecodeError:
+        raise invalid(
+            "Malformed JSON body", [field_error("body", "Invalid JSON: not UTF-8", "json_invalid")]
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise invalid(
+            "Malformed JSON body", [field_error("body", f"Invalid JSON: {exc.msg}", "json_invalid")]
+        ) from None
+    if refused is not None:
+        raise invalid("Malformed JSON body", [refused.detail])
+    return data
 
 
 def choose_model(data: Mapping[str, Any], models: Sequence[type[BaseModel]]) -> type[BaseModel]:

@@ -8,9 +8,12 @@ like one that does not exist.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 
 from fxgate.domain.errors import NotFoundError, ValidationError
+from fxgate.domain.market import SymbolSpec
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms, parse_iso
 from fxgate.domain.trading import (
@@ -29,6 +32,7 @@ from fxgate.services.trading import TradingService
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
 from fxgate.web.rest.models import PageQuery
+from fxgate.web.rest.parsing import field_error, invalid
 from fxgate.web.rest.trading_models import (
     CancelledOut,
     ClosePositionQuery,
@@ -131,19 +135,61 @@ def position_ticket(position_id: str) -> int:
         raise NotFoundError("Position not found", details={"positionId": position_id}) from None
 
 
+#: The request fields a repeated ``clientOrderId`` must match, with the order's names:
+#: what the client chose at placement and nothing can change later.
+_IDEMPOTENT_FIELDS = (
+    ("symbol", "symbol"),
+    ("type", "type"),
+    ("side", "side"),
+    ("quantity", "volume"),
+    ("timeInForce", "time_in_force"),
+    ("strategyId", "strategy_id"),
+    ("connectionId", "connection_id"),
+    ("comment", "comment"),
+)
+
+
+def _differences(request: OrderRequest, order: Order) -> list[str]:
+    """The body fields in which a retried placement differs from the first order."""
+    fields = [f for f, attr in _IDEMPOTENT_FIELDS if getattr(request, attr) != getattr(order, attr)]
+    if request.type is not OrderType.MARKET and request.price != order.price:
+        fields.append("price")
+    if request.stop_price is not None and request.stop_price != order.stop_price:
+        fields.append("stopPrice")
+    return fields
+
+
+def _check_digits(spec: SymbolSpec | None, prices: Mapping[str, Decimal | None]) -> None:
+    """Refuse a price finer than the symbol quotes instead of rounding it silently: a
+    limit at 1.085004 on a 5-digit symbol is a client bug, not 1.08500."""
+    if spec is None:
+        return  # the trading service names the unknown symbol
+    errors = []
+    for name, value in prices.items():
+        exponent = value.as_tuple().exponent if value is not None else 0
+        if isinstance(exponent, int) and -exponent > spec.digits:
+            message = f"More decimals than {spec.symbol}'s {spec.digits} digits"
+            errors.append(field_error(name, message, "decimal_places"))
+    if errors:
+        raise invalid("Invalid request body", errors)
+
+
 def _date(value: str | None, field: str) -> datetime | None:
     if value is None:
         return None
     try:
         return parse_iso(value)
     except ValueError:
-        raise ValidationError(
-            "Validation failed", details=[{"field": field, "message": "not an ISO 8601 time"}]
+        raise invalid(
+            "Invalid query parameters", [field_error(field, "Not an ISO 8601 time", "datetime")]
         ) from None
 
 
 class TradingHandler(ApiHandler):
     tag = "trading"
+
+    def spec(self, symbol: str) -> SymbolSpec | None:
+        return self.node.market.source.specs.get(symbol)
 
     def trading(self) -> TradingService:
         return self.node.trading
@@ -185,6 +231,27 @@ class OrdersHandler(TradingHandler):
         kind = OrderType(body.type)
         stop_price = body.stop_price
         price = body.price
+        if kind is OrderType.MARKET:
+            # A market order fills at the market: a price here is a client who meant
+            # a limit order, and ignoring it would trade at a price they did not want.
+            extra = [n for n, v in (("price", price), ("stopPrice", stop_price)) if v is not None]
+            if extra:
+                raise invalid(
+                    "Invalid request body",
+                    [
+                        field_error(n, "Not allowed on a market order", "extra_forbidden")
+                        for n in extra
+                    ],
+                )
+        _check_digits(
+            self.spec(body.symbol.upper()),
+            {
+                "price": price,
+                "stopPrice": stop_price,
+                "stopLoss": body.stop_loss,
+                "takeProfit": body.take_profit,
+            },
+        )
         if kind is OrderType.STOP and price is None:
             price = stop_price  # seed 003 names a stop order's trigger stopPrice
         request = OrderRequest(
@@ -205,6 +272,19 @@ class OrdersHandler(TradingHandler):
         order, created = await self.trading().place_order(self.user_id, request)
         if created:
             return op.Reply(order_out(order), message="Order placed", status=201)
+        differ = _differences(request, order)
+        if differ:
+            raise ValidationError(
+                "clientOrderId already used for a different order",
+                details=[
+                    field_error(
+                        "clientOrderId",
+                        f"Used before for an order that differs in: {', '.join(differ)}",
+                        "idempotency_conflict",
+                    )
+                ],
+                status=409,
+            )
         return op.Reply(order_out(order), message="Order already placed", status=200)
 
 
@@ -223,6 +303,19 @@ class OrderHandler(TradingHandler):
         errors=(400, 404),
     )
     async def modify_order(self, order_id: str, body: OrderUpdate) -> OrderOut:
+        if any(
+            v is not None for v in (body.price, body.stop_price, body.stop_loss, body.take_profit)
+        ):
+            current = await self.trading().get_order(self.user_id, order_id)
+            _check_digits(
+                self.spec(current.symbol),
+                {
+                    "price": body.price,
+                    "stopPrice": body.stop_price,
+                    "stopLoss": body.stop_loss,
+                    "takeProfit": body.take_profit,
+                },
+            )
         changes = OrderChanges(
             price=body.price,
             stop_price=body.stop_price,
@@ -277,8 +370,13 @@ class PositionHandler(TradingHandler):
         errors=(400, 404),
     )
     async def modify_position(self, position_id: str, body: PositionUpdate) -> PositionOut:
+        ticket = position_ticket(position_id)
+        current = self.trading().open_position(self.user_id, ticket)
+        if current is not None:
+            prices = {"stopLoss": body.stop_loss, "takeProfit": body.take_profit}
+            _check_digits(self.spec(current.symbol), prices)
         position = await self.trading().modify_position(
-            self.user_id, position_ticket(position_id), body.stop_loss, body.take_profit
+            self.user_id, ticket, body.stop_loss, body.take_profit
         )
         return position_out(position)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from fxgate.web.rest.models import JsonDecimal, PageQuery, QueryModel, RequestModel, ResponseModel
 
@@ -21,12 +21,30 @@ def _number(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(repr(value))
 
 
-Number = Annotated[Decimal, BeforeValidator(_number)]
+# Each amount's schema is written out: the validator takes any number, and pydantic
+# would document it as ``number|string`` with its own ``gt``/``le`` keys instead of
+# JSON Schema's ``exclusiveMinimum``/``maximum``.
+
 #: Prices and volumes have sane upper bounds: 1e300 is a typing error, not an order.
-Positive = Annotated[Number, Field(gt=0, le=10**9)]
-Lots = Annotated[Number, Field(gt=0, le=10**6)]
+Positive = Annotated[
+    Decimal,
+    BeforeValidator(_number),
+    Field(gt=0, le=10**9),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 10**9}),
+]
+Lots = Annotated[
+    Decimal,
+    BeforeValidator(_number),
+    Field(gt=0, le=10**6),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 10**6}),
+]
 #: A stop loss or take profit; 0 removes it when modifying (MT5's convention).
-StopLevel = Annotated[Number, Field(ge=0, le=10**9)]
+StopLevel = Annotated[
+    Decimal,
+    BeforeValidator(_number),
+    Field(ge=0, le=10**9),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 10**9}),
+]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
@@ -58,16 +76,31 @@ class OrderUpdate(RequestModel):
 
 class OrdersQuery(PageQuery):
     status: Literal["pending", "filled", "cancelled", "rejected"] | None = None
-    symbol: str | None = None
-    start_date: str | None = Field(None, description="ISO 8601; orders created at or after.")
-    end_date: str | None = Field(None, description="ISO 8601; orders created before.")
+    symbol: str | None = Field(None, max_length=32)
+    start_date: str | None = Field(
+        None,
+        max_length=64,
+        description="ISO 8601; orders created at or after.",
+        json_schema_extra={"format": "date-time"},
+    )
+    end_date: str | None = Field(
+        None,
+        max_length=64,
+        description="ISO 8601; orders created before.",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 class ClosePositionQuery(QueryModel):
     # A query string is text: here "0.4" is the expected form, unlike in JSON bodies.
-    volume: Decimal | None = Field(
-        None, gt=0, le=10**6, description="Lots to close; all when omitted."
-    )
+    volume: (
+        Annotated[
+            Decimal,
+            Field(gt=0, le=10**6, allow_inf_nan=False),
+            WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 10**6}),
+        ]
+        | None
+    ) = Field(None, description="Lots to close; all when omitted.")
 
 
 class PositionUpdate(RequestModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from fxgate.services.ports.store.records import User
@@ -37,6 +38,11 @@ class UserStore(Protocol):
 
     async def page(self, *, offset: int = 0, limit: int = 50) -> tuple[list[User], int]:
         """Users in creation order, for the admin CLI and API."""
+        ...
+
+    async def changed_since(self, since: datetime) -> list[User]:
+        """Users created or updated at or after ``since`` (their ``updated_at``): how a
+        daemon notices, in one cheap read, a user disabled by the CLI elsewhere."""
         ...
 
     async def update(
