@@ -1,8 +1,24 @@
-"""Fixtures: a real daemon on a free port, with a real SQLite state directory.
+"""Fixtures: real daemons on free ports, with real SQLite state directories.
 
-The shared daemon loads the test plugin ``tests.plugins.ticker`` through the
-``fxgate.plugins`` entry-point group, exactly as a pip-installed third-party plugin
-would be found: a ``*.dist-info`` folder on ``PYTHONPATH`` declares it.
+Which daemon a test gets (all are ``fxgate serve`` subprocesses, see :class:`Daemon`):
+
+- ``daemon`` (session): default limits, a ticking paper market (5 ticks/s per symbol),
+  and the test plugin ``tests.plugins.ticker`` found through the ``fxgate.plugins``
+  entry-point group, exactly as a pip-installed third-party plugin would be found: a
+  ``*.dist-info`` folder on ``PYTHONPATH`` declares it.
+- ``market`` (session): a quiet paper market (:data:`QUIET`) whose prices move only
+  when a test sets them, for the trading tests. A module that needs other account terms
+  overrides ``market`` with a module fixture built on ``module_daemons``.
+- ``make_daemon`` (per test) and ``module_daemons`` (per module): factories for a daemon
+  with settings of its own: ``make_daemon(FXGATE_WS_AUTH_TIMEOUT="0.5")`` starts one,
+  ``make_daemon.new(state_dir)`` makes one to start (and restart) by hand. Whatever a
+  factory made is stopped when its scope ends, and a failing test's report carries the
+  log of every daemon it used.
+- ``fresh_daemon`` (per test): a default daemon, not started, for restarts and shutdown.
+
+Waiting: never a fixed sleep. Wait for a message (``Client.type``, ``wait_for``), for a
+ping's answer (``Client.barrier``: everything sent before it has arrived), or poll a
+condition with a deadline (:func:`until`).
 """
 
 from __future__ import annotations
@@ -10,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import itertools
 import os
 import signal
@@ -17,14 +34,27 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+T = TypeVar("T")
+
 ROOT = Path(__file__).resolve().parent.parent
+
+#: A paper market that does not move by itself: one tick per symbol every ~3 hours on
+#: average (and with the fixed seed the first tick times are always the same), so every
+#: price a test sees is one it set through ``POST /paper/quotes``; and no REST rate limit
+#: in the way of a test that places many orders.
+QUIET = {
+    "FXGATE_PAPER_TICK_RATE": "0.0001",
+    "FXGATE_SERVER_RATE_LIMIT_PER_MINUTE": "100000",
+}
+#: ``FXGATE_PLUGINS`` naming the test plugin (the shared ``daemon`` finds it by entry point).
+TICKER_PLUGINS = '["tests.plugins.ticker"]'
 
 
 def free_port() -> int:
@@ -97,13 +127,14 @@ class Daemon:
             cwd=self.state_dir,
         )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url("/health"), timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.1)
+        with httpx.Client(timeout=1) as http:  # one client: each new one costs an SSL context
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(self.url("/health")).status_code == 200:
+                        return self
+                time.sleep(0.05)
         raise RuntimeError(f"daemon not healthy after {timeout}s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
@@ -194,17 +225,78 @@ async def _sign(state_dir: Path, claims: dict[str, Any]) -> str:
         await store.close()
 
 
+class Daemons:
+    """A factory of daemons with settings of their own, each stopped when its owner
+    (a test, a module, the session) is done: no test can leave a daemon running."""
+
+    def __init__(self, mktemp: Callable[[str], Path]) -> None:
+        self._mktemp = mktemp
+        self.made: list[Daemon] = []
+
+    def new(self, state_dir: Path | None = None, *, quiet: bool = False, **env: str) -> Daemon:
+        """A daemon, not started: for tests that start, stop and restart it themselves
+        (pass the same ``state_dir`` to a second one to restart on the same state).
+        ``quiet``: the prices move only when the test sets them (:data:`QUIET`)."""
+        d = Daemon(state_dir or self._mktemp("state"), env={**(QUIET if quiet else {}), **env})
+        self.made.append(d)
+        return d
+
+    def start(self, state_dir: Path | None = None, *, quiet: bool = False, **env: str) -> Daemon:
+        """A daemon with these ``FXGATE_…`` settings, started and healthy."""
+        return self.new(state_dir, quiet=quiet, **env).start()
+
+    __call__ = start
+
+    def stop_all(self) -> None:
+        for d in self.made:
+            if d.proc is not None:
+                d.stop(timeout=5)
+        self.made.clear()
+
+
+@contextlib.contextmanager
+def _daemons(factory: pytest.TempPathFactory) -> Iterator[Daemons]:
+    daemons = Daemons(lambda name: factory.mktemp(name))
+    try:
+        yield daemons
+    finally:
+        daemons.stop_all()
+
+
+@pytest.fixture
+def make_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
+    """Daemons of one test's own: ``make_daemon(FXGATE_WS_PING_INTERVAL="0.3")``."""
+    with _daemons(tmp_path_factory) as daemons:
+        yield daemons
+
+
+@pytest.fixture(scope="module")
+def module_daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
+    """Daemons that every test of a module may share, for a module fixture such as
+    ``market = module_daemons(quiet=True, FXGATE_PAPER_LEVERAGE="50")``."""
+    with _daemons(tmp_path_factory) as daemons:
+        yield daemons
+
+
 @pytest.fixture(scope="session")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def session_daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
+    with _daemons(tmp_path_factory) as daemons:
+        yield daemons
+
+
+@pytest.fixture(scope="session")
+def daemon(session_daemons: Daemons, tmp_path_factory: pytest.TempPathFactory) -> Daemon:
     """The shared daemon: default limits, the test plugin found by entry point."""
     eps = make_entry_point_dist(tmp_path_factory.mktemp("eps"), "tests.plugins.ticker")
-    d = Daemon(
-        tmp_path_factory.mktemp("state"),
-        env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(eps)])},
-    )
-    d.start()
-    yield d
-    d.stop()
+    return session_daemons(PYTHONPATH=os.pathsep.join([str(ROOT), str(eps)]))
+
+
+@pytest.fixture(scope="session")
+def market(session_daemons: Daemons) -> Daemon:
+    """The shared quiet market: the default account (10,000 USD at 1:100); prices move
+    only when a test sets them, so each test sets the quotes it needs first. Tests use
+    users of their own (``Trader.issued``), so none sees another's orders."""
+    return session_daemons(quiet=True)
 
 
 _ids = itertools.count(1)
@@ -217,12 +309,94 @@ def user(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def fresh_daemon(tmp_path: Path) -> Iterator[Daemon]:
-    """A daemon of the test's own (for restarts, shutdown, limits)."""
-    d = Daemon(tmp_path / "state")
-    yield d
-    if d.proc is not None:
-        d.stop(signal.SIGKILL)
+def fresh_daemon(make_daemon: Daemons, tmp_path: Path) -> Daemon:
+    """A daemon of the test's own (for restarts, shutdown, limits), not started."""
+    return make_daemon.new(tmp_path / "state")
+
+
+# -- waiting -------------------------------------------------------------------------
+
+
+async def until(
+    cond: Callable[[], T | Awaitable[T | None] | None],
+    timeout: float = 5,
+    interval: float = 0.02,
+    what: str = "",
+) -> T:
+    """Poll ``cond`` (sync or async) until it returns something true, and return that.
+
+    For a state that no message announces (a file written, a count reached over REST);
+    when a message does announce it, wait for the message instead. Fails after
+    ``timeout`` seconds naming ``what`` and the last value seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = cond()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() >= deadline:
+            raise AssertionError(f"not within {timeout}s: {what or cond} (last: {value!r})")
+        await asyncio.sleep(interval)
+
+
+def until_sync(
+    cond: Callable[[], T | None], timeout: float = 5, interval: float = 0.02, what: str = ""
+) -> T:
+    """:func:`until` for synchronous tests."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout}s: {what or cond} (last: {value!r})")
+        time.sleep(interval)
+
+
+# -- a failing test's report shows the logs of the daemons it used ---------------------
+
+_LOG_START = pytest.StashKey[dict[int, int]]()
+_LOG_TAIL = 20_000
+
+
+def _daemons_of(item: pytest.Item) -> list[Daemon]:
+    found: dict[int, Daemon] = {}
+    for value in getattr(item, "funcargs", {}).values():
+        candidates = value.made if isinstance(value, Daemons) else [value]
+        for d in candidates:
+            d = getattr(d, "daemon", d)  # a Trader or an Admin names its daemon
+            if isinstance(d, Daemon):
+                found[id(d)] = d
+    return list(found.values())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    item.stash[_LOG_START] = {
+        id(d): d.log_path.stat().st_size for d in _daemons_of(item) if d.log_path.exists()
+    }
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.when == "call" and report.failed:
+        starts = item.stash.get(_LOG_START, {})
+        for d in _daemons_of(item):
+            if not d.log_path.exists():
+                continue
+            with d.log_path.open("rb") as f:
+                f.seek(starts.get(id(d), 0))
+                text = f.read().decode(errors="replace")
+            if len(text) > _LOG_TAIL:
+                text = "…" + text[-_LOG_TAIL:]
+            report.sections.append((f"daemon log (port {d.port}, {d.state_dir})", text))
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ import jwt
 import pytest
 import websockets
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, Daemons
 from tests.trading_helpers import HTTP, PASSWORD, Trader, bearer, unique
 from tests.wsclient import Client
 
@@ -29,16 +28,10 @@ REFRESH = 0.3
 
 
 @pytest.fixture(scope="module")
-def auth_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = Daemon(
-        tmp_path_factory.mktemp("claims"),
-        env={
-            "FXGATE_AUTH_USER_REFRESH": str(REFRESH),
-            "FXGATE_SERVER_RATE_LIMIT_PER_MINUTE": "100000",
-        },
-    ).start()
-    yield d
-    d.stop()
+def auth_daemon(module_daemons: Daemons) -> Daemon:
+    return module_daemons(
+        FXGATE_AUTH_USER_REFRESH=str(REFRESH), FXGATE_SERVER_RATE_LIMIT_PER_MINUTE="100000"
+    )
 
 
 def until_status(fn: Any, status: int, timeout: float = 5) -> httpx.Response:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
 
+from fxgate.cli.main import main
 from tests.conftest import ROOT, Daemon
 
 
@@ -28,6 +35,7 @@ def fxgate(
         ["keys", "list"],
         ["keys", "rotate"],
         ["keys", "retire"],
+        ["keys", "prune"],
         ["users"],
         ["users", "add"],
         ["users", "list"],
@@ -168,6 +176,124 @@ def test_cli_works_while_the_daemon_runs(daemon: Daemon) -> None:
     out = daemon.cli("users", "list")
     assert out.returncode == 0, out.stderr
     assert daemon.cli("keys", "list").stdout.count("active") == 1
+
+
+# -- keys prune: the retirement that scripts/rotate-keys runs after a rotation -------------
+
+
+def backdate(state: Path, **days_ago: float) -> None:
+    """Set keys' creation times (kid -> days ago) in the daemon's SQLite file, as if the
+    ring had been rotated over weeks."""
+    with sqlite3.connect(state / "fxgate.sqlite3") as db:
+        for kid, days in days_ago.items():
+            when = datetime.now(UTC) - timedelta(days=days)
+            stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+            assert (
+                db.execute(
+                    "UPDATE signing_keys SET created_at = ? WHERE kid = ?", (stamp, kid)
+                ).rowcount
+                == 1
+            )
+
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``fxgate …`` run in this process, on ``tmp_path``'s state: the same parser and
+    commands as the console script, without an interpreter start-up per call."""
+    for name in [k for k in os.environ if k.startswith("FXGATE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FXGATE_STATE_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # no ./etc/fxgate.toml
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = int(exc.code or 0)
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+def ring_rotated_weekly(here: Cli, state: Path) -> list[str]:
+    """k1 retired long ago; k2 stopped signing 40 days ago (k3 replaced it); k3 was made
+    40 days ago but signed tokens until k4 replaced it three hours ago; k4 is active."""
+    here("token", "issue", "--user", "x")
+    kids = [here("keys", "list").stdout.split("\t")[0]]
+    kids += [here("keys", "rotate").stdout.strip() for _ in range(3)]
+    assert here("keys", "retire", kids[0]).returncode == 0
+    backdate(state, **dict(zip(kids, (60, 50, 40, 0.125), strict=True)))
+    return kids
+
+
+def statuses(here: Cli) -> dict[str, str]:
+    return {k["kid"]: k["status"] for k in json.loads(here("keys", "list", "--json").stdout)}
+
+
+def actions(stdout: str) -> dict[str, str]:
+    """``action=retire kid=k2 …`` lines as {kid: action}."""
+    found = {}
+    for line in stdout.splitlines():
+        fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
+        if "kid" in fields:
+            found[fields["kid"]] = fields["action"]
+    return found
+
+
+def test_keys_prune_retires_only_keys_out_of_service_past_grace(here: Cli, tmp_path: Path) -> None:
+    k1, k2, k3, k4 = ring_rotated_weekly(here, tmp_path)
+    # The installed command, as scripts/rotate-keys runs it; the default grace: a day.
+    out = fxgate("keys", "prune", state=tmp_path)
+
+    assert out.returncode == 0, out.stderr
+    # k3 is 40 days old but signed tokens until 3 h ago.
+    assert actions(out.stdout) == {k4: "active", k2: "retire", k3: "keep"}
+    assert statuses(here) == {k1: "retired", k2: "retired", k3: "standby", k4: "active"}
+    assert f"action=keep kid={k3} standby_since=" in out.stdout
+    assert out.stdout.splitlines()[-1] == "action=summary retired=1 kept=1 failed=0"
+    assert out.stderr == ""
+    with sqlite3.connect(tmp_path / "fxgate.sqlite3") as db:
+        audited = db.execute("SELECT target FROM audit WHERE action = 'keys.retire'").fetchall()
+    assert sorted(t for (t,) in audited) == sorted([k1, k2])
+    # Right after a rotation the key that was active until then is kept, whatever the grace.
+    k5 = here("keys", "rotate").stdout.strip()
+    again = here("keys", "prune", "--grace", "3600")
+    assert actions(again.stdout) == {k5: "active", k3: "retire", k4: "keep"}
+    assert statuses(here)[k4] == "standby"
+    assert "shorter than the access-token lifetime" not in again.stderr
+
+
+def test_keys_prune_dry_run_changes_nothing(here: Cli, tmp_path: Path) -> None:
+    k1, k2, k3, k4 = ring_rotated_weekly(here, tmp_path)
+    out = here("keys", "prune", "--dry-run", "--grace", "3600")
+
+    assert out.returncode == 0, out.stderr
+    assert actions(out.stdout) == {k4: "active", k2: "retire", k3: "retire"}
+    assert all(line.endswith("dry_run=yes") for line in out.stdout.splitlines()[1:])
+    assert statuses(here) == {k1: "retired", k2: "standby", k3: "standby", k4: "active"}
+
+
+def test_keys_prune_warns_of_a_grace_shorter_than_the_token_lifetime(
+    here: Cli, tmp_path: Path
+) -> None:
+    _, k2, k3, k4 = ring_rotated_weekly(here, tmp_path)
+    out = here("keys", "prune", "--grace", "600")
+
+    assert out.returncode == 0, out.stderr
+    assert "grace 600s is shorter than the access-token lifetime" in out.stderr
+    assert actions(out.stdout) == {k4: "active", k2: "retire", k3: "retire"}
+
+
+@pytest.mark.parametrize("grace", ["1d", "-5", ""])
+def test_keys_prune_refuses_a_grace_that_is_not_whole_seconds(here: Cli, grace: str) -> None:
+    out = here("keys", "prune", "--grace", grace)
+    assert out.returncode == 2
+    assert "--grace" in out.stderr
 
 
 BAD_SETTINGS = {

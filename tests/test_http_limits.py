@@ -12,25 +12,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Daemon, free_port
+from tests.conftest import Daemon, Daemons, free_port
 
 TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
-def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = Daemon(
-        tmp_path_factory.mktemp("limits"),
-        env={"FXGATE_SERVER_HEADER_TIMEOUT": str(TIMEOUT), "FXGATE_SERVER_MAX_HEADER_SIZE": "8192"},
-    ).start()
-    yield d
-    d.stop()
+def strict(module_daemons: Daemons) -> Daemon:
+    return module_daemons(
+        FXGATE_SERVER_HEADER_TIMEOUT=str(TIMEOUT), FXGATE_SERVER_MAX_HEADER_SIZE="8192"
+    )
 
 
 def closed_within(s: socket.socket, seconds: float, trickle: bytes | None = None) -> float | None:

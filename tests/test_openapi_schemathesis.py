@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, Daemons
 
 CHECKS = ",".join(
     [
@@ -35,16 +34,11 @@ CHECKS = ",".join(
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = Daemon(
-        tmp_path_factory.mktemp("schemathesis"),
-        env={
-            "FXGATE_SERVER_RATE_LIMIT_PER_MINUTE": "1000000",
-            "FXGATE_AUTH_LOGIN_ATTEMPTS_PER_MINUTE": "1000000",
-        },
-    ).start()
-    yield d
-    d.stop()
+def fuzzed(module_daemons: Daemons) -> Daemon:
+    return module_daemons(
+        FXGATE_SERVER_RATE_LIMIT_PER_MINUTE="1000000",
+        FXGATE_AUTH_LOGIN_ATTEMPTS_PER_MINUTE="1000000",
+    )
 
 
 @pytest.mark.timeout(180)

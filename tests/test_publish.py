@@ -11,8 +11,6 @@ sentinel afterwards and checking it is the first thing the subscriber sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,14 +18,8 @@ import jwt
 import pytest
 
 from tests.conftest import Daemon
-from tests.trading_helpers import HTTP, Admin, Trader, bearer, error, running
+from tests.trading_helpers import HTTP, Admin, Trader, bearer, error
 from tests.wsclient import Client
-
-
-@pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    with running(Path(tmp_path_factory.mktemp("publish"))) as d:
-        yield d
 
 
 def alert(title: str, **extra: Any) -> dict[str, Any]:
@@ -62,7 +54,7 @@ async def test_an_alert_for_one_user_reaches_only_that_user(market: Daemon) -> N
         assert msg["channel"] == "alerts"
         assert msg["data"] == data
         assert set(msg) == {"type", "channel", "data", "timestamp", "id", "offset", "epoch"}
-        assert await cy.collect(0.5) == []
+        assert await cy.barrier() == []  # the publish has answered: all is sent
     finally:
         await cx.close()
         await cy.close()
@@ -74,14 +66,14 @@ async def test_market_data_needs_symbol_bid_and_ask(market: Daemon) -> None:
     eur = await x.socket({"name": "market-data", "filters": {"symbol": "EURUSD"}})
     gbp = await x.socket({"name": "market-data", "filters": {"symbol": "GBPUSD"}})
     try:
-        await eur.collect(0.3)  # the snapshot
-        await gbp.collect(0.3)
+        await eur.barrier()  # past the snapshot
+        await gbp.barrier()
         tick = {"symbol": "EURUSD", "bid": 1.1, "ask": 1.10012, "last": 1.1}
         r = admin.publish({"channel": "market-data", "data": tick})
         assert r.status_code == 200, r.text
         msg = await first_live(eur, "market_data")
         assert (msg["channel"], msg["data"]) == ("market-data", tick)
-        assert await gbp.collect(0.5) == []  # keyed by symbol
+        assert await gbp.barrier() == []  # keyed by symbol
 
         for missing in ("symbol", "bid", "ask"):
             bad = {k: v for k, v in tick.items() if k != missing}
@@ -124,9 +116,9 @@ async def test_a_batch_publishes_every_event_in_order(market: Daemon) -> None:
         ]
         assert got[1]["data"] == trade
         assert got[2]["offset"] == got[0]["offset"] + 1  # the user's alerts stream
-        (only,) = [m for m in await cy.collect(0.5) if m["type"] == "alert"]
+        (only,) = [m for m in await cy.barrier() if m["type"] == "alert"]
         assert only["data"]["title"] == "for y"
-        assert await cx.collect(0.3) == []
+        assert await cx.barrier() == []
     finally:
         await cx.close()
         await cy.close()

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, Daemons
 
 RISK = {"maxRiskPerTrade": 1.5, "maxDailyLoss": 200, "stopLoss": 30, "takeProfit": 60}
 
@@ -182,10 +182,9 @@ def test_cors_preflight_refuses_a_foreign_origin(daemon: Daemon) -> None:
     assert "Access-Control-Allow-Origin" not in r.headers
 
 
-def test_cors_for_configured_origins(fresh_daemon: Daemon, user: str) -> None:
+def test_cors_for_configured_origins(make_daemon: Daemons, user: str) -> None:
     origin = "https://dash.example"
-    fresh_daemon.extra_env["FXGATE_SERVER_CORS_ORIGINS"] = f'["{origin}"]'
-    d = fresh_daemon.start()
+    d = make_daemon(FXGATE_SERVER_CORS_ORIGINS=f'["{origin}"]')
     r = httpx.options(
         d.url("/api/v1/strategies"),
         headers={

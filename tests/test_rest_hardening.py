@@ -9,24 +9,21 @@ order behind it, and client errors that reached the error log as tracebacks.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Daemon
-from tests.trading_helpers import HTTP, Admin, Trader, error, running
+from tests.trading_helpers import HTTP, Admin, Trader, error
 
 MARKET = {"symbol": "EURUSD", "type": "market", "side": "buy", "quantity": 0.1}
 ALERT = {"type": "SYSTEM", "severity": "INFO", "title": "t", "message": "m"}
 
 
-@pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    with running(Path(tmp_path_factory.mktemp("hardening"))) as d:
-        Admin(d).quote("EURUSD", "1.08490", "1.08500")
-        yield d
+@pytest.fixture(scope="module", autouse=True)
+def prices(market: Daemon) -> None:
+    """The quote the orders here are placed at (the shared quiet ``market``)."""
+    Admin(market).quote("EURUSD", "1.08490", "1.08500")
 
 
 @pytest.fixture

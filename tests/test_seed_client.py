@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import websocket
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, until_sync
 
 # -- seed 001, "Python Example", verbatim except for the handlers' bodies ----------------
 
@@ -121,6 +120,11 @@ class Recorder(FXPlatformWebSocket):
         super().__init__(token, url)
         self.market: list[dict[str, Any]] = []
         self.system: list[dict[str, Any]] = []
+        self.opened = threading.Event()
+
+    def on_open(self, ws: Any) -> None:
+        super().on_open(ws)  # type: ignore[no-untyped-call]
+        self.opened.set()
 
     def on_market_data(self, data: dict[str, Any]) -> None:
         self.market.append(data)
@@ -132,15 +136,14 @@ class Recorder(FXPlatformWebSocket):
 def test_seed_python_client_receives_market_data(daemon: Daemon, user: str) -> None:
     client = Recorder(daemon.token(user), daemon.ws_url())
     client.connect()
-    time.sleep(1)  # as the seed's usage does: "Wait for connection"
+    # The seed's usage sleeps a second here ("Wait for connection"); its send() drops
+    # what it is given before the socket is open, so wait for that, no longer.
+    assert client.opened.wait(10), "the seed client never connected"
     # The seed's own usage line, then market data and system status the same way.
     client.subscribe(["trades", "positions", "orders"], {"symbol": "EURUSD"})
     client.subscribe(["market-data", "system"])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(client.market) < 15:
-        time.sleep(0.1)
+    until_sync(lambda: len(client.market) >= 15, timeout=10, what="15 market data messages")
     client.disconnect()
-    assert len(client.market) >= 15
     for data in client.market:
         assert set(data) >= SEED_MARKET_FIELDS
         assert isinstance(data["bid"], float)

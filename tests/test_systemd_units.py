@@ -238,6 +238,7 @@ with open(os.environ["FAKE_LOG"], "a") as log:
 with open(os.environ["FAKE_KEYS"]) as f:
     keys = json.load(f)
 fail = os.environ.get("FAKE_FAIL", "")
+PRUNE_OUTPUT = os.environ["FAKE_PRUNE_OUTPUT"]
 
 
 def save():
@@ -255,22 +256,13 @@ if args[:2] == ["keys", "rotate"]:
     keys.append({{"kid": "k-new", "status": "active", "created_at": now}})
     save()
     print("rotated k-new private=SECRET-KEY-MATERIAL")
-elif args[:2] == ["keys", "list"]:
-    if "--json" in args:
-        if fail == "json":
-            sys.exit("usage: fxgate: error: unrecognized arguments: --json")
-        print("not json" if fail == "garbage" else json.dumps(keys))
-    else:
-        for key in keys:
-            print(key["kid"], key["status"], key["created_at"], sep="\\t")
-elif args[:2] == ["keys", "retire"]:
-    if fail == "retire " + args[2]:
+elif args[:2] == ["keys", "prune"]:
+    if fail == "prune":
+        sys.stderr.write("fxgate: cannot read the signing keys\\n")
+        sys.exit(2)
+    print(PRUNE_OUTPUT.format(grace=args[args.index("--grace") + 1]), end="")
+    if fail == "retire":
         sys.exit(1)
-    for key in keys:
-        if key["kid"] == args[2]:
-            key["status"] = "retired"
-    save()
-    print("retired", args[2], "SECRET-KEY-MATERIAL")
 elif args[:2] == ["users", "add"]:
     with open(os.environ["FAKE_STDIN"], "w") as f:
         f.write(sys.stdin.read())
@@ -296,6 +288,7 @@ class FakeFxgate:
             "FAKE_LOG": str(self.dir / "calls.jsonl"),
             "FAKE_KEYS": str(self.dir / "keys.json"),
             "FAKE_STDIN": str(self.dir / "stdin"),
+            "FAKE_PRUNE_OUTPUT": PRUNE_OUTPUT,
         }
 
     def calls(self) -> list[list[str]]:
@@ -319,23 +312,25 @@ class FakeFxgate:
         )
 
 
+#: What the fake ``fxgate keys prune`` prints (``{grace}``: the --grace it was given);
+#: the real one's plan is tested in tests/test_cli.py and tests/test_key_retirement.py.
+PRUNE_OUTPUT = (
+    "action=active kid=k-new created_at=2026-01-08T00:00:00Z\n"
+    "action=retire kid=k2 standby_since=2025-12-01T00:00:00Z age=3456000s grace={grace}s\n"
+    "action=keep kid=k3 standby_since=2026-01-08T00:00:00Z age=0s grace={grace}s\n"
+    "action=summary retired=1 kept=1 failed=0\n"
+)
+
+
 @pytest.fixture
 def fake(tmp_path: Path) -> FakeFxgate:
-    """A key ring rotated weekly, then by hand three hours ago:
-
-    k1 retired long ago; k2 stopped signing 40 days ago (k3 replaced it); k3 was created
-    40 days ago but signed tokens until k4 replaced it three hours ago; k4 is active.
-    """
+    """A fake ``fxgate`` whose key ring has one active key, k2."""
     fake_bin = tmp_path / "fxgate"
     fake_bin.write_text(FAKE_FXGATE.format(python=sys.executable))
     fake_bin.chmod(0o755)
-    # As in a venv: rotate-keys reads JSON with the python beside the fxgate executable.
-    (tmp_path / "python3").symlink_to(sys.executable)
     keys = [
         {"kid": "k1", "status": "retired", "created_at": ago(days=60)},
-        {"kid": "k2", "status": "standby", "created_at": ago(days=50)},
-        {"kid": "k3", "status": "standby", "created_at": ago(days=40)},
-        {"kid": "k4", "status": "active", "created_at": ago(hours=3)},
+        {"kid": "k2", "status": "active", "created_at": ago(days=50)},
     ]
     (tmp_path / "keys.json").write_text(json.dumps(keys))
     return FakeFxgate(tmp_path)
@@ -354,24 +349,16 @@ def actions(stdout: str) -> dict[str, str]:
 def test_rotate_keys_rotates_then_retires_only_keys_out_of_service_past_grace(
     fake: FakeFxgate,
 ) -> None:
+    """The script rotates, then has ``fxgate keys prune`` retire with the grace, and
+    shows what the CLI did; what the rotation printed (key material, for all it knows)
+    is not passed on."""
     result = fake.run("rotate-keys")
 
     assert result.returncode == 0, result.stderr
-    assert fake.calls() == [
-        ["keys", "rotate"],
-        ["keys", "list", "--json"],
-        ["keys", "retire", "k2"],
-    ]
-    # k3 is 40 days old but signed tokens until 3 h ago; k4 signed them until just now.
-    assert actions(result.stdout) == {"k-new": "rotate", "k2": "retire", "k3": "keep", "k4": "keep"}
-    assert fake.statuses() == {
-        "k1": "retired",
-        "k2": "retired",
-        "k3": "standby",
-        "k4": "standby",
-        "k-new": "active",
-    }
-    assert "action=summary rotated=1 retired=1 kept=2 failed=0" in result.stdout
+    assert fake.calls() == [["keys", "rotate"], ["keys", "prune", "--grace", "86400"]]
+    assert fake.statuses() == {"k1": "retired", "k2": "standby", "k-new": "active"}
+    assert result.stdout == "action=rotate\n" + PRUNE_OUTPUT.format(grace=86400)
+    assert actions(result.stdout) == {"k-new": "active", "k2": "retire", "k3": "keep"}
     assert "SECRET" not in result.stdout + result.stderr
 
 
@@ -379,10 +366,9 @@ def test_rotate_keys_dry_run_changes_nothing(fake: FakeFxgate) -> None:
     result = fake.run("rotate-keys", "--dry-run")
 
     assert result.returncode == 0, result.stderr
-    assert fake.calls() == [["keys", "list", "--json"]]
-    assert fake.statuses() == {"k1": "retired", "k2": "standby", "k3": "standby", "k4": "active"}
-    assert actions(result.stdout) == {"k4": "active", "k2": "retire", "k3": "keep"}
-    assert all("dry_run=yes" in line for line in result.stdout.splitlines() if "retire" in line)
+    assert fake.calls() == [["keys", "prune", "--grace", "86400", "--dry-run"]]
+    assert fake.statuses() == {"k1": "retired", "k2": "active"}
+    assert result.stdout.startswith("action=rotate dry_run=yes skipped\n")
 
 
 @pytest.mark.parametrize(
@@ -395,23 +381,25 @@ def test_rotate_keys_grace_comes_from_the_flag_or_the_environment(
     result = fake.run("rotate-keys", *args, env=env)
 
     assert result.returncode == 0, result.stderr
-    assert [call[2] for call in fake.calls() if call[:2] == ["keys", "retire"]] == ["k2", "k3"]
-    assert fake.statuses()["k4"] == "standby"
-    assert "shorter than the 15 min" not in result.stderr
+    assert fake.calls()[1] == ["keys", "prune", "--grace", "3600"]
+    assert "grace=3600s" in result.stdout
 
 
-def test_rotate_keys_reads_the_text_listing_when_the_cli_has_no_json(fake: FakeFxgate) -> None:
-    result = fake.run("rotate-keys", env={"FAKE_FAIL": "json"})
+def test_rotate_keys_stops_when_the_cli_has_no_keys_prune(fake: FakeFxgate) -> None:
+    """An fxgate too old for ``keys prune`` answers it with a usage error (exit 2): the
+    run fails and says nothing was retired (the rotation itself stands, as with any
+    failure after it)."""
+    fake.dir.joinpath("fxgate").write_text(
+        FAKE_FXGATE.format(python=sys.executable).replace('["keys", "prune"]', '["no", "prune"]')
+    )
+    result = fake.run("rotate-keys")
 
-    assert result.returncode == 0, result.stderr
-    assert fake.calls()[1:] == [
-        ["keys", "list", "--json"],
-        ["keys", "list"],
-        ["keys", "retire", "k2"],
-    ]
+    assert result.returncode == 1
+    assert "fxgate keys prune failed (exit 2); nothing retired" in result.stderr
+    assert fake.calls() == [["keys", "rotate"], ["keys", "prune", "--grace", "86400"]]
 
 
-@pytest.mark.parametrize("failure", ["rotate", "garbage"])
+@pytest.mark.parametrize("failure", ["rotate", "prune"])
 def test_rotate_keys_retires_nothing_when_rotation_or_listing_fails(
     fake: FakeFxgate, failure: str
 ) -> None:
@@ -419,15 +407,18 @@ def test_rotate_keys_retires_nothing_when_rotation_or_listing_fails(
 
     assert result.returncode == 1
     assert "nothing retired" in result.stderr
-    assert not [call for call in fake.calls() if call[:2] == ["keys", "retire"]]
+    if failure == "rotate":
+        assert fake.calls() == [["keys", "rotate"]]
 
 
 def test_rotate_keys_carries_on_past_a_failed_retirement_and_says_so(fake: FakeFxgate) -> None:
-    result = fake.run("rotate-keys", "--grace", "3600", env={"FAKE_FAIL": "retire k2"})
+    """``keys prune`` goes on past a key it could not retire and exits 1; the script
+    shows its lines and fails too."""
+    result = fake.run("rotate-keys", "--grace", "3600", env={"FAKE_FAIL": "retire"})
 
     assert result.returncode == 1
-    assert actions(result.stdout)["k2"] == "retire-failed"
-    assert fake.statuses()["k3"] == "retired"
+    assert "nothing retired" not in result.stderr
+    assert "action=summary retired=1" in result.stdout
 
 
 @pytest.mark.parametrize("args", [["--grace", "1d"], ["--frobnicate"]])

@@ -11,6 +11,8 @@ portfolio says what it said before, and the next closed trade counts every earli
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,20 @@ from typing import Any
 from fxgate.domain.timefmt import parse_iso
 from fxgate.domain.trading import Deal, DealEntry, Side
 from fxgate.services.analytics import Performance, closed_trades, performances, seed001_payload
-from tests.trading_helpers import Admin, Trader, live, read_until, running
+from tests.conftest import Daemon, Daemons
+from tests.trading_helpers import Admin, Trader, live, read_until
 
 ENV = {"FXGATE_PAPER_COMMISSION_PER_LOT": "7"}
 INITIAL = D("10000")
+
+
+@contextmanager
+def stopped_after(d: Daemon) -> Iterator[Daemon]:
+    """The daemon, stopped at the end of the block: the next one uses its state."""
+    try:
+        yield d
+    finally:
+        d.stop()
 
 
 def history(t: Trader) -> list[Deal]:
@@ -67,10 +79,10 @@ def figures(t: Trader) -> dict[str, Any]:
 
 
 async def test_performance_survives_a_restart_and_matches_the_deal_history(
-    tmp_path: Path,
+    make_daemon: Daemons, tmp_path: Path
 ) -> None:
     state = tmp_path / "state"
-    with running(state, **ENV) as d1:
+    with stopped_after(make_daemon(state, quiet=True, **ENV)) as d1:
         admin = Admin(d1)
         alice, bob = Trader.issued(d1), Trader.issued(d1)
         admin.quote("EURUSD", "1.08490", "1.08500")
@@ -99,7 +111,9 @@ async def test_performance_survives_a_restart_and_matches_the_deal_history(
         assert before[alice.user_id]["performance"]["yearly"] > 0
         assert before[bob.user_id]["performance"]["yearly"] < 0
 
-    with running(state, **ENV, FXGATE_ANALYTICS_CACHE_USERS="1") as d2:
+    with stopped_after(
+        make_daemon(state, quiet=True, **ENV, FXGATE_ANALYTICS_CACHE_USERS="1")
+    ) as d2:
         alice, bob = (Trader(d2, t.user_id, t.token) for t in (alice, bob))
         admin = Admin(d2)
         admin.quote("EURUSD", "1.09000", "1.09010")

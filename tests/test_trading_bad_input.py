@@ -11,22 +11,20 @@ not yours.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Daemon
-from tests.trading_helpers import HTTP, Admin, Trader, bearer, error, running
+from tests.trading_helpers import HTTP, Admin, Trader, bearer, error
 
 MARKET = {"symbol": "EURUSD", "type": "market", "side": "buy", "quantity": 0.1}
 
 
-@pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    with running(Path(tmp_path_factory.mktemp("bad"))) as d:
-        Admin(d).quote("EURUSD", "1.08490", "1.08500")
-        yield d
+@pytest.fixture(scope="module", autouse=True)
+def prices(market: Daemon) -> None:
+    """The quote every trader here buys at (the shared quiet ``market``)."""
+    Admin(market).quote("EURUSD", "1.08490", "1.08500")
 
 
 def holder(market: Daemon) -> Trader:

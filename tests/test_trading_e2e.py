@@ -17,21 +17,10 @@ Prices (USD account, 1:100, EURUSD contract 100,000):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from tests.conftest import Daemon
-from tests.trading_helpers import Admin, Trader, all_of, has, live, one, read_until, running
+from tests.trading_helpers import Admin, Trader, all_of, has, live, one, read_until
 
 CHANNELS = ("orders", "trades", "positions", "account", "analytics")
-
-
-@pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    with running(Path(tmp_path_factory.mktemp("e2e"))) as d:
-        yield d
 
 
 async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
@@ -195,7 +184,7 @@ async def test_order_fill_take_profit_and_analytics_reach_only_their_owner(
 
         # Bob saw his own, untouched account (its snapshot, and its opening on first
         # contact) and nothing of alice's: no order, trade, position or analytics.
-        seen = await b.collect(1.0)
+        seen = await b.barrier()  # every REST call above has answered: all is sent
         assert {m["type"] for m in seen} <= {"account"}, seen
         for m in seen:
             assert (m["data"]["balance"], m["data"]["equity"], m["data"]["margin"]) == (
@@ -223,7 +212,7 @@ async def test_a_new_subscriber_gets_the_open_position_and_pending_order_first(
     pending = carol.buy(0.3, type="limit", price=1.08000)
     c = await carol.socket("positions", "orders")
     try:
-        msgs = await c.collect(0.7)
+        msgs = await c.barrier()  # the snapshots come before the pong
         positions = [m["data"] for m in msgs if m["type"] == "position"]
         orders = [m["data"] for m in msgs if m["type"] == "order"]
         assert [(p["ticket"], p["snapshot"], p["openPrice"], p["stopLoss"]) for p in positions] == [
@@ -252,7 +241,7 @@ async def test_channel_filters_narrow_what_arrives(market: Daemon) -> None:
         msgs = await read_until(
             c, all_of(has("trade", strategyId="s-1"), has("order", symbol="XAUUSD"))
         )
-        msgs += await c.collect(0.5)
+        msgs += await c.barrier()
         assert [(m["type"], m["data"]["ticket"]) for m in msgs] == [
             ("trade", mine["ticket"]),
             ("order", gold["ticket"]),
@@ -266,14 +255,14 @@ async def test_the_account_arrives_once_on_subscribe(market: Daemon) -> None:
     erin = Trader.logged_in(market)
     c = await erin.socket("account")
     try:
-        seen = [m for m in await c.collect(1.0) if m["type"] == "account"]
+        seen = [m for m in await c.barrier() if m["type"] == "account"]
         assert [(m["data"]["balance"], m["data"]["currency"]) for m in seen] == [(10000.0, "USD")]
     finally:
         await c.close()
     # Once the account exists, a new subscriber gets exactly its snapshot.
     c = await erin.socket("account")
     try:
-        seen = [m for m in await c.collect(1.0) if m["type"] == "account"]
+        seen = [m for m in await c.barrier() if m["type"] == "account"]
         assert [(m["data"]["balance"], m["data"].get("snapshot")) for m in seen] == [
             (10000.0, True)
         ]

@@ -14,13 +14,11 @@ amounts rounded half away from zero to the cent):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, Daemons
 from tests.trading_helpers import (
     Admin,
     Trader,
@@ -30,31 +28,25 @@ from tests.trading_helpers import (
     live,
     one,
     read_until,
-    running,
 )
 
-
-@pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """The default account: 10,000 USD at 1:100."""
-    with running(Path(tmp_path_factory.mktemp("money"))) as d:
-        yield d
+# ``market`` (tests/conftest.py): the default account, 10,000 USD at 1:100.
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def small(module_daemons: Daemons) -> Daemon:
     """1,000 USD accounts and a daily loss limit of 100 USD."""
-    env = {"FXGATE_PAPER_INITIAL_BALANCE": "1000", "FXGATE_RISK_MAX_DAILY_LOSS": "100"}
-    with running(Path(tmp_path_factory.mktemp("small")), **env) as d:
-        yield d
+    return module_daemons(
+        quiet=True, FXGATE_PAPER_INITIAL_BALANCE="1000", FXGATE_RISK_MAX_DAILY_LOSS="100"
+    )
 
 
 @pytest.fixture(scope="module")
-def terms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def terms(module_daemons: Daemons) -> Daemon:
     """Other account terms: 1:50 and a commission of 7 USD per lot and side."""
-    env = {"FXGATE_PAPER_LEVERAGE": "50", "FXGATE_PAPER_COMMISSION_PER_LOT": "7"}
-    with running(Path(tmp_path_factory.mktemp("terms")), **env) as d:
-        yield d
+    return module_daemons(
+        quiet=True, FXGATE_PAPER_LEVERAGE="50", FXGATE_PAPER_COMMISSION_PER_LOT="7"
+    )
 
 
 def by_ticket(trader: Trader) -> dict[int, dict[str, Any]]:
@@ -298,7 +290,7 @@ async def test_stop_out_closes_the_largest_loser_first(small: Daemon) -> None:
         so = one(msgs, "order", reason="SO")["data"]
         assert (so["comment"], so["status"], so["orderType"]) == ("[so 43.31%]", "FILLED", "SELL")
         # Nothing else was closed.
-        rest = await c.collect(0.5)
+        rest = await c.barrier()
         assert [m for m in live(rest, "trade") if m["data"]["entry"] == "OUT"] == []
     finally:
         await c.close()
@@ -324,11 +316,11 @@ async def test_daily_loss_past_80_percent_raises_a_risk_limit_alert(small: Daemo
     c = await trader.socket("alerts")
     w = await watcher.socket("alerts")
     try:
-        assert live(await c.collect(0.6), "alert") == []
+        assert live(await c.barrier(), "alert") == []
 
         # (1.08350 - 1.08500) * 50,000 = -75.00: 75 %, still under 80 %
         admin.quote("EURUSD", "1.08350", "1.08360")
-        assert live(await c.collect(0.6), "alert") == []
+        assert live(await c.barrier(), "alert") == []  # the quote has answered
 
         # (1.08320 - 1.08500) * 50,000 = -90.00: 90 % of the limit
         admin.quote("EURUSD", "1.08320", "1.08330")
@@ -345,7 +337,7 @@ async def test_daily_loss_past_80_percent_raises_a_risk_limit_alert(small: Daemo
 
         # Once per level and day: a further loss under the limit says nothing new.
         admin.quote("EURUSD", "1.08310", "1.08320")  # -95.00
-        assert live(await c.collect(0.6), "alert") == []
+        assert live(await c.barrier(), "alert") == []
 
         # (1.08290 - 1.08500) * 50,000 = -105.00: the limit itself; new exposure blocked
         admin.quote("EURUSD", "1.08290", "1.08300")
@@ -361,7 +353,7 @@ async def test_daily_loss_past_80_percent_raises_a_risk_limit_alert(small: Daemo
         assert len(trader.positions()) == 1
 
         # Nobody else hears of it.
-        assert await w.collect(0.3) == []
+        assert await w.barrier() == []
     finally:
         await c.close()
         await w.close()

@@ -15,26 +15,24 @@ for the margin (1,000,000 USD).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Daemon
-from tests.trading_helpers import Admin, Trader, error, running
+from tests.conftest import Daemon, Daemons
+from tests.trading_helpers import Admin, Trader, error
 
 BALANCE = 1_000_000.0
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    env = {
-        "FXGATE_RISK_MAX_ORDER_VOLUME": "1000",
-        "FXGATE_PAPER_INITIAL_BALANCE": str(int(BALANCE)),
-    }
-    with running(Path(tmp_path_factory.mktemp("orders")), **env) as d:
-        yield d
+def market(module_daemons: Daemons) -> Daemon:
+    """Room for 60-lot orders: the volume limit raised, an account big enough."""
+    return module_daemons(
+        quiet=True,
+        FXGATE_RISK_MAX_ORDER_VOLUME="1000",
+        FXGATE_PAPER_INITIAL_BALANCE=str(int(BALANCE)),
+    )
 
 
 @pytest.fixture

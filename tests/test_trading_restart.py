@@ -19,8 +19,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Daemon
-from tests.trading_helpers import Admin, Trader, quiet_daemon
+from tests.conftest import Daemon, Daemons
+from tests.trading_helpers import Admin, Trader
 
 
 def snapshot(t: Trader) -> dict[str, Any]:
@@ -104,78 +104,67 @@ def check_after_restart(d: Daemon, t: Trader, ids: dict[str, Any], before: dict[
     assert len({p["ticket"] for p in t.positions()}) == 3
 
 
-def test_sigterm_restart_keeps_orders_positions_balance_and_history(tmp_path: Path) -> None:
+def test_sigterm_restart_keeps_orders_positions_balance_and_history(
+    make_daemon: Daemons, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
-    d1 = quiet_daemon(state).start()
-    try:
-        t, ids = trade_before_restart(d1)
-        before = snapshot(t)
-    finally:
-        assert d1.stop(signal.SIGTERM) == 0, d1.log()[-2000:]
+    d1 = make_daemon(state, quiet=True)
+    t, ids = trade_before_restart(d1)
+    before = snapshot(t)
+    assert d1.stop(signal.SIGTERM) == 0
 
-    d2 = quiet_daemon(state).start()
-    try:
-        check_after_restart(d2, Trader(d2, t.user_id, t.token), ids, before)
-    finally:
-        d2.stop()
+    d2 = make_daemon(state, quiet=True)
+    check_after_restart(d2, Trader(d2, t.user_id, t.token), ids, before)
 
 
-def test_a_crash_loses_no_stored_trade(tmp_path: Path) -> None:
+def test_a_crash_loses_no_stored_trade(make_daemon: Daemons, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    d1 = quiet_daemon(state).start()
-    try:
-        t, ids = trade_before_restart(d1)
-        before = snapshot(t)
-    finally:
-        d1.stop(signal.SIGKILL)
+    d1 = make_daemon(state, quiet=True)
+    t, ids = trade_before_restart(d1)
+    before = snapshot(t)
+    d1.stop(signal.SIGKILL)
 
-    d2 = quiet_daemon(state).start()
-    try:
-        check_after_restart(d2, Trader(d2, t.user_id, t.token), ids, before)
-    finally:
-        d2.stop()
+    d2 = make_daemon(state, quiet=True)
+    check_after_restart(d2, Trader(d2, t.user_id, t.token), ids, before)
 
 
-async def test_a_restart_does_not_repeat_todays_daily_loss_alert(tmp_path: Path) -> None:
+async def test_a_restart_does_not_repeat_todays_daily_loss_alert(
+    make_daemon: Daemons, tmp_path: Path
+) -> None:
     """The daily-loss monitor warns once per level and UTC day (``services/risk.py``:
     "``mark`` restores what was already announced today after a restart, so that a
     restart does not repeat an alert"); the alerts it raised are in the store."""
     state = tmp_path / "state"
     env = {"FXGATE_PAPER_INITIAL_BALANCE": "1000", "FXGATE_RISK_MAX_DAILY_LOSS": "100"}
-    d1 = quiet_daemon(state, **env).start()
+    d1 = make_daemon(state, quiet=True, **env)
+    t = Trader.issued(d1)
+    admin = Admin(d1)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    t.buy(0.5)
+    c = await t.socket("alerts")
     try:
-        t = Trader.issued(d1)
-        admin = Admin(d1)
-        admin.quote("EURUSD", "1.08490", "1.08500")
-        t.buy(0.5)
-        c = await t.socket("alerts")
-        try:
-            admin.quote("EURUSD", "1.08320", "1.08330")  # -90.00: 90 % of the limit
-            first = (await c.type("alert"))["data"]
-            assert (first["type"], first["severity"], first["current"]) == (
-                "RISK_LIMIT",
-                "WARNING",
-                90.0,
-            )
-        finally:
-            await c.close()
+        admin.quote("EURUSD", "1.08320", "1.08330")  # -90.00: 90 % of the limit
+        first = (await c.type("alert"))["data"]
+        assert (first["type"], first["severity"], first["current"]) == (
+            "RISK_LIMIT",
+            "WARNING",
+            90.0,
+        )
     finally:
-        d1.stop()
+        await c.close()
+    d1.stop()
 
-    d2 = quiet_daemon(state, **env).start()
+    d2 = make_daemon(state, quiet=True, **env)
+    t2 = Trader(d2, t.user_id, t.token)
+    admin = Admin(d2)
+    c = await t2.socket("alerts")
     try:
-        t2 = Trader(d2, t.user_id, t.token)
-        admin = Admin(d2)
-        c = await t2.socket("alerts")
-        try:
-            admin.quote("EURUSD", "1.08320", "1.08330")  # the same -90.00 as before
-            admin.quote("EURUSD", "1.08310", "1.08320")  # -95.00: still under the limit
-            repeated = [m["data"] for m in await c.collect(1.0) if m["type"] == "alert"]
-            assert repeated == [], "the WARNING of today was raised again after the restart"
-            admin.quote("EURUSD", "1.08290", "1.08300")  # -105.00: a new level, CRITICAL
-            critical = (await c.type("alert"))["data"]
-            assert (critical["severity"], critical["threshold"]) == ("CRITICAL", 100)
-        finally:
-            await c.close()
+        admin.quote("EURUSD", "1.08320", "1.08330")  # the same -90.00 as before
+        admin.quote("EURUSD", "1.08310", "1.08320")  # -95.00: still under the limit
+        repeated = [m["data"] for m in await c.barrier() if m["type"] == "alert"]
+        assert repeated == [], "the WARNING of today was raised again after the restart"
+        admin.quote("EURUSD", "1.08290", "1.08300")  # -105.00: a new level, CRITICAL
+        critical = (await c.type("alert"))["data"]
+        assert (critical["severity"], critical["threshold"]) == ("CRITICAL", 100)
     finally:
-        d2.stop()
+        await c.close()

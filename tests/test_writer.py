@@ -12,6 +12,7 @@ from fxgate.plugins.channel import Principal
 from fxgate.protocol.canonical import CANONICAL
 from fxgate.web.ws.framing import text_frame
 from fxgate.web.ws.writer import Flusher, FrameWriter
+from tests.conftest import until
 
 
 def make_writer(max_bytes: int) -> tuple[FrameWriter, socket.socket, list[int]]:
@@ -43,13 +44,20 @@ def read_all(sock: socket.socket) -> bytes:
         out += chunk
 
 
+def drain(sock: socket.socket, into: bytearray) -> bytearray:
+    """``into``, with what the peer can read now appended (for :func:`until`)."""
+    into += read_all(sock)
+    return into
+
+
 async def test_frames_arrive_in_order_in_one_write_per_iteration() -> None:
     writer, peer, _ = make_writer(1 << 20)
     frames = [text_frame(f"m{i}".encode()) for i in range(100)]
     for f in frames:
         writer.deliver(f)
-    await asyncio.sleep(0.01)
-    assert read_all(peer) == b"".join(frames)
+    got = bytearray()
+    await until(lambda: len(drain(peer, got)) >= len(b"".join(frames)))
+    assert got == b"".join(frames)
 
 
 async def test_market_data_is_conflated_while_the_client_is_slow() -> None:
@@ -58,17 +66,13 @@ async def test_market_data_is_conflated_while_the_client_is_slow() -> None:
     big = text_frame(b"x" * 60_000)
     for _ in range(20):  # fill the socket buffers until the writer falls back
         writer.deliver(big)
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # one loop turn: the flush runs and finds the socket full
     for i in range(1000):
         writer.deliver(text_frame(f"EURUSD {i}".encode()), ("market-data", "EURUSD"))
         writer.deliver(text_frame(f"GBPUSD {i}".encode()), ("market-data", "GBPUSD"))
     assert writer.backlog_bytes < 100  # two frames, not two thousand
-    data = b""
-    for _ in range(200):
-        data += read_all(peer)
-        await asyncio.sleep(0.005)
-        if b"GBPUSD 999" in data:
-            break
+    data = bytearray()
+    await until(lambda: b"GBPUSD 999" in drain(peer, data))
     assert b"EURUSD 999" in data
     assert b"GBPUSD 999" in data
     assert b"EURUSD 500" not in data

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from fxgate.web.ws.framing import text_frame
-from tests.test_writer import make_writer, read_all
+from tests.conftest import until
+from tests.test_writer import drain, make_writer
 
 
 async def test_bytes_sitting_in_the_iostream_count_against_the_bound() -> None:
@@ -24,7 +25,7 @@ async def test_the_stream_and_the_backlog_share_one_bound() -> None:
     frame = text_frame(b"t" * 1000)
     for _ in range(200):  # 200 KB: under the bound, most of it left in the IOStream
         writer.deliver(frame)
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # one loop turn: the flush hands it all to the IOStream
     assert kicked == []
     for _ in range(100):  # 100 KB more in the backlog: 300 KB held in all
         writer.deliver(frame)
@@ -44,11 +45,10 @@ async def test_market_data_held_during_a_snapshot_is_conflated_and_bounded() -> 
     assert writer.backlog_bytes < 100  # two frames held, not twenty thousand
     assert kicked == []
     writer.release()
-    await asyncio.sleep(0.01)
-    data = read_all(peer)
-    assert data == (
-        text_frame(b"snapshot") + text_frame(b"EURUSD 9999") + text_frame(b"GBPUSD 9999")
-    )
+    expected = text_frame(b"snapshot") + text_frame(b"EURUSD 9999") + text_frame(b"GBPUSD 9999")
+    data = bytearray()
+    await until(lambda: len(drain(peer, data)) >= len(expected))
+    assert data == expected
 
 
 async def test_trading_events_held_during_a_snapshot_are_bounded() -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import jwt
 import pytest
 import websockets
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, Daemons
 from tests.wsclient import Client
 
 
@@ -44,13 +43,10 @@ async def test_token_in_first_message(daemon: Daemon, user: str) -> None:
         assert ack["channels"][0]["name"] == "system"
 
 
-async def test_first_message_auth_times_out_with_4001(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    d = Daemon(tmp_path / "s", env={"FXGATE_WS_AUTH_TIMEOUT": "0.5"}).start()
-    try:
-        async with await Client.connect(d.ws_url()) as c:
-            assert await c.closed_with() == 4001
-    finally:
-        d.stop()
+async def test_first_message_auth_times_out_with_4001(make_daemon: Daemons) -> None:
+    d = make_daemon(FXGATE_WS_AUTH_TIMEOUT="0.5")
+    async with await Client.connect(d.ws_url()) as c:
+        assert await c.closed_with() == 4001
 
 
 @pytest.mark.parametrize("where", ["query", "first-message"])
@@ -110,20 +106,19 @@ async def _refused(daemon: Daemon, token: str, where: str) -> None:
 
 
 async def test_expiry_closes_with_4001_unless_refreshed(daemon: Daemon, user: str) -> None:
-    short = daemon.token(user, ttl=2)
-    async with await Client.connect(daemon.ws_url() + f"?token={short}") as c:
-        await c.recv()
-        assert await c.closed_with(timeout=6) == 4001
-
-    async with await Client.connect(daemon.ws_url() + f"?token={daemon.token(user, ttl=2)}") as c:
-        await c.recv()
-        await c.send({"type": "auth", "token": daemon.token(user, ttl=60)})
-        ok = await c.type("auth")
+    refreshed = await Client.connect(daemon.ws_url() + f"?token={daemon.token(user, ttl=2)}")
+    # Its token is issued later with the same lifetime: when it expires, so has the first.
+    short = await Client.connect(daemon.ws_url() + f"?token={daemon.token(user, ttl=2)}")
+    async with refreshed, short:
+        await refreshed.recv()
+        await short.recv()
+        await refreshed.send({"type": "auth", "token": daemon.token(user, ttl=60)})
+        ok = await refreshed.type("auth")
         assert ok["status"] == "success"
         assert ok["expiresAt"].endswith("Z")
-        await asyncio.sleep(3)  # past the first token's expiry
-        await c.send({"type": "ping"})
-        assert (await c.type("pong"))["type"] == "pong"
+        assert await short.closed_with(timeout=6) == 4001
+        await refreshed.send({"type": "ping"})
+        assert (await refreshed.type("pong"))["type"] == "pong"
 
 
 async def test_refresh_must_keep_the_same_user(daemon: Daemon, user: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from typing import Any
 
 import httpx
 
@@ -14,6 +16,13 @@ MARKET_FIELDS = {
     "symbol", "bid", "ask", "last", "volume", "spread", "timestamp", "change",
     "changePercent", "dayHigh", "dayLow", "open", "close",
 }  # fmt: skip
+
+
+ASKED = {"EURUSD", "XAUUSD"}
+
+
+def live_ticks(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in msgs if m["type"] == "tick" and not m["data"].get("snapshot")]
 
 
 async def connect(daemon: Daemon, user: str, role: str = "trader") -> Client:
@@ -42,41 +51,45 @@ async def test_market_data_snapshot_then_live(daemon: Daemon, user: str) -> None
         assert live["data"]["symbol"] in {"EURUSD", "XAUUSD"}
         assert live["data"]["bid"] < live["data"]["ask"]
         assert set(live) == {"type", "channel", "data", "timestamp", "id", "offset", "epoch"}
-        # Only the symbols asked for arrive.
-        for m in await c.collect(1.0):
-            assert m["data"]["symbol"] in {"EURUSD", "XAUUSD"}
+        # Only the symbols asked for arrive: none other until both have ticked live.
+        msgs = await c.read_until(lambda got: {m["data"]["symbol"] for m in got} >= ASKED)
+        assert {m["data"]["symbol"] for m in msgs} == ASKED
 
 
 async def test_offsets_grow_by_one_per_stream(daemon: Daemon, user: str) -> None:
     async with await connect(daemon, user) as c:
         await c.subscribe({"name": "market-data", "filters": {"symbol": "EURUSD"}})
         snap = await c.recv()
-        msgs = [m for m in await c.collect(2.0) if m["type"] == "market_data"]
-        assert len(msgs) >= 3
+        msgs = await c.read_until(lambda got: len(got) >= 3)
+        assert [m["type"] for m in msgs] == ["market_data"] * 3
         offsets = [m["offset"] for m in msgs]
         assert offsets == list(range(snap["offset"] + 1, snap["offset"] + 1 + len(offsets)))
         assert len({m["id"] for m in msgs}) == len(msgs)
 
 
 async def test_unsubscribe_stops_messages(daemon: Daemon, user: str) -> None:
-    async with await connect(daemon, user) as c:
+    async with await connect(daemon, user) as c, await connect(daemon, user + "_w") as witness:
         await c.subscribe("test-ticker")
+        await witness.subscribe("test-ticker")
         await c.type("tick")
         await c.send({"type": "unsubscribe", "channels": ["test-ticker"]})
-        reply = await c.type("unsubscription")
-        assert reply == {**reply, "status": "success", "channels": ["test-ticker"]}
-        await asyncio.sleep(0.2)  # let in-flight ticks drain
-        await c.collect(0.1)
-        assert [m for m in await c.collect(0.5) if m["type"] == "tick"] == []
+        before = await c.read_until(lambda got: got[-1:] != [] and got[-1]["type"] != "tick")
+        reply = before.pop()
+        assert reply == {**reply, "type": "unsubscription", "status": "success"}
+        assert reply["channels"] == ["test-ticker"]
+        # Every tick published before the unsubscribe came before its reply; the witness
+        # sees three published after it, and they did not reach ``c``.
+        last = max([m["data"]["n"] for m in before] + [0])
+        await witness.wait_for(lambda m: m["type"] == "tick" and m["data"]["n"] >= last + 3)
+        assert [m for m in await c.barrier() if m["type"] == "tick"] == []
 
 
 async def test_filters_on_a_third_party_channel(daemon: Daemon, user: str) -> None:
     async with await connect(daemon, user) as c:
         await c.subscribe({"name": "test-ticker", "filters": {"parity": "odd"}})
-        ticks = [m for m in await c.collect(1.0) if m["type"] == "tick"]
-        live = [m for m in ticks if not m["data"].get("snapshot")]
-        assert len(live) >= 4
-        assert all(m["data"]["n"] % 2 == 1 for m in live)
+        ticks = await c.read_until(lambda got: len(live_ticks(got)) >= 4)
+        assert [m["type"] for m in ticks] == ["tick"] * len(ticks)
+        assert [m["data"]["n"] % 2 for m in live_ticks(ticks)] == [1] * len(live_ticks(ticks))
 
 
 async def test_ping_pong(daemon: Daemon, user: str) -> None:
@@ -162,18 +175,39 @@ async def test_51st_subscription_is_refused(daemon: Daemon, user: str) -> None:
 async def test_burst_of_200_is_rate_limited_but_the_connection_stays(
     daemon: Daemon, user: str
 ) -> None:
-    async with await connect(daemon, user) as c:
+    token = daemon.token(user)
+    async with await Client.connect(daemon.ws_url() + f"?token={token}") as c:
+        assert (await c.recv())["type"] == "connection"
         for _ in range(200):
             await c.send({"type": "ping"})
-        msgs = await c.collect(1.5)
+        # The whole answer to the burst came before the answer to a message sent after
+        # it: an in-band auth (whose reply is not a pong), sent until one gets through.
+        msgs = await answered(c, {"type": "auth", "token": token}, "auth")
         pongs = [m for m in msgs if m["type"] == "pong"]
         errors = [m for m in msgs if m["type"] == "error"]
         assert 100 <= len(pongs) < 200
         assert errors
         assert errors[0]["code"] == "RATE_LIMIT_ERROR"
-        await asyncio.sleep(1.1)
-        await c.send({"type": "ping"})
-        assert (await c.type("pong"))["type"] == "pong"
+        # Once the bucket refills, pings are answered again on the same connection.
+        await answered(c, {"type": "ping"}, "pong")
+
+
+async def answered(c: Client, msg: dict[str, Any], reply: str) -> list[dict[str, Any]]:
+    """Everything read until ``msg`` is answered with a ``reply``; ``msg`` is sent again
+    every 0.2 s while the rate limit drops it (a poll with a deadline)."""
+    got: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    resend = loop.time()
+    while not any(m["type"] == reply for m in got):
+        now = loop.time()
+        assert now < deadline, f"{msg['type']} never answered; got {got}"
+        if now >= resend:
+            await c.send(msg)
+            resend = now + 0.2
+        with contextlib.suppress(TimeoutError):
+            got.append(await c.recv(resend - now))
+    return got
 
 
 async def test_user_b_never_sees_user_a(daemon: Daemon, user: str) -> None:
@@ -186,7 +220,7 @@ async def test_user_b_never_sees_user_a(daemon: Daemon, user: str) -> None:
         assert r.status_code == 200
     got = await a.type("vip")
     assert got["data"] == {"secret": "for-a"}
-    assert all(m.get("data", {}).get("secret") != "for-a" for m in await b.collect(1.0))
+    assert all(m.get("data", {}).get("secret") != "for-a" for m in await b.barrier())
     await a.close()
     await b.close()
 

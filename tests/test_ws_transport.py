@@ -8,10 +8,11 @@ import os
 import socket
 import struct
 import time
+from typing import Any
 
 import httpx
 
-from tests.conftest import Daemon
+from tests.conftest import TICKER_PLUGINS, Daemon, Daemons
 
 
 def raw_connect(daemon: Daemon, token: str, rcvbuf: int | None = None) -> socket.socket:
@@ -42,29 +43,60 @@ def send_text(sock: socket.socket, obj: object) -> None:
 
 
 def read_frames(sock: socket.socket, timeout: float) -> list[tuple[int, bytes]]:
-    """Every frame until the peer closes the TCP connection (or ``timeout``)."""
-    sock.settimeout(timeout)
+    """Every frame up to and including the server's close frame (or until the peer
+    drops the connection); fails if neither comes within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
     data = b""
-    try:
-        while chunk := sock.recv(1 << 16):
-            data += chunk
-    except TimeoutError:
-        pass
+    frames: list[tuple[int, bytes]] = []
+    while not frames or frames[-1][0] != 0x8:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no close frame within {timeout}s; got opcodes {[f[0] for f in frames]}"
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1 << 16)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+        parsed, data = parse_frames(data)
+        frames += parsed
+    return frames
+
+
+def parse_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The whole frames at the start of ``data``, and the bytes after them."""
     frames = []
     while len(data) >= 2:
         opcode, n = data[0] & 0x0F, data[1] & 0x7F
-        i = 2
+        i = {126: 4, 127: 10}.get(n, 2)
+        if len(data) < i:
+            break
         if n == 126:
             (n,) = struct.unpack("!H", data[2:4])
-            i = 4
         elif n == 127:
             (n,) = struct.unpack("!Q", data[2:10])
-            i = 10
         if len(data) < i + n:
             break
         frames.append((opcode, data[i : i + n]))
         data = data[i + n :]
-    return frames
+    return frames, data
+
+
+def read_until_text(sock: socket.socket, kind: str, timeout: float = 5) -> list[dict[str, Any]]:
+    """The text messages read until one of ``type`` ``kind``, one byte at a time so that
+    nothing after it is consumed."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    got: list[dict[str, Any]] = []
+    while not got or got[-1].get("type") != kind:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        byte = sock.recv(1)
+        assert byte, f"closed before a {kind}; got {got}"
+        data += byte
+        parsed, data = parse_frames(data)
+        got += [json.loads(payload) for opcode, payload in parsed if opcode == 0x1]
+    return got
 
 
 def close_code(frames: list[tuple[int, bytes]]) -> int | None:
@@ -74,48 +106,31 @@ def close_code(frames: list[tuple[int, bytes]]) -> int | None:
     return None
 
 
-def test_a_client_that_never_answers_pings_is_dropped(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    d = Daemon(
-        tmp_path / "s", env={"FXGATE_WS_PING_INTERVAL": "0.3", "FXGATE_WS_PING_TIMEOUT": "0.3"}
-    )
-    d.start()
-    try:
-        sock = raw_connect(d, d.token("quiet"))
-        # Within a second or two: a ping, no pong from us, then the server's close frame
-        # (Tornado then waits for our close reply before dropping the TCP connection).
-        frames = read_frames(sock, timeout=2)
-        assert any(op == 0x9 for op, _ in frames), "the server pings"
-        assert close_code(frames) == 1000, "and closes when no pong comes"
-        assert b"ping timed out" in next(p for op, p in frames if op == 0x8)
-    finally:
-        d.stop()
+def test_a_client_that_never_answers_pings_is_dropped(make_daemon: Daemons) -> None:
+    d = make_daemon(FXGATE_WS_PING_INTERVAL="0.3", FXGATE_WS_PING_TIMEOUT="0.3")
+    sock = raw_connect(d, d.token("quiet"))
+    # Within a second or two: a ping, no pong from us, then the server's close frame
+    # (Tornado then waits for our close reply before dropping the TCP connection).
+    frames = read_frames(sock, timeout=3)
+    assert any(op == 0x9 for op, _ in frames), "the server pings"
+    assert close_code(frames) == 1000, "and closes when no pong comes"
+    assert b"ping timed out" in next(p for op, p in frames if op == 0x8)
 
 
-def test_a_client_that_stops_reading_a_trading_channel_gets_4008(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    d = Daemon(
-        tmp_path / "s",
-        env={"FXGATE_WS_QUEUE_MAX_BYTES": "65536", "FXGATE_PLUGINS": '["tests.plugins.ticker"]'},
-    )
-    d.start()
-    try:
-        slow = raw_connect(d, d.token("slowpoke"), rcvbuf=4096)
-        send_text(slow, {"type": "subscribe", "channels": ["test-vip"]})
-        time.sleep(0.3)
-        with httpx.Client() as http:
-            for i in range(400):  # ~16 MB of per-user events to a reader that sleeps
-                http.post(
-                    d.url("/test/vip"), params={"user": "slowpoke", "text": f"{i:04d}" * 10000}
-                )
-        frames = read_frames(slow, timeout=3)
-        assert close_code(frames) == 4008
-        texts = [json.loads(p) for op, p in frames if op == 0x1]
-        vip = [m for m in texts if m.get("type") == "vip"]
-        # What arrived before the cut arrived whole and in order: nothing was dropped
-        # silently in the middle.
-        assert [m["offset"] for m in vip] == list(
-            range(vip[0]["offset"], vip[0]["offset"] + len(vip))
-        )
-        # The daemon and other users are fine.
-        assert httpx.get(d.url("/health")).status_code == 200
-    finally:
-        d.stop()
+def test_a_client_that_stops_reading_a_trading_channel_gets_4008(make_daemon: Daemons) -> None:
+    d = make_daemon(FXGATE_WS_QUEUE_MAX_BYTES="65536", FXGATE_PLUGINS=TICKER_PLUGINS)
+    slow = raw_connect(d, d.token("slowpoke"), rcvbuf=4096)
+    send_text(slow, {"type": "subscribe", "channels": ["test-vip"]})
+    read_until_text(slow, "subscription")
+    with httpx.Client() as http:
+        for i in range(400):  # ~16 MB of per-user events to a reader that sleeps
+            http.post(d.url("/test/vip"), params={"user": "slowpoke", "text": f"{i:04d}" * 10000})
+    frames = read_frames(slow, timeout=3)
+    assert close_code(frames) == 4008
+    texts = [json.loads(p) for op, p in frames if op == 0x1]
+    vip = [m for m in texts if m.get("type") == "vip"]
+    # What arrived before the cut arrived whole and in order: nothing was dropped
+    # silently in the middle.
+    assert [m["offset"] for m in vip] == list(range(vip[0]["offset"], vip[0]["offset"] + len(vip)))
+    # The daemon and other users are fine.
+    assert httpx.get(d.url("/health")).status_code == 200

@@ -1,22 +1,19 @@
-"""Shared helpers of the trading tests: a quiet paper market, REST traders, exact prices.
+"""Shared helpers of the trading tests: REST traders and an admin who sets exact prices.
 
-The paper feed's random walk would move prices under a test's feet, so the daemons here
-tick so rarely (``FXGATE_PAPER_TICK_RATE=0.0001``: one tick per symbol every ~3 hours on
-average, and with the fixed seed the first tick times are always the same) that every
-price a test sees is one it set itself through ``POST /paper/quotes``. The admin call
-answers only after everything the new price triggered is stored and announced, so a
-test can assert right after it.
+The paper feed's random walk would move prices under a test's feet, so the trading tests
+use a quiet market (the ``market`` fixture, or ``make_daemon(quiet=True)``: see
+``tests/conftest.py``'s ``QUIET``) where every price a test sees is one it set itself
+through ``POST /paper/quotes``. The admin call answers only after everything the new
+price triggered is stored and announced, so a test can assert right after it, and a
+socket's ``barrier()`` then shows everything it was sent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,25 +22,7 @@ from tests.conftest import Daemon
 from tests.wsclient import Client
 
 PASSWORD = "correct horse battery"
-QUIET = {
-    "FXGATE_PAPER_TICK_RATE": "0.0001",
-    "FXGATE_SERVER_RATE_LIMIT_PER_MINUTE": "100000",
-}
 _ids = itertools.count(1)
-
-
-def quiet_daemon(state_dir: Path, **env: str) -> Daemon:
-    """A daemon (not started) whose prices move only when a test sets them."""
-    return Daemon(state_dir, env={**QUIET, **env})
-
-
-@contextmanager
-def running(state_dir: Path, **env: str) -> Iterator[Daemon]:
-    d = quiet_daemon(state_dir, **env).start()
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 #: One HTTP client for all requests: a new httpx client per request costs an SSL context
@@ -221,20 +200,8 @@ def live(msgs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 async def read_until(
     c: Client, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 5
 ) -> list[dict[str, Any]]:
-    """Every message read until ``done(all read so far)`` holds; fails with what came if
-    it does not within ``timeout`` seconds."""
-    got: list[dict[str, Any]] = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not done(got):
-        left = deadline - loop.time()
-        if left <= 0:
-            raise AssertionError(f"timed out; got {[(m.get('type'), m.get('data')) for m in got]}")
-        try:
-            got.append(await c.recv(left))
-        except TimeoutError:
-            continue
-    return got
+    """``c.read_until(done)``: every message read until ``done(all read so far)``."""
+    return await c.read_until(done, timeout)
 
 
 def has(kind: str, **match: Any) -> Callable[[list[dict[str, Any]]], bool]:

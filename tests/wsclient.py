@@ -1,8 +1,16 @@
-"""A small asyncio client for the canonical protocol, on the ``websockets`` library."""
+"""A small asyncio client for the canonical protocol, on the ``websockets`` library.
+
+It has no "read for N seconds" call on purpose: a test waits for something it can
+name. A message (:meth:`Client.type`, :meth:`Client.wait_for`), a set of messages
+(:meth:`Client.read_until`), or a ping's answer (:meth:`Client.barrier`), after which
+everything the daemon sent before has arrived, so "nothing else came" is
+``await c.barrier() == []``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -45,16 +53,39 @@ class Client:
     async def type(self, kind: str, timeout: float = 5) -> dict[str, Any]:
         return await self.wait_for(lambda m: m.get("type") == kind, timeout)
 
-    async def collect(self, seconds: float) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    async def read_until(
+        self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 5
+    ) -> list[dict[str, Any]]:
+        """Every message read until ``done(all read so far)`` holds; fails with what came
+        if it does not within ``timeout`` seconds."""
+        got: list[dict[str, Any]] = []
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while (left := deadline - loop.time()) > 0:
-            try:
-                out.append(await self.recv(left))
-            except TimeoutError:
-                break
-        return out
+        deadline = loop.time() + timeout
+        while not done(got):
+            left = deadline - loop.time()
+            if left <= 0:
+                seen = [(m.get("type"), m.get("data")) for m in got]
+                raise AssertionError(f"timed out after {timeout}s; got {seen}")
+            with contextlib.suppress(TimeoutError):
+                got.append(await self.recv(left))
+        return got
+
+    async def barrier(self, timeout: float = 5) -> list[dict[str, Any]]:
+        """Send a ping; every message that came before its pong.
+
+        The daemon handles a connection's messages one after the other and queues a
+        reply behind every frame queued for the connection before it, so when the pong
+        is back, everything sent before the daemon read the ping has arrived: every
+        event of a REST call that has returned (events fan out before the response),
+        every snapshot of a subscription acknowledged before. Do not use it while a
+        burst has the connection rate-limited: the ping would be dropped."""
+        await self.send({"type": "ping"})
+        got: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (msg := await self.recv(max(deadline - loop.time(), 0.001)))["type"] != "pong":
+            got.append(msg)
+        return got
 
     async def subscribe(self, *channels: Any) -> dict[str, Any]:
         await self.send({"type": "subscribe", "channels": list(channels)})

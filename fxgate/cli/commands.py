@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fxgate.app.backends import STORES
@@ -14,6 +15,7 @@ from fxgate.config.settings import Settings, describe_error, load_settings
 from fxgate.domain.roles import Role
 from fxgate.services.auth.keyring import KeyRing, key_status
 from fxgate.services.auth.passwords import MIN_LENGTH, hash_password
+from fxgate.services.auth.retirement import prune
 from fxgate.services.auth.sealing import Sealer, SealError, master_key_path
 from fxgate.services.auth.tokens import TokenService
 from fxgate.services.ports.store import Store
@@ -101,6 +103,8 @@ def keys(args: argparse.Namespace) -> int:
                 raise CliError(f"no such key, or retired already: {args.kid}")
             await _audit(store, "keys.retire", args.kid)
             print(f"retired {args.kid}")
+        elif args.action == "prune":
+            return await _prune(store, ring, settings, args)
         else:
             await ring.load()
             rows = [
@@ -115,6 +119,54 @@ def keys(args: argparse.Namespace) -> int:
         return 0
 
     return with_store(settings, go)
+
+
+async def _prune(store: Store, ring: KeyRing, settings: Settings, args: argparse.Namespace) -> int:
+    """``keys prune``: the plan and what became of it, one ``key=value`` line per key."""
+    ttl = settings.auth.access_token_ttl
+    if args.grace < ttl:
+        print(
+            f"fxgate: warning: grace {args.grace}s is shorter than the access-token lifetime"
+            f" (auth.access_token_ttl = {ttl}s): tokens signed by a retired key are refused"
+            " before they expire",
+            file=sys.stderr,
+        )
+
+    async def audited(kid: str) -> None:
+        await _audit(store, "keys.retire", kid, via="keys prune", grace=args.grace)
+
+    try:
+        plan, outcomes = await prune(
+            ring, now=datetime.now(UTC), grace=args.grace, dry_run=args.dry_run, on_retired=audited
+        )
+    except ValueError as exc:
+        raise CliError(f"cannot read the signing keys: {exc}; nothing retired") from None
+    dry = " dry_run=yes" if args.dry_run else ""
+    if plan.active is not None:
+        print(f"action=active kid={plan.active.kid} created_at={_utc(plan.active.created_at)}")
+    retired = kept = failed = 0
+    for outcome in outcomes:
+        v = outcome.verdict
+        if v.out_since is None:
+            detail = "newer than the active key, not yet in service"
+        else:
+            detail = f"standby_since={_utc(v.out_since)} age={v.age}s grace={args.grace}s"
+        if v.action == "keep":
+            kept += 1
+            print(f"action=keep kid={v.kid} {detail}")
+        elif outcome.retired is False:
+            failed += 1
+            print(f"action=retire-failed kid={v.kid} {detail}")
+            print(f"fxgate: cannot retire {v.kid}: {outcome.error}", file=sys.stderr)
+        else:
+            retired += 1
+            print(f"action=retire kid={v.kid} {detail}{dry}")
+    print(f"action=summary retired={retired} kept={kept} failed={failed}{dry}")
+    return 1 if failed else 0
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _audit(store: Store, action: str, target: str, **details: Any) -> None:

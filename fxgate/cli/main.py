@@ -25,6 +25,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _seconds(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"a whole number of seconds, not {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fxgate",
@@ -52,6 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
     ksub.add_parser("rotate", help="make a new active key; older keys keep verifying")
     kr = ksub.add_parser("retire", help="stop accepting tokens signed by KID")
     kr.add_argument("kid")
+    kp = ksub.add_parser(
+        "prune",
+        help="retire the standby keys out of service for longer than --grace",
+        description="Retire every standby key that stopped signing more than SECONDS ago. "
+        "A key stops signing when the next one is created, so the key that was active "
+        "until the last rotation is always kept. Prints one line per key "
+        "(action=active|keep|retire|retire-failed kid=…) and a summary, never key "
+        "material; exits 1 if a retirement failed. scripts/rotate-keys runs it after "
+        "`keys rotate`.",
+    )
+    kp.add_argument(
+        "--grace",
+        type=_seconds,
+        default=86400,
+        metavar="SECONDS",
+        help="how long a key stays verifiable after it stopped signing; at least "
+        "auth.access_token_ttl (default: 86400, a day)",
+    )
+    kp.add_argument("--dry-run", action="store_true", help="retire nothing; print the plan")
 
     users = sub.add_parser("users", help="user accounts", description="Manage users.")
     _config_arg(users)
