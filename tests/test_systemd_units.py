@@ -1,9 +1,10 @@
 """The operator's kit: the systemd units and the admin scripts in scripts/.
 
 The units are read as systemd reads them and checked for what docs/operations.md
-promises (sd_notify, watchdog, the sandbox); where systemd-analyze is installed
-they must also pass `systemd-analyze verify`. The scripts run against a fake
-`fxgate` that records how it was called.
+and docs/mt5.md promise (sd_notify, watchdog, the sandbox, the mt5linux bridge on
+loopback only); where systemd-analyze is installed they must also pass
+`systemd-analyze verify`. The scripts run against a fake `fxgate` that records how it
+was called.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,7 +25,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "systemd"
 SCRIPTS = ROOT / "scripts"
-UNITS = ("fxgate.service", "fxgate-rotate-keys.service", "fxgate-rotate-keys.timer")
+BRIDGE = "fxgate-mt5linux.service"
+UNITS = ("fxgate.service", "fxgate-rotate-keys.service", "fxgate-rotate-keys.timer", BRIDGE)
+#: The two that run fxgate itself, as the fxgate user.
 SERVICES = UNITS[:2]
 
 FXGATE_BIN = "/opt/fxgate/venv/bin/fxgate"
@@ -159,6 +163,102 @@ def test_the_timer_rotates_weekly_catching_up_on_missed_runs() -> None:
     assert one(timer["Timer"], "Persistent") == "true"
     assert one(timer["Timer"], "RandomizedDelaySec") == "1h"
     assert timer["Install"]["WantedBy"] == ["timers.target"]
+
+
+# ---- the mt5linux bridge ------------------------------------------------------------------
+
+#: What fxgate's mt5.bridge points at, as docs/mt5.md and etc/fxgate.toml write it.
+BRIDGE_URL = "mt5linux://127.0.0.1:18812"
+BRIDGE_STATE = "/var/lib/fxgate-mt5"
+
+
+def listen_problems(text: str) -> list[str]:
+    """Why the bridge unit ``text`` might serve RPyC classic (which runs any code a client
+    sends) to more than this host: it must name ``--host 127.0.0.1`` once, the port of
+    BRIDGE_URL, and no registry broadcast."""
+    exec_start = one(parse_unit(text)["Service"], "ExecStart")
+    argv = shlex.split(exec_start)
+    if "mt5linux" not in argv or argv[argv.index("mt5linux") - 1] != "-m":
+        return [f"ExecStart does not run `-m mt5linux`: {exec_start}"]
+    server = argv[argv.index("mt5linux") + 1 :]
+    problems = []
+    hosts = [server[i + 1] for i, arg in enumerate(server[:-1]) if arg == "--host"]
+    hosts += [arg.split("=", 1)[1] for arg in server if arg.startswith("--host=")]
+    if hosts != ["127.0.0.1"]:
+        problems.append(f"--host must be given once, as 127.0.0.1: {hosts}")
+    ports = [server[i + 1] for i, arg in enumerate(server[:-1]) if arg in ("-p", "--port")]
+    if ports != [BRIDGE_URL.rsplit(":", 1)[1]]:
+        problems.append(f"--port must be given once, as in {BRIDGE_URL}: {ports}")
+    problems += [f"{flag} is not allowed" for flag in ("--register", "--ipv6") if flag in server]
+    return problems
+
+
+def test_the_bridge_listens_on_loopback_only() -> None:
+    assert listen_problems((SYSTEMD / BRIDGE).read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("--host 127.0.0.1", "--host 0.0.0.0"),
+        ("--host 127.0.0.1", "--host=::"),
+        ("--host 127.0.0.1", ""),  # rpyc's default is loopback, but not every version's
+        ("--host 127.0.0.1", "--host 127.0.0.1 --register"),
+        ("--port 18812", "--port 8001"),
+    ],
+)
+def test_the_loopback_check_would_catch_a_bridge_open_to_the_network(old: str, new: str) -> None:
+    text = (SYSTEMD / BRIDGE).read_text()
+    assert old in text
+    assert listen_problems(text.replace(old, new))
+
+
+def test_the_bridge_runs_the_wine_python_as_its_own_user_in_a_sandbox() -> None:
+    """Its own user and prefix (the terminal's account data is not fxgate's to read), the
+    parts of fxgate's sandbox that Wine tolerates, and none that it does not."""
+    service = unit(BRIDGE)["Service"]
+    assert one(service, "User") == one(service, "Group") == "fxgate-mt5"
+    assert one(service, "StateDirectory") == "fxgate-mt5"
+    env = environment(service)
+    assert env["WINEPREFIX"] == f"{BRIDGE_STATE}/wine"
+    assert env["HOME"] == BRIDGE_STATE
+    assert one(service, "Restart") == "on-failure"
+    assert one(service, "KillMode") == "control-group"
+    argv = shlex.split(one(service, "ExecStart"))
+    assert Path(argv[argv.index("-m") - 1]).name == "python.exe"
+    assert argv[argv.index("-m") - 2].endswith("/wine")
+    differs = (
+        "ReadWritePaths",
+        "RestrictAddressFamilies",
+        "MemoryDenyWriteExecute",
+        "LockPersonality",
+    )
+    for key, value in HARDENING.items():
+        if key in differs:
+            continue
+        assert one(service, key) == value, key
+    assert one(service, "ReadWritePaths") == BRIDGE_STATE
+    assert one(service, "RestrictAddressFamilies") == "AF_INET AF_INET6 AF_UNIX AF_NETLINK"
+    # Wine writes code it then runs, and its preloader may set the personality.
+    assert "MemoryDenyWriteExecute" not in service
+    assert "LockPersonality" not in service
+    assert all(value.startswith("~") for value in service["SystemCallFilter"])
+
+
+def test_fxgate_starts_after_the_bridge_but_does_not_need_it() -> None:
+    """Ordering only: fxgate without MT5 (or with the bridge down) still starts, and the
+    adapter reconnects once the bridge answers."""
+    section = unit("fxgate.service")["Unit"]
+    after = " ".join(section["After"]).split()
+    assert BRIDGE in after
+    for key in ("Wants", "Requires", "BindsTo", "Requisite"):
+        assert BRIDGE not in " ".join(section.get(key, [])), key
+
+
+def test_the_docs_name_the_unit_and_the_address_it_listens_on() -> None:
+    doc = (ROOT / "docs" / "mt5.md").read_text()
+    assert BRIDGE_URL in doc
+    assert BRIDGE in doc
 
 
 # ---- the units, as systemd-analyze verify sees them ---------------------------------------
