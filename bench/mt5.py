@@ -1,0 +1,451 @@
+"""MT5 adapter benchmark: the adapter polling a fake terminal, in one process, one table.
+
+The ``mt5`` backend is built from the registry exactly as the daemon builds it (a real
+SQLite store, ``MarketService`` stepping the adapter's tick feed), over the fake
+``MetaTrader5`` package of ``tests/fake_mt5`` with S symbols ticking at R ticks/s each
+and P positions opened "by hand" before the adapter connects. Over the measured window
+it reports:
+
+- the adapter's CPU (the event loop's thread and the terminal worker together, minus
+  the time spent inside the fake's own functions, which a real terminal spends in its
+  own process), in % of one core;
+- the event loop's longest stall while the adapter polls: a 1 ms timer on the loop,
+  and how late it fired;
+- the tick-to-client latency the adapter adds: from the tick's time in the terminal
+  (``time_msc``) to the market service handing the quote to the bus (p50/p99/max);
+- that every tick the fake produced was delivered once.
+
+Targets (issue 7): CPU under 10 % of one core, no stall over 5 ms, p99 under one
+``poll_interval`` plus 5 ms. See ``bench/README.md`` for the method.
+
+    python bench/mt5.py                      # 30 symbols at 10 Hz, 200 positions, 20 s
+    python bench/mt5.py --symbols 30 --rate 10 --positions 200 --duration 20 --call-latency 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = ROOT / "tests" / "fake_mt5"
+OWNER = "bench-owner"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+CPU_TARGET = 10.0  # % of one core
+STALL_TARGET_MS = 5.0
+LATENCY_SLACK_MS = 5.0  # p99 under one poll interval plus this
+PROBE_INTERVAL = 0.001
+
+
+def put_fake_first() -> None:
+    """``import MetaTrader5`` must find the fake (as ``PYTHONPATH=tests/fake_mt5`` does)."""
+    sys.path.insert(0, str(FAKE))
+    sys.path.insert(1, str(ROOT))
+    for name in [m for m in sys.modules if m == "MetaTrader5" or m.startswith("MetaTrader5.")]:
+        del sys.modules[name]
+
+
+# ---- what the fake spends ------------------------------------------------------------------
+
+
+class FakeMeter:
+    """Wraps the fake package's functions (the adapter calls them by name on the module,
+    as it would the real one) to add the thread CPU they take, and optionally a sleep
+    that stands for the named pipe's round trip (the GIL released, as a blocking read
+    would)."""
+
+    def __init__(self, module: Any, call_latency: float) -> None:
+        self.cpu = 0.0
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        for name in module.__all__:
+            fn = getattr(module, name)
+            if callable(fn) and not isinstance(fn, type) and name[0].islower():
+                setattr(module, name, self._wrap(name, fn, call_latency))
+
+    def _wrap(self, name: str, fn: Callable[..., Any], latency: float) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if latency:
+                time.sleep(latency)
+            began = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - began
+                with self._lock:
+                    self.cpu += spent
+                    self.calls[name] += 1
+
+        return call
+
+
+def thirty_symbols(count: int) -> list[Any]:
+    """fxgate's instruments, then renamed copies (``EURUSD.b`` …) until there are
+    ``count``: the fake knows only fxgate's ten, and the adapter streams whatever the
+    terminal lists."""
+    from fxgate.domain.market import DEFAULT_SYMBOLS
+
+    specs = list(DEFAULT_SYMBOLS)
+    suffixes = iter(f".{chr(c)}" for c in range(ord("b"), ord("z") + 1))
+    while len(specs) < count:
+        suffix = next(suffixes)
+        specs += [dataclasses.replace(s, symbol=s.symbol + suffix) for s in DEFAULT_SYMBOLS]
+    return specs[:count]
+
+
+@dataclass
+class Produced:
+    """Every tick the fake's market made, as ``(symbol, time_msc)``, once ``recording``."""
+
+    recording: bool = False
+    ticks: set[tuple[str, int]] = field(default_factory=set)
+    count: int = 0
+
+
+def install_fake(args: argparse.Namespace) -> tuple[Any, FakeMeter, Produced]:
+    """A fresh fake terminal with the symbols, the tick rate and the positions; returns
+    the package, its meter, and the record of the ticks it produces."""
+    import MetaTrader5 as mt5
+    from MetaTrader5 import _control, _market, _terminal
+
+    specs = thirty_symbols(args.symbols)
+    _terminal.DEFAULT_SYMBOLS = tuple(specs)  # the instruments this terminal knows
+    names = [s.symbol for s in specs]
+    _control.reset(
+        {
+            "symbols": names,
+            "market_watch": names,
+            "tick_rate": args.rate,
+            "seed": 1,
+            "balance": "10000000",
+            "leverage": 500,
+            "max_ticks": 20_000,
+        }
+    )
+    terminal = _control.get()
+    produced = Produced()
+    symbol_of = {id(h): name for name, h in terminal.history.items()}
+    add = _market.SymbolHistory.add
+
+    def counted(self: Any, ts: float, bid: float, ask: float) -> tuple[int, int]:
+        msc, flags = add(self, ts, bid, ask)
+        if produced.recording:
+            produced.ticks.add((symbol_of[id(self)], msc))
+            produced.count += 1
+        return msc, flags
+
+    _market.SymbolHistory.add = counted  # type: ignore[method-assign]
+    for i in range(args.positions):
+        _control.open_position(names[i % len(names)], "buy" if i % 2 else "sell", "0.01")
+    return mt5, FakeMeter(mt5, args.call_latency / 1000), produced
+
+
+# ---- the event loop's stalls and the process's CPU ------------------------------------------
+
+
+@dataclass
+class Probe:
+    """A timer every PROBE_INTERVAL on the loop; how late each one fired."""
+
+    lateness: list[float] = field(default_factory=list)
+    running: bool = False
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.running = True
+        while self.running:
+            due = loop.time() + PROBE_INTERVAL
+            await asyncio.sleep(PROBE_INTERVAL)
+            self.lateness.append(loop.time() - due)
+
+
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of every thread of this process, by native id."""
+    out: dict[int, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+# ---- one run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    symbols: int
+    rate: float
+    positions: int
+    poll_interval: float
+    trade_poll_interval: float
+    call_latency_ms: float
+    duration: float
+    ticks_produced: int = 0
+    ticks_delivered: int = 0
+    ticks_repeated: int = 0
+    ticks_missing: int = 0
+    latency_p50_ms: float = 0.0
+    latency_p99_ms: float = 0.0
+    latency_max_ms: float = 0.0
+    stall_max_ms: float = 0.0
+    stalls_over_target: int = 0
+    probe_samples: int = 0
+    cpu_total_pct: float = 0.0
+    cpu_fake_pct: float = 0.0
+    cpu_probe_pct: float = 0.0
+    cpu_adapter_pct: float = 0.0
+    cpu_loop_pct: float = 0.0
+    cpu_worker_pct: float = 0.0
+    events: dict[str, int] = field(default_factory=dict)
+    fake_calls_per_sec: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+async def measure_probe_cost(seconds: float) -> float:
+    """The probe's own CPU, % of a core, with nothing else running (subtracted later)."""
+    probe = Probe()
+    began_cpu, began = time.process_time(), time.perf_counter()
+    task = asyncio.create_task(probe.run())
+    await asyncio.sleep(seconds)
+    probe.running = False
+    await task
+    return 100 * (time.process_time() - began_cpu) / (time.perf_counter() - began)
+
+
+async def run(args: argparse.Namespace, state_dir: Path) -> Result:
+    from fxgate.app.backends import BROKERS, STORES
+    from fxgate.config.settings import Settings
+    from fxgate.domain.events import Event
+    from fxgate.services.market import MarketService
+    from fxgate.services.ports.broker import BrokerEvent
+
+    result = Result(
+        symbols=args.symbols,
+        rate=args.rate,
+        positions=args.positions,
+        poll_interval=args.poll_interval,
+        trade_poll_interval=args.trade_poll_interval,
+        call_latency_ms=args.call_latency,
+        duration=args.duration,
+    )
+    probe_cost = await measure_probe_cost(min(2.0, max(0.5, args.warmup)))
+    mt5, meter, produced = install_fake(args)
+    settings = Settings(
+        state_dir=state_dir,
+        broker={"backend": "mt5"},
+        mt5={
+            "owner": OWNER,
+            "poll_interval": args.poll_interval,
+            "trade_poll_interval": args.trade_poll_interval,
+        },
+    )
+    problems = BROKERS.problems("mt5", settings)
+    if problems:
+        raise SystemExit("; ".join(problems))
+    store = STORES.builder(settings.store.backend)(settings)
+    await store.open()
+    backend = BROKERS.builder("mt5")(settings, store)
+
+    measuring = False
+    latencies: list[float] = []
+    seen: Counter[tuple[str, int]] = Counter()
+    delivered: Counter[str] = Counter()
+    events: Counter[str] = Counter()
+
+    def publish(event: Event) -> None:
+        quote = event.data
+        if getattr(quote, "stale", False):
+            return
+        seen[(quote.symbol, round(quote.ts * 1000))] += 1
+        if measuring:
+            delivered[quote.symbol] += 1
+            latencies.append(time.time() - quote.ts)
+
+    def listen(event: BrokerEvent) -> None:
+        if measuring:
+            events[f"{event.kind}{' (floating)' if event.floating else ''}"] += 1
+
+    market = MarketService(backend.quotes, publish)
+    backend.broker.subscribe(listen)
+    await backend.broker.start()
+    if backend.on_quote is not None:
+        market.add_listener(backend.on_quote)
+    feed = asyncio.create_task(market.run(), name="market-feed")
+    probe = Probe()
+    probe_task = asyncio.create_task(probe.run(), name="probe")
+    try:
+        await asyncio.sleep(args.warmup)
+        loop_tid = threading.get_native_id()
+        produced.recording = True
+        cpu_before, fake_before, calls_before = thread_cpu(), meter.cpu, meter.calls.total()
+        probe.lateness.clear()
+        measuring, began = True, time.perf_counter()
+        await asyncio.sleep(args.duration)
+        measuring, elapsed = False, time.perf_counter() - began
+        cpu_after, fake_after, calls_after = thread_cpu(), meter.cpu, meter.calls.total()
+        produced.recording = False
+        await backend.broker.flush()
+        await asyncio.sleep(2 * args.poll_interval)
+    finally:
+        probe.running = False
+        await probe_task
+        feed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feed
+        await backend.broker.stop()
+        await store.close()
+
+    spent = {tid: cpu_after[tid] - cpu_before.get(tid, 0.0) for tid in cpu_after}
+    total = sum(spent.values())
+    loop_cpu = spent.get(loop_tid, 0.0)
+    result.cpu_total_pct = 100 * total / elapsed
+    result.cpu_loop_pct = 100 * loop_cpu / elapsed
+    result.cpu_worker_pct = 100 * (total - loop_cpu) / elapsed
+    result.cpu_fake_pct = 100 * (fake_after - fake_before) / elapsed
+    result.cpu_probe_pct = probe_cost
+    result.cpu_adapter_pct = max(
+        0.0, result.cpu_total_pct - result.cpu_fake_pct - result.cpu_probe_pct
+    )
+    result.fake_calls_per_sec = (calls_after - calls_before) / elapsed
+    result.duration = elapsed
+    result.ticks_produced = produced.count
+    result.ticks_repeated = sum(n - 1 for n in seen.values() if n > 1)
+    result.ticks_delivered = sum(delivered.values())
+    result.ticks_missing = len(produced.ticks - set(seen))
+    result.latency_p50_ms = 1000 * percentile(latencies, 50)
+    result.latency_p99_ms = 1000 * percentile(latencies, 99)
+    result.latency_max_ms = 1000 * max(latencies, default=float("nan"))
+    result.stall_max_ms = 1000 * max(probe.lateness, default=0.0)
+    result.stalls_over_target = sum(1 for s in probe.lateness if s * 1000 > STALL_TARGET_MS)
+    result.probe_samples = len(probe.lateness)
+    result.events = dict(sorted(events.items()))
+    result.failures = judge(result)
+    return result
+
+
+def judge(r: Result) -> list[str]:
+    out = []
+    if r.cpu_adapter_pct >= CPU_TARGET:
+        out.append(f"adapter CPU {r.cpu_adapter_pct:.1f} % >= {CPU_TARGET:.0f} % of one core")
+    if r.stall_max_ms > STALL_TARGET_MS:
+        out.append(f"longest stall {r.stall_max_ms:.1f} ms > {STALL_TARGET_MS:.0f} ms")
+    bound = 1000 * r.poll_interval + LATENCY_SLACK_MS
+    if not r.latency_p99_ms < bound:
+        out.append(f"p99 added latency {r.latency_p99_ms:.1f} ms >= {bound:.0f} ms")
+    if r.ticks_repeated:
+        out.append(f"{r.ticks_repeated} ticks delivered more than once")
+    if r.ticks_missing:
+        out.append(f"{r.ticks_missing} ticks produced but never delivered")
+    if not r.ticks_delivered:
+        out.append("no tick delivered")
+    return out
+
+
+# ---- output ---------------------------------------------------------------------------------
+
+HEADER = (
+    "| symbols × ticks/s | positions | ticks/s observed | adapter CPU % | loop / worker / fake % "
+    "| longest stall ms | stalls > 5 ms | added latency p50 / p99 / max ms | repeated / missing |"
+)
+
+
+def row(r: Result) -> str:
+    return (
+        f"| {r.symbols} × {r.rate:g} | {r.positions} | {r.ticks_produced / r.duration:,.0f} "
+        f"| {r.cpu_adapter_pct:.1f} | {r.cpu_loop_pct:.1f} / {r.cpu_worker_pct:.1f} / "
+        f"{r.cpu_fake_pct:.1f} | {r.stall_max_ms:.1f} | {r.stalls_over_target} "
+        f"| {r.latency_p50_ms:.1f} / {r.latency_p99_ms:.1f} / {r.latency_max_ms:.1f} "
+        f"| {r.ticks_repeated} / {r.ticks_missing} |"
+    )
+
+
+def print_table(results: list[Result]) -> None:
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    for r in results:
+        print(row(r))
+    print()
+    for r in results:
+        label = f"{r.symbols} × {r.rate:g}, {r.positions} positions"
+        print(f"- {label}: poll {r.poll_interval * 1000:.0f} ms, trade poll "
+              f"{r.trade_poll_interval * 1000:.0f} ms, call latency {r.call_latency_ms:g} ms; "
+              f"{r.fake_calls_per_sec:,.0f} terminal calls/s; process CPU {r.cpu_total_pct:.1f} % "
+              f"(probe {r.cpu_probe_pct:.1f} %, fake {r.cpu_fake_pct:.1f} %, excluded); "
+              f"events {r.events}")
+        for failure in r.failures:
+            print(f"  NOT MET: {failure}")
+        if not r.failures:
+            print("  every target met")
+
+
+@contextlib.contextmanager
+def state_folder(keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="fxgate-bench-mt5-"))
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--symbols", type=int, default=30, help="symbols streamed (default 30)")
+    p.add_argument("--rate", type=float, default=10.0, help="mean ticks/s per symbol (10)")
+    p.add_argument("--positions", type=int, default=200, help="open positions (200)")
+    p.add_argument("--duration", type=float, default=20.0, help="measured seconds (20)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (3)")
+    p.add_argument("--poll-interval", type=float, default=0.1, help="mt5.poll_interval (0.1)")
+    p.add_argument(
+        "--trade-poll-interval", type=float, default=0.25, help="mt5.trade_poll_interval (0.25)"
+    )
+    p.add_argument(
+        "--call-latency",
+        type=float,
+        default=0.0,
+        help="ms each terminal call sleeps first (GIL released), standing for the pipe (0)",
+    )
+    p.add_argument("--pin", type=int, default=None, help="run on this CPU only (sched_setaffinity)")
+    p.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
+    p.add_argument("--keep-state", action="store_true", help="keep the SQLite state folder")
+    args = p.parse_args()
+    if args.pin is not None:
+        os.sched_setaffinity(0, {args.pin})
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    put_fake_first()
+    with state_folder(args.keep_state) as state_dir:
+        result = asyncio.run(run(args, state_dir))
+    print_table([result])
+    if args.json is not None:
+        args.json.write_text(json.dumps([dataclasses.asdict(result)], indent=2))
+    if args.strict and result.failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
