@@ -7,6 +7,7 @@ subscriber first gets the latest quote of each symbol it asked for.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -26,7 +27,9 @@ from fxgate.plugins.api import (
 
 
 def quote_payload(q: Quote) -> dict[str, Any]:
-    return {
+    """The seed 001 fields; a stale quote (prices stopped arriving) adds ``stale`` and
+    ``age`` in seconds since its tick, so it is never taken for a new price."""
+    payload = {
         "symbol": q.symbol,
         "bid": q.bid,
         "ask": q.ask,
@@ -41,6 +44,10 @@ def quote_payload(q: Quote) -> dict[str, Any]:
         "open": q.open,
         "close": q.close,
     }
+    if q.stale:
+        payload["stale"] = True
+        payload["age"] = round(max(0.0, time.time() - q.ts), 3)
+    return payload
 
 
 class MarketDataChannel(Channel):

@@ -94,6 +94,13 @@ BROKERS: Registry[BrokerBuilder] = Registry(
     {
         "paper": Backend(
             "fxgate.brokers.paper.factory:build", check="fxgate.brokers.paper.factory:check"
-        )
+        ),
+        # MetaTrader5, or mt5linux when mt5.bridge is set: the check imports the one
+        # the settings need and names its extra ("mt5" or "mt5linux").
+        "mt5": Backend(
+            "fxgate.brokers.mt5.factory:build",
+            extra="mt5",
+            check="fxgate.brokers.mt5.factory:check",
+        ),
     },
 )

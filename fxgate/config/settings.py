@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -83,7 +83,11 @@ class BusSettings(Section):
 
 
 class BrokerSettings(Section):
-    backend: str = Field("paper", description="paper: the built-in simulated market.")
+    backend: str = Field(
+        "paper",
+        description="paper: the built-in simulated market; mt5: a MetaTrader 5 terminal"
+        " (the [mt5] section).",
+    )
 
 
 class PaperSettings(Section):
@@ -129,6 +133,50 @@ class PaperSettings(Section):
     def liquidity(self) -> Decimal:
         """Lots one order can fill from one quote."""
         return self.book_levels * self.book_level_volume
+
+
+class Mt5Settings(Section):
+    """The MetaTrader 5 terminal the ``mt5`` broker drives (``fxgate.brokers.mt5``).
+
+    One terminal is one account, owned by one fxgate user (``owner``): only that user
+    trades it and sees its positions, orders and deals, including those made by hand in
+    the terminal or by an Expert Advisor. ``terminal_path``, ``login``, ``server``,
+    ``timeout`` and ``portable`` go to ``MetaTrader5.initialize`` as they are (empty /
+    unset: the terminal's own choice). The password comes from ``password_file`` or the
+    ``FXGATE_MT5_PASSWORD`` environment variable; it is never logged, stored, or shown
+    in a repr. ``bridge`` empty uses the native package (Windows); ``mt5linux://host:port``
+    talks to an ``mt5linux`` server next to a terminal under Wine.
+    """
+
+    terminal_path: str = Field("", description="terminal64.exe; empty: the installed one.")
+    login: int | None = Field(None, description="Account number; unset: the terminal's.")
+    server: str = Field("", description="Trade server name, e.g. MetaQuotes-Demo.")
+    password_file: str = Field(
+        "", description="File holding the account password (or FXGATE_MT5_PASSWORD)."
+    )
+    password: SecretStr | None = Field(
+        None,
+        repr=False,
+        exclude=True,
+        description="Only from the environment (FXGATE_MT5_PASSWORD), never in a file.",
+    )
+    timeout: int = Field(60_000, gt=0, description="initialize() timeout, milliseconds.")
+    portable: bool = Field(False, description="Start the terminal in portable mode.")
+    symbols: list[str] = Field(
+        default_factory=list, description="Symbols to stream; empty: the Market Watch."
+    )
+    owner: str = Field("", description="The fxgate user id whose account this is.")
+    poll_interval: float = Field(0.1, gt=0, description="Seconds between tick polls.")
+    trade_poll_interval: float = Field(
+        0.25, gt=0, description="Seconds between polls of positions, orders, deals, account."
+    )
+    magic: int = Field(
+        20_260_701, ge=0, description="Expert id stamped on fxgate's orders (TradeRequest.magic)."
+    )
+    deviation: int = Field(10, ge=0, description="Slippage allowed on market orders, in points.")
+    bridge: str = Field(
+        "", description="Empty: the MetaTrader5 package; mt5linux://127.0.0.1:18812: the bridge."
+    )
 
 
 class AuthSettings(Section):
@@ -221,6 +269,7 @@ class Settings(BaseSettings):
     bus: BusSettings = BusSettings()
     broker: BrokerSettings = BrokerSettings()
     paper: PaperSettings = PaperSettings()
+    mt5: Mt5Settings = Mt5Settings()
     auth: AuthSettings = AuthSettings()
     ws: WsSettings = WsSettings()
     risk: RiskSettings = RiskSettings()

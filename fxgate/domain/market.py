@@ -68,7 +68,9 @@ class Quote:
     ``open``/``day_high``/``day_low`` are of the current trading day; ``close`` is the
     previous day's close, against which ``change`` and ``change_percent`` are computed.
     Prices are floats on the wire path (they are quoted at the symbol's digits), and
-    brokers convert to ``Decimal`` where money is computed.
+    brokers convert to ``Decimal`` where money is computed. ``stale`` marks the last
+    quote re-sent once when prices stopped arriving (the MT5 terminal lost): its ``ts``
+    tells its age, and it is not a new price.
     """
 
     symbol: str
@@ -85,6 +87,7 @@ class Quote:
     change: float
     change_percent: float
     digits: int = 5
+    stale: bool = False
 
 
 def _fx(

@@ -126,9 +126,112 @@ async def paper(tmp_path: Path) -> AsyncIterator[Harness]:
         await store.close()
 
 
+class PerUser:
+    """One MT5 adapter per user (one terminal is one account, owned by one user), seen
+    as one broker: each user's calls go to their own adapter; market reads to the first."""
+
+    name = "mt5"
+
+    def __init__(self, brokers: dict[str, Any]) -> None:
+        self.brokers = brokers
+        self.first = next(iter(brokers.values()))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.first, name)
+
+    def _of(self, user_id: str) -> Any:
+        return self.brokers[user_id]
+
+    @property
+    def healthy(self) -> bool:
+        return all(b.healthy for b in self.brokers.values())
+
+    async def start(self) -> None:
+        for b in self.brokers.values():
+            await b.start()
+
+    async def stop(self) -> None:
+        for b in self.brokers.values():
+            await b.stop()
+
+    async def flush(self) -> None:
+        for b in self.brokers.values():
+            await b.flush()
+
+    def subscribe(self, listener: Any) -> Any:
+        undo = [b.subscribe(listener) for b in self.brokers.values()]
+        return lambda: [u() for u in undo]
+
+    def open_position(self, user_id: str, ticket: int) -> Any:
+        return self._of(user_id).open_position(user_id, ticket)
+
+    def __getattribute__(self, name: str) -> Any:
+        per_user = {
+            "account",
+            "account_terms",
+            "order_calc_margin",
+            "order_calc_profit",
+            "positions",
+            "position",
+            "orders",
+            "deals",
+            "place_order",
+            "modify_order",
+            "cancel_order",
+            "close_position",
+            "modify_position",
+        }
+        if name in per_user:
+            brokers = object.__getattribute__(self, "brokers")
+
+            async def call(user_id: str, *args: Any, **kwargs: Any) -> Any:
+                return await getattr(brokers[user_id], name)(user_id, *args, **kwargs)
+
+            return call
+        return object.__getattribute__(self, name)
+
+
+@asynccontextmanager
+async def mt5(tmp_path: Path) -> AsyncIterator[Harness]:
+    """Alice and Bob each own a fake terminal (10,000 USD at 1:100, hedging) and the
+    adapter that drives it; ``quote`` sets the price in both terminals, then polls."""
+    from tests.mt5.support import fake_terminal, make_adapter
+
+    store = SQLiteStore(tmp_path / "state" / "fxgate.sqlite3")
+    await store.open()
+    spy = SpyStore(store.trading)
+    fakes = {
+        user: fake_terminal(first_ticket=first, priced=False)
+        for user, first in (("alice", 50_000_000), ("bob", 60_000_000))
+    }
+    brokers = {u: make_adapter(f, spy, u) for u, f in fakes.items()}  # type: ignore[arg-type]
+    broker = PerUser(brokers)
+
+    async def feed(quote: Quote) -> None:
+        for f in fakes.values():
+            f.set_price(quote.symbol, quote.bid, quote.ask)
+        await broker.flush()
+
+    def set_open(value: bool) -> None:
+        for f in fakes.values():
+            with f.lock:
+                for s in DEFAULT_SYMBOLS:
+                    (f.faults.closed.discard if value else f.faults.closed.add)(s.symbol)
+
+    harness = Harness(broker, feed, set_open, lambda: spy.saved)  # type: ignore[arg-type]
+    broker.subscribe(harness.listen)
+    await broker.start()
+    try:
+        yield harness
+    finally:
+        await broker.stop()
+        await store.close()
+
+
 #: Adapter name -> a context manager that starts it in the common world (see above).
 ADAPTERS: dict[str, Callable[[Path], AbstractAsyncContextManager[Harness]]] = {
     "paper": paper,
+    "mt5": mt5,
 }
 
 

@@ -1,0 +1,13 @@
+"""The ``mt5`` broker: a MetaTrader 5 terminal behind the broker port.
+
+The only package of fxgate that imports ``MetaTrader5`` (or ``mt5linux``), and only in
+:mod:`fxgate.brokers.mt5.terminal`. Modules, one idea each:
+
+- ``terminal``: the one worker thread that owns the terminal; records become dicts there;
+- ``convert``: those dicts become fxgate's domain records (nothing above sees MT5 types);
+- ``requests``: fxgate orders become ``TradeRequest`` dicts, retcodes become errors;
+- ``sync``: one poll of positions, orders, deals and account, diffed into changes;
+- ``feed``: the ticks of the streamed symbols as a quote source;
+- ``broker``: the port, the polling loops, reconnection;
+- ``factory``: the registry's ``build`` and ``check``.
+"""

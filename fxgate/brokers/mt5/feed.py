@@ -1,0 +1,178 @@
+"""The streamed symbols' ticks, polled from the terminal, as the market service's source.
+
+Each poll asks ``copy_ticks_from`` for the ticks since the last one seen (its second,
+since the package takes seconds) and skips those already delivered: every tick at an
+earlier millisecond, and as many at the last millisecond as were delivered before, so a
+tick is neither lost between polls nor repeated. A symbol whose tick history cannot be
+read falls back to ``symbol_info_tick`` (new when its ``time_msc`` moved). The market
+service steps this source as it steps the paper simulator; ``next_due`` is the next poll.
+
+A symbol whose ticks stopped (the terminal gone, a market that stopped quoting) is not
+repeated: its last quote is sent once more with ``stale`` set, when no tick came for
+``stale_after`` seconds or the terminal was lost, and the next real tick clears it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from fxgate.brokers.mt5 import convert
+from fxgate.brokers.mt5.terminal import Calls, TerminalError
+from fxgate.domain.errors import refused
+from fxgate.domain.market import Quote, SymbolSpec
+
+COPY_TICKS_ALL = -1
+MAX_TICKS = 1000
+
+
+@dataclass(slots=True)
+class Cursor:
+    """Where a symbol's tick stream stands: the last ``time_msc`` delivered and how
+    many ticks at exactly that millisecond were."""
+
+    msc: int = 0
+    at_msc: int = 0
+    history: bool = True
+
+
+@dataclass(slots=True)
+class Day:
+    day: int = -1
+    open: float = 0.0
+    high: float = 0.0
+    low: float = 0.0
+    close: float = 0.0  # the previous day's last bid
+    last: float = 0.0
+
+    def update(self, bid: float, ts: float) -> tuple[float, float, float, float]:
+        day = int(ts // 86400)
+        if day != self.day:
+            if self.day >= 0:
+                self.close = self.last
+            self.day, self.open, self.high, self.low = day, bid, bid, bid
+            if not self.close:
+                self.close = bid
+        self.high = max(self.high, bid)
+        self.low = min(self.low, bid)
+        self.last = bid
+        return self.open, self.high, self.low, self.close
+
+
+def read_ticks(calls: Calls, cursors: dict[str, Cursor]) -> dict[str, list[dict[str, Any]]]:
+    """In the worker: the new ticks of each symbol (``cursors`` is the worker's own)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for symbol, cur in cursors.items():
+        rows: list[dict[str, Any]] = []
+        if cur.msc and cur.history:
+            try:
+                since = datetime.fromtimestamp(cur.msc // 1000, UTC)
+                rows = calls("copy_ticks_from", symbol, since, MAX_TICKS, COPY_TICKS_ALL)
+            except TerminalError as exc:
+                if exc.lost:
+                    raise
+                cur.history = False
+        if not cur.msc or not cur.history:
+            try:
+                tick = calls("symbol_info_tick", symbol)
+            except TerminalError as exc:
+                if exc.lost:
+                    raise
+                continue
+            rows = [tick] if tick.get("time_msc") and (tick.get("bid") or tick.get("ask")) else []
+        fresh: list[dict[str, Any]] = []
+        seen_at_last = 0
+        for row in rows:
+            msc = int(row["time_msc"])
+            if msc < cur.msc:
+                continue
+            if msc == cur.msc:
+                seen_at_last += 1
+                if seen_at_last <= cur.at_msc:
+                    continue
+            fresh.append(row)
+        if fresh:
+            last = int(fresh[-1]["time_msc"])
+            same = sum(1 for r in fresh if int(r["time_msc"]) == last)
+            cur.at_msc = same + (cur.at_msc if last == cur.msc else 0)
+            cur.msc = last
+            out[symbol] = fresh
+    return out
+
+
+class TickFeed:
+    """The ``QuoteSource`` of the mt5 backend (``fxgate.services.market``)."""
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        stale_after: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.interval = interval
+        self.stale_after = stale_after
+        self._clock = clock
+        self._specs: dict[str, SymbolSpec] = {}
+        self.cursors: dict[str, Cursor] = {}
+        self._days: dict[str, Day] = {}
+        self._latest: dict[str, Quote] = {}
+        self._buffer: list[Quote] = []
+        self._received: dict[str, float] = {}
+        self._next = 0.0
+        self.polled_at = 0.0
+
+    @property
+    def specs(self) -> Mapping[str, SymbolSpec]:
+        return self._specs
+
+    def stream(self, spec: SymbolSpec, prev_close: float = 0.0) -> None:
+        if spec.symbol not in self._specs:
+            self._specs[spec.symbol] = spec
+            self.cursors[spec.symbol] = Cursor()
+            self._days[spec.symbol] = Day(close=prev_close)
+
+    def take(self, ticks: dict[str, list[dict[str, Any]]]) -> list[Quote]:
+        """New ticks from a poll become quotes, buffered for the market service."""
+        self.polled_at = self._clock()
+        self._next = self.polled_at + self.interval
+        out: list[Quote] = []
+        for symbol, rows in ticks.items():
+            spec = self._specs[symbol]
+            day = self._days[symbol]
+            for row in rows:
+                bid = float(row["bid"])
+                ts = convert.secs(row["time_msc"])
+                q = convert.quote(symbol, row, spec.digits, day.update(bid, ts))
+                self._latest[symbol] = q
+                out.append(q)
+            self._received[symbol] = self.polled_at
+        self._buffer.extend(out)
+        return out
+
+    # -- QuoteSource ------------------------------------------------------------------------
+
+    def step(self, now: float) -> list[Quote]:
+        out, self._buffer = self._buffer, []
+        for symbol, q in self._latest.items():
+            if not q.stale and now - self._received.get(symbol, now) > self.stale_after:
+                q = self._latest[symbol] = replace(q, stale=True)
+                out.append(q)
+        return out
+
+    def mark_stale(self) -> None:
+        """The terminal is gone: every last quote is stale now, not in ``stale_after``."""
+        for symbol in self._latest:
+            self._received[symbol] = float("-inf")
+
+    def next_due(self) -> float:
+        return self._clock() if self._buffer else (self._next or self._clock() + self.interval)
+
+    def latest(self, symbol: str) -> Quote | None:
+        return self._latest.get(symbol)
+
+    def set_quote(self, symbol: str, bid: float, ask: float, now: float) -> Quote:
+        raise refused("Prices come from the MetaTrader 5 terminal", "not_supported")
