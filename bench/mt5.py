@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
@@ -66,31 +67,45 @@ def put_fake_first() -> None:
 
 class FakeMeter:
     """Wraps the fake package's functions (the adapter calls them by name on the module,
-    as it would the real one) to add the thread CPU they take, and optionally a sleep
-    that stands for the named pipe's round trip (the GIL released, as a blocking read
-    would)."""
+    as it would the real one) to add up the thread CPU they take and note the longest
+    call, and optionally to wait ``latency`` seconds first, standing for the named pipe's
+    round trip: with the GIL released (``time.sleep``, as a well-behaved blocking read) or,
+    with ``hold_gil``, held (libc ``usleep`` called through ``ctypes.PyDLL``), as the real
+    package may do (its binary imports no GIL-releasing function; unverified)."""
 
-    def __init__(self, module: Any, call_latency: float) -> None:
+    def __init__(self, module: Any, latency: float, *, hold_gil: bool = False) -> None:
         self.cpu = 0.0
+        self.longest = (0.0, "")
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
+        wait: Callable[[], object] | None = None
+        if latency and hold_gil:
+            usleep, micros = ctypes.PyDLL(None).usleep, int(latency * 1e6)
+            wait = lambda: usleep(micros)  # noqa: E731
+        elif latency:
+            wait = lambda: time.sleep(latency)  # noqa: E731
         for name in module.__all__:
             fn = getattr(module, name)
             if callable(fn) and not isinstance(fn, type) and name[0].islower():
-                setattr(module, name, self._wrap(name, fn, call_latency))
+                setattr(module, name, self._wrap(name, fn, wait))
 
-    def _wrap(self, name: str, fn: Callable[..., Any], latency: float) -> Callable[..., Any]:
+    def _wrap(
+        self, name: str, fn: Callable[..., Any], wait: Callable[[], object] | None
+    ) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            if latency:
-                time.sleep(latency)
-            began = time.thread_time()
+            if wait is not None:
+                wait()
+            began, began_wall = time.thread_time(), time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 spent = time.thread_time() - began
+                wall = time.perf_counter() - began_wall
                 with self._lock:
                     self.cpu += spent
                     self.calls[name] += 1
+                    if wall > self.longest[0]:
+                        self.longest = (wall, name)
 
         return call
 
@@ -118,9 +133,9 @@ class Produced:
     count: int = 0
 
 
-def install_fake(args: argparse.Namespace) -> tuple[Any, FakeMeter, Produced]:
+def install_fake(args: argparse.Namespace) -> tuple[FakeMeter, Produced]:
     """A fresh fake terminal with the symbols, the tick rate and the positions; returns
-    the package, its meter, and the record of the ticks it produces."""
+    its meter and the record of the ticks it produces."""
     import MetaTrader5 as mt5
     from MetaTrader5 import _control, _market, _terminal
 
@@ -153,7 +168,7 @@ def install_fake(args: argparse.Namespace) -> tuple[Any, FakeMeter, Produced]:
     _market.SymbolHistory.add = counted  # type: ignore[method-assign]
     for i in range(args.positions):
         _control.open_position(names[i % len(names)], "buy" if i % 2 else "sell", "0.01")
-    return mt5, FakeMeter(mt5, args.call_latency / 1000), produced
+    return FakeMeter(mt5, args.call_latency / 1000, hold_gil=args.hold_gil), produced
 
 
 # ---- the event loop's stalls and the process's CPU ------------------------------------------
@@ -203,6 +218,7 @@ class Result:
     poll_interval: float
     trade_poll_interval: float
     call_latency_ms: float
+    hold_gil: bool
     duration: float
     ticks_produced: int = 0
     ticks_delivered: int = 0
@@ -222,6 +238,8 @@ class Result:
     cpu_worker_pct: float = 0.0
     events: dict[str, int] = field(default_factory=dict)
     fake_calls_per_sec: float = 0.0
+    fake_longest_call_ms: float = 0.0
+    fake_longest_call: str = ""
     failures: list[str] = field(default_factory=list)
 
 
@@ -250,10 +268,11 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         poll_interval=args.poll_interval,
         trade_poll_interval=args.trade_poll_interval,
         call_latency_ms=args.call_latency,
+        hold_gil=args.hold_gil,
         duration=args.duration,
     )
     probe_cost = await measure_probe_cost(min(2.0, max(0.5, args.warmup)))
-    mt5, meter, produced = install_fake(args)
+    meter, produced = install_fake(args)
     settings = Settings(
         state_dir=state_dir,
         broker={"backend": "mt5"},
@@ -302,6 +321,7 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         loop_tid = threading.get_native_id()
         produced.recording = True
         cpu_before, fake_before, calls_before = thread_cpu(), meter.cpu, meter.calls.total()
+        meter.longest = (0.0, "")
         probe.lateness.clear()
         measuring, began = True, time.perf_counter()
         await asyncio.sleep(args.duration)
@@ -331,6 +351,8 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         0.0, result.cpu_total_pct - result.cpu_fake_pct - result.cpu_probe_pct
     )
     result.fake_calls_per_sec = (calls_after - calls_before) / elapsed
+    result.fake_longest_call_ms = 1000 * meter.longest[0]
+    result.fake_longest_call = meter.longest[1]
     result.duration = elapsed
     result.ticks_produced = produced.count
     result.ticks_repeated = sum(n - 1 for n in seen.values() if n > 1)
@@ -391,11 +413,15 @@ def print_table(results: list[Result]) -> None:
     print()
     for r in results:
         label = f"{r.symbols} × {r.rate:g}, {r.positions} positions"
-        print(f"- {label}: poll {r.poll_interval * 1000:.0f} ms, trade poll "
-              f"{r.trade_poll_interval * 1000:.0f} ms, call latency {r.call_latency_ms:g} ms; "
-              f"{r.fake_calls_per_sec:,.0f} terminal calls/s; process CPU {r.cpu_total_pct:.1f} % "
-              f"(probe {r.cpu_probe_pct:.1f} %, fake {r.cpu_fake_pct:.1f} %, excluded); "
-              f"events {r.events}")
+        gil = " (GIL held)" if r.hold_gil else ""
+        print(
+            f"- {label}: poll {r.poll_interval * 1000:.0f} ms, trade poll "
+            f"{r.trade_poll_interval * 1000:.0f} ms, call latency {r.call_latency_ms:g} ms{gil}; "
+            f"{r.fake_calls_per_sec:,.0f} terminal calls/s, the longest "
+            f"{r.fake_longest_call_ms:.1f} ms ({r.fake_longest_call}); process CPU "
+            f"{r.cpu_total_pct:.1f} % (probe {r.cpu_probe_pct:.1f} % and fake "
+            f"{r.cpu_fake_pct:.1f} % excluded); events in the window {r.events}"
+        )
         for failure in r.failures:
             print(f"  NOT MET: {failure}")
         if not r.failures:
@@ -429,6 +455,17 @@ def main() -> None:
         default=0.0,
         help="ms each terminal call sleeps first (GIL released), standing for the pipe (0)",
     )
+    p.add_argument(
+        "--hold-gil",
+        action="store_true",
+        help="the call latency holds the GIL (as a package that blocks without releasing it)",
+    )
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval in ms (Python's default 5): a diagnostic for GIL waits",
+    )
     p.add_argument("--pin", type=int, default=None, help="run on this CPU only (sched_setaffinity)")
     p.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
@@ -436,6 +473,8 @@ def main() -> None:
     args = p.parse_args()
     if args.pin is not None:
         os.sched_setaffinity(0, {args.pin})
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1000)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     put_fake_first()
     with state_folder(args.keep_state) as state_dir:
