@@ -225,3 +225,34 @@ def test_rest_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
     assert measured["*"] > 0
     for key in ("login", "me", "candles", "portfolio", "orders"):
         assert measured[key] > 0, key
+
+
+def test_mt5_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
+    """``bench/mt5.py`` end to end, briefly: the adapter built from the registry over the
+    fake terminal, positions opened by hand, ticks delivered exactly once, the table
+    printed, exit 0 (the targets are not judged on a busy test machine)."""
+    report = tmp_path / "mt5.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "mt5.py"),
+            *("--symbols", "12", "--rate", "5", "--positions", "6"),
+            *("--duration", "1.5", "--warmup", "0.5", "--json", str(report)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("| symbols × ticks/s | positions | ticks/s observed |")
+    assert "| 12 × 5 | 6 |" in out.stdout
+    [run] = json.loads(report.read_text())
+    assert run["symbols"] == 12  # the fake's ten instruments and two renamed copies
+    assert run["ticks_produced"] > 0
+    assert run["ticks_delivered"] > 0
+    assert run["ticks_repeated"] == 0
+    assert run["ticks_missing"] == 0
+    assert 0 < run["latency_p50_ms"] <= run["latency_p99_ms"] <= run["latency_max_ms"]
+    assert run["probe_samples"] > 100
+    assert run["cpu_total_pct"] > 0
+    assert run["events"].get("position (floating)", 0) > 0
