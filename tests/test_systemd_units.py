@@ -197,6 +197,17 @@ def test_the_bridge_listens_on_loopback_only() -> None:
     assert listen_problems((SYSTEMD / BRIDGE).read_text()) == []
 
 
+def test_the_bridge_counts_as_started_once_its_port_answers() -> None:
+    """fxgate's start-up check connects to the bridge: units ordered after this one must
+    find the port open, not a process that is still starting Wine."""
+    service = unit(BRIDGE)["Service"]
+    wait = one(service, "ExecStartPost")
+    host_port = BRIDGE_URL.removeprefix("mt5linux://").replace(":", "/")
+    assert f"/dev/tcp/{host_port}" in wait
+    assert shlex.split(wait)[:2] == ["/usr/bin/timeout", "120"]
+    assert int(one(service, "TimeoutStartSec")) > 120
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [
