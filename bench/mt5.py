@@ -77,6 +77,7 @@ class FakeMeter:
         self.cpu = 0.0
         self.longest = (0.0, "")
         self.calls: Counter[str] = Counter()
+        self.wall: Counter[str] = Counter()
         self._lock = threading.Lock()
         wait: Callable[[], object] | None = None
         if latency and hold_gil:
@@ -104,6 +105,7 @@ class FakeMeter:
                 with self._lock:
                     self.cpu += spent
                     self.calls[name] += 1
+                    self.wall[name] += wall
                     if wall > self.longest[0]:
                         self.longest = (wall, name)
 
@@ -200,6 +202,15 @@ def thread_cpu() -> dict[int, float]:
     return out
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+            int, f.readline().split()[1:9]
+        )
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -236,10 +247,13 @@ class Result:
     cpu_adapter_pct: float = 0.0
     cpu_loop_pct: float = 0.0
     cpu_worker_pct: float = 0.0
+    other_load_pct: float = 0.0
     events: dict[str, int] = field(default_factory=dict)
     fake_calls_per_sec: float = 0.0
     fake_longest_call_ms: float = 0.0
     fake_longest_call: str = ""
+    #: per function of the fake: calls/s in the window and mean wall ms a call
+    fake_calls: dict[str, tuple[float, float]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
 
@@ -321,12 +335,17 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         loop_tid = threading.get_native_id()
         produced.recording = True
         cpu_before, fake_before, calls_before = thread_cpu(), meter.cpu, meter.calls.total()
+        busy_before = machine_busy()
         meter.longest = (0.0, "")
+        meter.calls.clear()
+        meter.wall.clear()
+        calls_before = 0
         probe.lateness.clear()
         measuring, began = True, time.perf_counter()
         await asyncio.sleep(args.duration)
         measuring, elapsed = False, time.perf_counter() - began
         cpu_after, fake_after, calls_after = thread_cpu(), meter.cpu, meter.calls.total()
+        busy_after = machine_busy()
         produced.recording = False
         await backend.broker.flush()
         await asyncio.sleep(2 * args.poll_interval)
@@ -346,6 +365,7 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     result.cpu_loop_pct = 100 * loop_cpu / elapsed
     result.cpu_worker_pct = 100 * (total - loop_cpu) / elapsed
     result.cpu_fake_pct = 100 * (fake_after - fake_before) / elapsed
+    result.other_load_pct = max(0.0, 100 * (busy_after - busy_before - total) / elapsed)
     result.cpu_probe_pct = probe_cost
     result.cpu_adapter_pct = max(
         0.0, result.cpu_total_pct - result.cpu_fake_pct - result.cpu_probe_pct
@@ -353,6 +373,10 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     result.fake_calls_per_sec = (calls_after - calls_before) / elapsed
     result.fake_longest_call_ms = 1000 * meter.longest[0]
     result.fake_longest_call = meter.longest[1]
+    result.fake_calls = {
+        name: (round(n / elapsed, 1), round(1000 * meter.wall[name] / n, 3))
+        for name, n in meter.calls.most_common()
+    }
     result.duration = elapsed
     result.ticks_produced = produced.count
     result.ticks_repeated = sum(n - 1 for n in seen.values() if n > 1)
@@ -391,7 +415,8 @@ def judge(r: Result) -> list[str]:
 
 HEADER = (
     "| symbols × ticks/s | positions | ticks/s observed | adapter CPU % | loop / worker / fake % "
-    "| longest stall ms | stalls > 5 ms | added latency p50 / p99 / max ms | repeated / missing |"
+    "| longest stall ms | stalls > 5 ms | added latency p50 / p99 / max ms | repeated / missing "
+    "| other load % |"
 )
 
 
@@ -401,7 +426,7 @@ def row(r: Result) -> str:
         f"| {r.cpu_adapter_pct:.1f} | {r.cpu_loop_pct:.1f} / {r.cpu_worker_pct:.1f} / "
         f"{r.cpu_fake_pct:.1f} | {r.stall_max_ms:.1f} | {r.stalls_over_target} "
         f"| {r.latency_p50_ms:.1f} / {r.latency_p99_ms:.1f} / {r.latency_max_ms:.1f} "
-        f"| {r.ticks_repeated} / {r.ticks_missing} |"
+        f"| {r.ticks_repeated} / {r.ticks_missing} | {r.other_load_pct:.0f} |"
     )
 
 
