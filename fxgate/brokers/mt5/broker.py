@@ -529,6 +529,7 @@ class Mt5Broker:
     async def order_calc_margin(
         self, user_id: str, side: Side, symbol: str, volume: Decimal, price: Decimal | None = None
     ) -> Decimal:
+        self._may_see(user_id)
         await self.symbol(symbol)
         px = price if price is not None else entry_price(side, await self._prices(symbol))
         args = (ORDER_CALC[side], symbol, float(volume), float(px))
@@ -544,6 +545,7 @@ class Mt5Broker:
         price_open: Decimal,
         price_close: Decimal,
     ) -> Decimal:
+        self._may_see(user_id)
         await self.symbol(symbol)
         args = (ORDER_CALC[side], symbol, float(volume), float(price_open), float(price_close))
         value = await self._calc("order_calc_profit", args)
@@ -565,12 +567,16 @@ class Mt5Broker:
 
     # -- trading ---------------------------------------------------------------------------
 
-    def _may_trade(self, user_id: str) -> None:
+    def _may_see(self, user_id: str) -> None:
+        """Previews are the account's (its currency, leverage): the owner's only."""
         if not self._mine(user_id):
             raise AuthorizationError(
                 "Only the owner of this MetaTrader 5 account may trade it",
                 details={"reason": "not_account_owner"},
             )
+
+    def _may_trade(self, user_id: str) -> None:
+        self._may_see(user_id)
         if not self.connected:
             raise terminal_down(self.last_error or "not connected")
 
