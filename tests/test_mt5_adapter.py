@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,36 @@ async def test_quotes_go_stale_once_when_the_terminal_is_lost(world: World) -> N
     stale = [q for q in feed.step(time.time()) if q.symbol == "EURUSD"]
     assert [(q.stale, q.bid) for q in stale] == [(True, 1.0849)]
     assert [q for q in feed.step(time.time()) if q.symbol == "EURUSD"] == []  # not repeated
+
+
+# -- market data ----------------------------------------------------------------------
+
+
+async def test_candles_come_from_the_terminals_history(world: World) -> None:
+    from fxgate.services.ports.broker import BrokerCandles
+
+    b = world.broker
+    assert isinstance(b, BrokerCandles)
+    for interval in ("1m", "5m", "15m", "1h", "4h", "1d"):
+        bars = await b.candles("EURUSD", interval, None, None, 50)
+        assert len(bars) == 50, interval
+        times = [c.open_time for c in bars]
+        assert times == sorted(times)
+        assert all(D(c.low) <= D(c.open) <= D(c.high) for c in bars)
+    last = bars[-1].open_time
+    ranged = await b.candles("EURUSD", "1d", last - timedelta(days=3), last, 10)
+    assert [c.open_time for c in ranged] == [last - timedelta(days=n) for n in (3, 2, 1)]
+
+
+async def test_the_order_book_and_symbol_selection(world: World) -> None:
+    b = world.broker
+    book = await b.order_book("EURUSD", 3)
+    assert 0 < len(book.bids) <= 3
+    assert book.bids[0].price < book.asks[0].price
+    with world.fake.lock:
+        world.fake.selected.discard("USDCAD")
+    b._specs.pop("USDCAD", None)  # as if never streamed
+    spec = await b.symbol("USDCAD")  # selected into Market Watch before use
+    assert spec.symbol == "USDCAD"
+    with world.fake.lock:
+        assert "USDCAD" in world.fake.selected

@@ -82,6 +82,13 @@ async def test_a_rest_market_order_reaches_the_seed_client_as_on_paper(
         assert trade["executionId"] != str(ticket)
         assert [p["ticket"] for p in owner.positions()] == [ticket]
 
+        # Candles are the terminal's own history, for every interval.
+        for interval in ("1m", "1h", "1d"):
+            r = owner.get("/market/data", params={"symbol": "EURUSD", "interval": interval,
+                                                  "limit": 5})  # fmt: skip
+            assert r.status_code == 200, r.text
+            assert len(r.json()["data"]["data"]) == 5
+
         # A position opened by hand in the terminal appears as the owner's.
         by_hand = control("open_position", symbol="EURUSD", side="sell", volume="0.2")
         await read_until(ws, has("position", ticket=by_hand, status="OPEN"))
