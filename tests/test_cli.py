@@ -298,8 +298,12 @@ def test_keys_prune_refuses_a_grace_that_is_not_whole_seconds(here: Cli, grace: 
 
 BAD_SETTINGS = {
     "unknown broker": (
-        {"FXGATE_BROKER_BACKEND": "mt5"},
-        'broker.backend = "mt5": unknown backend (known: "paper")',
+        {"FXGATE_BROKER_BACKEND": "tws"},
+        'broker.backend = "tws": unknown backend (known: "paper", "mt5")',
+    ),
+    "mt5 not installed": (
+        {"FXGATE_BROKER_BACKEND": "mt5", "FXGATE_MT5_OWNER": "u_1", "SHADOW": "MetaTrader5"},
+        "broker.backend = \"mt5\": MetaTrader5 is not installed (pip install 'fxgate[mt5]')",
     ),
     "unknown bus": (
         {"FXGATE_BUS_BACKEND": "redis"},

@@ -157,7 +157,6 @@ class Mt5Settings(Section):
     password: SecretStr | None = Field(
         None,
         repr=False,
-        exclude=True,
         description="Only from the environment (FXGATE_MT5_PASSWORD), never in a file.",
     )
     timeout: int = Field(60_000, gt=0, description="initialize() timeout, milliseconds.")

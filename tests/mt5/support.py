@@ -24,6 +24,7 @@ if str(FAKE) not in sys.path:
 import MetaTrader5  # noqa: E402  (the fake, from the path above)
 from MetaTrader5 import _state  # noqa: E402
 from MetaTrader5._scenario import Scenario  # noqa: E402
+from MetaTrader5._terminal import USER as FAKE_USER  # noqa: E402, F401  (for tests)
 from MetaTrader5._terminal import Terminal as FakeTerminal  # noqa: E402
 
 from fxgate.brokers.mt5.broker import Mt5Broker  # noqa: E402

@@ -85,6 +85,7 @@ from fxgate.domain.trading import (
     ticket_of_order_id,
 )
 from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind, BrokerListener
+from fxgate.services.ports.store.records import Candle
 from fxgate.services.ports.store.trading import TradingStore
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ _KINDS: dict[type, BrokerEventKind] = {
     Account: BrokerEventKind.ACCOUNT,
 }
 ORDER_CALC = {Side.BUY: 0, Side.SELL: 1}  # ORDER_TYPE_BUY / SELL
+#: fxgate's candle intervals → the package's TIMEFRAME_* values.
+TIMEFRAMES = {"1m": 1, "5m": 5, "15m": 15, "1h": 16385, "4h": 16388, "1d": 16408}
 #: How far back the history is searched for a request whose answer was lost.
 _LOOKBACK = timedelta(hours=1)
 
@@ -470,6 +473,46 @@ class Mt5Broker:
         )
         return OrderBook(symbol, tuple(bids[:depth]), tuple(asks[:depth]), self._clock())
 
+    async def candles(
+        self,
+        symbol: str,
+        interval: str,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> Sequence[Candle]:
+        """The terminal's own bars (bid prices, tick volume), for every interval."""
+        await self.symbol(symbol)
+        tf = TIMEFRAMES[interval]
+        if not limit:
+            return []
+
+        def rates(c: Calls) -> list[dict[str, Any]]:
+            if start is None and end is None:
+                return _many(c, "copy_rates_from_pos", symbol, tf, 0, limit)
+            lo = start or datetime.fromtimestamp(0, UTC)
+            hi = end or datetime.now(UTC) + timedelta(days=2)
+            return _many(c, "copy_rates_range", symbol, tf, lo, hi)
+
+        rows = await self._run(rates)
+        d = self._digits(symbol)
+        out = [
+            Candle(
+                symbol,
+                interval,
+                datetime.fromtimestamp(int(r["time"]), UTC),
+                f"{float(r['open']):.{d}f}",
+                f"{float(r['high']):.{d}f}",
+                f"{float(r['low']):.{d}f}",
+                f"{float(r['close']):.{d}f}",
+                str(int(r.get("tick_volume") or 0)),
+            )
+            for r in rows
+        ]
+        if end is not None:
+            out = [b for b in out if b.open_time < end]
+        return out[-limit:]
+
     def _mine(self, user_id: str) -> bool:
         return user_id == self.owner
 
@@ -529,6 +572,7 @@ class Mt5Broker:
     async def order_calc_margin(
         self, user_id: str, side: Side, symbol: str, volume: Decimal, price: Decimal | None = None
     ) -> Decimal:
+        self._may_see(user_id)
         await self.symbol(symbol)
         px = price if price is not None else entry_price(side, await self._prices(symbol))
         args = (ORDER_CALC[side], symbol, float(volume), float(px))
@@ -544,6 +588,7 @@ class Mt5Broker:
         price_open: Decimal,
         price_close: Decimal,
     ) -> Decimal:
+        self._may_see(user_id)
         await self.symbol(symbol)
         args = (ORDER_CALC[side], symbol, float(volume), float(price_open), float(price_close))
         value = await self._calc("order_calc_profit", args)
@@ -565,12 +610,16 @@ class Mt5Broker:
 
     # -- trading ---------------------------------------------------------------------------
 
-    def _may_trade(self, user_id: str) -> None:
+    def _may_see(self, user_id: str) -> None:
+        """Previews are the account's (its currency, leverage): the owner's only."""
         if not self._mine(user_id):
             raise AuthorizationError(
                 "Only the owner of this MetaTrader 5 account may trade it",
                 details={"reason": "not_account_owner"},
             )
+
+    def _may_trade(self, user_id: str) -> None:
+        self._may_see(user_id)
         if not self.connected:
             raise terminal_down(self.last_error or "not connected")
 

@@ -86,6 +86,7 @@ from fxgate.domain.trading import (
     Position,
     Side,
 )
+from fxgate.services.ports.store.records import Candle
 
 
 class BrokerEventKind(enum.StrEnum):
@@ -261,4 +262,24 @@ class Broker(Protocol):
         take_profit: Decimal | None = None,
     ) -> Position:
         """Set stop loss and take profit: ``None`` keeps a level, ``0`` removes it."""
+        ...
+
+
+@runtime_checkable
+class BrokerCandles(Protocol):
+    """A broker with its own price history (MT5 ``copy_rates_from_pos`` /
+    ``copy_rates_range``): ``GET /market/data`` serves its bars instead of those fxgate
+    recorded from the live quotes. Optional: the paper broker has none, and fxgate's
+    recorder is its history."""
+
+    async def candles(
+        self,
+        symbol: str,
+        interval: str,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> Sequence[Candle]:
+        """Bars of ``interval`` (``1m`` … ``1d``) with ``start <= open_time < end``,
+        oldest first, at most ``limit`` (the latest ones)."""
         ...

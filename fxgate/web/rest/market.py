@@ -17,6 +17,7 @@ from fxgate.domain.market import SymbolSpec
 from fxgate.domain.timefmt import iso_ms
 from fxgate.services import market_history
 from fxgate.services.market import MarketService
+from fxgate.services.ports.broker import BrokerCandles
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
 from fxgate.web.rest.models import QueryModel, ResponseModel
@@ -126,15 +127,21 @@ class MarketDataHandler(MarketHandler):
     )
     async def market_data(self, query: MarketDataQuery) -> MarketDataOut:
         symbol = known_symbol(self.market(), query.symbol)
-        bars = await market_history.query_candles(
-            self.node.store.candles,
-            self.node.candles,
-            symbol,
-            query.interval,
-            query.start_time,
-            query.end_time,
-            query.limit,
-        )
+        broker = self.node.broker
+        if isinstance(broker, BrokerCandles):  # the terminal's own history (MT5)
+            bars = await broker.candles(
+                symbol, query.interval, query.start_time, query.end_time, query.limit
+            )
+        else:
+            bars = await market_history.query_candles(
+                self.node.store.candles,
+                self.node.candles,
+                symbol,
+                query.interval,
+                query.start_time,
+                query.end_time,
+                query.limit,
+            )
         return MarketDataOut(
             symbol=symbol,
             interval=query.interval,
