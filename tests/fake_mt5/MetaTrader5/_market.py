@@ -15,7 +15,7 @@ import calendar
 import math
 import random
 import time as _time
-from collections import deque
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -89,7 +89,8 @@ class SymbolHistory:
     digits: int
     max_ticks: int
     seed: str
-    ticks: deque[tuple[int, float, float, int, int]] = field(default_factory=deque)
+    ticks: list[tuple[int, float, float, int, int]] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)  # the ticks' time_msc, for bisect
     m1: list[list[float]] = field(default_factory=list)  # time, o, h, l, c, vol, spread
     last_msc: int = 0
     last_bid: float = 0.0
@@ -106,8 +107,10 @@ class SymbolHistory:
         )
         self.last_msc, self.last_bid, self.last_ask = msc, bid, ask
         self.ticks.append((msc, bid, ask, flags, 0))
-        if len(self.ticks) > self.max_ticks:
-            self.ticks.popleft()
+        self.times.append(msc)
+        if len(self.ticks) > 2 * self.max_ticks:  # amortised: the terminal's tick cache
+            del self.ticks[: self.max_ticks]
+            del self.times[: self.max_ticks]
         spread = round((ask - bid) * 10**self.digits)
         minute = msc // 60_000 * 60
         bars = self.m1
@@ -123,15 +126,14 @@ class SymbolHistory:
         return msc, flags
 
     def ticks_between(self, from_msc: int, to_msc: int, count: int | None) -> np.ndarray:
-        rows = []
-        for msc, bid, ask, flags, _ in self.ticks:
-            if msc < from_msc:
-                continue
-            if msc > to_msc:
-                break
-            rows.append((msc // 1000, bid, ask, 0.0, 0, msc, flags, 0.0))
-            if count is not None and len(rows) >= count:
-                break
+        lo = bisect_left(self.times, from_msc)
+        hi = bisect_right(self.times, to_msc)
+        if count is not None:
+            hi = min(hi, lo + max(count, 0))
+        rows = [
+            (msc // 1000, bid, ask, 0.0, 0, msc, flags, 0.0)
+            for msc, bid, ask, flags, _ in self.ticks[lo:hi]
+        ]
         return np.array(rows, dtype=TICKS_DTYPE)
 
     def bars(self, timeframe: int, history_bars: int) -> list[tuple[Any, ...]]:

@@ -54,6 +54,9 @@ class Scenario:
     first_ticket: int = 50_000_000
     autotrading: bool = True
     build: int = 4755
+    #: extra EURUSD-like instruments ``EURUSD.s01``... (in Market Watch), for benchmarks
+    #: that need more symbols than fxgate's defaults
+    synthetic_symbols: int = 0
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Scenario:
