@@ -38,6 +38,9 @@ class Scenario:
     symbols: list[str] | None = None
     seed: int | None = 7
     tick_rate: float = 2.0
+    #: False: no symbol has ticked yet when the terminal starts (a quiet market): ticks
+    #: read as zeros and orders get 10021 until the first price
+    priced: bool = True
     #: False: prices move only when a test sets them (``set_price``)
     random_ticks: bool = True
     #: "real": wall-clock time (plus ``advance``); "manual": starts at ``start_time`` and

@@ -158,8 +158,9 @@ class Terminal:
             ticket, 0, msc // 1000, msc, c.DEAL_TYPE_BALANCE, c.DEAL_ENTRY_IN, 0, 0,
             c.DEAL_REASON_CLIENT, 0.0, 0.0, 0.0, 0.0, float(s.balance), 0.0, "", "Deposit", "",
         )  # fmt: skip
-        for quote in self.feed.latest_all().values():
-            self.apply_quote(quote)
+        if s.priced:
+            for quote in self.feed.latest_all().values():
+                self.apply_quote(quote)
 
     # -- clock and tickets -------------------------------------------------------------
 
