@@ -491,3 +491,36 @@ def test_several_terminals_in_one_process() -> None:
         assert mt5.initialize()
         assert mt5.account_info().login == 99
     assert mt5.account_info() is None  # the default terminal was never initialized
+
+
+def test_a_subprocess_is_driven_over_http_between_two_polls() -> None:
+    port = free_port()
+    env = daemon_env({"random_ticks": False}, control_port=port)
+    code = (
+        "import sys, MetaTrader5 as m; m.initialize(); print(m.positions_total(), flush=True);"
+        "sys.stdin.readline(); p = m.positions_get()[0];"
+        "print(p.ticket, p.magic, p.comment, flush=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdin is not None
+        assert proc.stdout.readline().strip() == "0"  # first poll: nothing
+        remote = RemoteControl(port)
+        ticket = remote.open_position(
+            symbol="EURUSD", side="buy", volume=0.1, comment="EA", magic=3
+        )
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().split() == [str(ticket), "3", "EA"]  # second poll
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
