@@ -468,3 +468,59 @@ def test_a_subprocess_imports_the_fake_configured_from_the_environment() -> None
     assert "fake_mt5" in path
     assert login == 42
     assert selected == ["EURUSD"]
+
+
+def test_a_quiet_market_has_zero_ticks_and_no_prices_until_the_first_one() -> None:
+    ctl.reset({"clock": "manual", "start_time": START, "random_ticks": False, "priced": False})
+    assert mt5.initialize()
+    assert mt5.symbol_info_tick("EURUSD") == (0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0)
+    assert len(mt5.copy_ticks_from("EURUSD", 0, 100, mt5.COPY_TICKS_ALL)) == 0
+    assert buy().retcode == mt5.TRADE_RETCODE_PRICE_OFF
+    ctl.set_price("EURUSD", 1.1, 1.1001)
+    assert buy().retcode == mt5.TRADE_RETCODE_DONE
+
+
+def test_several_terminals_in_one_process() -> None:
+    from MetaTrader5 import _state
+    from MetaTrader5._scenario import Scenario
+    from MetaTrader5._terminal import Terminal
+
+    ctl.reset({"random_ticks": False})
+    other = Terminal(Scenario(login=99, random_ticks=False))
+    with _state.use(other):
+        assert mt5.initialize()
+        assert mt5.account_info().login == 99
+    assert mt5.account_info() is None  # the default terminal was never initialized
+
+
+def test_a_subprocess_is_driven_over_http_between_two_polls() -> None:
+    port = free_port()
+    env = daemon_env({"random_ticks": False}, control_port=port)
+    code = (
+        "import sys, MetaTrader5 as m; m.initialize(); print(m.positions_total(), flush=True);"
+        "sys.stdin.readline(); p = m.positions_get()[0];"
+        "print(p.ticket, p.magic, p.comment, flush=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdin is not None
+        assert proc.stdout.readline().strip() == "0"  # first poll: nothing
+        remote = RemoteControl(port)
+        ticket = remote.open_position(
+            symbol="EURUSD", side="buy", volume=0.1, comment="EA", magic=3
+        )
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().split() == [str(ticket), "3", "EA"]  # second poll
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
