@@ -3,7 +3,8 @@
 The ``mt5`` backend is built from the registry exactly as the daemon builds it (a real
 SQLite store, ``MarketService`` stepping the adapter's tick feed), over the fake
 ``MetaTrader5`` package of ``tests/fake_mt5`` with S symbols ticking at R ticks/s each
-and P positions opened "by hand" before the adapter connects. Over the measured window
+(fxgate's ten instruments, then the fake's synthetic ``EURUSD.s01`` …) and P positions
+opened "by hand" before the adapter connects. Over the measured window
 it reports:
 
 - the adapter's CPU (the event loop's thread and the terminal worker together, minus
@@ -112,20 +113,6 @@ class FakeMeter:
         return call
 
 
-def thirty_symbols(count: int) -> list[Any]:
-    """fxgate's instruments, then renamed copies (``EURUSD.b`` …) until there are
-    ``count``: the fake knows only fxgate's ten, and the adapter streams whatever the
-    terminal lists."""
-    from fxgate.domain.market import DEFAULT_SYMBOLS
-
-    specs = list(DEFAULT_SYMBOLS)
-    suffixes = iter(f".{chr(c)}" for c in range(ord("b"), ord("z") + 1))
-    while len(specs) < count:
-        suffix = next(suffixes)
-        specs += [dataclasses.replace(s, symbol=s.symbol + suffix) for s in DEFAULT_SYMBOLS]
-    return specs[:count]
-
-
 @dataclass
 class Produced:
     """Every tick the fake's market made, as ``(symbol, time_msc)``, once ``recording``."""
@@ -139,15 +126,17 @@ def install_fake(args: argparse.Namespace) -> tuple[FakeMeter, Produced]:
     """A fresh fake terminal with the symbols, the tick rate and the positions; returns
     its meter and the record of the ticks it produces."""
     import MetaTrader5 as mt5
-    from MetaTrader5 import _control, _market, _terminal
+    from MetaTrader5 import _control, _market
 
-    specs = thirty_symbols(args.symbols)
-    _terminal.DEFAULT_SYMBOLS = tuple(specs)  # the instruments this terminal knows
-    names = [s.symbol for s in specs]
+    from fxgate.domain.market import DEFAULT_SYMBOLS
+
+    # fxgate's instruments first, then the fake's synthetic EURUSD.s01 … up to --symbols.
+    base = [s.symbol for s in DEFAULT_SYMBOLS][: args.symbols]
     _control.reset(
         {
-            "symbols": names,
-            "market_watch": names,
+            "symbols": base,
+            "market_watch": base,
+            "synthetic_symbols": args.symbols - len(base),
             "tick_rate": args.rate,
             "seed": 1,
             "balance": "10000000",
@@ -156,6 +145,8 @@ def install_fake(args: argparse.Namespace) -> tuple[FakeMeter, Produced]:
         }
     )
     terminal = _control.get()
+    names = list(terminal.specs)
+    assert len(names) == args.symbols, names
     produced = Produced()
     symbol_of = {id(h): name for name, h in terminal.history.items()}
     add = _market.SymbolHistory.add

@@ -247,7 +247,7 @@ def test_mt5_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
     assert out.stdout.startswith("| symbols × ticks/s | positions | ticks/s observed |")
     assert "| 12 × 5 | 6 |" in out.stdout
     [run] = json.loads(report.read_text())
-    assert run["symbols"] == 12  # the fake's ten instruments and two renamed copies
+    assert run["symbols"] == 12  # fxgate's ten instruments and two synthetic ones
     assert run["ticks_produced"] > 0
     assert run["ticks_delivered"] > 0
     assert run["ticks_repeated"] == 0
