@@ -266,10 +266,11 @@ def test_fxgate_starts_after_the_bridge_but_does_not_need_it() -> None:
         assert BRIDGE not in " ".join(section.get(key, [])), key
 
 
-def test_the_docs_name_the_unit_and_the_address_it_listens_on() -> None:
+def test_the_docs_and_the_config_name_the_unit_and_the_address_it_listens_on() -> None:
     doc = (ROOT / "docs" / "mt5.md").read_text()
     assert BRIDGE_URL in doc
     assert BRIDGE in doc
+    assert BRIDGE_URL in (ROOT / "etc" / "fxgate.toml").read_text()
 
 
 # ---- the units, as systemd-analyze verify sees them ---------------------------------------
