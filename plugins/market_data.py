@@ -76,6 +76,8 @@ class MarketDataChannel(Channel):
             if unknown:
                 raise ValidationError(
                     "Unknown symbol",
+                    field="filters.symbol",
+                    reason="unknown symbol",
                     details={"channel": self.name, "symbols": unknown},
                 )
         return filters

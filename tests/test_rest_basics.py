@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Daemon, Daemons
+from tests.trading_helpers import check_names_its_field, fields
 
 RISK = {"maxRiskPerTrade": 1.5, "maxDailyLoss": 200, "stopLoss": 30, "takeProfit": 60}
 
@@ -25,11 +26,9 @@ def error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["code"] == code
     assert body["timestamp"].endswith("Z")
     err: dict[str, Any] = body["error"]
+    if code == "VALIDATION_ERROR":
+        check_names_its_field(err)
     return err
-
-
-def fields(err: dict[str, Any]) -> dict[str, str]:
-    return {d["field"]: d["type"] for d in err["details"]}
 
 
 @pytest.mark.parametrize("prefix", ["", "/api/v1"])

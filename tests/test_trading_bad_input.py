@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon
-from tests.trading_helpers import HTTP, Admin, Trader, bearer, error
+from tests.trading_helpers import HTTP, Admin, Trader, bearer, error, fields
 
 MARKET = {"symbol": "EURUSD", "type": "market", "side": "buy", "quantity": 0.1}
 
@@ -72,10 +72,6 @@ def isolated(market: Daemon) -> Iterator[Trader]:
     before = state(t)
     yield t
     assert state(t) == before
-
-
-def fields(err: dict[str, Any]) -> dict[str, str]:
-    return {d["field"]: d["type"] for d in err["details"]}
 
 
 # -- bodies that do not fit --------------------------------------------------------------

@@ -324,7 +324,7 @@ def test_a_repeated_client_order_id_returns_the_first_order_and_opens_nothing(
     # Other terms under the same id are a conflict (issue 6), and open nothing.
     r3 = trader.post("/trading/orders", {**body, "quantity": 0.5, "side": "sell"})
     assert r3.status_code == 409, r3.text
-    assert r3.json()["error"]["details"][0]["field"] == "clientOrderId"
+    assert r3.json()["error"]["details"]["field"] == "clientOrderId"
 
     assert len(trader.positions()) == 1
     assert [o["id"] for o in trader.orders()] == [first["id"]]
@@ -465,6 +465,6 @@ def test_orders_list_by_date(admin: Admin, trader: Trader) -> None:
     assert trader.orders(startDate="2999-01-01T00:00:00Z") == []
     assert [o["id"] for o in trader.orders(endDate="2999-01-01T00:00:00Z")] == [order["id"]]
     r = trader.get("/trading/orders", params={"startDate": "yesterday"})
-    assert error(r, 422, "VALIDATION_ERROR")["details"][0]["field"] == "startDate"
+    assert error(r, 422, "VALIDATION_ERROR")["details"]["field"] == "startDate"
     r = trader.get("/trading/orders", params={"status": "open"})
     error(r, 422, "VALIDATION_ERROR")

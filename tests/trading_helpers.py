@@ -189,7 +189,38 @@ def error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["message"]
     assert body["timestamp"].endswith("Z")
     err: dict[str, Any] = body["error"]
+    if code == "VALIDATION_ERROR":
+        check_names_its_field(err)
     return err
+
+
+def check_names_its_field(err: dict[str, Any]) -> None:
+    """Issue 6, item 10: every VALIDATION_ERROR, over REST and every socket, names the
+    field it is about in ``details.field`` (and, for several problems, lists each)."""
+    details = err.get("details")
+    assert isinstance(details, dict), err
+    assert isinstance(details.get("field"), str), err
+    assert details["field"], err
+    for e in details.get("errors", ()):
+        assert isinstance(e.get("field"), str), err
+        assert e["field"], err
+    if "errors" in details:
+        assert details["field"] == details["errors"][0]["field"], err
+
+
+def fields(err: dict[str, Any]) -> dict[str, str]:
+    """``{field: type}`` of a VALIDATION_ERROR: each problem a body has, or its one field
+    with its reason."""
+    check_names_its_field(err)
+    details = err["details"]
+    if "errors" in details:
+        return {e["field"]: e["type"] for e in details["errors"]}
+    return {details["field"]: details.get("reason", "")}
+
+
+def messages(err: dict[str, Any]) -> list[str]:
+    """The per-field messages of a VALIDATION_ERROR listing several problems."""
+    return [e["message"] for e in err["details"].get("errors", ())]
 
 
 def live(msgs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

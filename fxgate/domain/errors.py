@@ -8,6 +8,7 @@ caused failure is a typed value, never an uncaught exception.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +133,36 @@ class FxgateError(Exception):
 
 
 class ValidationError(FxgateError):
+    """The request is malformed in one field; ``details`` always names it.
+
+    ``details`` is one object, ``{"field", "reason"?, ...context}``, over REST and every
+    socket alike, so a client can point at the field without parsing the message. When a
+    body has several problems at once, ``errors`` lists each as ``{field, message, type}``
+    and ``field`` is the first of them. A socket frame that is wrong as a whole (not JSON,
+    binary, too large) names ``frame``; a REST body that is wrong as a whole, ``body``.
+    """
+
     code = ErrorCode.VALIDATION_ERROR
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        status: int | None = None,
+    ) -> None:
+        body: dict[str, Any] = {"field": field}
+        if reason is not None:
+            body["reason"] = reason
+        if details:
+            body.update(details)
+        if errors is not None:
+            body["errors"] = [dict(e) for e in errors]
+        super().__init__(message, details=body, status=status)
+        self.field = field
 
 
 class AuthenticationError(FxgateError):
@@ -176,7 +206,7 @@ class ConflictError(FxgateError):
 
 def invalid_field(field: str, message: str, reason: str, **context: Any) -> ValidationError:
     """The request itself is wrong in ``field`` (whatever the market does)."""
-    return ValidationError(message, details={"field": field, "reason": reason, **context})
+    return ValidationError(message, field=field, reason=reason, details=context)
 
 
 def refused(message: str, reason: str, *, field: str | None = None, **context: Any) -> TradingError:

@@ -184,14 +184,12 @@ class Hub:
         """
         ch = self.channels.get(channel)
         if ch is None:
-            raise ValidationError("Invalid channel", details={"channel": channel})
+            raise ValidationError("Invalid channel", field="channel", details={"channel": channel})
         payload = ch.check_published(data)
         key = None
         if ch.scope == "user":
             if not user_id:
-                raise ValidationError(
-                    "This channel is per-user: name the user", details={"field": "userId"}
-                )
+                raise ValidationError("This channel is per-user: name the user", field="userId")
         else:
             user_id = None
             if ch.key_filter:
@@ -204,7 +202,9 @@ class Hub:
         """Validate a subscription request (channel, role, filters) without registering."""
         ch = self.channels.get(channel_name) if isinstance(channel_name, str) else None
         if ch is None:
-            raise ValidationError("Invalid channel", details={"channel": channel_name})
+            raise ValidationError(
+                "Invalid channel", field="channels", details={"channel": channel_name}
+            )
         self.check_access(sink.principal, ch)
         filters = ch.normalize_filters(raw_filters)
         if ch.scope == "user":

@@ -89,18 +89,18 @@ class Channel:
         if not isinstance(raw, Mapping):
             raise ValidationError(
                 "Invalid subscription",
-                details={"channel": self.name, "reason": "filters must be an object"},
+                field="filters",
+                reason="filters must be an object",
+                details={"channel": self.name},
             )
         out: dict[str, frozenset[str]] = {}
         for key, value in raw.items():
             if key not in self.filters:
                 raise ValidationError(
                     "Invalid filter",
-                    details={
-                        "channel": self.name,
-                        "filter": key,
-                        "accepted": sorted(self.filters),
-                    },
+                    field=f"filters.{key}",
+                    reason="unknown filter",
+                    details={"channel": self.name, "filter": key, "accepted": sorted(self.filters)},
                 )
             if value is None:
                 continue
@@ -110,11 +110,9 @@ class Channel:
             ):
                 raise ValidationError(
                     "Invalid filter",
-                    details={
-                        "channel": self.name,
-                        "filter": key,
-                        "reason": "a filter value is a string or a list of strings",
-                    },
+                    field=f"filters.{key}",
+                    reason="a filter value is a string or a list of strings",
+                    details={"channel": self.name, "filter": key},
                 )
             out[key] = frozenset(self.normalize_value(key, str(v)) for v in values)
         return out
@@ -137,12 +135,18 @@ class Channel:
         """
         if not isinstance(data, Mapping):
             raise ValidationError(
-                "Invalid event", details={"channel": self.name, "reason": "data must be an object"}
+                "Invalid event",
+                field="data",
+                reason="data must be an object",
+                details={"channel": self.name},
             )
         missing = [f for f in self.required_fields if data.get(f) is None]
         if missing:
             raise ValidationError(
-                "Invalid event", details={"channel": self.name, "missing": missing}
+                "Invalid event",
+                field=f"data.{missing[0]}",
+                reason="missing",
+                details={"channel": self.name, "missing": missing},
             )
         return data
 

@@ -54,13 +54,15 @@ KNOWN_TYPES = ("subscribe", "unsubscribe", "ping", "auth")
 def parse(raw: str | bytes) -> Command:
     """One client frame to a command; raises ``ValidationError`` with a clear message."""
     if isinstance(raw, bytes):
-        raise ValidationError("Binary frames are not supported; send JSON text")
+        raise ValidationError(
+            "Binary frames are not supported; send JSON text", field="frame", reason="binary"
+        )
     try:
         msg = ujson.loads(raw)
     except ValueError:
-        raise ValidationError("Invalid JSON") from None
+        raise ValidationError("Invalid JSON", field="frame", reason="json") from None
     if not isinstance(msg, dict):
-        raise ValidationError("A message must be a JSON object")
+        raise ValidationError("A message must be a JSON object", field="frame", reason="not_object")
     kind = msg.get("type")
     if kind == "subscribe":
         return Subscribe(_sub_items(msg.get("channels")))
@@ -71,18 +73,19 @@ def parse(raw: str | bytes) -> Command:
     if kind == "auth":
         token = msg.get("token")
         if not isinstance(token, str) or not token:
-            raise ValidationError("auth needs a token", details={"field": "token"})
+            raise ValidationError("auth needs a token", field="token", reason="missing")
         return Auth(token)
     raise ValidationError(
-        "Unknown message type", details={"type": kind, "accepted": list(KNOWN_TYPES)}
+        "Unknown message type",
+        field="type",
+        reason="unknown",
+        details={"type": kind, "accepted": list(KNOWN_TYPES)},
     )
 
 
 def _sub_items(channels: Any) -> tuple[SubItem, ...]:
     if not isinstance(channels, list) or not channels:
-        raise ValidationError(
-            "Invalid subscription", details={"field": "channels", "reason": "a non-empty list"}
-        )
+        raise ValidationError("Invalid subscription", field="channels", reason="a non-empty list")
     items = []
     for entry in channels:
         if isinstance(entry, str):
@@ -90,20 +93,21 @@ def _sub_items(channels: Any) -> tuple[SubItem, ...]:
         elif isinstance(entry, dict):
             name = entry.get("name")
             if not isinstance(name, str):
-                raise ValidationError(
-                    "Invalid subscription", details={"field": "name", "reason": "a string"}
-                )
+                raise ValidationError("Invalid subscription", field="name", reason="a string")
             unknown = set(entry) - {"name", "filters", "since"}
             if unknown:
                 raise ValidationError(
                     "Invalid subscription",
-                    details={"fields": sorted(unknown), "reason": "unknown fields"},
+                    field=sorted(unknown)[0],
+                    reason="unknown fields",
+                    details={"fields": sorted(unknown)},
                 )
             items.append(SubItem(name, entry.get("filters"), _since(entry.get("since"))))
         else:
             raise ValidationError(
                 "Invalid subscription",
-                details={"reason": "each channel is a name or {name, filters, since}"},
+                field="channels",
+                reason="each channel is a name or {name, filters, since}",
             )
     return tuple(items)
 
@@ -119,22 +123,20 @@ def _since(value: Any) -> tuple[int, str] | None:
         and isinstance(value.get("epoch"), str)
     ):
         return (value["offset"], value["epoch"])
-    raise ValidationError(
-        "Invalid subscription", details={"field": "since", "reason": "{offset: int, epoch: str}"}
-    )
+    raise ValidationError("Invalid subscription", field="since", reason="{offset: int, epoch: str}")
 
 
 def _unsub_names(channels: Any) -> tuple[str, ...]:
     if not isinstance(channels, list) or not channels:
-        raise ValidationError(
-            "Invalid unsubscription", details={"field": "channels", "reason": "a non-empty list"}
-        )
+        raise ValidationError("Invalid unsubscription", field="channels", reason="a non-empty list")
     names = []
     for entry in channels:
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             entry = entry["name"]
         if not isinstance(entry, str):
-            raise ValidationError("Invalid unsubscription", details={"reason": "channel names"})
+            raise ValidationError(
+                "Invalid unsubscription", field="channels", reason="channel names"
+            )
         names.append(entry)
     return tuple(names)
 

@@ -176,6 +176,8 @@ class Session:
             if len(raw) > self.limits.max_message_size:
                 raise ValidationError(
                     "Message too large",
+                    field="frame",
+                    reason="too_large",
                     details={"limit": self.limits.max_message_size, "size": len(raw)},
                 )
             cmd = wire.parse(raw)
@@ -369,7 +371,11 @@ class Session:
         for name in names:
             if name not in self.hub.channels:
                 self.conn.send(
-                    wire.error(ValidationError("Invalid channel", details={"channel": name}))
+                    wire.error(
+                        ValidationError(
+                            "Invalid channel", field="channels", details={"channel": name}
+                        )
+                    )
                 )
                 continue
             for sub in self.subs.pop(name, []):

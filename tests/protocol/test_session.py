@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from fxgate.domain.errors import CloseCode, Disconnects
 from tests.protocol.fakes import Harness, Orders, Quotes, make_harness, order, quote
 
@@ -269,3 +271,58 @@ async def test_nothing_is_answered_once_the_session_has_kicked() -> None:
     assert h.new() == []
     h.session.disconnect(Disconnects.SLOW_CONSUMER)
     assert h.conn.kicks == [Disconnects.RATE_LIMITED]  # kicked once
+
+
+# -- every VALIDATION_ERROR names its field (issue 6, item 10) --------------------
+
+
+def sub(entry: object) -> dict[str, object]:
+    return {"type": "subscribe", "channels": [entry]}
+
+
+BAD_FRAMES = [
+    ("not json", "{", "frame"),
+    ("not an object", "[1, 2]", "frame"),
+    ("binary", b"\x00\x01", "frame"),
+    ("too large", '{"type":"ping","pad":"' + "x" * 70_000 + '"}', "frame"),
+    ("unknown type", {"type": "jump"}, "type"),
+    ("auth without token", {"type": "auth"}, "token"),
+    ("no channels", {"type": "subscribe"}, "channels"),
+    ("channel not a name", {"type": "subscribe", "channels": [3]}, "channels"),
+    ("name not a string", {"type": "subscribe", "channels": [{"name": 3}]}, "name"),
+    ("unknown key", {"type": "subscribe", "channels": [{"name": "quotes", "x": 1}]}, "x"),
+    ("bad since", {"type": "subscribe", "channels": [{"name": "quotes", "since": 1}]}, "since"),
+    ("unknown channel", {"type": "subscribe", "channels": ["nope"]}, "channels"),
+    (
+        "filters not an object",
+        sub({"name": "quotes", "filters": 1}),
+        "filters",
+    ),
+    (
+        "unknown filter",
+        sub({"name": "quotes", "filters": {"side": "buy"}}),
+        "filters.side",
+    ),
+    (
+        "bad filter value",
+        sub({"name": "quotes", "filters": {"symbol": True}}),
+        "filters.symbol",
+    ),
+    ("unsubscribe nothing", {"type": "unsubscribe", "channels": []}, "channels"),
+    ("unsubscribe a number", {"type": "unsubscribe", "channels": [3]}, "channels"),
+    ("unsubscribe unknown", {"type": "unsubscribe", "channels": ["nope"]}, "channels"),
+]
+
+
+@pytest.mark.parametrize(
+    ("frame", "field"), [(f, n) for _, f, n in BAD_FRAMES], ids=[c for c, _, _ in BAD_FRAMES]
+)
+async def test_every_validation_error_names_its_field(frame: object, field: str) -> None:
+    h = make_harness(max_message_size=65_536)
+    await h.send(frame)
+    err = last_error(h)
+    assert err["code"] == "VALIDATION_ERROR", err
+    details = err["details"]
+    assert isinstance(details, dict), err
+    assert details["field"] == field, err
+    assert h.conn.disconnect is None  # a bad message never costs the connection

@@ -99,11 +99,13 @@ class PublishHandler(ApiHandler):
             try:
                 if ch is None:
                     field = f"{where}channel"
-                    raise ValidationError("Invalid channel", details={"channel": ev.channel})
+                    raise ValidationError(
+                        "Invalid channel", field=field, details={"channel": ev.channel}
+                    )
                 ch.check_published(ev.data)
                 if ch.scope == "user" and not ev.user_id:
                     field = f"{where}userId"
-                    raise ValidationError("This channel is per-user: name the user")
+                    raise ValidationError("This channel is per-user: name the user", field=field)
             except FxgateError as exc:
                 errors.append(
                     {
@@ -116,7 +118,9 @@ class PublishHandler(ApiHandler):
                     }
                 )
         if errors:
-            raise ValidationError("Validation failed", details=errors)
+            raise ValidationError(
+                "Validation failed", field=errors[0]["field"], reason="channel", errors=errors
+            )
         for ev in events:
             self.node.ingest(ev.channel, ev.data, user_id=ev.user_id)
         return PublishedOut(published=len(events))

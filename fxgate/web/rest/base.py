@@ -331,8 +331,7 @@ def _from_http_error(exc: HTTPError) -> FxgateError:
     if exc.status_code == 400:
         # A body Tornado could not parse (a broken multipart form): malformed input,
         # like malformed JSON, is a 422 naming the body.
-        details = [{"field": "body", "message": "Unreadable body", "type": "body_invalid"}]
-        return ValidationError("Invalid request body", details=details)
+        return ValidationError("Invalid request body", field="body", reason="body_invalid")
     if exc.status_code == 405:  # HEAD, which no operation declares
         return FxgateError("Method not allowed here", code=ErrorCode.NOT_FOUND_ERROR, status=405)
     code = _STATUS_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)

@@ -103,7 +103,10 @@ _ERROR_SCHEMA = {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "details": {
-                    "description": "For VALIDATION_ERROR: a list of {field, message, type}."
+                    "description": (
+                        "For VALIDATION_ERROR an object naming the field: {field, reason?,"
+                        " errors?: [{field, message, type}], ...context}."
+                    )
                 },
             },
         },
@@ -116,7 +119,7 @@ _ERRORS = {
     403: "AUTHORIZATION_ERROR: the token's role is not enough",
     404: "NOT_FOUND_ERROR",
     409: "CONFLICT_ERROR",
-    422: "VALIDATION_ERROR: details list each field and its problem",
+    422: "VALIDATION_ERROR: details.field names the field; details.errors lists each problem",
     429: "RATE_LIMIT_ERROR: see the Retry-After header",
     500: "INTERNAL_SERVER_ERROR",
     503: "SERVICE_UNAVAILABLE",

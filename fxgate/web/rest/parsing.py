@@ -29,8 +29,11 @@ def field_error(field: str, message: str, kind: str) -> dict[str, str]:
     return {"field": field, "message": message, "type": kind}
 
 
-def invalid(message: str, details: Sequence[Mapping[str, str]]) -> ValidationError:
-    return ValidationError(message, details=list(details))
+def invalid(message: str, errors: Sequence[Mapping[str, str]]) -> ValidationError:
+    """Several problems of one body at once: ``details.field`` is the first, and
+    ``details.errors`` lists them all."""
+    first = errors[0] if errors else {"field": "body", "type": "invalid"}
+    return ValidationError(message, field=first["field"], reason=first["type"], errors=errors)
 
 
 def _loc(loc: Iterable[int | str]) -> str:
@@ -111,7 +114,9 @@ def decode_json(raw: bytes) -> Any:
     if len(raw) > MAX_BODY_BYTES:
         raise ValidationError(
             f"Request body too large (limit {MAX_BODY_BYTES} bytes)",
-            details=[field_error("body", "Too large", "too_large")],
+            field="body",
+            reason="too_large",
+            details={"limit": MAX_BODY_BYTES},
             status=413,
         )
     if not raw.strip():

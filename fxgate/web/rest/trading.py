@@ -296,13 +296,9 @@ class OrdersHandler(TradingHandler):
         if differ:
             raise ValidationError(
                 "clientOrderId already used for a different order",
-                details=[
-                    field_error(
-                        "clientOrderId",
-                        f"Used before for an order that differs in: {', '.join(differ)}",
-                        "idempotency_conflict",
-                    )
-                ],
+                field="clientOrderId",
+                reason="idempotency_conflict",
+                details={"differs": differ},
                 status=409,
             )
         return op.Reply(order_out(order), message="Order already placed", status=200)

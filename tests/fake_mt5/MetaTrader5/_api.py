@@ -261,6 +261,8 @@ def symbol_info_tick(t: Terminal, symbol: str) -> Tick:
     if symbol not in t.specs or symbol not in t.selected:
         raise fail(c.RES_E_NOT_FOUND, "Terminal: Not found")
     h = t.history[symbol]
+    if not h.ticks:  # selected, but no tick since the terminal started: zeros
+        return Tick(0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0)
     msc, bid, ask, flags, _ = h.ticks[-1]
     return Tick(msc // 1000, bid, ask, 0.0, 0, msc, flags, 0.0)
 

@@ -35,7 +35,8 @@ def set_price(symbol: str, bid: float, ask: float) -> dict[str, Any]:
 def quote(symbol: str) -> dict[str, Any]:
     t = terminal()
     with t.lock:
-        msc, bid, ask, _flags, _ = t.history[symbol].ticks[-1]
+        ticks = t.history[symbol].ticks
+        msc, bid, ask, _flags, _ = ticks[-1] if ticks else (0, 0.0, 0.0, 0, 0)
         return {"symbol": symbol, "bid": bid, "ask": ask, "time_msc": msc}
 
 

@@ -15,9 +15,10 @@ import calendar
 import math
 import random
 import time as _time
-from collections import deque
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,7 @@ SECONDS: dict[int, int] = {
     c.TIMEFRAME_W1: 7 * 86_400,
     c.TIMEFRAME_MN1: 30 * 86_400,  # nominal; bars start on the 1st of each month
 }
+_MSC = itemgetter(0)
 _SUNDAY = 3 * 86_400  # 1970-01-04 was a Sunday: MT5's weekly bars start on Sundays
 
 
@@ -89,7 +91,7 @@ class SymbolHistory:
     digits: int
     max_ticks: int
     seed: str
-    ticks: deque[tuple[int, float, float, int, int]] = field(default_factory=deque)
+    ticks: list[tuple[int, float, float, int, int]] = field(default_factory=list)
     m1: list[list[float]] = field(default_factory=list)  # time, o, h, l, c, vol, spread
     last_msc: int = 0
     last_bid: float = 0.0
@@ -106,8 +108,8 @@ class SymbolHistory:
         )
         self.last_msc, self.last_bid, self.last_ask = msc, bid, ask
         self.ticks.append((msc, bid, ask, flags, 0))
-        if len(self.ticks) > self.max_ticks:
-            self.ticks.popleft()
+        if len(self.ticks) > 2 * self.max_ticks:  # amortised: the terminal's tick cache
+            del self.ticks[: self.max_ticks]
         spread = round((ask - bid) * 10**self.digits)
         minute = msc // 60_000 * 60
         bars = self.m1
@@ -123,15 +125,14 @@ class SymbolHistory:
         return msc, flags
 
     def ticks_between(self, from_msc: int, to_msc: int, count: int | None) -> np.ndarray:
-        rows = []
-        for msc, bid, ask, flags, _ in self.ticks:
-            if msc < from_msc:
-                continue
-            if msc > to_msc:
-                break
-            rows.append((msc // 1000, bid, ask, 0.0, 0, msc, flags, 0.0))
-            if count is not None and len(rows) >= count:
-                break
+        lo = bisect_left(self.ticks, from_msc, key=_MSC)
+        hi = bisect_right(self.ticks, to_msc, key=_MSC)
+        if count is not None:
+            hi = min(hi, lo + max(count, 0))
+        rows = [
+            (msc // 1000, bid, ask, 0.0, 0, msc, flags, 0.0)
+            for msc, bid, ask, flags, _ in self.ticks[lo:hi]
+        ]
         return np.array(rows, dtype=TICKS_DTYPE)
 
     def bars(self, timeframe: int, history_bars: int) -> list[tuple[Any, ...]]:

@@ -38,6 +38,9 @@ class Scenario:
     symbols: list[str] | None = None
     seed: int | None = 7
     tick_rate: float = 2.0
+    #: False: no symbol has ticked yet when the terminal starts (a quiet market): ticks
+    #: read as zeros and orders get 10021 until the first price
+    priced: bool = True
     #: False: prices move only when a test sets them (``set_price``)
     random_ticks: bool = True
     #: "real": wall-clock time (plus ``advance``); "manual": starts at ``start_time`` and
@@ -54,6 +57,9 @@ class Scenario:
     first_ticket: int = 50_000_000
     autotrading: bool = True
     build: int = 4755
+    #: extra EURUSD-like instruments ``EURUSD.s01``... (in Market Watch), for benchmarks
+    #: that need more symbols than fxgate's defaults
+    synthetic_symbols: int = 0
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Scenario:

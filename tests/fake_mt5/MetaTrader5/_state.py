@@ -4,6 +4,9 @@ per process), created from ``FAKE_MT5_SCENARIO`` on first use and replaced by
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from ._scenario import Scenario
 from ._terminal import Terminal
 
@@ -21,3 +24,16 @@ def replace(new: Terminal) -> Terminal:
     global _terminal
     _terminal = new
     return new
+
+
+@contextmanager
+def use(other: Terminal) -> Iterator[Terminal]:
+    """Point the module's functions at ``other`` for a while (several fake terminals in
+    one process, e.g. one per adapter); the caller serialises calls across terminals."""
+    global _terminal
+    before = _terminal
+    _terminal = other
+    try:
+        yield other
+    finally:
+        _terminal = before

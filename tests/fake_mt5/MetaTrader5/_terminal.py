@@ -12,6 +12,7 @@ their own times, as they would in a live terminal between two polls.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -94,12 +95,18 @@ class Terminal:
         self.lock = threading.RLock()
         self.s = s = scenario if scenario is not None else Scenario()
         known = {spec.symbol: spec for spec in DEFAULT_SYMBOLS}
-        names = s.symbols if s.symbols is not None else list(known)
+        base = known["EURUSD"]
+        for i in range(1, s.synthetic_symbols + 1):
+            name = f"EURUSD.s{i:02d}"
+            known[name] = dataclasses.replace(base, symbol=name, description=f"Synthetic {i}")
+        extra = [n for n in known if n not in {d.symbol for d in DEFAULT_SYMBOLS}]
+        names = [*(s.symbols if s.symbols is not None else list(known)), *extra]
+        names = list(dict.fromkeys(names))
         missing = [n for n in [*names, *s.market_watch] if n not in known]
         if missing:
             raise ValueError(f"fake MT5: unknown symbols {missing}; known: {sorted(known)}")
         self.specs: dict[str, SymbolSpec] = {n: known[n] for n in names}
-        self.selected: set[str] = set(s.market_watch)
+        self.selected: set[str] = {*s.market_watch, *extra}
         self.books: set[str] = set()
         self.faults = Faults()
         self.autotrading = s.autotrading
@@ -151,8 +158,9 @@ class Terminal:
             ticket, 0, msc // 1000, msc, c.DEAL_TYPE_BALANCE, c.DEAL_ENTRY_IN, 0, 0,
             c.DEAL_REASON_CLIENT, 0.0, 0.0, 0.0, 0.0, float(s.balance), 0.0, "", "Deposit", "",
         )  # fmt: skip
-        for quote in self.feed.latest_all().values():
-            self.apply_quote(quote)
+        if s.priced:
+            for quote in self.feed.latest_all().values():
+                self.apply_quote(quote)
 
     # -- clock and tickets -------------------------------------------------------------
 
