@@ -331,3 +331,50 @@ async def test_the_order_book_and_symbol_selection(world: World) -> None:
     assert spec.symbol == "USDCAD"
     with world.fake.lock:
         assert "USDCAD" in world.fake.selected
+
+
+# -- revaluations and restarts -----------------------------------------------------------
+
+
+async def test_a_price_move_only_revalues_floating(world: World) -> None:
+    b = world.broker
+    await b.place_order(OWNER, buy())
+    world.events.clear()
+    await world.price("EURUSD", 1.08600, 1.08610)
+    moved = [e for e in world.events if e.kind is BrokerEventKind.POSITION]
+    assert moved
+    assert all(e.floating for e in moved)
+    assert moved[-1].data.profit == D("100.00")  # (1.08600 - 1.08500) * 100,000
+    assert world.trading() == []
+
+
+async def test_a_restart_announces_only_what_changed_while_fxgate_was_away(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "fxgate.sqlite3")
+    await store.open()
+    fake = fake_terminal()
+    first = make_adapter(fake, store.trading, OWNER)
+    await first.start()
+    fake.set_price("EURUSD", 1.08490, 1.08500)
+    await first.flush()
+    kept = (await first.place_order(OWNER, buy())).ticket
+    await first.stop()
+
+    fake.set_price("EURUSD", 1.08520, 1.08530)
+    by_hand = fake.open_by_hand("EURUSD", "sell", "0.2")  # while fxgate is stopped
+    second = make_adapter(fake, store.trading, OWNER)
+    events: list[BrokerEvent] = []
+    second.subscribe(events.append)
+    try:
+        await second.start()
+        await second.flush()
+        news = [e for e in events if not e.floating and e.user_id == OWNER]
+        tickets = {e.data.ticket for e in news if e.kind is not BrokerEventKind.ACCOUNT}
+        assert by_hand in tickets
+        assert kept not in tickets  # known before the restart: not announced again
+        assert [e.kind for e in news].count(BrokerEventKind.DEAL) == 1
+        assert {p.ticket for p in await second.positions(OWNER)} == {kept, by_hand}
+    finally:
+        await second.stop()
+        await store.close()
