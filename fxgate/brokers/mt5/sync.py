@@ -307,8 +307,8 @@ class Ledger:
         account = self._account(acc, new_deals, now)
         changes = self._ordered(orders, new_deals, positions)
         if account is not None:
-            before, self.account = self.account, account
-            floating = not trading and before is not None and before.balance == account.balance
+            prev, self.account = self.account, account
+            floating = not trading and prev is not None and prev.balance == account.balance
             changes.append(Change(account, floating=floating))
         return changes
 
