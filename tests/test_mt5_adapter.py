@@ -378,3 +378,34 @@ async def test_a_restart_announces_only_what_changed_while_fxgate_was_away(
     finally:
         await second.stop()
         await store.close()
+
+
+async def test_changes_the_store_refused_are_announced_after_the_next_write(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fxgate.services.ports.store.errors import StoreUnavailableError
+
+    b = world.broker
+    real = b.store.save
+    failures = {"left": 3}
+
+    async def flaky(**batches: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError("disk I/O error")
+        await real(**batches)
+
+    monkeypatch.setattr(b.store, "save", flaky)
+    with pytest.raises(StoreUnavailableError):
+        await b.place_order(OWNER, buy())
+    assert world.trading() == []  # nothing announced that is not stored
+    await b.flush()
+    kinds = [e.kind for e in world.trading()]
+    assert kinds == [
+        BrokerEventKind.ORDER,
+        BrokerEventKind.DEAL,
+        BrokerEventKind.POSITION,
+        BrokerEventKind.ACCOUNT,
+    ]
+    await b.flush()
+    assert len(world.trading()) == 4
