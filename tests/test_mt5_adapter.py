@@ -118,7 +118,7 @@ async def test_an_ipc_timeout_takes_the_broker_down_and_it_reconnects_and_resync
     faults(world, fail_calls=1, fail_code=-10005, fail_message="IPC timeout")
     faults(world, terminal_down=True)  # and the terminal stays away for a while
     await b.flush()
-    assert not b.healthy
+    assert (b.healthy, b.health) == (False, "DOWN")
     with pytest.raises(TradingError) as info:
         await b.place_order(OWNER, buy())
     assert info.value.details["reason"] == "terminal_unavailable"
@@ -126,6 +126,7 @@ async def test_an_ipc_timeout_takes_the_broker_down_and_it_reconnects_and_resync
     ticket = world.fake.open_by_hand("EURUSD", "buy", "0.5")
     faults(world, terminal_down=False)
     await until(lambda: b.healthy)
+    assert b.health == "HEALTHY"
     await b.flush()
     kinds = [e.kind for e in world.trading()]
     assert kinds == [
@@ -226,7 +227,7 @@ async def test_autotrading_off_degrades_and_refuses_orders_clearly(world: World)
     with world.fake.lock:
         world.fake.autotrading = False
     await b.flush()
-    assert not b.healthy
+    assert (b.healthy, b.health) == (False, "DEGRADED")
     with pytest.raises(TradingError) as info:
         await b.place_order(OWNER, buy())
     assert info.value.message == "AutoTrading is disabled in the terminal"
@@ -409,3 +410,16 @@ async def test_changes_the_store_refused_are_announced_after_the_next_write(
     ]
     await b.flush()
     assert len(world.trading()) == 4
+
+
+async def test_a_terminal_without_its_trade_server_is_degraded(world: World) -> None:
+    b = world.broker
+    faults(world, disconnected=True)
+    await b.flush()
+    assert b.health == "DEGRADED"
+    with pytest.raises(TradingError) as info:
+        await b.place_order(OWNER, buy())
+    assert info.value.details["retcode"] == 10031
+    faults(world, disconnected=False)
+    await b.flush()
+    assert b.health == "HEALTHY"

@@ -148,6 +148,7 @@ class Mt5Broker:
         self._reconnecting: asyncio.Task[None] | None = None
         self.connected = False
         self.trade_allowed = True
+        self.server_connected = True
         self.last_error: str | None = "not started"
         self._stopped = False
         self._unsaved: list[Change] = []
@@ -156,8 +157,17 @@ class Mt5Broker:
 
     @property
     def healthy(self) -> bool:
-        """False while the terminal is unreachable, not logged in, or AutoTrading is off."""
-        return self.connected and self.trade_allowed
+        """False while the terminal is unreachable, not logged in, without its trade
+        server, or AutoTrading is off."""
+        return self.connected and self.trade_allowed and self.server_connected
+
+    @property
+    def health(self) -> str:
+        """``DOWN`` while the terminal cannot be reached (or is not logged in);
+        ``DEGRADED`` while it is up but cannot trade (AutoTrading off, no trade server)."""
+        if not self.connected:
+            return "DOWN"
+        return "HEALTHY" if self.healthy else "DEGRADED"
 
     def _lost(self, exc: TerminalError) -> None:
         if self.connected:
@@ -215,6 +225,7 @@ class Mt5Broker:
             spec = self._remember_symbol(info)
             self.feed.stream(spec, float(info.get("session_close") or 0.0))
         self.trade_allowed = bool(term.get("trade_allowed", True))
+        self.server_connected = bool(term.get("connected", True))
         self.connected = True
         self.last_error = None
 
@@ -340,6 +351,7 @@ class Mt5Broker:
 
             snap.history = await self.terminal.run(history)
         self.trade_allowed = bool(snap.terminal.get("trade_allowed", True))
+        self.server_connected = bool(snap.terminal.get("connected", True))
         for row in [*snap.positions, *snap.orders, *snap.deals, *snap.history.values()]:
             sym = str(row.get("symbol") or "")
             if sym and sym not in self._specs:
