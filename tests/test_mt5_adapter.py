@@ -118,7 +118,7 @@ async def test_an_ipc_timeout_takes_the_broker_down_and_it_reconnects_and_resync
     faults(world, fail_calls=1, fail_code=-10005, fail_message="IPC timeout")
     faults(world, terminal_down=True)  # and the terminal stays away for a while
     await b.flush()
-    assert not b.healthy
+    assert (b.healthy, b.health) == (False, "DOWN")
     with pytest.raises(TradingError) as info:
         await b.place_order(OWNER, buy())
     assert info.value.details["reason"] == "terminal_unavailable"
@@ -126,6 +126,7 @@ async def test_an_ipc_timeout_takes_the_broker_down_and_it_reconnects_and_resync
     ticket = world.fake.open_by_hand("EURUSD", "buy", "0.5")
     faults(world, terminal_down=False)
     await until(lambda: b.healthy)
+    assert b.health == "HEALTHY"
     await b.flush()
     kinds = [e.kind for e in world.trading()]
     assert kinds == [
@@ -226,7 +227,7 @@ async def test_autotrading_off_degrades_and_refuses_orders_clearly(world: World)
     with world.fake.lock:
         world.fake.autotrading = False
     await b.flush()
-    assert not b.healthy
+    assert (b.healthy, b.health) == (False, "DEGRADED")
     with pytest.raises(TradingError) as info:
         await b.place_order(OWNER, buy())
     assert info.value.message == "AutoTrading is disabled in the terminal"
@@ -331,3 +332,94 @@ async def test_the_order_book_and_symbol_selection(world: World) -> None:
     assert spec.symbol == "USDCAD"
     with world.fake.lock:
         assert "USDCAD" in world.fake.selected
+
+
+# -- revaluations and restarts -----------------------------------------------------------
+
+
+async def test_a_price_move_only_revalues_floating(world: World) -> None:
+    b = world.broker
+    await b.place_order(OWNER, buy())
+    world.events.clear()
+    await world.price("EURUSD", 1.08600, 1.08610)
+    moved = [e for e in world.events if e.kind is BrokerEventKind.POSITION]
+    assert moved
+    assert all(e.floating for e in moved)
+    assert moved[-1].data.profit == D("100.00")  # (1.08600 - 1.08500) * 100,000
+    assert world.trading() == []
+
+
+async def test_a_restart_announces_only_what_changed_while_fxgate_was_away(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "fxgate.sqlite3")
+    await store.open()
+    fake = fake_terminal()
+    first = make_adapter(fake, store.trading, OWNER)
+    await first.start()
+    fake.set_price("EURUSD", 1.08490, 1.08500)
+    await first.flush()
+    kept = (await first.place_order(OWNER, buy())).ticket
+    await first.stop()
+
+    fake.set_price("EURUSD", 1.08520, 1.08530)
+    by_hand = fake.open_by_hand("EURUSD", "sell", "0.2")  # while fxgate is stopped
+    second = make_adapter(fake, store.trading, OWNER)
+    events: list[BrokerEvent] = []
+    second.subscribe(events.append)
+    try:
+        await second.start()
+        await second.flush()
+        news = [e for e in events if not e.floating and e.user_id == OWNER]
+        tickets = {e.data.ticket for e in news if e.kind is not BrokerEventKind.ACCOUNT}
+        assert by_hand in tickets
+        assert kept not in tickets  # known before the restart: not announced again
+        assert [e.kind for e in news].count(BrokerEventKind.DEAL) == 1
+        assert {p.ticket for p in await second.positions(OWNER)} == {kept, by_hand}
+    finally:
+        await second.stop()
+        await store.close()
+
+
+async def test_changes_the_store_refused_are_announced_after_the_next_write(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fxgate.services.ports.store.errors import StoreUnavailableError
+
+    b = world.broker
+    real = b.store.save
+    failures = {"left": 3}
+
+    async def flaky(**batches: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError("disk I/O error")
+        await real(**batches)
+
+    monkeypatch.setattr(b.store, "save", flaky)
+    with pytest.raises(StoreUnavailableError):
+        await b.place_order(OWNER, buy())
+    assert world.trading() == []  # nothing announced that is not stored
+    await b.flush()
+    kinds = [e.kind for e in world.trading()]
+    assert kinds == [
+        BrokerEventKind.ORDER,
+        BrokerEventKind.DEAL,
+        BrokerEventKind.POSITION,
+        BrokerEventKind.ACCOUNT,
+    ]
+    await b.flush()
+    assert len(world.trading()) == 4
+
+
+async def test_a_terminal_without_its_trade_server_is_degraded(world: World) -> None:
+    b = world.broker
+    faults(world, disconnected=True)
+    await b.flush()
+    assert b.health == "DEGRADED"
+    with pytest.raises(TradingError) as info:
+        await b.place_order(OWNER, buy())
+    assert info.value.details["retcode"] == 10031
+    faults(world, disconnected=False)
+    await b.flush()
+    assert b.health == "HEALTHY"

@@ -33,7 +33,7 @@ from fxgate.services.auth.user_status import UserStatus
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
-from fxgate.services.ports.broker import Broker
+from fxgate.services.ports.broker import Broker, BrokerHealth
 from fxgate.services.ports.store import Store
 from fxgate.services.risk import RiskLimits
 from fxgate.services.trading import TradingService
@@ -137,6 +137,8 @@ def _core_checks(
     def broker_check() -> str:
         if not market.running:
             return DOWN
+        if isinstance(broker, BrokerHealth):
+            return broker.health
         return HEALTHY if broker.healthy else DEGRADED
 
     health.add_check("database", database)

@@ -39,13 +39,8 @@ _SWAP = threading.Lock()
 def fake_terminal(*, priced: bool = True, **scenario: Any) -> FakeTerminal:
     """A fake terminal whose prices move only when a test sets them; ``priced=False``:
     no symbol has had a tick yet (a terminal started while the market was quiet)."""
-    base: dict[str, Any] = {"random_ticks": False, "market_watch": SYMBOLS}
-    fake = FakeTerminal(Scenario.from_mapping({**base, **scenario}))
-    if not priced:
-        with fake.lock:
-            for history in fake.history.values():
-                history.ticks.clear()
-    return fake
+    base: dict[str, Any] = {"random_ticks": False, "market_watch": SYMBOLS, "priced": priced}
+    return FakeTerminal(Scenario.from_mapping({**base, **scenario}))
 
 
 class BoundTerminal:
@@ -57,29 +52,12 @@ class BoundTerminal:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         fn = getattr(MetaTrader5, name)
         fake = self.terminal
-        if name == "symbol_info_tick":
-            fn = self._tick
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with _SWAP:
-                before = _state._terminal
-                _state._terminal = fake
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    _state._terminal = before
+            with _SWAP, _state.use(fake):
+                return fn(*args, **kwargs)
 
         return call
-
-    @staticmethod
-    def _tick(symbol: str, *args: Any) -> Any:
-        """A selected symbol without a tick yet: the real terminal answers zeros."""
-        history = _state._terminal.history.get(symbol) if _state._terminal else None
-        if history is not None and not history.ticks:
-            if MetaTrader5.symbol_info(symbol) is None:  # the same errors (-10004, ...)
-                return None
-            return MetaTrader5.Tick(0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0)
-        return MetaTrader5.symbol_info_tick(symbol, *args)
 
 
 def make_adapter(fake: FakeTerminal, store: TradingStore, owner: str, **kwargs: Any) -> Mt5Broker:

@@ -85,6 +85,7 @@ from fxgate.domain.trading import (
     ticket_of_order_id,
 )
 from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind, BrokerListener
+from fxgate.services.ports.store.errors import StoreUnavailableError
 from fxgate.services.ports.store.records import Candle
 from fxgate.services.ports.store.trading import TradingStore
 
@@ -147,15 +148,26 @@ class Mt5Broker:
         self._reconnecting: asyncio.Task[None] | None = None
         self.connected = False
         self.trade_allowed = True
+        self.server_connected = True
         self.last_error: str | None = "not started"
         self._stopped = False
+        self._unsaved: list[Change] = []
 
     # -- health --------------------------------------------------------------------------
 
     @property
     def healthy(self) -> bool:
-        """False while the terminal is unreachable, not logged in, or AutoTrading is off."""
-        return self.connected and self.trade_allowed
+        """False while the terminal is unreachable, not logged in, without its trade
+        server, or AutoTrading is off."""
+        return self.connected and self.trade_allowed and self.server_connected
+
+    @property
+    def health(self) -> str:
+        """``DOWN`` while the terminal cannot be reached (or is not logged in);
+        ``DEGRADED`` while it is up but cannot trade (AutoTrading off, no trade server)."""
+        if not self.connected:
+            return "DOWN"
+        return "HEALTHY" if self.healthy else "DEGRADED"
 
     def _lost(self, exc: TerminalError) -> None:
         if self.connected:
@@ -213,6 +225,7 @@ class Mt5Broker:
             spec = self._remember_symbol(info)
             self.feed.stream(spec, float(info.get("session_close") or 0.0))
         self.trade_allowed = bool(term.get("trade_allowed", True))
+        self.server_connected = bool(term.get("connected", True))
         self.connected = True
         self.last_error = None
 
@@ -338,6 +351,7 @@ class Mt5Broker:
 
             snap.history = await self.terminal.run(history)
         self.trade_allowed = bool(snap.terminal.get("trade_allowed", True))
+        self.server_connected = bool(snap.terminal.get("connected", True))
         for row in [*snap.positions, *snap.orders, *snap.deals, *snap.history.values()]:
             sym = str(row.get("symbol") or "")
             if sym and sym not in self._specs:
@@ -346,20 +360,32 @@ class Mt5Broker:
                 except TerminalError as exc:
                     if exc.lost:
                         raise
-        changes = ledger.apply(snap)
+        # Changes a failed store write held back go first, in the order they happened.
+        changes = [*self._unsaved, *ledger.apply(snap)]
+        self._unsaved = changes
         await self._store([c.record for c in changes if not c.floating])
+        self._unsaved = []
         for change in changes:
             self._announce(change)
 
     async def _store(self, records: list[Any]) -> None:
+        """Store before announcing; a store that keeps failing holds the changes back
+        (announced after the next successful write), never announced unstored."""
         if not records:
             return
-        await self.store.save(
-            orders=[r for r in records if isinstance(r, Order)],
-            deals=[r for r in records if isinstance(r, Deal)],
-            positions=[r for r in records if isinstance(r, Position)],
-            accounts=[r for r in records if isinstance(r, Account)],
-        )
+        for attempt in range(3):
+            try:
+                await self.store.save(
+                    orders=[r for r in records if isinstance(r, Order)],
+                    deals=[r for r in records if isinstance(r, Deal)],
+                    positions=[r for r in records if isinstance(r, Position)],
+                    accounts=[r for r in records if isinstance(r, Account)],
+                )
+                return
+            except Exception:
+                log.exception("could not store mt5 trading records", extra={"attempt": attempt + 1})
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise StoreUnavailableError("Trading records could not be stored; try again")
 
     def _announce(self, change: Change) -> None:
         r = change.record
@@ -659,7 +685,15 @@ class Mt5Broker:
         market = request.type is OrderType.MARKET
         async with self._lock:
             self.ledger.by_comment[tok] = meta
-            ticket = await self._send(req, tok, refresh=request.side if market else None)
+            try:
+                ticket = await self._send(req, tok, refresh=request.side if market else None)
+            except TradingError as exc:
+                if (exc.details or {}).get("reason") != "unknown_state":
+                    self.ledger.by_comment.pop(tok, None)  # nothing to attribute later
+                raise
+            except Exception:
+                self.ledger.by_comment.pop(tok, None)
+                raise
             self.ledger.meta[ticket] = meta
             await self._sync()
         found = self.ledger.orders.get(ticket) or self.ledger.finished.get(ticket)

@@ -136,7 +136,7 @@ def error_for(retcode: int, text: str) -> FxgateError:
         )
     if retcode == 10014:
         return ValidationError(
-            "Invalid volume", details={"field": "volume", "reason": "invalid_volume", **ctx}
+            "Invalid volume", field="volume", reason="invalid_volume", details=ctx
         )
     # 10015/10016 are the market refusing a well-formed price (the port's rule, as the
     # paper broker): TRADING_ERROR naming the field.

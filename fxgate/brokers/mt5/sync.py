@@ -78,6 +78,10 @@ def _order_key(row: Row) -> tuple[Any, ...]:
     )
 
 
+def _levels(p: Position) -> tuple[Any, ...]:
+    return (p.volume, p.open_price, p.stop_loss, p.take_profit)
+
+
 def _day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
@@ -262,7 +266,11 @@ class Ledger:
             )
             old = self.positions.get(t)
             key = _pos_key(row)
-            trading = self._pos_keys.get(t) != key
+            before = self._pos_keys.get(t)
+            if before == () and old is not None:  # restored from the store: compare records
+                trading = _levels(old) != _levels(p)
+            else:
+                trading = before != key
             self._pos_keys[t] = key
             if old is not None and not trading:
                 if (old.current_price, old.profit, old.swap) == (p.current_price, p.profit, p.swap):
@@ -299,8 +307,8 @@ class Ledger:
         account = self._account(acc, new_deals, now)
         changes = self._ordered(orders, new_deals, positions)
         if account is not None:
-            before, self.account = self.account, account
-            floating = not trading and before is not None and before.balance == account.balance
+            prev, self.account = self.account, account
+            floating = not trading and prev is not None and prev.balance == account.balance
             changes.append(Change(account, floating=floating))
         return changes
 

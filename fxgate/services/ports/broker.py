@@ -283,3 +283,15 @@ class BrokerCandles(Protocol):
         """Bars of ``interval`` (``1m`` … ``1d``) with ``start <= open_time < end``,
         oldest first, at most ``limit`` (the latest ones)."""
         ...
+
+
+@runtime_checkable
+class BrokerHealth(Protocol):
+    """A broker that can tell a degraded backend from one that is gone: the ``broker``
+    health component reports ``health`` (``HEALTHY``, ``DEGRADED`` or ``DOWN``) instead
+    of deriving it from ``healthy``. Optional: the MT5 adapter is ``DOWN`` while its
+    terminal is unreachable and ``DEGRADED`` while AutoTrading is off or the terminal has
+    lost its trade server (prices may still flow)."""
+
+    @property
+    def health(self) -> str: ...
