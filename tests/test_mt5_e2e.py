@@ -82,6 +82,14 @@ async def test_a_rest_market_order_reaches_the_seed_client_as_on_paper(
         assert trade["executionId"] != str(ticket)
         assert [p["ticket"] for p in owner.positions()] == [ticket]
 
+        # The terminal's ticks are the market-data channel's quotes.
+        md = await owner.socket({"name": "market-data", "filters": {"symbol": "EURUSD"}})
+        try:
+            control("set_price", symbol="EURUSD", bid=1.0851, ask=1.0852)
+            await read_until(md, has("market_data", symbol="EURUSD", bid=1.0851, ask=1.0852))
+        finally:
+            await md.close()
+
         # Candles are the terminal's own history, for every interval.
         for interval in ("1m", "1h", "1d"):
             r = owner.get("/market/data", params={"symbol": "EURUSD", "interval": interval,

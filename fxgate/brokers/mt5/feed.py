@@ -169,7 +169,15 @@ class TickFeed:
             self._received[symbol] = float("-inf")
 
     def next_due(self) -> float:
-        return self._clock() if self._buffer else (self._next or self._clock() + self.interval)
+        """Now when a poll left quotes; else the next poll's time, and once that has
+        passed (the poll is still in the worker, or the terminal is away) a short wait,
+        so that the market service neither spins nor adds more than ~10 ms of latency."""
+        now = self._clock()
+        if self._buffer:
+            return now
+        if self._next > now:
+            return self._next
+        return now + min(self.interval / 10, 0.01)
 
     def latest(self, symbol: str) -> Quote | None:
         return self._latest.get(symbol)

@@ -107,6 +107,7 @@ class Ledger:
         #: Comment token → meta, for an order whose ticket is not known yet.
         self.by_comment: dict[str, Meta] = {}
         self._pos_keys: dict[int, tuple[Any, ...]] = {}
+        self._pos_raw: dict[int, tuple[Any, ...]] = {}
         self._order_keys: dict[int, tuple[Any, ...]] = {}
         self._deals: dict[int, float] = {}  # ticket -> time, the dedup window
         self.deal_cursor = 0.0
@@ -254,6 +255,30 @@ class Ledger:
         rows = {int(r["ticket"]): r for r in snap.positions}
         for t, row in rows.items():
             sym = str(row["symbol"])
+            old = self.positions.get(t)
+            key = _pos_key(row)
+            before = self._pos_keys.get(t)
+            raw = (row["price_current"], row.get("profit", 0), row.get("swap", 0))
+            if old is not None and before == key:
+                # The common case on every poll: no trading change, maybe a new price.
+                # Compared raw first, so 200 unchanged positions cost 200 tuple compares.
+                if self._pos_raw.get(t) == raw:
+                    continue
+                self._pos_raw[t] = raw
+                fresh = (
+                    convert.price(raw[0], digits(sym)),
+                    round_money(convert.dec(raw[1]), cur),
+                    round_money(convert.dec(raw[2]), cur),
+                )
+                if (old.current_price, old.profit, old.swap) == fresh:
+                    continue
+                p = old.evolve(
+                    current_price=fresh[0], profit=fresh[1], swap=fresh[2], updated_at=now
+                )
+                self.positions[t] = p
+                positions.append(Change(p, floating=True))
+                continue
+            self._pos_raw[t] = raw
             meta = self._meta(t, row.get("comment"))
             p = convert.position(
                 row,
@@ -264,17 +289,9 @@ class Ledger:
                 self._commission.get(t, ZERO),
                 self._realized.get(t, ZERO),
             )
-            old = self.positions.get(t)
-            key = _pos_key(row)
-            before = self._pos_keys.get(t)
-            if before == () and old is not None:  # restored from the store: compare records
-                trading = _levels(old) != _levels(p)
-            else:
-                trading = before != key
             self._pos_keys[t] = key
-            if old is not None and not trading:
-                if (old.current_price, old.profit, old.swap) == (p.current_price, p.profit, p.swap):
-                    continue
+            if before == () and old is not None and _levels(old) == _levels(p):
+                # Restored from the store and unchanged but for the price: floating.
                 p = old.evolve(
                     current_price=p.current_price, profit=p.profit, swap=p.swap, updated_at=now
                 )
@@ -288,6 +305,7 @@ class Ledger:
         for t in [t for t in self.positions if t not in rows]:
             old = self.positions.pop(t)
             self._pos_keys.pop(t, None)
+            self._pos_raw.pop(t, None)
             outs = [d for d in new_deals if d.position_ticket == t and d.entry is DealEntry.OUT]
             last = outs[-1] if outs else None
             closed = old.evolve(
