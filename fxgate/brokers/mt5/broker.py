@@ -388,7 +388,9 @@ class Mt5Broker:
         return BidAsk(convert.price(row["bid"], d), convert.price(row["ask"], d))
 
     async def _run(self, fn: Callable[[Calls], Any]) -> Any:
-        """A call on behalf of a request: a lost terminal is a TRADING_ERROR."""
+        """A call on behalf of a request: a lost terminal, or a call the package
+        refused (``last_error()`` -2 invalid arguments, ...), is a TRADING_ERROR with the
+        terminal's words, never an internal error."""
         if not self.connected:
             raise terminal_down(self.last_error or "not connected")
         try:
@@ -397,7 +399,12 @@ class Mt5Broker:
             if exc.lost:
                 self._lost(exc)
                 raise terminal_down(exc.message) from None
-            raise
+            raise refused(
+                f"The terminal refused the request: {exc.message}",
+                "terminal_error",
+                code=exc.code,
+                terminal=exc.message,
+            ) from None
 
     async def order_book(self, symbol: str, depth: int = 10) -> OrderBook:
         await self.symbol(symbol)
