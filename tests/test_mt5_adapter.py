@@ -423,3 +423,27 @@ async def test_a_terminal_without_its_trade_server_is_degraded(world: World) -> 
     faults(world, disconnected=False)
     await b.flush()
     assert b.health == "HEALTHY"
+
+
+async def test_a_call_the_package_refuses_is_a_trading_error(world: World) -> None:
+    faults(world, fail_calls=1, fail_code=-2, fail_message='Invalid "comment" argument',
+           fail_only=["order_check"])  # fmt: skip
+    with pytest.raises(TradingError) as info:
+        await world.broker.place_order(OWNER, buy())
+    assert info.value.details["terminal"] == 'Invalid "comment" argument'
+    assert world.broker.healthy  # the terminal is fine: only that request was refused
+    assert world.trading() == []
+
+
+async def test_no_symbols_named_streams_the_market_watch(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "fxgate.sqlite3")
+    await store.open()
+    fake = fake_terminal(market_watch=["EURUSD", "USDJPY"])
+    broker = make_adapter(fake, store.trading, OWNER, symbols=())
+    try:
+        await broker.start()
+        assert sorted(broker.feed.specs) == ["EURUSD", "USDJPY"]
+        assert {s.symbol for s in await broker.symbols()} == {"EURUSD", "USDJPY"}
+    finally:
+        await broker.stop()
+        await store.close()

@@ -110,7 +110,14 @@ async def test_a_rest_market_order_reaches_the_seed_client_as_on_paper(
 
     # The terminal goes away: the broker component is no longer healthy; orders are
     # refused with a clear TRADING_ERROR; it comes back by itself.
+    md = await owner.socket({"name": "market-data", "filters": {"symbol": "EURUSD"}})
     control("terminal_down", down=True)
+    # The last price is sent once more, marked stale with its age, not repeated as new.
+    got = await read_until(md, has("market_data", symbol="EURUSD", stale=True))
+    stale = one(got, "market_data", stale=True)["data"]
+    assert stale["bid"] == 1.0851
+    assert stale["age"] >= 0
+    await md.close()
     deadline = time.monotonic() + 15
     while broker_health(d) != "down":
         assert time.monotonic() < deadline

@@ -4,6 +4,7 @@ The only package of fxgate that imports ``MetaTrader5`` (or ``mt5linux``), and o
 :mod:`fxgate.brokers.mt5.terminal`. Modules, one idea each:
 
 - ``terminal``: the one worker thread that owns the terminal; records become dicts there;
+- ``jobs``: what runs in that thread, one hop per step (connect, a poll, a look-up);
 - ``convert``: those dicts become fxgate's domain records (nothing above sees MT5 types);
 - ``requests``: fxgate orders become ``TradeRequest`` dicts, retcodes become errors;
 - ``sync``: one poll of positions, orders, deals and account, diffed into changes;

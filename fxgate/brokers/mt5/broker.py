@@ -27,11 +27,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fxgate.brokers.mt5 import convert
+from fxgate.brokers.mt5 import convert, jobs
 from fxgate.brokers.mt5.convert import Meta
 from fxgate.brokers.mt5.feed import TickFeed, read_ticks
 from fxgate.brokers.mt5.requests import (
@@ -48,7 +48,7 @@ from fxgate.brokers.mt5.requests import (
     token,
     trade_request,
 )
-from fxgate.brokers.mt5.sync import Change, Ledger, Snapshot
+from fxgate.brokers.mt5.sync import Change, Ledger
 from fxgate.brokers.mt5.terminal import Calls, Terminal, TerminalError
 from fxgate.brokers.paper.margin import BidAsk, exit_price
 from fxgate.brokers.paper.validation import (
@@ -69,9 +69,7 @@ from fxgate.domain.market import Quote, SymbolSpec
 from fxgate.domain.money import ZERO, round_money
 from fxgate.domain.trading import (
     Account,
-    AccountMode,
     AccountTerms,
-    BookLevel,
     Deal,
     Order,
     OrderBook,
@@ -198,28 +196,8 @@ class Mt5Broker:
             return
 
     async def _connect(self) -> None:
-        kwargs = self._connect_kwargs
-        wanted = self._wanted
-
-        def connect(c: Calls) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-            c("initialize", **kwargs)
-            term = c("terminal_info")
-            acc = c("account_info")
-            names = wanted or [s["name"] for s in c("symbols_get") if s.get("visible", True)]
-            infos = []
-            for name in names:
-                try:
-                    info = c("symbol_info", name)
-                    if not info.get("visible", True):
-                        c("symbol_select", name, True)
-                    infos.append(info)
-                except TerminalError as exc:
-                    if exc.lost:
-                        raise
-                    log.warning("mt5 symbol not found", extra={"symbol": name})
-            return term, acc, infos
-
-        term, acc, infos = await self.terminal.run(connect)
+        kwargs, wanted = self._connect_kwargs, self._wanted
+        term, acc, infos = await self.terminal.run(lambda c: jobs.connect(c, kwargs, wanted))
         self.ledger.currency = str(acc.get("currency") or "USD")
         for info in infos:
             spec = self._remember_symbol(info)
@@ -325,31 +303,11 @@ class Mt5Broker:
     async def _sync(self) -> None:
         """Read, diff, store, announce (the caller holds the lock)."""
         ledger = self.ledger
-        since = datetime.fromtimestamp(ledger.deals_since(), UTC)
-
-        def read(c: Calls) -> Snapshot:
-            until = datetime.now(UTC) + timedelta(days=2)  # server clocks run ahead of UTC
-            return Snapshot(
-                account=c("account_info"),
-                terminal=c("terminal_info"),
-                positions=_many(c, "positions_get"),
-                orders=_many(c, "orders_get"),
-                deals=_many(c, "history_deals_get", since, until),
-            )
-
-        snap = await self.terminal.run(read)
+        since = ledger.deals_since()
+        snap = await self.terminal.run(lambda c: jobs.read_state(c, since))
         wanted = ledger.wanted(snap)
         if wanted:
-
-            def history(c: Calls) -> dict[int, dict[str, Any]]:
-                out = {}
-                for t in wanted:
-                    rows = _many(c, "history_orders_get", ticket=t)
-                    if rows:
-                        out[t] = rows[0]
-                return out
-
-            snap.history = await self.terminal.run(history)
+            snap.history = await self.terminal.run(lambda c: jobs.read_history(c, wanted))
         self.trade_allowed = bool(snap.terminal.get("trade_allowed", True))
         self.server_connected = bool(snap.terminal.get("connected", True))
         for row in [*snap.positions, *snap.orders, *snap.deals, *snap.history.values()]:
@@ -408,18 +366,7 @@ class Mt5Broker:
         if not self.connected:
             raise terminal_down(self.last_error or "not connected")
 
-        def look(c: Calls) -> dict[str, Any] | None:
-            try:
-                info: dict[str, Any] = c("symbol_info", name)
-            except TerminalError as exc:
-                if exc.lost:
-                    raise
-                return None
-            if not info.get("visible", True):
-                c("symbol_select", name, True)
-            return info
-
-        info = await self._run(look)
+        info = await self._run(lambda c: jobs.select(c, name))
         if info is None:
             raise invalid_field("symbol", f"Unknown symbol {name}", "unknown_symbol", symbol=name)
         return self._remember_symbol(info)
@@ -434,23 +381,16 @@ class Mt5Broker:
     async def _prices(self, symbol: str) -> BidAsk:
         """The current bid/ask, from the terminal (not the last poll)."""
 
-        def tick(c: Calls) -> dict[str, Any] | None:
-            try:
-                row: dict[str, Any] = c("symbol_info_tick", symbol)
-            except TerminalError as exc:
-                if exc.lost:
-                    raise
-                return None
-            return row
-
-        row = await self._run(tick)
+        row = await self._run(lambda c: jobs.maybe(c, "symbol_info_tick", symbol))
         if not row or not row.get("bid") or not row.get("ask"):
             raise refused(f"No price for {symbol} yet", "no_price", symbol=symbol)
         d = self._digits(symbol)
         return BidAsk(convert.price(row["bid"], d), convert.price(row["ask"], d))
 
     async def _run(self, fn: Callable[[Calls], Any]) -> Any:
-        """A call on behalf of a request: a lost terminal is a TRADING_ERROR."""
+        """A call on behalf of a request: a lost terminal, or a call the package
+        refused (``last_error()`` -2 invalid arguments, ...), is a TRADING_ERROR with the
+        terminal's words, never an internal error."""
         if not self.connected:
             raise terminal_down(self.last_error or "not connected")
         try:
@@ -459,45 +399,18 @@ class Mt5Broker:
             if exc.lost:
                 self._lost(exc)
                 raise terminal_down(exc.message) from None
-            raise
+            raise refused(
+                f"The terminal refused the request: {exc.message}",
+                "terminal_error",
+                code=exc.code,
+                terminal=exc.message,
+            ) from None
 
     async def order_book(self, symbol: str, depth: int = 10) -> OrderBook:
         await self.symbol(symbol)
 
-        def book(c: Calls) -> list[dict[str, Any]]:
-            c("market_book_add", symbol)
-            try:
-                return list(c("market_book_get", symbol))
-            except TerminalError as exc:
-                if exc.lost:
-                    raise
-                return []
-
-        rows = await self._run(book)
-        d = self._digits(symbol)
-        # BOOK_TYPE_SELL(_MARKET) = 1/3 are asks, BUY(_MARKET) = 2/4 bids.
-        asks = sorted(
-            (
-                BookLevel(
-                    convert.price(r["price"], d), convert.dec(r.get("volume_dbl") or r["volume"])
-                )
-                for r in rows
-                if int(r["type"]) in (1, 3)
-            ),
-            key=lambda b: b.price,
-        )
-        bids = sorted(
-            (
-                BookLevel(
-                    convert.price(r["price"], d), convert.dec(r.get("volume_dbl") or r["volume"])
-                )
-                for r in rows
-                if int(r["type"]) in (2, 4)
-            ),
-            key=lambda b: b.price,
-            reverse=True,
-        )
-        return OrderBook(symbol, tuple(bids[:depth]), tuple(asks[:depth]), self._clock())
+        rows = await self._run(lambda c: jobs.book(c, symbol))
+        return convert.order_book(symbol, rows, self._digits(symbol), depth, self._clock())
 
     async def candles(
         self,
@@ -513,31 +426,11 @@ class Mt5Broker:
         if not limit:
             return []
 
-        def rates(c: Calls) -> list[dict[str, Any]]:
-            if start is None and end is None:
-                return _many(c, "copy_rates_from_pos", symbol, tf, 0, limit)
-            lo = start or datetime.fromtimestamp(0, UTC)
-            hi = end or datetime.now(UTC) + timedelta(days=2)
-            return _many(c, "copy_rates_range", symbol, tf, lo, hi)
-
-        rows = await self._run(rates)
-        d = self._digits(symbol)
-        out = [
-            Candle(
-                symbol,
-                interval,
-                datetime.fromtimestamp(int(r["time"]), UTC),
-                f"{float(r['open']):.{d}f}",
-                f"{float(r['high']):.{d}f}",
-                f"{float(r['low']):.{d}f}",
-                f"{float(r['close']):.{d}f}",
-                str(int(r.get("tick_volume") or 0)),
-            )
-            for r in rows
-        ]
+        rows = await self._run(lambda c: jobs.rates(c, symbol, tf, start, end, limit))
+        bars = convert.candles(symbol, interval, rows, self._digits(symbol))
         if end is not None:
-            out = [b for b in out if b.open_time < end]
-        return out[-limit:]
+            bars = [b for b in bars if b.open_time < end]
+        return bars[-limit:]
 
     def _mine(self, user_id: str) -> bool:
         return user_id == self.owner
@@ -731,20 +624,8 @@ class Mt5Broker:
                 "mt5 order_send answer lost; looking the order up", extra={"code": exc.code}
             )
         magic = self.magic
-        since = datetime.now(UTC) - _LOOKBACK
-        until = datetime.now(UTC) + timedelta(days=2)
-
-        def find(c: Calls) -> int | None:
-            for row in _many(c, "orders_get"):
-                if row.get("comment") == tok and int(row.get("magic", -1)) == magic:
-                    return int(row["ticket"])
-            for row in _many(c, "history_orders_get", since, until):
-                if row.get("comment") == tok and int(row.get("magic", -1)) == magic:
-                    return int(row["ticket"])
-            return None
-
         try:
-            ticket = await self.terminal.run(find)
+            ticket = await self.terminal.run(lambda c: jobs.find_request(c, tok, magic, _LOOKBACK))
         except TerminalError as lookup:
             if lookup.lost:
                 self._lost(lookup)
@@ -905,17 +786,3 @@ class Mt5Broker:
 def entry_price(side: Side, prices: BidAsk) -> Decimal:
     """A buy executes at the Ask, a sell at the Bid."""
     return prices.ask if side is Side.BUY else prices.bid
-
-
-def _many(c: Calls, name: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """A list answer; ``None`` with "not found" (or nothing) is an empty list."""
-    try:
-        rows = c(name, *args, **kwargs)
-    except TerminalError as exc:
-        if exc.lost:
-            raise
-        return []
-    return list(rows or [])
-
-
-__all__ = ["AccountMode", "Mt5Broker"]

@@ -10,6 +10,7 @@ reports them in the trade server's clock: see docs/mt5.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,9 +19,11 @@ from fxgate.domain.money import ZERO, round_money, round_price
 from fxgate.domain.trading import (
     AccountMode,
     AccountTerms,
+    BookLevel,
     Deal,
     DealEntry,
     Order,
+    OrderBook,
     OrderReason,
     OrderStatus,
     OrderType,
@@ -29,6 +32,7 @@ from fxgate.domain.trading import (
     TimeInForce,
     order_id_for,
 )
+from fxgate.services.ports.store.records import Candle
 
 Row = dict[str, Any]
 
@@ -284,3 +288,34 @@ def deal(row: Row, user_id: str, digits: int, currency: str, meta: Meta | None) 
         reason=DEAL_REASONS.get(int(row.get("reason", 0)), OrderReason.CLIENT),
         comment=m.comment if meta is not None else (str(row.get("comment") or "") or None),
     )
+
+
+def order_book(symbol: str, rows: list[Row], digits: int, depth: int, ts: float) -> OrderBook:
+    """``market_book_get`` rows: BOOK_TYPE_SELL(_MARKET) 1/3 are asks, BUY(_MARKET) 2/4
+    bids; best first on each side."""
+
+    def level(r: Row) -> BookLevel:
+        return BookLevel(price(r["price"], digits), dec(r.get("volume_dbl") or r["volume"]))
+
+    asks = sorted((level(r) for r in rows if int(r["type"]) in (1, 3)), key=lambda b: b.price)
+    bids = sorted(
+        (level(r) for r in rows if int(r["type"]) in (2, 4)), key=lambda b: b.price, reverse=True
+    )
+    return OrderBook(symbol, tuple(bids[:depth]), tuple(asks[:depth]), ts)
+
+
+def candles(symbol: str, interval: str, rows: list[Row], digits: int) -> list[Candle]:
+    """``copy_rates_*`` rows (bid prices, tick volume) as fxgate's stored candles."""
+    return [
+        Candle(
+            symbol,
+            interval,
+            datetime.fromtimestamp(int(r["time"]), UTC),
+            f"{float(r['open']):.{digits}f}",
+            f"{float(r['high']):.{digits}f}",
+            f"{float(r['low']):.{digits}f}",
+            f"{float(r['close']):.{digits}f}",
+            str(int(r.get("tick_volume") or 0)),
+        )
+        for r in rows
+    ]
