@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fxgate.app.assembly import build_node
@@ -73,9 +74,7 @@ async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
     port = sockets[0].getsockname()[1]
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    on_signals(asyncio.get_running_loop(), stop.set)
 
     if settings.server.gc_freeze:
         # Everything built so far lives as long as the process: move it out of the
@@ -120,6 +119,16 @@ async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
     await server.close_all_connections()
     log.info("stopped")
     return 0
+
+
+def on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+    """Stop on SIGTERM and SIGINT. Windows' event loops have no ``add_signal_handler``
+    (an MT5 terminal runs there): the plain handler then hands the stop to the loop."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop)
+        except NotImplementedError:
+            signal.signal(sig, lambda _signum, _frame: loop.call_soon_threadsafe(stop))
 
 
 async def _watchdog(interval: float) -> None:
