@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Self
 
@@ -49,12 +50,15 @@ class TimeInForce(enum.StrEnum):
     """When the order's volume must be filled (MT5's filling modes in exchange words).
 
     GTC: what cannot be filled now waits (MT5 ``ORDER_FILLING_RETURN``); IOC: fill what
-    is available, cancel the rest; FOK: fill all of it at once or nothing.
+    is available, cancel the rest; FOK: fill all of it at once or nothing; GTD: a
+    pending order that waits like GTC until its ``expires_at`` (MT5
+    ``ORDER_TIME_SPECIFIED``), then expires.
     """
 
     GTC = "GTC"
     IOC = "IOC"
     FOK = "FOK"
+    GTD = "GTD"
 
 
 class OrderStatus(enum.StrEnum):
@@ -62,13 +66,15 @@ class OrderStatus(enum.StrEnum):
 
     A pending order that has filled part of its volume stays ``pending`` (its
     ``filled_volume`` tells); an IOC order whose remainder was cancelled ends
-    ``cancelled`` with a non-zero ``filled_volume``.
+    ``cancelled`` with a non-zero ``filled_volume``. A GTD order whose time passed ends
+    ``expired`` (MT5 ``ORDER_STATE_EXPIRED``), which a client must tell from a cancel.
     """
 
     PENDING = "pending"
     FILLED = "filled"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
+    EXPIRED = "expired"
 
 
 class OrderReason(enum.StrEnum):
@@ -209,6 +215,38 @@ class OrderRequest:
     strategy_id: str | None = None
     connection_id: str | None = None
     comment: str | None = None
+    #: When a GTD order expires (tz-aware); only with ``time_in_force`` GTD.
+    expires_at: datetime | None = None
+
+
+def check_expiry(request: OrderRequest, now: float) -> float | None:
+    """The epoch seconds a GTD request expires at, or ``None`` for any other; refuses an
+    expiry that MT5 would (retcode 10022) before anything is sent or booked, so both
+    brokers refuse the same requests with the same field."""
+    at = request.expires_at
+    gtd = request.time_in_force is TimeInForce.GTD
+    if at is None:
+        if gtd:
+            raise invalid_field("expiresAt", "A GTD order needs expiresAt", "missing")
+        return None
+    if not gtd:
+        raise invalid_field(
+            "expiresAt",
+            f"expiresAt needs timeInForce GTD, not {request.time_in_force}",
+            "not_gtd",
+        )
+    if request.type is OrderType.MARKET:
+        raise invalid_field("expiresAt", "Only pending orders can expire", "market_order")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise invalid_field("expiresAt", "expiresAt needs a time zone", "no_time_zone")
+    ts = at.timestamp()
+    if ts <= now:
+        raise invalid_field("expiresAt", "expiresAt is in the past", "in_the_past", now=_iso(now))
+    return ts
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +305,8 @@ class Order(Snapshot):
     reject_reason: str | None = None
     position_ticket: int | None = None
     reason: OrderReason = OrderReason.CLIENT
+    #: Epoch seconds a GTD order expires at (a float like every time of a record).
+    expires_at: float | None = None
 
     @property
     def remaining_volume(self) -> Decimal:

@@ -49,6 +49,7 @@ def order_payload(o: Order) -> dict[str, Any]:
         "createdAt": ts(o.created_at),
         "filledAt": ts(o.filled_at),
         "cancelledAt": ts(o.cancelled_at),
+        "expiresAt": ts(o.expires_at),
         "fillPrice": num(o.average_price),
         "filledVolume": float(o.filled_volume),
         "remainingVolume": float(o.remaining_volume),

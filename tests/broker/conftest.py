@@ -46,6 +46,10 @@ class Harness:
     feed: Callable[[Quote], Awaitable[None]]
     set_open: Callable[[bool], None]
     saved: Callable[[], Sequence[Order | Deal | Position | Account]]
+    #: The broker's clock, and moving it forward (expiries are due then, announced at
+    #: the next ``quote``), so that time-driven tests never sleep.
+    now: Callable[[], float] = field(default=lambda: T0)
+    advance: Callable[[float], None] = field(default=lambda seconds: None)
     events: list[BrokerEvent] = field(default_factory=list)
     #: For each announced trading event: was that exact snapshot stored before it?
     stored_first: list[bool] = field(default_factory=list)
@@ -100,12 +104,20 @@ async def paper(tmp_path: Path) -> AsyncIterator[Harness]:
     spy = SpyStore(store.trading)
     market = {"open": True}
     clock = itertools.count(int(T0))
+    skipped = {"seconds": 0.0}
+
+    def now() -> float:
+        return float(next(clock)) + skipped["seconds"]
+
+    def advance(seconds: float) -> None:
+        skipped["seconds"] += seconds
+
     broker = PaperBroker(
         DEFAULT_SYMBOLS,
         spy,  # type: ignore[arg-type]
         settings=PaperSettings(),  # the defaults: USD, 1:100, 10,000, hedging
         is_open=lambda symbol, now: market["open"],
-        clock=lambda: float(next(clock)),
+        clock=now,
         revalue_interval=3600,  # floating revaluations are not under test here
     )
 
@@ -116,7 +128,7 @@ async def paper(tmp_path: Path) -> AsyncIterator[Harness]:
     def set_open(value: bool) -> None:
         market["open"] = value
 
-    harness = Harness(broker, feed, set_open, lambda: spy.saved)
+    harness = Harness(broker, feed, set_open, lambda: spy.saved, now, advance)
     broker.subscribe(harness.listen)
     await broker.start()
     try:
@@ -218,7 +230,19 @@ async def mt5(tmp_path: Path) -> AsyncIterator[Harness]:
                 for s in DEFAULT_SYMBOLS:
                     (f.faults.closed.discard if value else f.faults.closed.add)(s.symbol)
 
-    harness = Harness(broker, feed, set_open, lambda: spy.saved)  # type: ignore[arg-type]
+    def advance(seconds: float) -> None:
+        for f in fakes.values():
+            f.advance(seconds)
+
+    first = next(iter(fakes.values()))
+    harness = Harness(
+        broker,  # type: ignore[arg-type]
+        feed,
+        set_open,
+        lambda: spy.saved,
+        first.now,
+        advance,
+    )
     broker.subscribe(harness.listen)
     await broker.start()
     try:

@@ -9,6 +9,8 @@ and that one user never sees or touches another's records.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from typing import Any
 
@@ -35,6 +37,7 @@ from fxgate.domain.trading import (
     Position,
     PositionStatus,
     Side,
+    TimeInForce,
     order_id_for,
     ticket_of_order_id,
 )
@@ -245,6 +248,92 @@ async def test_a_pending_order_is_modified_and_cancelled(h: Harness) -> None:
     assert await b.orders(ALICE) == []
     with pytest.raises(NotFoundError):
         await b.cancel_order(ALICE, order.id)  # no longer pending
+
+
+# -- expiry (GTD) ----------------------------------------------------------------------------
+
+
+def at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def gtd_limit(expires: datetime | None, **kw: Any) -> OrderRequest:
+    kw.setdefault("time_in_force", TimeInForce.GTD)
+    return pending(OrderType.LIMIT, Side.BUY, "1", price=D("1.08000"), expires_at=expires, **kw)
+
+
+async def test_a_gtd_order_expires_at_its_time_exactly_once_and_never_fills(h: Harness) -> None:
+    b = h.broker
+    expires = int(h.now()) + 60  # whole seconds: MT5's expiration is epoch seconds
+    order = await b.place_order(ALICE, gtd_limit(at(expires)))
+    assert (order.status, order.time_in_force, order.expires_at) == (
+        OrderStatus.PENDING,
+        TimeInForce.GTD,
+        float(expires),
+    )
+    await h.quote("EURUSD", "1.08390", "1.08400")  # before its time: still working
+    assert [o.id for o in await b.orders(ALICE)] == [order.id]
+    h.clear()
+
+    h.advance(120)
+    await h.quote("EURUSD", "1.07990", "1.08000")  # would fill it, but it has expired
+    assert await b.orders(ALICE) == []
+    assert await b.positions(ALICE) == []
+    assert kinds(h) == [BrokerEventKind.ORDER]
+    (event,) = h.trading_events(ALICE)
+    assert isinstance(event.data, Order)
+    assert (event.data.id, event.data.status, event.data.filled_volume) == (
+        order.id,
+        OrderStatus.EXPIRED,
+        D(0),
+    )
+    assert all(h.stored_first)
+    await h.quote("EURUSD", "1.07890", "1.07900")
+    assert kinds(h) == [BrokerEventKind.ORDER]  # announced once, never filled later
+    assert await b.positions(ALICE) == []
+    with pytest.raises(NotFoundError):
+        await b.cancel_order(ALICE, order.id)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        pytest.param(
+            lambda now: market(
+                Side.BUY, "1", time_in_force=TimeInForce.GTD, expires_at=at(now + 60)
+            ),
+            "market_order",
+            id="market",
+        ),
+        pytest.param(lambda now: gtd_limit(at(now - 60)), "in_the_past", id="past"),
+        pytest.param(lambda now: gtd_limit(None), "missing", id="gtd-without-time"),
+        pytest.param(
+            lambda now: gtd_limit(at(now + 60), time_in_force=TimeInForce.GTC),
+            "not_gtd",
+            id="time-with-gtc",
+        ),
+        pytest.param(
+            lambda now: gtd_limit(at(now + 60), time_in_force=TimeInForce.IOC),
+            "not_gtd",
+            id="time-with-ioc",
+        ),
+        pytest.param(
+            lambda now: gtd_limit(datetime.fromtimestamp(now + 60)),  # noqa: DTZ006
+            "no_time_zone",
+            id="naive-time",
+        ),
+    ],
+)
+async def test_a_bad_expiry_is_refused_naming_expires_at(
+    h: Harness, make: Callable[[float], OrderRequest], reason: str
+) -> None:
+    before = await h.broker.account(ALICE)
+    with pytest.raises(ValidationError) as info:
+        await h.broker.place_order(ALICE, make(h.now()))
+    details = info.value.details
+    assert isinstance(details, dict)
+    assert (details["field"], details["reason"]) == ("expiresAt", reason)
+    await nothing_changed(h, before)
 
 
 # -- refusals ---------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ from fxgate.domain.trading import (
     Position,
     Side,
     TimeInForce,
+    check_expiry,
     check_volume,
     ticket_of_order_id,
 )
@@ -546,6 +547,7 @@ class Mt5Broker:
         self._may_trade(user_id)
         spec = await self.symbol(request.symbol)
         check_volume(spec, request.volume)
+        expires_at = check_expiry(request, self._clock())
         price, stop = order_prices(spec, request)
         sl = price_or_none(spec, request.stop_loss, "stopLoss")
         tp = price_or_none(spec, request.take_profit, "takeProfit")
@@ -573,6 +575,7 @@ class Mt5Broker:
             magic=self.magic,
             deviation=self.deviation,
             comment=tok,
+            expires_at=expires_at,
         )
         req["sl"], req["tp"] = float(sl or 0), float(tp or 0)
         market = request.type is OrderType.MARKET

@@ -56,7 +56,7 @@ ORDER_STATES: dict[int, OrderStatus] = {
     3: OrderStatus.PENDING,
     4: OrderStatus.FILLED,
     5: OrderStatus.REJECTED,
-    6: OrderStatus.CANCELLED,
+    6: OrderStatus.EXPIRED,
     7: OrderStatus.PENDING,
     8: OrderStatus.PENDING,
     9: OrderStatus.PENDING,
@@ -236,6 +236,12 @@ def order(
     setup = secs(row["time_setup_msc"])
     done = secs(row["time_done_msc"]) if row.get("time_done_msc") else None
     tif = m.time_in_force or FILLINGS.get(int(row.get("type_filling", 2)), TimeInForce.GTC)
+    # ORDER_TIME_SPECIFIED (2) and _SPECIFIED_DAY (3) expire at ``time_expiration``;
+    # ORDER_TIME_DAY's end of day is the server's, not known here: left GTC.
+    timed = int(row.get("type_time", 0)) in (2, 3) and row.get("time_expiration")
+    expires = float(row["time_expiration"]) if timed else None
+    if expires is not None:
+        tif = TimeInForce.GTD
     ticket = int(row["ticket"])
     return Order(
         id=order_id_for(ticket),
@@ -260,7 +266,8 @@ def order(
         connection_id=m.connection_id,
         comment=m.comment if meta is not None else (str(row.get("comment") or "") or None),
         filled_at=done if status is OrderStatus.FILLED else None,
-        cancelled_at=done if status is OrderStatus.CANCELLED else None,
+        cancelled_at=done if status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) else None,
+        expires_at=expires,
         position_ticket=int(row.get("position_id") or 0) or None,
         reason=ORDER_REASONS.get(int(row.get("reason", 0)), OrderReason.CLIENT),
     )

@@ -33,6 +33,7 @@ TRADE_ACTION_MODIFY = 7
 TRADE_ACTION_REMOVE = 8
 ORDER_FILLING_FOK, ORDER_FILLING_IOC, ORDER_FILLING_RETURN = 0, 1, 2
 ORDER_TIME_GTC = 0
+ORDER_TIME_SPECIFIED = 2
 #: SymbolInfo.filling_mode bits (the package does not export their names reliably).
 SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC = 1, 2
 
@@ -95,9 +96,12 @@ def trade_request(
     magic: int,
     deviation: int,
     comment: str,
+    expires_at: float | None = None,
 ) -> dict[str, Any]:
     """``price``/``stop_price`` as fxgate keeps them (limit, trigger); MT5 wants the
-    trigger of a stop-limit in ``price`` and its limit in ``stoplimit``."""
+    trigger of a stop-limit in ``price`` and its limit in ``stoplimit``. A GTD order
+    (``expires_at``, checked by ``check_expiry``) is ``ORDER_TIME_SPECIFIED`` with its
+    ``expiration`` in whole epoch seconds, as the package takes it."""
     pending = request.type is not OrderType.MARKET
     if request.type is OrderType.STOP_LIMIT:
         mt5_price, stoplimit = f(stop_price), f(price)
@@ -117,7 +121,8 @@ def trade_request(
         "deviation": deviation,
         "type": _TYPES[(request.type, request.side)],
         "type_filling": filling(allowed_filling, request.time_in_force, pending),
-        "type_time": ORDER_TIME_GTC,
+        "type_time": ORDER_TIME_GTC if expires_at is None else ORDER_TIME_SPECIFIED,
+        "expiration": 0 if expires_at is None else int(expires_at),
         "comment": comment,
     }
 
@@ -147,6 +152,10 @@ def error_for(retcode: int, text: str) -> FxgateError:
     if retcode == 10016:
         return TradingError(
             "Invalid stops", details={"field": "stopLoss", "reason": "invalid_stops", **ctx}
+        )
+    if retcode == 10022:
+        return ValidationError(
+            "Invalid expiration", field="expiresAt", reason="invalid_expiration", details=ctx
         )
     if retcode == 10027:
         return TradingError(

@@ -100,6 +100,7 @@ class PaperBroker:
         positions = await self.store.list_open_positions()
         orders = await self.store.list_pending_orders()
         self.engine.restore(accounts, positions, orders)
+        expired = self.engine.expire_due().changes
         log.info(
             "paper broker restored",
             extra={"accounts": len(accounts), "positions": len(positions), "orders": len(orders)},
@@ -109,6 +110,7 @@ class PaperBroker:
             loop.create_task(self._pipeline(), name="paper-pipeline"),
             loop.create_task(self._revaluations(), name="paper-revaluations"),
         ]
+        await self._commit(expired)
 
     async def stop(self) -> None:
         # Let queued changes reach the store, then keep the latest floating figures.

@@ -40,7 +40,7 @@ from fxgate.brokers.paper import matching
 from fxgate.brokers.paper import validation as check
 from fxgate.brokers.paper.accounting import Accounting
 from fxgate.brokers.paper.book import synthetic_book
-from fxgate.brokers.paper.execution import Executor
+from fxgate.brokers.paper.execution import WAITING, Executor
 from fxgate.brokers.paper.ledger import Ledger
 from fxgate.brokers.paper.margin import (
     BidAsk,
@@ -66,7 +66,7 @@ from fxgate.domain.trading import (
     OrderType,
     Position,
     Side,
-    TimeInForce,
+    check_expiry,
     order_id_for,
 )
 
@@ -261,6 +261,16 @@ class PaperEngine:
                 self._ledger.put_order(order)
         self._day = -1
 
+    def expire_due(self) -> EngineResult:
+        """Expire every GTD order whose time has passed, whatever its symbol: after a
+        restore, an order that expired while the daemon was down ends now, not at its
+        symbol's next tick."""
+        tx, now = self._begin()
+        for order in list(self._ledger.orders.values()):
+            if order.expires_at is not None and order.expires_at <= now and order.is_pending:
+                self._x.end(tx, order, OrderStatus.EXPIRED, "Expired")
+        return self._finish(tx)
+
     # -- trading -----------------------------------------------------------------------
 
     def place_order(self, user_id: str, request: OrderRequest) -> EngineResult:
@@ -268,6 +278,7 @@ class PaperEngine:
         acc = self.account(user_id)
         spec = self._spec(request.symbol)
         check.check_volume(spec, request.volume)
+        expires_at = check_expiry(request, now)
         price, stop_price = check.order_prices(spec, request)
         sl = check.price_or_none(spec, request.stop_loss, "stopLoss")
         tp = check.price_or_none(spec, request.take_profit, "takeProfit")
@@ -298,13 +309,14 @@ class PaperEngine:
             strategy_id=request.strategy_id,
             connection_id=request.connection_id,
             comment=request.comment,
+            expires_at=expires_at,
         )
         marketable = request.type is OrderType.MARKET or (
             request.type is OrderType.LIMIT and matching.limit_reached(order, prices)
         )
         if marketable:
             order = self._x.execute(tx, order, prices, placing=True)
-        elif request.type is OrderType.LIMIT and request.time_in_force is not TimeInForce.GTC:
+        elif request.type is OrderType.LIMIT and request.time_in_force not in WAITING:
             order = self._x.end(tx, order, OrderStatus.CANCELLED, "Limit price not reachable now")
         else:
             self._ledger.put_order(order)

@@ -32,6 +32,13 @@ from fxgate.domain.trading import (
 )
 
 
+#: Times in force under which an order that cannot fill now waits for the price.
+WAITING = frozenset({TimeInForce.GTC, TimeInForce.GTD})
+
+
+_ENDED = frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED})
+
+
 class Executor:
     def __init__(
         self,
@@ -75,7 +82,11 @@ class Executor:
             self.stop_out(tx, user_id)
 
     def work(self, tx: Txn, order: Order, prices: BidAsk) -> None:
-        """Give a working order its chance at the current price."""
+        """Give a working order its chance at the current price (an expired one has
+        none: it ends ``expired`` before the price can fill it)."""
+        if order.expires_at is not None and order.expires_at <= self.now:
+            self.end(tx, order, OrderStatus.EXPIRED, "Expired")
+            return
         try:
             self._acct.check_rates(order.symbol, self._ledger.accounts[order.user_id].currency)
         except TradingError:
@@ -93,7 +104,7 @@ class Executor:
         self._ledger.put_order(order)
         if order.type is OrderType.STOP or matching.limit_reached(order, prices):
             self.execute(tx, order, prices, placing=False)
-        elif order.time_in_force is not TimeInForce.GTC:
+        elif order.time_in_force not in WAITING:
             self.end(tx, order, OrderStatus.CANCELLED, "Limit price not reachable at the trigger")
         else:
             tx.add(order)
@@ -145,7 +156,7 @@ class Executor:
             order,
             status=status,
             reject_reason=reason,
-            cancelled_at=self.now if status is OrderStatus.CANCELLED else None,
+            cancelled_at=self.now if status in _ENDED else None,
             updated_at=self.now,
         )
         self._ledger.put_order(order)

@@ -79,6 +79,7 @@ def order_out(o: Order) -> OrderOut:
         updated_at=iso_ms(o.updated_at),
         filled_at=_ts(o.filled_at),
         cancelled_at=_ts(o.cancelled_at),
+        expires_at=_ts(o.expires_at),
     )
 
 
@@ -175,6 +176,9 @@ def _differences(request: OrderRequest, order: Order) -> list[str]:
         fields.append("price")
     if request.stop_price is not None and request.stop_price != order.stop_price:
         fields.append("stopPrice")
+    expires = request.expires_at.timestamp() if request.expires_at is not None else None
+    if expires != order.expires_at:
+        fields.append("expiresAt")
     return fields
 
 
@@ -287,6 +291,7 @@ class OrdersHandler(TradingHandler):
             strategy_id=body.strategy_id,
             connection_id=body.connection_id,
             comment=body.comment,
+            expires_at=body.expires_at,
         )
         with rest_fields(ORDER_BODY_FIELDS):
             order, created = await self.trading().place_order(self.user_id, request)

@@ -7,6 +7,7 @@ is exactly ``Decimal("0.1")``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -55,7 +56,12 @@ class OrderCreate(RequestModel):
     quantity: Lots = Field(description="Lots, a multiple of the symbol's volume step.")
     price: Positive | None = Field(None, description="Limit price (limit, stop_limit).")
     stop_price: Positive | None = Field(None, description="Trigger (stop, stop_limit).")
-    time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"
+    time_in_force: Literal["GTC", "IOC", "FOK", "GTD"] = "GTC"
+    expires_at: datetime | None = Field(
+        None,
+        description="ISO 8601 with a time zone: when a GTD pending order expires "
+        "(only with timeInForce GTD, in the future).",
+    )
     client_order_id: Ident | None = Field(
         None, description="Makes placement idempotent: the same id returns the first order."
     )
@@ -75,7 +81,7 @@ class OrderUpdate(RequestModel):
 
 
 class OrdersQuery(PageQuery):
-    status: Literal["pending", "filled", "cancelled", "rejected"] | None = None
+    status: Literal["pending", "filled", "cancelled", "rejected", "expired"] | None = None
     symbol: str | None = Field(None, max_length=32)
     start_date: str | None = Field(
         None,
@@ -133,6 +139,7 @@ class OrderOut(ResponseModel):
     updated_at: str
     filled_at: str | None
     cancelled_at: str | None
+    expires_at: str | None
 
 
 class CancelledOut(ResponseModel):
