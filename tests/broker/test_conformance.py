@@ -318,7 +318,7 @@ async def test_a_gtd_order_expires_at_its_time_exactly_once_and_never_fills(h: H
             id="time-with-ioc",
         ),
         pytest.param(
-            lambda now: gtd_limit(datetime.fromtimestamp(now + 60)),  # noqa: DTZ006
+            lambda now: gtd_limit(datetime.fromtimestamp(now + 60)),
             "no_time_zone",
             id="naive-time",
         ),

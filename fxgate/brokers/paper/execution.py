@@ -31,7 +31,6 @@ from fxgate.domain.trading import (
     order_id_for,
 )
 
-
 #: Times in force under which an order that cannot fill now waits for the price.
 WAITING = frozenset({TimeInForce.GTC, TimeInForce.GTD})
 

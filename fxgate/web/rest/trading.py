@@ -208,6 +208,18 @@ def _date(value: str | None, field: str) -> datetime | None:
         ) from None
 
 
+def _expiry(value: str | None) -> datetime | None:
+    """``expiresAt`` as the request's time (naive is UTC, as for every REST time)."""
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise invalid(
+            "Invalid request body", [field_error("expiresAt", "Not an ISO 8601 time", "datetime")]
+        ) from None
+
+
 class TradingHandler(ApiHandler):
     tag = "trading"
 
@@ -291,7 +303,7 @@ class OrdersHandler(TradingHandler):
             strategy_id=body.strategy_id,
             connection_id=body.connection_id,
             comment=body.comment,
-            expires_at=body.expires_at,
+            expires_at=_expiry(body.expires_at),
         )
         with rest_fields(ORDER_BODY_FIELDS):
             order, created = await self.trading().place_order(self.user_id, request)

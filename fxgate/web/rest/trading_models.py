@@ -7,7 +7,6 @@ is exactly ``Decimal("0.1")``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -57,10 +56,12 @@ class OrderCreate(RequestModel):
     price: Positive | None = Field(None, description="Limit price (limit, stop_limit).")
     stop_price: Positive | None = Field(None, description="Trigger (stop, stop_limit).")
     time_in_force: Literal["GTC", "IOC", "FOK", "GTD"] = "GTC"
-    expires_at: datetime | None = Field(
+    expires_at: str | None = Field(
         None,
-        description="ISO 8601 with a time zone: when a GTD pending order expires "
-        "(only with timeInForce GTD, in the future).",
+        max_length=64,
+        description="ISO 8601 (UTC when it names no zone): when a GTD pending order "
+        "expires; only with timeInForce GTD, and in the future.",
+        json_schema_extra={"format": "date-time"},
     )
     client_order_id: Ident | None = Field(
         None, description="Makes placement idempotent: the same id returns the first order."
