@@ -35,8 +35,15 @@ async def test_a_gtd_order_carries_expires_at_everywhere(daemon: Daemon) -> None
         assert msg["data"]["timeInForce"] == "GTD"
     finally:
         await c.close()
+    later = expires + timedelta(hours=1)
+    r = trader.put(f"/trading/orders/{order['id']}", {"expiresAt": iso(later)})
+    assert r.status_code == 200, r.text
+    order = r.json()["data"]
+    assert datetime.fromisoformat(order["expiresAt"]) == later
     gtc = trader.buy(0.1, type="limit", price=1.05)
     assert gtc["expiresAt"] is None
+    r = trader.put(f"/trading/orders/{gtc['id']}", {"expiresAt": iso(later)})
+    assert error(r, 422, "VALIDATION_ERROR")["details"]["field"] == "expiresAt"
     assert {o["id"]: o["expiresAt"] for o in trader.orders(status="pending")} == {
         order["id"]: order["expiresAt"],
         gtc["id"]: None,

@@ -237,6 +237,22 @@ def check_expiry(request: OrderRequest, now: float) -> float | None:
         )
     if request.type is OrderType.MARKET:
         raise invalid_field("expiresAt", "Only pending orders can expire", "market_order")
+    return _future(at, now)
+
+
+def check_new_expiry(order: Order, at: datetime, now: float) -> float:
+    """The epoch seconds a modified GTD order now expires at: only a GTD order has an
+    expiry to move (a GTC order stays GTC, as its time in force cannot change)."""
+    if order.time_in_force is not TimeInForce.GTD:
+        raise invalid_field(
+            "expiresAt",
+            f"Only a GTD order has an expiry to change, not a {order.time_in_force} one",
+            "not_gtd",
+        )
+    return _future(at, now)
+
+
+def _future(at: datetime, now: float) -> float:
     if at.tzinfo is None or at.utcoffset() is None:
         raise invalid_field("expiresAt", "expiresAt needs a time zone", "no_time_zone")
     ts = at.timestamp()
@@ -254,7 +270,8 @@ class OrderChanges:
     """A modification of a pending order; ``None`` leaves a field as it is.
 
     As in MT5, a stop loss or take profit of ``0`` removes it. ``volume`` is the new
-    total volume and must stay above what has already been filled.
+    total volume and must stay above what has already been filled. ``expires_at`` moves
+    a GTD order's expiry (tz-aware, in the future).
     """
 
     price: Decimal | None = None
@@ -262,6 +279,7 @@ class OrderChanges:
     volume: Decimal | None = None
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
+    expires_at: datetime | None = None
 
 
 # ---------------------------------------------------------------------------------------

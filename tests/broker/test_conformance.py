@@ -295,6 +295,37 @@ async def test_a_gtd_order_expires_at_its_time_exactly_once_and_never_fills(h: H
         await b.cancel_order(ALICE, order.id)
 
 
+async def test_a_gtd_orders_expiry_survives_a_modify_and_can_be_moved(h: Harness) -> None:
+    b = h.broker
+    first = int(h.now()) + 60
+    order = await b.place_order(ALICE, gtd_limit(at(first)))
+    moved = await b.modify_order(ALICE, order.id, OrderChanges(price=D("1.07900")))
+    assert (moved.price, moved.time_in_force, moved.expires_at) == (
+        D("1.07900"),
+        TimeInForce.GTD,
+        float(first),
+    )
+    later = first + 600
+    moved = await b.modify_order(ALICE, order.id, OrderChanges(expires_at=at(later)))
+    assert (moved.expires_at, moved.status) == (float(later), OrderStatus.PENDING)
+    h.advance(120)  # past the first expiry, not the new one
+    await h.quote("EURUSD", "1.08390", "1.08400")
+    assert [o.id for o in await b.orders(ALICE)] == [order.id]
+    h.advance(600)
+    h.clear()
+    await h.quote("EURUSD", "1.08380", "1.08390")
+    assert await b.orders(ALICE) == []
+    assert [e.data.status for e in h.trading_events(ALICE)] == [OrderStatus.EXPIRED]  # type: ignore[union-attr]
+
+    gtc = await b.place_order(ALICE, gtd_limit(None, time_in_force=TimeInForce.GTC))
+    with pytest.raises(ValidationError) as info:
+        await b.modify_order(ALICE, gtc.id, OrderChanges(expires_at=at(h.now() + 60)))
+    details = info.value.details
+    assert isinstance(details, dict)
+    assert (details["field"], details["reason"]) == ("expiresAt", "not_gtd")
+    assert (await b.orders(ALICE))[0].expires_at is None
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [

@@ -36,6 +36,8 @@ from fxgate.brokers.mt5.convert import Meta
 from fxgate.brokers.mt5.feed import TickFeed, read_ticks
 from fxgate.brokers.mt5.requests import (
     DONE,
+    ORDER_TIME_GTC,
+    ORDER_TIME_SPECIFIED,
     RETRIES,
     RETRY,
     TRADE_ACTION_DEAL,
@@ -682,7 +684,9 @@ class Mt5Broker:
             "stoplimit": float(stoplimit or 0),
             "sl": float(new.stop_loss or 0),
             "tp": float(new.take_profit or 0),
-            "type_time": 0,
+            # MT5 takes the order's time anew on every modify: GTC would drop an expiry.
+            "type_time": ORDER_TIME_GTC if new.expires_at is None else ORDER_TIME_SPECIFIED,
+            "expiration": 0 if new.expires_at is None else int(new.expires_at),
             "magic": self.magic,
         }
         async with self._lock:

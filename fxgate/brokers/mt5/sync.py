@@ -75,6 +75,7 @@ def _order_key(row: Row) -> tuple[Any, ...]:
         row.get("sl"),
         row.get("tp"),
         row.get("state"),
+        row.get("time_expiration"),
     )
 
 

@@ -23,6 +23,7 @@ from fxgate.domain.trading import (
     OrderRequest,
     OrderType,
     Side,
+    check_new_expiry,
     check_volume,
 )
 
@@ -189,6 +190,9 @@ def apply_changes(
     check_stops(spec, order.side, reference, sl, tp)
     if stop_price is not None and order.triggered_at is None:
         check_trigger_not_reached(order.side, stop_price, prices)
+    expires = order.expires_at
+    if changes.expires_at is not None:
+        expires = check_new_expiry(order, changes.expires_at, now)
     return replace(
         order,
         price=price,
@@ -196,5 +200,6 @@ def apply_changes(
         volume=volume,
         stop_loss=sl,
         take_profit=tp,
+        expires_at=expires,
         updated_at=now,
     )

@@ -355,6 +355,7 @@ class OrderHandler(TradingHandler):
             volume=body.quantity,
             stop_loss=body.stop_loss,
             take_profit=body.take_profit,
+            expires_at=_expiry(body.expires_at),
         )
         with rest_fields(ORDER_BODY_FIELDS):
             order = await self.trading().modify_order(self.user_id, order_id, changes)

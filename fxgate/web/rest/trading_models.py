@@ -79,6 +79,12 @@ class OrderUpdate(RequestModel):
     stop_price: Positive | None = None
     stop_loss: StopLevel | None = None
     take_profit: StopLevel | None = None
+    expires_at: str | None = Field(
+        None,
+        max_length=64,
+        description="ISO 8601: a GTD order's new expiry, in the future.",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 class OrdersQuery(PageQuery):
