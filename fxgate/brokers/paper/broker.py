@@ -339,6 +339,10 @@ class PaperBroker:
         last_saved = time.monotonic()
         while True:
             await asyncio.sleep(self.revalue_interval)
+            # The clock's tick: a GTD order on a quiet symbol expires on time too.
+            expired = self.engine.expire_due().changes
+            if expired:
+                self._submit(expired, None)
             pending, self._revalued = self._revalued, {}
             for record in pending.values():
                 self._announce(record, floating=True)

@@ -262,12 +262,12 @@ class PaperEngine:
         self._day = -1
 
     def expire_due(self) -> EngineResult:
-        """Expire every GTD order whose time has passed, whatever its symbol: after a
-        restore, an order that expired while the daemon was down ends now, not at its
-        symbol's next tick."""
+        """Expire every GTD order whose time has passed, whatever its symbol: the clock's
+        tick, so that an order on a quiet symbol ends on time, and after a restore an
+        order that expired while the daemon was down ends now, not at the next tick."""
         tx, now = self._begin()
-        for order in list(self._ledger.orders.values()):
-            if order.expires_at is not None and order.expires_at <= now and order.is_pending:
+        for order in [o for o in self._ledger.orders.values() if o.expires_at is not None]:
+            if order.expires_at is not None and order.expires_at <= now:
                 self._x.end(tx, order, OrderStatus.EXPIRED, "Expired")
         return self._finish(tx)
 
