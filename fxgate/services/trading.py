@@ -6,7 +6,9 @@ whatever the broker. After: the broker's stored changes become channel events
 (``orders trades positions account``), the day's loss is watched for ``RISK_LIMIT``
 alerts (stored, then announced), every deal keeps the user's trade history in memory
 current (``trade_history``), and every closed trade refreshes the user's analytics from
-it. Every order, modification, cancellation and close is written to the audit log.
+it. Every order, modification, cancellation and close is written to the audit log,
+under the account's user, or under the admin who acted on it (``actor``) with the
+account in ``details.account``.
 """
 
 from __future__ import annotations
@@ -96,12 +98,15 @@ class TradingService:
 
     # -- orders ------------------------------------------------------------------------
 
-    async def place_order(self, user_id: str, request: OrderRequest) -> tuple[Order, bool]:
-        """The order, and whether it was created now (False: an earlier order with the
-        same ``clientOrderId``, returned as it is, with nothing new opened)."""
+    async def place_order(
+        self, user_id: str, request: OrderRequest, *, actor: str | None = None
+    ) -> tuple[Order, bool]:
+        """The order on ``user_id``'s account, and whether it was created now (False: an
+        earlier order with the same ``clientOrderId``, returned as it is, with nothing new
+        opened). ``actor``: the admin placing it on that account, for the audit log."""
         cid = request.client_order_id
         if cid is None:
-            return await self._place(user_id, request), True
+            return await self._place(user_id, request, actor), True
         lock = self._locks.get((user_id, cid))
         if lock is None:
             lock = self._locks[(user_id, cid)] = asyncio.Lock()
@@ -109,9 +114,9 @@ class TradingService:
             existing = await self.store.get_order_by_client_id(user_id, cid)
             if existing is not None:
                 return existing, False
-            return await self._place(user_id, request), True
+            return await self._place(user_id, request, actor), True
 
-    async def _place(self, user_id: str, request: OrderRequest) -> Order:
+    async def _place(self, user_id: str, request: OrderRequest, actor: str | None) -> Order:
         broker = self.broker
         spec = await broker.symbol(request.symbol)
         account = await broker.account(user_id)
@@ -138,12 +143,18 @@ class TradingService:
             )
             order = await broker.place_order(user_id, request)
         except FxgateError as exc:
-            await self._audit(
-                user_id, "order.rejected", request.symbol, code=str(exc.code), reason=exc.message
+            await self._audit_for(
+                user_id,
+                actor,
+                "order.rejected",
+                request.symbol,
+                code=str(exc.code),
+                reason=exc.message,
             )
             raise
-        await self._audit(
+        await self._audit_for(
             user_id,
+            actor,
             "order.place",
             order.id,
             symbol=order.symbol,
@@ -155,14 +166,16 @@ class TradingService:
         )
         return order
 
-    async def modify_order(self, user_id: str, order_id: str, changes: OrderChanges) -> Order:
+    async def modify_order(
+        self, user_id: str, order_id: str, changes: OrderChanges, *, actor: str | None = None
+    ) -> Order:
         order = await self.broker.modify_order(user_id, order_id, changes)
-        await self._audit(user_id, "order.modify", order_id, **_changes(changes))
+        await self._audit_for(user_id, actor, "order.modify", order_id, **_changes(changes))
         return order
 
-    async def cancel_order(self, user_id: str, order_id: str) -> Order:
+    async def cancel_order(self, user_id: str, order_id: str, *, actor: str | None = None) -> Order:
         order = await self.broker.cancel_order(user_id, order_id)
-        await self._audit(user_id, "order.cancel", order_id)
+        await self._audit_for(user_id, actor, "order.cancel", order_id)
         return order
 
     async def get_order(self, user_id: str, order_id: str) -> Order:
@@ -195,11 +208,16 @@ class TradingService:
         return list(await self.broker.orders(user_id))
 
     async def close_position(
-        self, user_id: str, ticket: int, volume: Decimal | None = None
+        self,
+        user_id: str,
+        ticket: int,
+        volume: Decimal | None = None,
+        *,
+        actor: str | None = None,
     ) -> Position:
         position = await self.broker.close_position(user_id, ticket, volume)
-        await self._audit(
-            user_id, "position.close", str(ticket), volume=str(volume) if volume else "all"
+        await self._audit_for(
+            user_id, actor, "position.close", str(ticket), volume=str(volume) if volume else "all"
         )
         return position
 
@@ -209,10 +227,13 @@ class TradingService:
         ticket: int,
         stop_loss: Decimal | None,
         take_profit: Decimal | None,
+        *,
+        actor: str | None = None,
     ) -> Position:
         position = await self.broker.modify_position(user_id, ticket, stop_loss, take_profit)
-        await self._audit(
+        await self._audit_for(
             user_id,
+            actor,
             "position.modify",
             str(ticket),
             stopLoss=str(stop_loss),
@@ -339,6 +360,16 @@ class TradingService:
                 user_id=user_id,
             )
         )
+
+    async def _audit_for(
+        self, user_id: str, actor: str | None, action: str, target: str, **details: Any
+    ) -> None:
+        """An entry for an action on ``user_id``'s account: theirs, or the acting admin's
+        naming the account (so "what did this admin do" is one query by actor)."""
+        if actor is None or actor == user_id:
+            await self._audit(user_id, action, target, **details)
+        else:
+            await self._audit(actor, action, target, account=user_id, **details)
 
     async def _audit(self, actor: str, action: str, target: str, **details: Any) -> None:
         try:

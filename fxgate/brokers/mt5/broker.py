@@ -17,7 +17,9 @@ comment token and ``magic`` first, and the order found is the answer.
 
 One terminal is one account, owned by ``owner``: every record belongs to that user;
 another user sees an empty account, finds no record, and may not trade
-(``AUTHORIZATION_ERROR``).
+(``AUTHORIZATION_ERROR``). Admins are not special here: the port carries no role, and an
+admin trades the account by naming its owner (REST's ``?account=``), so the calls that
+reach this adapter carry ``owner``.
 """
 
 from __future__ import annotations

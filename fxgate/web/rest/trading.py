@@ -3,6 +3,11 @@
 Reads need a token; anything that trades needs the trader role. A user only ever
 reaches their own records: another user's order or position id answers 404, exactly
 like one that does not exist.
+
+An admin may act on another user's account by naming it, ``?account=<userId>``: the
+only way a request picks an account other than its token's. That is how an admin
+trades a MetaTrader 5 terminal owned by ``mt5.owner``; the audit log names the admin as
+the actor and the account in ``details.account``.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from fxgate.domain.trading import (
 from fxgate.services.trading import TradingService
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
-from fxgate.web.rest.models import PageQuery
 from fxgate.web.rest.parsing import field_error, invalid
 from fxgate.web.rest.trading_models import (
+    AccountPageQuery,
+    AccountQuery,
     CancelledOut,
     ClosePositionQuery,
     DealOut,
@@ -229,6 +235,19 @@ class TradingHandler(ApiHandler):
     def trading(self) -> TradingService:
         return self.node.trading
 
+    def account_id(self, account: str | None) -> str:
+        """Whose account this request acts on: the caller's own, unless an admin names
+        another with ``?account=`` (identity still comes from the token alone)."""
+        if account is None or account == self.user_id:
+            return self.user_id
+        self.require(Role.ADMIN)
+        return account
+
+    def actor(self, account_id: str) -> str | None:
+        """The admin acting on someone else's account, for the audit log (None: the
+        caller's own account, audited exactly as before)."""
+        return None if account_id == self.user_id else self.user_id
+
 
 class OrdersHandler(TradingHandler):
     path = "/trading/orders"
@@ -241,7 +260,7 @@ class OrdersHandler(TradingHandler):
     )
     async def list_orders(self, query: OrdersQuery) -> op.Page[OrderOut]:
         orders, total = await self.trading().list_orders(
-            self.user_id,
+            self.account_id(query.account),
             status=query.status,
             symbol=query.symbol.upper() if query.symbol else None,
             start=_date(query.start_date, "startDate"),
@@ -254,6 +273,7 @@ class OrdersHandler(TradingHandler):
     @op.post(
         summary="Place an order",
         body=OrderCreate,
+        query=AccountQuery,
         response=OrderOut,
         role=Role.TRADER,
         status=201,
@@ -262,7 +282,8 @@ class OrdersHandler(TradingHandler):
         "with status 200 and opens nothing.",
         errors=(400, 409),
     )
-    async def place_order(self, body: OrderCreate) -> op.Reply[OrderOut]:
+    async def place_order(self, body: OrderCreate, query: AccountQuery) -> op.Reply[OrderOut]:
+        user_id = self.account_id(query.account)
         kind = OrderType(body.type)
         stop_price = body.stop_price
         price = body.price
@@ -306,7 +327,9 @@ class OrdersHandler(TradingHandler):
             expires_at=_expiry(body.expires_at),
         )
         with rest_fields(ORDER_BODY_FIELDS):
-            order, created = await self.trading().place_order(self.user_id, request)
+            order, created = await self.trading().place_order(
+                user_id, request, actor=self.actor(user_id)
+            )
         if created:
             return op.Reply(order_out(order), message="Order placed", status=201)
         differ = _differences(request, order)
@@ -324,22 +347,24 @@ class OrdersHandler(TradingHandler):
 class OrderHandler(TradingHandler):
     path = "/trading/orders/{order_id}"
 
-    @op.get(summary="One of your orders", response=OrderOut, errors=(404,))
-    async def show_order(self, order_id: str) -> OrderOut:
-        return order_out(await self.trading().get_order(self.user_id, order_id))
+    @op.get(summary="One of your orders", query=AccountQuery, response=OrderOut, errors=(404,))
+    async def show_order(self, order_id: str, query: AccountQuery) -> OrderOut:
+        return order_out(await self.trading().get_order(self.account_id(query.account), order_id))
 
     @op.put(
         summary="Modify a pending order",
         body=OrderUpdate,
+        query=AccountQuery,
         response=OrderOut,
         role=Role.TRADER,
         errors=(400, 404),
     )
-    async def modify_order(self, order_id: str, body: OrderUpdate) -> OrderOut:
+    async def modify_order(self, order_id: str, body: OrderUpdate, query: AccountQuery) -> OrderOut:
+        user_id = self.account_id(query.account)
         if any(
             v is not None for v in (body.price, body.stop_price, body.stop_loss, body.take_profit)
         ):
-            current = await self.trading().get_order(self.user_id, order_id)
+            current = await self.trading().get_order(user_id, order_id)
             _check_digits(
                 self.spec(current.symbol),
                 {
@@ -358,17 +383,21 @@ class OrderHandler(TradingHandler):
             expires_at=_expiry(body.expires_at),
         )
         with rest_fields(ORDER_BODY_FIELDS):
-            order = await self.trading().modify_order(self.user_id, order_id, changes)
+            order = await self.trading().modify_order(
+                user_id, order_id, changes, actor=self.actor(user_id)
+            )
         return order_out(order)
 
     @op.delete(
         summary="Cancel a pending order",
+        query=AccountQuery,
         response=CancelledOut,
         role=Role.TRADER,
         errors=(400, 404),
     )
-    async def cancel_order(self, order_id: str) -> op.Reply[CancelledOut]:
-        order = await self.trading().cancel_order(self.user_id, order_id)
+    async def cancel_order(self, order_id: str, query: AccountQuery) -> op.Reply[CancelledOut]:
+        user_id = self.account_id(query.account)
+        order = await self.trading().cancel_order(user_id, order_id, actor=self.actor(user_id))
         out = CancelledOut(
             id=order.id, status=str(order.status), cancelled_at=_ts(order.cancelled_at)
         )
@@ -378,19 +407,26 @@ class OrderHandler(TradingHandler):
 class PositionsHandler(TradingHandler):
     path = "/trading/positions"
 
-    @op.get(summary="Your open positions", response=list[PositionOut])
-    async def list_positions(self) -> list[PositionOut]:
-        return [position_out(p) for p in await self.trading().positions(self.user_id)]
+    @op.get(summary="Your open positions", query=AccountQuery, response=list[PositionOut])
+    async def list_positions(self, query: AccountQuery) -> list[PositionOut]:
+        user_id = self.account_id(query.account)
+        return [position_out(p) for p in await self.trading().positions(user_id)]
 
 
 class PositionHandler(TradingHandler):
     path = "/trading/positions/{position_id}"
 
-    @op.get(summary="One of your positions (open or closed)", response=PositionOut, errors=(404,))
-    async def show_position(self, position_id: str) -> PositionOut:
+    @op.get(
+        summary="One of your positions (open or closed)",
+        query=AccountQuery,
+        response=PositionOut,
+        errors=(404,),
+    )
+    async def show_position(self, position_id: str, query: AccountQuery) -> PositionOut:
+        user_id = self.account_id(query.account)
         ticket = position_ticket(position_id)
         try:
-            position = await self.trading().position(self.user_id, ticket)
+            position = await self.trading().position(user_id, ticket)
         except NotFoundError:
             raise NotFoundError("Position not found", details={"positionId": position_id}) from None
         return position_out(position)
@@ -398,18 +434,22 @@ class PositionHandler(TradingHandler):
     @op.put(
         summary="Set or remove a position's stop loss and take profit (0 removes)",
         body=PositionUpdate,
+        query=AccountQuery,
         response=PositionOut,
         role=Role.TRADER,
         errors=(400, 404),
     )
-    async def modify_position(self, position_id: str, body: PositionUpdate) -> PositionOut:
+    async def modify_position(
+        self, position_id: str, body: PositionUpdate, query: AccountQuery
+    ) -> PositionOut:
+        user_id = self.account_id(query.account)
         ticket = position_ticket(position_id)
-        current = self.trading().open_position(self.user_id, ticket)
+        current = self.trading().open_position(user_id, ticket)
         if current is not None:
             prices = {"stopLoss": body.stop_loss, "takeProfit": body.take_profit}
             _check_digits(self.spec(current.symbol), prices)
         position = await self.trading().modify_position(
-            self.user_id, ticket, body.stop_loss, body.take_profit
+            user_id, ticket, body.stop_loss, body.take_profit, actor=self.actor(user_id)
         )
         return position_out(position)
 
@@ -423,8 +463,9 @@ class PositionHandler(TradingHandler):
     async def close_position(
         self, position_id: str, query: ClosePositionQuery
     ) -> op.Reply[PositionOut]:
+        user_id = self.account_id(query.account)
         position = await self.trading().close_position(
-            self.user_id, position_ticket(position_id), query.volume
+            user_id, position_ticket(position_id), query.volume, actor=self.actor(user_id)
         )
         return op.Reply(position_out(position), message="Position closed")
 
@@ -432,17 +473,22 @@ class PositionHandler(TradingHandler):
 class PortfolioHandler(TradingHandler):
     path = "/trading/portfolio"
 
-    @op.get(summary="Balance, equity, margin and P&L of your account", response=PortfolioOut)
-    async def portfolio(self) -> PortfolioOut:
+    @op.get(
+        summary="Balance, equity, margin and P&L of your account",
+        query=AccountQuery,
+        response=PortfolioOut,
+    )
+    async def portfolio(self, query: AccountQuery) -> PortfolioOut:
+        user_id = self.account_id(query.account)
         trading = self.trading()
-        account: Account = await trading.account(self.user_id)
-        positions = await trading.positions(self.user_id)
-        orders = await trading.pending_orders(self.user_id)
-        initial = await trading.initial_balance(self.user_id)
+        account: Account = await trading.account(user_id)
+        positions = await trading.positions(user_id)
+        orders = await trading.pending_orders(user_id)
+        initial = await trading.initial_balance(user_id)
         total = account.equity - initial
         # Returns of closed trades per calendar period, in percent of the initial
         # balance; the account's life so far stands in for the year.
-        perfs = await trading.performances(self.user_id, time.time())
+        perfs = await trading.performances(user_id, time.time())
 
         def ret(period: str) -> float:
             perf = perfs[period]
@@ -473,11 +519,14 @@ class DealsHandler(TradingHandler):
     path = "/trading/deals"
 
     @op.get(
-        summary="Your deal history, newest first", query=PageQuery, response=DealOut, paginated=True
+        summary="Your deal history, newest first",
+        query=AccountPageQuery,
+        response=DealOut,
+        paginated=True,
     )
-    async def list_deals(self, query: PageQuery) -> op.Page[DealOut]:
+    async def list_deals(self, query: AccountPageQuery) -> op.Page[DealOut]:
         deals, total = await self.node.store.trading.list_deals(
-            self.user_id, offset=query.offset, limit=query.limit
+            self.account_id(query.account), offset=query.offset, limit=query.limit
         )
         return op.Page([deal_out(d) for d in deals], total=total)
 

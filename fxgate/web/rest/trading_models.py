@@ -87,7 +87,28 @@ class OrderUpdate(RequestModel):
     )
 
 
-class OrdersQuery(PageQuery):
+#: ``?account=<userId>``: whose account a trading endpoint acts on. Only admins may name
+#: another user's (an MT5 terminal's owner, say); naming your own is the same as omitting it.
+AccountParam = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=128,
+        description="Act on this user's account instead of your own (admins only; "
+        "your own id is always allowed).",
+    ),
+]
+
+
+class AccountQuery(QueryModel):
+    account: AccountParam = None
+
+
+class AccountPageQuery(PageQuery):
+    account: AccountParam = None
+
+
+class OrdersQuery(AccountPageQuery):
     status: Literal["pending", "filled", "cancelled", "rejected", "expired"] | None = None
     symbol: str | None = Field(None, max_length=32)
     start_date: str | None = Field(
@@ -104,7 +125,7 @@ class OrdersQuery(PageQuery):
     )
 
 
-class ClosePositionQuery(QueryModel):
+class ClosePositionQuery(AccountQuery):
     # A query string is text: here "0.4" is the expected form, unlike in JSON bodies.
     volume: (
         Annotated[
