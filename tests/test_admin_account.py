@@ -152,6 +152,22 @@ async def test_a_trader_may_name_only_their_own_account(quoted: Daemon) -> None:
     assert "account" not in entry.details
 
 
+async def test_an_admin_naming_an_unknown_account_gets_404_and_creates_nothing(
+    quoted: Daemon,
+) -> None:
+    """A mistyped id must not open a new empty paper account under it."""
+    boss = Trader.issued(quoted, role="admin")
+    ghost = {"account": "no-such-user"}
+    err = error(
+        boss.request("POST", "/trading/orders", params=ghost, json=MARKET_BUY),
+        404,
+        "NOT_FOUND_ERROR",
+    )
+    assert err["details"] == {"field": "account"}
+    error(boss.get("/trading/portfolio", params=ghost), 404, "NOT_FOUND_ERROR")
+    assert not [e for e in audit(quoted, boss.user_id) if e.action.startswith("order.")]
+
+
 async def test_an_admin_trades_the_mt5_account_by_naming_its_owner(make_daemon: Daemons) -> None:
     d, control = mt5_daemon(make_daemon)
     control("set_price", symbol="EURUSD", bid=1.0849, ask=1.085)

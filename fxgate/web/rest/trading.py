@@ -235,12 +235,16 @@ class TradingHandler(ApiHandler):
     def trading(self) -> TradingService:
         return self.node.trading
 
-    def account_id(self, account: str | None) -> str:
+    async def account_id(self, account: str | None) -> str:
         """Whose account this request acts on: the caller's own, unless an admin names
-        another with ``?account=`` (identity still comes from the token alone)."""
+        another with ``?account=`` (identity still comes from the token alone). The named
+        user must exist and be enabled, as a token's must: a mistyped id is a 404, not a
+        new empty paper account."""
         if account is None or account == self.user_id:
             return self.user_id
         self.require(Role.ADMIN)
+        if not await self.node.user_status.is_active(account):
+            raise NotFoundError("No such account", details={"field": "account"})
         return account
 
     def actor(self, account_id: str) -> str | None:
@@ -260,7 +264,7 @@ class OrdersHandler(TradingHandler):
     )
     async def list_orders(self, query: OrdersQuery) -> op.Page[OrderOut]:
         orders, total = await self.trading().list_orders(
-            self.account_id(query.account),
+            await self.account_id(query.account),
             status=query.status,
             symbol=query.symbol.upper() if query.symbol else None,
             start=_date(query.start_date, "startDate"),
@@ -283,7 +287,7 @@ class OrdersHandler(TradingHandler):
         errors=(400, 409),
     )
     async def place_order(self, body: OrderCreate, query: AccountQuery) -> op.Reply[OrderOut]:
-        user_id = self.account_id(query.account)
+        user_id = await self.account_id(query.account)
         kind = OrderType(body.type)
         stop_price = body.stop_price
         price = body.price
@@ -349,7 +353,9 @@ class OrderHandler(TradingHandler):
 
     @op.get(summary="One of your orders", query=AccountQuery, response=OrderOut, errors=(404,))
     async def show_order(self, order_id: str, query: AccountQuery) -> OrderOut:
-        return order_out(await self.trading().get_order(self.account_id(query.account), order_id))
+        return order_out(
+            await self.trading().get_order(await self.account_id(query.account), order_id)
+        )
 
     @op.put(
         summary="Modify a pending order",
@@ -360,7 +366,7 @@ class OrderHandler(TradingHandler):
         errors=(400, 404),
     )
     async def modify_order(self, order_id: str, body: OrderUpdate, query: AccountQuery) -> OrderOut:
-        user_id = self.account_id(query.account)
+        user_id = await self.account_id(query.account)
         if any(
             v is not None for v in (body.price, body.stop_price, body.stop_loss, body.take_profit)
         ):
@@ -396,7 +402,7 @@ class OrderHandler(TradingHandler):
         errors=(400, 404),
     )
     async def cancel_order(self, order_id: str, query: AccountQuery) -> op.Reply[CancelledOut]:
-        user_id = self.account_id(query.account)
+        user_id = await self.account_id(query.account)
         order = await self.trading().cancel_order(user_id, order_id, actor=self.actor(user_id))
         out = CancelledOut(
             id=order.id, status=str(order.status), cancelled_at=_ts(order.cancelled_at)
@@ -409,7 +415,7 @@ class PositionsHandler(TradingHandler):
 
     @op.get(summary="Your open positions", query=AccountQuery, response=list[PositionOut])
     async def list_positions(self, query: AccountQuery) -> list[PositionOut]:
-        user_id = self.account_id(query.account)
+        user_id = await self.account_id(query.account)
         return [position_out(p) for p in await self.trading().positions(user_id)]
 
 
@@ -423,7 +429,7 @@ class PositionHandler(TradingHandler):
         errors=(404,),
     )
     async def show_position(self, position_id: str, query: AccountQuery) -> PositionOut:
-        user_id = self.account_id(query.account)
+        user_id = await self.account_id(query.account)
         ticket = position_ticket(position_id)
         try:
             position = await self.trading().position(user_id, ticket)
@@ -442,7 +448,7 @@ class PositionHandler(TradingHandler):
     async def modify_position(
         self, position_id: str, body: PositionUpdate, query: AccountQuery
     ) -> PositionOut:
-        user_id = self.account_id(query.account)
+        user_id = await self.account_id(query.account)
         ticket = position_ticket(position_id)
         current = self.trading().open_position(user_id, ticket)
         if current is not None:
@@ -463,7 +469,7 @@ class PositionHandler(TradingHandler):
     async def close_position(
         self, position_id: str, query: ClosePositionQuery
     ) -> op.Reply[PositionOut]:
-        user_id = self.account_id(query.account)
+        user_id = await self.account_id(query.account)
         position = await self.trading().close_position(
             user_id, position_ticket(position_id), query.volume, actor=self.actor(user_id)
         )
@@ -479,7 +485,7 @@ class PortfolioHandler(TradingHandler):
         response=PortfolioOut,
     )
     async def portfolio(self, query: AccountQuery) -> PortfolioOut:
-        user_id = self.account_id(query.account)
+        user_id = await self.account_id(query.account)
         trading = self.trading()
         account: Account = await trading.account(user_id)
         positions = await trading.positions(user_id)
@@ -526,7 +532,7 @@ class DealsHandler(TradingHandler):
     )
     async def list_deals(self, query: AccountPageQuery) -> op.Page[DealOut]:
         deals, total = await self.node.store.trading.list_deals(
-            self.account_id(query.account), offset=query.offset, limit=query.limit
+            await self.account_id(query.account), offset=query.offset, limit=query.limit
         )
         return op.Page([deal_out(d) for d in deals], total=total)
 
