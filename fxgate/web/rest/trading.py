@@ -261,6 +261,7 @@ class OrdersHandler(TradingHandler):
         query=OrdersQuery,
         response=OrderOut,
         paginated=True,
+        errors=(404,),
     )
     async def list_orders(self, query: OrdersQuery) -> op.Page[OrderOut]:
         orders, total = await self.trading().list_orders(
@@ -284,7 +285,7 @@ class OrdersHandler(TradingHandler):
         description="A market order on the paper broker fills at once (status filled). "
         "Sending an order with a clientOrderId you used before returns that first order "
         "with status 200 and opens nothing.",
-        errors=(400, 409),
+        errors=(400, 404, 409),
     )
     async def place_order(self, body: OrderCreate, query: AccountQuery) -> op.Reply[OrderOut]:
         user_id = await self.account_id(query.account)
@@ -413,7 +414,12 @@ class OrderHandler(TradingHandler):
 class PositionsHandler(TradingHandler):
     path = "/trading/positions"
 
-    @op.get(summary="Your open positions", query=AccountQuery, response=list[PositionOut])
+    @op.get(
+        summary="Your open positions",
+        query=AccountQuery,
+        response=list[PositionOut],
+        errors=(404,),
+    )
     async def list_positions(self, query: AccountQuery) -> list[PositionOut]:
         user_id = await self.account_id(query.account)
         return [position_out(p) for p in await self.trading().positions(user_id)]
@@ -483,6 +489,7 @@ class PortfolioHandler(TradingHandler):
         summary="Balance, equity, margin and P&L of your account",
         query=AccountQuery,
         response=PortfolioOut,
+        errors=(404,),
     )
     async def portfolio(self, query: AccountQuery) -> PortfolioOut:
         user_id = await self.account_id(query.account)
@@ -529,6 +536,7 @@ class DealsHandler(TradingHandler):
         query=AccountPageQuery,
         response=DealOut,
         paginated=True,
+        errors=(404,),
     )
     async def list_deals(self, query: AccountPageQuery) -> op.Page[DealOut]:
         deals, total = await self.node.store.trading.list_deals(
