@@ -8,10 +8,11 @@ then to the bus. A listener that raises is logged and does not stop the feed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote, SymbolSpec
@@ -36,6 +37,15 @@ class QuoteSource(Protocol):
     def latest(self, symbol: str) -> Quote | None: ...
 
     def set_quote(self, symbol: str, bid: float, ask: float, now: float) -> Quote: ...
+
+
+@runtime_checkable
+class WakingSource(Protocol):
+    """A source whose quotes arrive from elsewhere (a poll of a terminal) rather than on
+    a schedule it knows: it calls ``wake`` when it has quotes, so that they are stepped at
+    once instead of when a timer guessed they might be there."""
+
+    def wake_with(self, wake: Callable[[], None]) -> None: ...
 
 
 class MarketService:
@@ -92,10 +102,19 @@ class MarketService:
         would add up to one polling interval to every tick's latency.
         """
         self.running = True
+        woken = asyncio.Event()
+        waking = isinstance(self.source, WakingSource)
+        if isinstance(self.source, WakingSource):
+            self.source.wake_with(woken.set)
         try:
             while True:
+                woken.clear()
                 self.step()
-                delay = self.source.next_due() - self._clock()
-                await asyncio.sleep(min(MAX_SLEEP, max(MIN_SLEEP, delay)))
+                delay = min(MAX_SLEEP, max(MIN_SLEEP, self.source.next_due() - self._clock()))
+                if not waking:
+                    await asyncio.sleep(delay)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), delay)
         finally:
             self.running = False

@@ -5,7 +5,9 @@ since the package takes seconds) and skips those already delivered: every tick a
 earlier millisecond, and as many at the last millisecond as were delivered before, so a
 tick is neither lost between polls nor repeated. A symbol whose tick history cannot be
 read falls back to ``symbol_info_tick`` (new when its ``time_msc`` moved). The market
-service steps this source as it steps the paper simulator; ``next_due`` is the next poll.
+service steps this source as it steps the paper simulator, and is woken (``wake_with``)
+as soon as a poll has buffered quotes: a timer guessing when the poll is back added up
+to 10 ms to a tick's latency.
 
 A symbol whose ticks stopped (the terminal gone, a market that stopped quoting) is not
 repeated: its last quote is sent once more with ``stale`` set, when no tick came for
@@ -123,6 +125,7 @@ class TickFeed:
         self._buffer: list[Quote] = []
         self._received: dict[str, float] = {}
         self._next = 0.0
+        self._wake: Callable[[], None] | None = None
         self.polled_at = 0.0
 
     @property
@@ -151,7 +154,13 @@ class TickFeed:
                 out.append(q)
             self._received[symbol] = self.polled_at
         self._buffer.extend(out)
+        if out and self._wake is not None:
+            self._wake()
         return out
+
+    def wake_with(self, wake: Callable[[], None]) -> None:
+        """The market service's wake-up, called when a poll buffered quotes."""
+        self._wake = wake
 
     # -- QuoteSource ------------------------------------------------------------------------
 
@@ -167,14 +176,19 @@ class TickFeed:
         """The terminal is gone: every last quote is stale now, not in ``stale_after``."""
         for symbol in self._latest:
             self._received[symbol] = float("-inf")
+        if self._latest and self._wake is not None:
+            self._wake()
 
     def next_due(self) -> float:
-        """Now when a poll left quotes; else the next poll's time, and once that has
-        passed (the poll is still in the worker, or the terminal is away) a short wait,
-        so that the market service neither spins nor adds more than ~10 ms of latency."""
+        """Now when a poll left quotes. A woken service needs no other time (it steps at
+        its ``MAX_SLEEP`` anyway, often enough for ``stale_after``); else the next poll's
+        time, and once that has passed (the poll is still in the worker, or the terminal
+        is away) a short wait, so that it neither spins nor adds more than ~10 ms."""
         now = self._clock()
         if self._buffer:
             return now
+        if self._wake is not None:
+            return now + self.stale_after
         if self._next > now:
             return self._next
         return now + min(self.interval / 10, 0.01)
