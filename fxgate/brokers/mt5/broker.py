@@ -272,12 +272,18 @@ class Mt5Broker:
         return lambda: self._listeners.remove(listener)
 
     async def _every(self, interval: float, poll: Callable[[], Any]) -> None:
+        """Poll at fixed deadlines: each poll starts ``interval`` after the previous one
+        *started*, so the period does not grow by the poll's own time (and a tick's wait
+        with it); a poll that overran its slot is followed by the next one at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
             try:
                 await poll()
             except Exception:
                 log.exception("mt5 poll failed")
+            deadline = max(deadline + interval, loop.time())
 
     # -- polling -------------------------------------------------------------------------
 
