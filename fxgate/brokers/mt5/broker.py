@@ -243,9 +243,9 @@ class Mt5Broker:
             self._lost(exc)
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._every(self.poll_interval, self._poll_ticks), name="mt5-ticks"),
+            loop.create_task(poll_every(self.poll_interval, self._poll_ticks), name="mt5-ticks"),
             loop.create_task(
-                self._every(self.trade_poll_interval, self._poll_trades), name="mt5-trades"
+                poll_every(self.trade_poll_interval, self._poll_trades), name="mt5-trades"
             ),
         ]
 
@@ -270,20 +270,6 @@ class Mt5Broker:
     def subscribe(self, listener: BrokerListener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
-
-    async def _every(self, interval: float, poll: Callable[[], Any]) -> None:
-        """Poll at fixed deadlines: each poll starts ``interval`` after the previous one
-        *started*, so the period does not grow by the poll's own time (and a tick's wait
-        with it); a poll that overran its slot is followed by the next one at once."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + interval
-        while True:
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
-            try:
-                await poll()
-            except Exception:
-                log.exception("mt5 poll failed")
-            deadline = max(deadline + interval, loop.time())
 
     # -- polling -------------------------------------------------------------------------
 
@@ -796,6 +782,21 @@ class Mt5Broker:
         code = int(result.get("retcode", 0))
         if code not in DONE or code == 0:
             raise error_for(code, str(result.get("comment", "")))
+
+
+async def poll_every(interval: float, poll: Callable[[], Any]) -> None:
+    """Poll at fixed deadlines: each poll starts ``interval`` after the previous one
+    *started*, so the period does not grow by the poll's own time (and a tick's wait
+    with it); a poll that overran its slot is followed by the next one at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + interval
+    while True:
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        try:
+            await poll()
+        except Exception:
+            log.exception("mt5 poll failed")
+        deadline = max(deadline + interval, loop.time())
 
 
 def entry_price(side: Side, prices: BidAsk) -> Decimal:
