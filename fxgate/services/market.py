@@ -99,7 +99,9 @@ class MarketService:
 
         Sleeping until the due time (not polling at a fixed interval) is what keeps a
         tick's age at publication to the timer's resolution (~1 ms): a polled feed
-        would add up to one polling interval to every tick's latency.
+        would add up to one polling interval to every tick's latency. A source that
+        cannot know when its next quote comes (a polled terminal) wakes the service
+        instead (:class:`WakingSource`); ``next_due`` then only paces the stale checks.
         """
         self.running = True
         woken = asyncio.Event()
