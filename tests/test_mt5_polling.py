@@ -10,8 +10,8 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from fxgate.brokers.mt5.broker import poll_every
 from fxgate.brokers.mt5.feed import TickFeed
+from fxgate.brokers.mt5.session import poll_every
 from fxgate.domain.events import Event
 from fxgate.domain.market import SymbolSpec
 from fxgate.services.market import MAX_SLEEP, MarketService

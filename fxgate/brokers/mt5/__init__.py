@@ -9,6 +9,11 @@ The only package of fxgate that imports ``MetaTrader5`` (or ``mt5linux``), and o
 - ``requests``: fxgate orders become ``TradeRequest`` dicts, retcodes become errors;
 - ``sync``: one poll of positions, orders, deals and account, diffed into changes;
 - ``feed``: the ticks of the streamed symbols as a quote source;
-- ``broker``: the port, the polling loops, reconnection;
+- ``session``: the adapter's shared state, health, start/stop, the polling loops and
+  reconnection (``Mt5Session``);
+- ``reads``: the port's reads on it: symbols, quotes, book, candles, account, previews
+  (``Mt5Reads``);
+- ``broker``: the order path (place, modify, cancel, close, never sent twice) and the
+  adapter's whole contract in its docstring (``Mt5Broker``, the port);
 - ``factory``: the registry's ``build`` and ``check``.
 """

@@ -1,0 +1,300 @@
+"""The MT5 adapter's session with its terminal: construction, health, start and stop,
+the two polling loops and reconnection (see :mod:`.broker` for the whole contract).
+
+:class:`Mt5Session` holds the state every part of the adapter shares (the worker, the
+feed, the ledger, the lock a poll and a trade take); :mod:`.reads` and :mod:`.broker`
+build the port's methods on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fxgate.brokers.mt5 import convert, jobs
+from fxgate.brokers.mt5.feed import TickFeed, read_ticks
+from fxgate.brokers.mt5.sync import Change, Ledger
+from fxgate.brokers.mt5.terminal import Terminal, TerminalError
+from fxgate.domain.market import SymbolSpec
+from fxgate.domain.trading import (
+    Account,
+    Deal,
+    Order,
+    Position,
+)
+from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind, BrokerListener
+from fxgate.services.ports.store.errors import StoreUnavailableError
+from fxgate.services.ports.store.trading import TradingStore
+
+log = logging.getLogger(__name__)
+
+_KINDS: dict[type, BrokerEventKind] = {
+    Order: BrokerEventKind.ORDER,
+    Deal: BrokerEventKind.DEAL,
+    Position: BrokerEventKind.POSITION,
+    Account: BrokerEventKind.ACCOUNT,
+}
+
+
+class Mt5Session:
+    """See the module docstring. ``connect_kwargs`` go to ``initialize`` as they are."""
+
+    name = "mt5"
+
+    def __init__(
+        self,
+        terminal: Terminal,
+        store: TradingStore,
+        *,
+        owner: str,
+        symbols: Sequence[str] = (),
+        connect_kwargs: dict[str, Any] | None = None,
+        magic: int = 0,
+        deviation: int = 10,
+        poll_interval: float = 0.1,
+        trade_poll_interval: float = 0.25,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 30.0,
+        stale_after: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.terminal = terminal
+        self.store = store
+        self.owner = owner
+        self._wanted = list(symbols)
+        self._connect_kwargs = dict(connect_kwargs or {})
+        self.magic = magic
+        self.deviation = deviation
+        self.poll_interval = poll_interval
+        self.trade_poll_interval = trade_poll_interval
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self._clock = clock
+        self.feed = TickFeed(poll_interval, stale_after=stale_after, clock=clock)
+        self._specs: dict[str, SymbolSpec] = {}
+        self._infos: dict[str, dict[str, Any]] = {}
+        self.ledger = Ledger(owner, self._digits, clock)
+        self._listeners: list[BrokerListener] = []
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reconnecting: asyncio.Task[None] | None = None
+        self.connected = False
+        self.trade_allowed = True
+        self.server_connected = True
+        self.last_error: str | None = "not started"
+        self._stopped = False
+        self._unsaved: list[Change] = []
+
+    # -- health --------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """False while the terminal is unreachable, not logged in, without its trade
+        server, or AutoTrading is off."""
+        return self.connected and self.trade_allowed and self.server_connected
+
+    @property
+    def health(self) -> str:
+        """``DOWN`` while the terminal cannot be reached (or is not logged in);
+        ``DEGRADED`` while it is up but cannot trade (AutoTrading off, no trade server)."""
+        if not self.connected:
+            return "DOWN"
+        return "HEALTHY" if self.healthy else "DEGRADED"
+
+    def _lost(self, exc: TerminalError) -> None:
+        if self.connected:
+            log.warning("mt5 terminal lost", extra={"code": exc.code, "error": exc.message})
+        self.connected = False
+        self.last_error = str(exc)
+        self.feed.mark_stale()
+        self.terminal.forget()
+        if not self._stopped and (self._reconnecting is None or self._reconnecting.done()):
+            self._reconnecting = asyncio.get_running_loop().create_task(
+                self._reconnect(), name="mt5-reconnect"
+            )
+
+    async def _reconnect(self) -> None:
+        delay = self.reconnect_min
+        while not self._stopped:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+                async with self._lock:
+                    await self._sync()
+            except TerminalError as exc:
+                self.connected = False
+                self.last_error = str(exc)
+                delay = min(delay * 2, self.reconnect_max)
+                continue
+            log.info("mt5 terminal reconnected")
+            return
+
+    async def _connect(self) -> None:
+        kwargs, wanted = self._connect_kwargs, self._wanted
+        term, acc, infos = await self.terminal.run(lambda c: jobs.connect(c, kwargs, wanted))
+        self.ledger.currency = str(acc.get("currency") or "USD")
+        for info in infos:
+            spec = self._remember_symbol(info)
+            self.feed.stream(spec, float(info.get("session_close") or 0.0))
+        self.trade_allowed = bool(term.get("trade_allowed", True))
+        self.server_connected = bool(term.get("connected", True))
+        self.connected = True
+        self.last_error = None
+
+    def _remember_symbol(self, info: dict[str, Any]) -> SymbolSpec:
+        spec = convert.symbol_spec(info)
+        self._specs[spec.symbol] = spec
+        self._infos[spec.symbol] = info
+        return spec
+
+    def _digits(self, symbol: str) -> int:
+        spec = self._specs.get(symbol)
+        return spec.digits if spec is not None else 5
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        positions = [p for p in await self.store.list_open_positions() if p.user_id == self.owner]
+        orders = [o for o in await self.store.list_pending_orders() if o.user_id == self.owner]
+        deals, _ = await self.store.list_deals(self.owner, limit=1000)
+        account = next(
+            (a for a in await self.store.list_accounts() if a.user_id == self.owner), None
+        )
+        self.ledger.restore(positions, orders, deals, account)
+        if not self.ledger.primed:
+            self.ledger.prime(self._clock())
+        try:
+            await self._connect()
+            async with self._lock:
+                await self._sync()
+        except TerminalError as exc:
+            log.error("mt5 terminal unavailable at start-up; reconnecting: %s", exc.message)
+            self._lost(exc)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(poll_every(self.poll_interval, self._poll_ticks), name="mt5-ticks"),
+            loop.create_task(
+                poll_every(self.trade_poll_interval, self._poll_trades), name="mt5-trades"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        self._stopped = True
+        tasks = [*self._tasks, *([self._reconnecting] if self._reconnecting else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks = []
+        if self.connected:
+            with contextlib.suppress(TerminalError, TimeoutError):
+                await asyncio.wait_for(self.terminal.call("shutdown"), 5)
+        self.connected = False
+        self.terminal.close()
+
+    async def flush(self) -> None:
+        """One tick poll and one trade poll, now."""
+        await self._poll_ticks()
+        await self._poll_trades()
+
+    def subscribe(self, listener: BrokerListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- polling -------------------------------------------------------------------------
+
+    async def _poll_ticks(self) -> None:
+        if not self.connected:
+            return
+        cursors = self.feed.cursors
+        try:
+            ticks = await self.terminal.run(lambda c: read_ticks(c, cursors))
+        except TerminalError as exc:
+            if exc.lost:
+                self._lost(exc)
+            return
+        self.feed.take(ticks)
+
+    async def _poll_trades(self) -> None:
+        if not self.connected:
+            return
+        async with self._lock:
+            try:
+                await self._sync()
+            except TerminalError as exc:
+                if exc.lost:
+                    self._lost(exc)
+                else:
+                    log.warning("mt5 poll refused: %s", exc)
+
+    async def _sync(self) -> None:
+        """Read, diff, store, announce (the caller holds the lock)."""
+        ledger = self.ledger
+        since = ledger.deals_since()
+        snap = await self.terminal.run(lambda c: jobs.read_state(c, since))
+        wanted = ledger.wanted(snap)
+        if wanted:
+            snap.history = await self.terminal.run(lambda c: jobs.read_history(c, wanted))
+        self.trade_allowed = bool(snap.terminal.get("trade_allowed", True))
+        self.server_connected = bool(snap.terminal.get("connected", True))
+        for row in [*snap.positions, *snap.orders, *snap.deals, *snap.history.values()]:
+            sym = str(row.get("symbol") or "")
+            if sym and sym not in self._specs:
+                try:
+                    self._remember_symbol(await self.terminal.call("symbol_info", sym))
+                except TerminalError as exc:
+                    if exc.lost:
+                        raise
+        # Changes a failed store write held back go first, in the order they happened.
+        changes = [*self._unsaved, *ledger.apply(snap)]
+        self._unsaved = changes
+        await self._store([c.record for c in changes if not c.floating])
+        self._unsaved = []
+        for change in changes:
+            self._announce(change)
+
+    async def _store(self, records: list[Any]) -> None:
+        """Store before announcing; a store that keeps failing holds the changes back
+        (announced after the next successful write), never announced unstored."""
+        if not records:
+            return
+        for attempt in range(3):
+            try:
+                await self.store.save(
+                    orders=[r for r in records if isinstance(r, Order)],
+                    deals=[r for r in records if isinstance(r, Deal)],
+                    positions=[r for r in records if isinstance(r, Position)],
+                    accounts=[r for r in records if isinstance(r, Account)],
+                )
+                return
+            except Exception:
+                log.exception("could not store mt5 trading records", extra={"attempt": attempt + 1})
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise StoreUnavailableError("Trading records could not be stored; try again")
+
+    def _announce(self, change: Change) -> None:
+        r = change.record
+        event = BrokerEvent(_KINDS[type(r)], r, r.user_id, change.floating)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("broker listener failed")
+
+
+async def poll_every(interval: float, poll: Callable[[], Any]) -> None:
+    """Poll at fixed deadlines: each poll starts ``interval`` after the previous one
+    *started*, so the period does not grow by the poll's own time (and a tick's wait
+    with it); a poll that overran its slot is followed by the next one at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + interval
+    while True:
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        try:
+            await poll()
+        except Exception:
+            log.exception("mt5 poll failed")
+        deadline = max(deadline + interval, loop.time())
