@@ -65,8 +65,15 @@ class Day:
 
 
 def read_ticks(calls: Calls, cursors: dict[str, Cursor]) -> dict[str, list[dict[str, Any]]]:
-    """In the worker: the new ticks of each symbol (``cursors`` is the worker's own)."""
+    """In the worker: the new ticks of each symbol (``cursors`` is the worker's own).
+
+    A sweep is all or nothing: the cursors move only once every symbol has been read, so
+    a terminal lost halfway (the error goes up, the ticks read so far with it) leaves
+    them where the last delivered sweep put them, and the sweep after the reconnect reads
+    those ticks again instead of skipping them.
+    """
     out: dict[str, list[dict[str, Any]]] = {}
+    moved: dict[str, tuple[int, int]] = {}
     for symbol, cur in cursors.items():
         rows: list[dict[str, Any]] = []
         if cur.msc and cur.history:
@@ -99,9 +106,10 @@ def read_ticks(calls: Calls, cursors: dict[str, Cursor]) -> dict[str, list[dict[
         if fresh:
             last = int(fresh[-1]["time_msc"])
             same = sum(1 for r in fresh if int(r["time_msc"]) == last)
-            cur.at_msc = same + (cur.at_msc if last == cur.msc else 0)
-            cur.msc = last
+            moved[symbol] = (last, same + (cur.at_msc if last == cur.msc else 0))
             out[symbol] = fresh
+    for symbol, (msc, at_msc) in moved.items():
+        cursors[symbol].msc, cursors[symbol].at_msc = msc, at_msc
     return out
 
 
