@@ -9,7 +9,6 @@ for reconnection poll a condition with a deadline.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from fxgate.domain.errors import AuthorizationError, TradingError
 from fxgate.domain.trading import OrderRequest, OrderStatus, OrderType, Side
 from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind
 from fxgate.store.sqlite import SQLiteStore
+from tests.conftest import until
 from tests.mt5.support import (
     FAKE_USER,
     BoundTerminal,
@@ -53,13 +53,6 @@ class World:
     async def price(self, symbol: str, bid: float, ask: float) -> None:
         self.fake.set_price(symbol, bid, ask)
         await self.broker.flush()
-
-
-async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import httpx
 
-from tests.conftest import ROOT, Daemon, Daemons, free_port
+from tests.conftest import ROOT, Daemon, Daemons, free_port, until
 from tests.trading_helpers import Trader, all_of, error, has, one, read_until
 
 FAKE = ROOT / "tests" / "fake_mt5"
@@ -118,15 +117,10 @@ async def test_a_rest_market_order_reaches_the_seed_client_as_on_paper(
     assert stale["bid"] == 1.0851
     assert stale["age"] >= 0
     await md.close()
-    deadline = time.monotonic() + 15
-    while broker_health(d) != "down":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    await until(lambda: broker_health(d) == "down", timeout=15, what="the broker DOWN")
     err = error(owner.post("/trading/orders", {"symbol": "EURUSD", "side": "buy",
                                                "type": "market", "quantity": 0.1}),
                 400, "TRADING_ERROR")  # fmt: skip
     assert "not connected" in err["message"]
     control("terminal_down", down=False)
-    while broker_health(d) != "healthy":
-        assert time.monotonic() < deadline, httpx.get(d.url("/health")).text
-        time.sleep(0.1)
+    await until(lambda: broker_health(d) == "healthy", timeout=15, what="the broker back")
