@@ -1,0 +1,39 @@
+"""How the load generator speaks each endpoint (``bench/fanout.py --dialect NAME``).
+
+One row per endpoint, so a new dialect becomes benchmarkable with data, not code: the
+C load generator opens ``path``, sends the ``hello`` frames, counts a connection as
+subscribed when a frame containing ``subscribed`` arrives, and measures every frame
+containing ``market`` (its ``timestamp`` against the clock; ``symbol`` and, where the
+dialect has one, ``offset`` for gaps and duplicates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BenchDialect:
+    name: str
+    #: Path and query of the WebSocket URL; ``{token}`` is replaced by a bearer token.
+    path: str
+    #: Text frames sent once the socket is open, in order; ``{token}`` and ``{symbols}``
+    #: (a JSON list of the symbols) are filled in.
+    hello: tuple[str, ...]
+    #: A substring of the server frame that confirms the subscription.
+    subscribed: str
+    #: A substring every market-data frame contains.
+    market: str
+    #: Engine.IO framing (Socket.IO): answer ``2`` pings with ``3``, events are ``42[...]``.
+    engineio: bool = False
+
+
+CANONICAL = BenchDialect(
+    name="canonical",
+    path="/api/ws?token={token}",
+    hello=('{"type":"subscribe","channels":["market-data"]}',),
+    subscribed='"type":"subscription"',
+    market='"channel":"market-data"',
+)
+
+DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL,)}
