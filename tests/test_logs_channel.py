@@ -251,3 +251,25 @@ async def test_the_health_monitor_says_when_the_broker_goes_down_and_comes_back(
         "status": "DOWN",
         "previous": "HEALTHY",
     }
+
+
+async def test_a_risk_alert_is_a_warning_line_of_its_user(make_daemon: Daemons) -> None:
+    d = make_daemon(
+        quiet=True, FXGATE_PAPER_INITIAL_BALANCE="1000", FXGATE_RISK_MAX_DAILY_LOSS="100"
+    )
+    admin, trader, other = Admin(d), Trader.issued(d), Trader.issued(d)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    c = await trader.socket("logs")
+    co = await other.socket("logs")
+    try:
+        trader.buy(0.5)
+        # (1.08320 - 1.08500) * 50,000 = -90.00: 90 % of the daily limit.
+        admin.quote("EURUSD", "1.08320", "1.08330")
+        alert = await line(c, "Risk alert: Daily loss has reached 90%")
+        assert (alert["level"], alert["module"]) == ("WARNING", "risk")
+        assert alert["extra"]["type"] == "RISK_LIMIT"
+        assert alert["extra"]["threshold"] == 80
+        assert lines(await co.barrier()) == []
+    finally:
+        await c.close()
+        await co.close()
