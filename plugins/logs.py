@@ -44,7 +44,7 @@ class LogsChannel(Channel):
         "level": Filter("level", "INFO, WARNING, ERROR or CRITICAL (one or a list)"),
         "module": Filter("module", "trading, risk, health, auth.keyring, daemon, ..."),
     }
-    history_size = 200
+    history_size = 100  # per user: recovery with ``since``, and the snapshot's source
     description = "Log lines about your trading; admins also get the daemon's own"
     required_fields = ("level", "message", "module")
 

@@ -14,6 +14,7 @@ from typing import Any
 from fxgate.services.activity import ActivityFeed, safe_extra
 from fxgate.services.health import DOWN, HEALTHY, HealthMonitor
 from tests.conftest import Daemon, Daemons
+from tests.test_mt5_e2e import mt5_daemon
 from tests.trading_helpers import HTTP, Admin, Trader, error
 from tests.wsclient import Client
 
@@ -273,3 +274,27 @@ async def test_a_risk_alert_is_a_warning_line_of_its_user(make_daemon: Daemons) 
     finally:
         await c.close()
         await co.close()
+
+
+async def test_admins_see_the_broker_connection_go_down_and_come_back(
+    make_daemon: Daemons,
+) -> None:
+    """On MetaTrader 5 (the fake terminal): the terminal goes away and comes back; the
+    admin's log panel says so, a trader's does not."""
+    d, control = mt5_daemon(make_daemon)
+    boss, trader = Trader.issued(d, role="admin"), Trader.issued(d)
+    cb = await boss.socket("logs")
+    ct = await trader.socket("logs")
+    try:
+        await cb.barrier()
+        control("terminal_down", down=True)
+        down = await line(cb, "Broker down", timeout=15)
+        assert (down["level"], down["module"]) == ("ERROR", "health")
+        assert (down["extra"]["component"], down["extra"]["status"]) == ("broker", "DOWN")
+        control("terminal_down", down=False)
+        up = await line(cb, "Broker up", timeout=15)
+        assert up["level"] == "INFO"
+        assert not any(m["module"] == "health" for m in lines(await ct.barrier()))
+    finally:
+        await cb.close()
+        await ct.close()
