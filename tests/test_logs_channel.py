@@ -77,6 +77,46 @@ async def test_a_trader_sees_the_lines_of_their_own_orders_and_nobody_elses(
         await cy.close()
 
 
+async def test_modifying_and_cancelling_a_pending_order_are_lines_too(market: Daemon) -> None:
+    admin = Admin(market)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    x = Trader.issued(market)
+    c = await x.socket("logs")
+    try:
+        order = x.buy(0.5, type="limit", price=1.08000)
+        placed = await line(c, "Order placed: EURUSD BUY 0.5 (limit, pending)")
+        assert placed["extra"]["orderId"] == order["id"]
+        r = x.put(f"/trading/orders/{order['id']}", {"price": 1.081})
+        assert r.status_code == 200, r.text
+        moved = await line(c, "Order modified: EURUSD")
+        assert (moved["extra"]["orderId"], moved["extra"]["price"]) == (order["id"], "1.081")
+        assert x.delete(f"/trading/orders/{order['id']}").status_code == 200
+        assert (await line(c, "Order cancelled: EURUSD"))["extra"]["orderId"] == order["id"]
+    finally:
+        await c.close()
+
+
+async def test_a_trader_resumes_the_logs_from_an_offset(market: Daemon) -> None:
+    admin = Admin(market)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    x = Trader.issued(market)
+    c = await x.socket("logs")
+    x.buy(0.1)
+    seen = await c.wait_for(lambda m: m.get("type") == "log" and "Order placed" in str(m["data"]))
+    await c.close()
+    x.buy(0.2)  # while away: a fill and an order line
+    since = {"offset": seen["offset"], "epoch": seen["epoch"]}
+    back = await x.socket()
+    try:
+        ack = await back.subscribe({"name": "logs", "since": since})
+        assert ack["channels"][0]["recovered"] is True
+        missed = lines(await back.barrier())
+        assert [m["message"].split(":")[0] for m in missed] == ["Fill", "Order placed"]
+        assert "0.2" in missed[1]["message"]
+    finally:
+        await back.close()
+
+
 async def test_a_new_subscriber_gets_its_recent_lines_and_filters_narrow_them(
     market: Daemon,
 ) -> None:
