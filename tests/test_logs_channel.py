@@ -233,6 +233,47 @@ async def test_no_secret_ever_reaches_the_logs_channel(market: Daemon) -> None:
         await cb.close()
 
 
+async def test_a_line_published_by_a_back_end_is_checked_and_its_secrets_dropped(
+    market: Daemon,
+) -> None:
+    admin = Admin(market)
+    x, y = Trader.issued(market), Trader.issued(market)
+    cx = await x.socket("logs")
+    cy = await y.socket("logs")
+    try:
+        await cx.barrier()
+        await cy.barrier()
+        jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+        data = {
+            "level": "INFO",
+            "message": f"Rebalanced with {jwt_like}",
+            "module": "rebalancer",
+            "extra": {"ticket": 7, "apiSecret": "s3cr3t", "note": jwt_like, "ok": True},
+        }
+        r = admin.publish({"channel": "logs", "data": data, "userId": x.user_id})
+        assert r.status_code == 200, r.text
+        got = await line(cx, "Rebalanced")
+        assert got["message"] == "Rebalanced with [redacted]"
+        assert got["extra"] == {"ticket": 7, "ok": True}
+        assert lines(await cy.barrier()) == []
+        for change, field in (
+            ({"level": "LOUD"}, "data.level"),
+            ({"message": ""}, "data.message"),
+            ({"module": "m" * 65}, "data.module"),
+            ({"extra": {"deep": {"a": 1}}}, "data.extra.deep"),
+            ({"extra": {"long": "x" * 201}}, "data.extra.long"),
+            ({"colour": "red"}, "data.colour"),
+            ({"timestamp": "noon"}, "data.timestamp"),
+        ):
+            bad = {"channel": "logs", "data": {**data, **change}, "userId": x.user_id}
+            err = error(admin.publish(bad), 422, "VALIDATION_ERROR")
+            assert err["details"]["field"] == field, err
+        assert lines(await cx.barrier()) == []
+    finally:
+        await cx.close()
+        await cy.close()
+
+
 def test_the_feed_drops_what_looks_like_a_secret() -> None:
     jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
     extra = safe_extra(
@@ -257,9 +298,11 @@ def test_the_feed_drops_what_looks_like_a_secret() -> None:
     feed = ActivityFeed(published.append, clock=lambda: 0.0)
     feed.user("u1", "DEBUG", "not shown", "trading")
     feed.user("u1", "INFO", "shown", "trading", password="p", symbol="EURUSD")
+    feed.user("u1", "WARNING", f"refused: {jwt_like}", "trading")
     feed.system("WARNING", "system", "daemon")
     assert [(e.channel, e.user_id, e.data["message"]) for e in published] == [
         ("logs", "u1", "shown"),
+        ("logs", "u1", "refused: [redacted]"),
         ("logs", None, "system"),
     ]
     assert published[0].data == {
