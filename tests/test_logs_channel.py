@@ -9,8 +9,11 @@ No token, password, API secret or signature ever reaches the channel.
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Any
 
+from fxgate.app.assembly import build_node
+from fxgate.config.settings import Settings
 from fxgate.services.activity import ActivityFeed, safe_extra
 from fxgate.services.health import DOWN, HEALTHY, HealthMonitor
 from tests.conftest import Daemon, Daemons
@@ -381,3 +384,16 @@ async def test_admins_see_the_broker_connection_go_down_and_come_back(
     finally:
         await cb.close()
         await ct.close()
+
+
+async def test_with_the_logs_channel_off_the_lines_are_counted_and_dropped(tmp_path: Path) -> None:
+    """Turning the channel off never breaks the services that feed it."""
+    node = build_node(Settings(state_dir=tmp_path, disable_plugins=["logs", "signals"]))
+    await node.start()
+    try:
+        assert "logs" not in node.hub.channels
+        assert node.hub.dropped.get("logs", 0) >= 1  # the "started" line
+        node.activity.user("u1", "INFO", "an order", "trading")
+        assert node.hub.dropped["logs"] >= 2
+    finally:
+        await node.stop()
