@@ -161,9 +161,9 @@ async def test_admins_get_the_system_lines_and_traders_do_not(make_daemon: Daemo
         rotated = d.cli("keys", "rotate")
         assert rotated.returncode == 0, rotated.stderr
         kid = rotated.stdout.strip()
-        line_ = await line(cb, "Signing key rotated", timeout=10)
-        assert line_["extra"]["kid"] == kid
-        assert line_["module"] == "auth.keyring"
+        new_key = await line(cb, "Signing key rotated", timeout=10)
+        assert (new_key["module"], new_key["extra"]["kid"]) == ("auth.keyring", kid)
+        assert lines(await ct.barrier()) == []
 
         # A log line a back end publishes without a user is a system line too.
         r = Admin(d).publish(
@@ -171,6 +171,23 @@ async def test_admins_get_the_system_lines_and_traders_do_not(make_daemon: Daemo
         )
         assert r.status_code == 200, r.text
         assert (await line(cb, "Feed lost"))["level"] == "ERROR"
+        assert lines(await ct.barrier()) == []
+    finally:
+        await cb.close()
+        await ct.close()
+
+    # Retiring the old key (which closes the sessions it signed): an admin signed in
+    # with the new key is told; then the daemon stops, and says so first.
+    boss = Trader(d, boss.user_id, d.token(boss.user_id, "admin"))
+    trader = Trader(d, trader.user_id, d.token(trader.user_id, "trader"))
+    cb = await boss.socket("logs")
+    ct = await trader.socket("logs")
+    try:
+        await cb.barrier()
+        retired = d.cli("keys", "retire", new_key["extra"]["previousKid"])
+        assert retired.returncode == 0, retired.stderr
+        gone = await line(cb, "Signing keys retired", timeout=10)
+        assert gone["extra"]["kids"] == new_key["extra"]["previousKid"]
         assert lines(await ct.barrier()) == []
 
         assert d.proc is not None
