@@ -18,7 +18,7 @@ from fxgate.app.assembly import build_node
 from fxgate.config.settings import Settings
 from fxgate.domain.errors import ValidationError
 from tests.conftest import Daemon, until
-from tests.trading_helpers import Admin, Trader, error, unique
+from tests.trading_helpers import HTTP, Admin, Trader, error, unique
 from tests.wsclient import Client
 
 
@@ -112,7 +112,7 @@ async def test_a_public_signal_reaches_everyone_and_is_listed(market: Daemon) ->
         assert one.status_code == 200
         assert one.json()["data"] == as_stored(sig)
         # Through the un-prefixed path too, like every REST route.
-        r2 = x.request("GET", "/signals", params={"source": source})
+        r2 = HTTP.get(market.url("/signals"), params={"source": source}, headers=x.headers)
         assert r2.json()["data"] == [as_stored(sig)]
     finally:
         await cx.close()
