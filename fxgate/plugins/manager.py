@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "analytics": "fxgate_plugins.analytics",
     "system": "fxgate_plugins.system",
     "account": "fxgate_plugins.account",
+    "news": "fxgate_plugins.news",
 }
 
 

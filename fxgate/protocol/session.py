@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from fxgate.config.settings import WsSettings
 from fxgate.domain.errors import (
@@ -31,7 +31,7 @@ from fxgate.domain.errors import (
 from fxgate.hub.hub import Hub, Subscription
 from fxgate.hub.sink import Dialect, Sink
 from fxgate.plugins.channel import Principal
-from fxgate.protocol import canonical as wire
+from fxgate.protocol import canonical
 from fxgate.protocol.limits import SlidingWindowCounter, TokenBucket
 from fxgate.services.auth.tokens import Claims
 
@@ -70,7 +70,36 @@ class Connection(Sink, Protocol):
     def release(self) -> None: ...
 
 
+class Wire(Protocol):
+    """A dialect's words for what the session says: client frames in, replies out.
+
+    Seed 001's are the functions of :mod:`fxgate.protocol.canonical`; another dialect's
+    session (a subclass) names its own, so the auth window, limits, snapshots and expiry
+    are written once and every dialect answers in its own format.
+    """
+
+    def parse(self, raw: str | bytes) -> object:
+        """One client frame to a command; raises ``ValidationError``."""
+
+    def connection(self, session_id: str, user_id: str) -> bytes:
+        """The first message once authenticated."""
+
+    def subscription(self, channels: list[dict[str, Any]]) -> bytes: ...
+
+    def unsubscription(self, names: list[str]) -> bytes: ...
+
+    def pong(self) -> bytes: ...
+
+    def auth_ok(self, expires_at: float) -> bytes:
+        """A refreshed token was accepted."""
+
+    def error(self, exc: FxgateError) -> bytes: ...
+
+
 class Session:
+    #: The dialect's replies (canonical: seed 001's).
+    wire: ClassVar[Wire] = canonical
+
     def __init__(
         self,
         *,
@@ -132,6 +161,12 @@ class Session:
             self.conn.send(notice)
         self.conn.kick(disconnect)
 
+    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
+        """What this session's client is told before the server closes it with 1001
+        (``fxgate.ops.serve``): seed 001's ``system`` RESTARTING message, or the
+        dialect's own."""
+        return canonical_notice
+
     def close(self) -> None:
         """The connection is gone: drop every subscription and timer."""
         if self.closed:
@@ -154,9 +189,13 @@ class Session:
             self._auth_deadline.cancel()
             self._auth_deadline = None
         self._schedule_expiry(claims.exp)
-        self.conn.send(wire.connection(self.session_id, claims.sub))
+        self.conn.send(self.welcome_message(claims))
         if self._on_authenticated is not None:
             self._on_authenticated(self)
+
+    def welcome_message(self, claims: Claims) -> bytes:
+        """The first message once authenticated (seed 001's ``connection``)."""
+        return self.wire.connection(self.session_id, claims.sub)
 
     def _schedule_expiry(self, exp: float) -> None:
         if self._expiry is not None:
@@ -180,15 +219,15 @@ class Session:
                     reason="too_large",
                     details={"limit": self.limits.max_message_size, "size": len(raw)},
                 )
-            cmd = wire.parse(raw)
-            if self.principal is None and not isinstance(cmd, wire.Auth):
+            cmd = self.wire.parse(raw)
+            if self.principal is None and not isinstance(cmd, canonical.Auth):
                 raise AuthenticationError("Authenticate first: send {type: auth, token}")
             await self._dispatch(cmd)
         except FxgateError as exc:
-            self.conn.send(wire.error(exc))
+            self.conn.send(self.wire.error(exc))
         except Exception:
             log.exception("session error", extra={"session": self.session_id})
-            self.conn.send(wire.error(FxgateError("Internal error")))
+            self.conn.send(self.wire.error(FxgateError("Internal error")))
 
     def _rate_limited(self) -> None:
         """A message over the rate was dropped. A burst is told once a second and keeps
@@ -213,7 +252,7 @@ class Session:
         if now - self._last_rate_error >= 1.0:
             self._last_rate_error = now
             self.conn.send(
-                wire.error(
+                self.wire.error(
                     RateLimitError(
                         "Rate limit exceeded",
                         details={"limit": self.limits.max_messages_per_second, "per": "second"},
@@ -221,14 +260,14 @@ class Session:
                 )
             )
 
-    async def _dispatch(self, cmd: wire.Command) -> None:
-        if isinstance(cmd, wire.Subscribe):
+    async def _dispatch(self, cmd: object) -> None:
+        if isinstance(cmd, canonical.Subscribe):
             await self.subscribe(cmd.items)
-        elif isinstance(cmd, wire.Unsubscribe):
+        elif isinstance(cmd, canonical.Unsubscribe):
             self.unsubscribe(cmd.names)
-        elif isinstance(cmd, wire.Ping):
-            self.conn.send(wire.pong())
-        else:
+        elif isinstance(cmd, canonical.Ping):
+            self.conn.send(self.wire.pong())
+        elif isinstance(cmd, canonical.Auth):
             await self.auth(cmd.token)
 
     async def auth(self, token: str) -> None:
@@ -246,10 +285,10 @@ class Session:
         self.conn.principal = self.principal
         dropped = self._drop_forbidden(self.principal)
         self._schedule_expiry(claims.exp)
-        self.conn.send(wire.auth_ok(claims.exp))
+        self.conn.send(self.wire.auth_ok(claims.exp))
         if dropped:
             self.conn.send(
-                wire.error(
+                self.wire.error(
                     AuthorizationError(
                         "Permission denied: subscriptions dropped",
                         details={"channels": dropped, "role": str(claims.role)},
@@ -262,7 +301,7 @@ class Session:
             claims = await self.tokens.verify(token)
         except AuthenticationError as exc:
             # DESIGN.md: a bad token is refused, close code 4001 after the error.
-            self.disconnect(Disconnects.AUTH_FAILED, notice=wire.error(exc))
+            self.disconnect(Disconnects.AUTH_FAILED, notice=self.wire.error(exc))
             return
         if self.closed or self.principal is not None:
             return
@@ -287,16 +326,16 @@ class Session:
 
     # -- subscriptions ---------------------------------------------------------
 
-    async def subscribe(self, items: tuple[wire.SubItem, ...]) -> None:
+    async def subscribe(self, items: tuple[canonical.SubItem, ...]) -> None:
         acks: list[dict[str, Any]] = []
-        fresh: list[tuple[Subscription, wire.SubItem]] = []
+        fresh: list[tuple[Subscription, canonical.SubItem]] = []
         self.conn.hold()
         try:
             for item in items:
                 try:
                     sub = self.hub.make_subscription(self.conn, item.name, item.filters)
                 except FxgateError as exc:
-                    self.conn.send(wire.error(exc))
+                    self.conn.send(self.wire.error(exc))
                     continue
                 existing = self.subs.get(sub.channel.name, [])
                 if any(s.filters == sub.filters for s in existing):
@@ -304,7 +343,7 @@ class Session:
                     continue
                 if self._count >= self.limits.max_subscriptions:
                     self.conn.send(
-                        wire.error(
+                        self.wire.error(
                             RateLimitError(
                                 "Too many subscriptions",
                                 details={
@@ -328,7 +367,7 @@ class Session:
                     ack["recovered"] = replay is not None
                 acks.append(ack)
             if acks:
-                self.conn.send(wire.subscription(acks))
+                self._acknowledge(acks)
             for sub, _item in fresh:
                 replay = replays[id(sub)]
                 if replay is not None:
@@ -341,6 +380,11 @@ class Session:
         finally:
             self.conn.release()
 
+    def _acknowledge(self, acks: list[dict[str, Any]]) -> None:
+        """Confirm a subscribe request (before its snapshots); a dialect whose
+        acknowledgement says more, or nothing, overrides it."""
+        self.conn.send(self.wire.subscription(acks))
+
     @staticmethod
     def _ack(sub: Subscription) -> dict[str, Any]:
         return {"name": sub.channel.name, "subscribed": True, "filters": sub.describe_filters()}
@@ -351,11 +395,11 @@ class Session:
         try:
             items = await sub.channel.snapshot(self.principal, sub.filters)
         except FxgateError as exc:
-            self.conn.send(wire.error(exc))
+            self.conn.send(self.wire.error(exc))
             return
         except Exception:
             log.exception("snapshot failed", extra={"channel": sub.channel.name})
-            self.conn.send(wire.error(FxgateError("Snapshot unavailable")))
+            self.conn.send(self.wire.error(FxgateError("Snapshot unavailable")))
             return
         dialect = self.dialect
         for payload in items:
@@ -371,7 +415,7 @@ class Session:
         for name in names:
             if name not in self.hub.channels:
                 self.conn.send(
-                    wire.error(
+                    self.wire.error(
                         ValidationError(
                             "Invalid channel", field="channels", details={"channel": name}
                         )
@@ -383,4 +427,4 @@ class Session:
                 self._count -= 1
             done.append(name)
         if done:
-            self.conn.send(wire.unsubscription(done))
+            self.conn.send(self.wire.unsubscription(done))
