@@ -64,8 +64,7 @@ async def test_auth_subscribe_receive_unsubscribe(daemon: Daemon, user: str) -> 
             "timestamp": ack["timestamp"],
         }
         msgs = await c.read_until(
-            lambda got: {m["data"]["symbol"] for m in got} == {"EURUSD", "GBPUSD"}
-            and len(got) >= 4
+            lambda got: {m["data"]["symbol"] for m in got} == {"EURUSD", "GBPUSD"} and len(got) >= 4
         )
         for m in msgs:
             assert set(m) == {*EVENT, "channel"}
@@ -104,11 +103,11 @@ async def test_a_market_order_over_rest_appears_as_the_users_updates(market: Dae
         await cy.barrier()
         placed = x.buy(0.1)
         msgs = await cx.read_until(
-            lambda got: any(
-                m["type"] == "order_update" and m["data"]["status"] == "filled" for m in got
+            lambda got: (
+                any(m["type"] == "order_update" and m["data"]["status"] == "filled" for m in got)
+                and bool(of("position_update", got))
+                and bool(of("portfolio_update", got))
             )
-            and bool(of("position_update", got))
-            and bool(of("portfolio_update", got))
         )
         msgs += await cx.barrier()
         for m in msgs:
