@@ -36,6 +36,8 @@ from fxgate.domain.trading import (
     Position,
 )
 from fxgate.services import analytics
+from fxgate.services.activity import NoActivity
+from fxgate.services.ports.activity import ActivityLog
 from fxgate.services.ports.broker import Broker, BrokerEvent, BrokerEventKind
 from fxgate.services.ports.store.audit import AuditLog
 from fxgate.services.ports.store.trading import TradingStore
@@ -64,8 +66,11 @@ class TradingService:
         spawn: Callable[..., Any],
         clock: Callable[[], float] = time.time,
         history_users: int = 1000,
+        activity: ActivityLog | None = None,
     ) -> None:
         self.broker = broker
+        #: The user's own log lines (the ``logs`` channel): orders, fills, refusals, alerts.
+        self.activity = activity or NoActivity()
         self.store = store
         self.audit = audit
         self._publish = publish
@@ -151,12 +156,42 @@ class TradingService:
                 code=str(exc.code),
                 reason=exc.message,
             )
+            reason = exc.details.get("reason") if isinstance(exc.details, dict) else None
+            self.activity.user(
+                user_id,
+                "WARNING",
+                f"Order rejected: {request.symbol} {str(request.side).upper()} "
+                f"{request.volume}: {exc.message}",
+                "trading",
+                symbol=request.symbol,
+                side=str(request.side),
+                type=str(request.type),
+                volume=str(request.volume),
+                code=str(exc.code),
+                reason=reason if isinstance(reason, str) else None,
+                clientOrderId=request.client_order_id,
+            )
             raise
         await self._audit_for(
             user_id,
             actor,
             "order.place",
             order.id,
+            symbol=order.symbol,
+            side=str(order.side),
+            type=str(order.type),
+            volume=str(order.volume),
+            status=str(order.status),
+            clientOrderId=order.client_order_id,
+        )
+        self.activity.user(
+            user_id,
+            "INFO",
+            f"Order placed: {order.symbol} {str(order.side).upper()} {order.volume} "
+            f"({order.type}, {order.status})",
+            "trading",
+            orderId=order.id,
+            ticket=order.ticket or None,
             symbol=order.symbol,
             side=str(order.side),
             type=str(order.type),
@@ -171,11 +206,28 @@ class TradingService:
     ) -> Order:
         order = await self.broker.modify_order(user_id, order_id, changes)
         await self._audit_for(user_id, actor, "order.modify", order_id, **_changes(changes))
+        self.activity.user(
+            user_id,
+            "INFO",
+            f"Order modified: {order.symbol} {order_id}",
+            "trading",
+            orderId=order_id,
+            symbol=order.symbol,
+            **_changes(changes),
+        )
         return order
 
     async def cancel_order(self, user_id: str, order_id: str, *, actor: str | None = None) -> Order:
         order = await self.broker.cancel_order(user_id, order_id)
         await self._audit_for(user_id, actor, "order.cancel", order_id)
+        self.activity.user(
+            user_id,
+            "INFO",
+            f"Order cancelled: {order.symbol} {order_id}",
+            "trading",
+            orderId=order_id,
+            symbol=order.symbol,
+        )
         return order
 
     async def get_order(self, user_id: str, order_id: str) -> Order:
@@ -219,6 +271,15 @@ class TradingService:
         await self._audit_for(
             user_id, actor, "position.close", str(ticket), volume=str(volume) if volume else "all"
         )
+        self.activity.user(
+            user_id,
+            "INFO",
+            f"Position closed: {position.symbol} #{ticket} ({volume or 'all'})",
+            "trading",
+            ticket=ticket,
+            symbol=position.symbol,
+            volume=str(volume) if volume else "all",
+        )
         return position
 
     async def modify_position(
@@ -236,6 +297,16 @@ class TradingService:
             actor,
             "position.modify",
             str(ticket),
+            stopLoss=str(stop_loss),
+            takeProfit=str(take_profit),
+        )
+        self.activity.user(
+            user_id,
+            "INFO",
+            f"Position modified: {position.symbol} #{ticket}",
+            "trading",
+            ticket=ticket,
+            symbol=position.symbol,
             stopLoss=str(stop_loss),
             takeProfit=str(take_profit),
         )
@@ -307,6 +378,22 @@ class TradingService:
             # Fills happen on requests and on price moves (pending orders, SL/TP,
             # stop-out) alike: the audit log and the trade history get every one.
             self.history.on_deal(data)
+            self.activity.user(
+                data.user_id,
+                "INFO",
+                f"Fill: {data.symbol} {str(data.side).upper()} {data.volume} @ {data.price} "
+                f"({data.entry})",
+                "trading",
+                ticket=data.ticket,
+                order=data.order_ticket,
+                position=data.position_ticket,
+                symbol=data.symbol,
+                side=str(data.side),
+                entry=str(data.entry),
+                volume=str(data.volume),
+                price=str(data.price),
+                reason=str(data.reason),
+            )
             self._spawn(
                 self._audit(
                     data.user_id,
@@ -329,6 +416,17 @@ class TradingService:
     async def _raise_alert(self, user_id: str, alert: dict[str, Any]) -> None:
         await self.store.save_alert(user_id, alert["alertId"], alert)
         self._publish(Event("alerts", alert, user_id=user_id))
+        self.activity.user(
+            user_id,
+            "ERROR" if alert.get("severity") == "CRITICAL" else "WARNING",
+            f"Risk alert: {alert.get('message')}",
+            "risk",
+            alertId=alert.get("alertId"),
+            type=alert.get("type"),
+            severity=alert.get("severity"),
+            threshold=alert.get("threshold"),
+            current=alert.get("current"),
+        )
         await self._audit("system", "alert.raise", user_id, type=alert.get("type"))
 
     def _schedule_analytics(self, user_id: str) -> None:
