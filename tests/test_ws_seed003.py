@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon, Daemons
-from tests.trading_helpers import Admin, Trader, check_names_its_field, error
+from tests.trading_helpers import Admin, Trader, check_names_its_field, error, unique
 from tests.wsclient import Client
 
 PRICE_FIELDS = {"symbol", "bid", "ask", "last", "change", "changePercent", "volume", "timestamp"}
@@ -303,3 +303,74 @@ async def test_sigterm_sends_each_dialect_its_notice_before_1001(fresh_daemon: D
     assert notice["channel"] == "system"  # the canonical envelope, for /api/ws
     assert await canonical.closed_with() == 1001
     assert await asyncio.to_thread(d.proc.wait, 5) == 0
+
+
+def seed_002_signal(uuid: str, symbol: str = "EURUSD", **fields: Any) -> dict[str, Any]:
+    return {
+        "uuid": uuid,
+        "symbol": symbol,
+        "side": "buy",
+        "volume": 0.01,
+        "tp": 1.1050,
+        "sl": 1.0950,
+        "source": "RSI_Strategy",
+        "confidence": 0.85,
+        "timestamp": "2026-01-05T12:00:00Z",
+        "validators": [
+            {
+                "name": "AI_Validator",
+                "type": "ai",
+                "approved": True,
+                "confidence": 0.92,
+                "reason": "Strong bullish pattern detected",
+                "timestamp": "2026-01-05T12:00:01Z",
+            }
+        ],
+        "status": "approved",
+        **fields,
+    }
+
+
+async def test_ai_signals_come_from_the_signals_channel(market: Daemon) -> None:
+    admin = Admin(market)
+    admin.quote("EURUSD", "1.10000", "1.10010")
+    x, y = Trader.issued(market), Trader.issued(market)
+    cx, cy = await authed(market, x.token), await authed(market, y.token)
+    try:
+        await cx.send({"type": "subscribe", "channel": "ai_signals", "symbols": ["EURUSD"]})
+        ack = await cx.type("subscribed")
+        assert ack["data"] == {"channel": "ai_signals", "symbols": ["EURUSD"], "all": False}
+        await cy.send({"type": "subscribe", "channel": "ai_signals"})
+        await cy.type("subscribed")
+        await cx.barrier()  # past the snapshot (signals published before)
+        await cy.barrier()
+        uuid = unique("sig")
+        r = admin.publish({"channel": "signals", "data": seed_002_signal(uuid)})
+        assert r.status_code == 200, r.text
+        other = seed_002_signal(unique("sig"), "GBPUSD", side="sell")
+        assert admin.publish({"channel": "signals", "data": other}).status_code == 200
+        mine = seed_002_signal(unique("sig"), status="rejected")
+        r = admin.publish({"channel": "signals", "data": mine, "userId": y.user_id})
+        assert r.status_code == 200, r.text
+
+        msg = await cx.type("ai_signal")
+        assert set(msg) == {*EVENT, "channel"}
+        assert msg["channel"] == "ai_signals"
+        assert msg["data"] == {
+            "symbol": "EURUSD",
+            "signal": "buy",
+            "confidence": 0.85,
+            "reasoning": "AI_Validator: Strong bullish pattern detected",
+            "price": 1.1001,  # the ask it would buy at: the signal carries no price
+            "generatedAt": "2026-01-05T12:00:00.000Z",
+        }
+        assert of("ai_signal", await cx.barrier()) == []  # not GBPUSD, not y's own
+        got = [await cy.type("ai_signal") for _ in range(3)]
+        assert [(m["data"]["symbol"], m["data"]["signal"]) for m in got] == [
+            ("EURUSD", "buy"),
+            ("GBPUSD", "sell"),
+            ("EURUSD", "hold"),  # rejected by its validators
+        ]
+    finally:
+        await cx.close()
+        await cy.close()

@@ -18,10 +18,12 @@ from fxgate_plugins.market_data import MarketDataChannel
 from fxgate_plugins.news import NewsChannel
 from fxgate_plugins.orders import OrdersChannel
 from fxgate_plugins.positions import PositionsChannel
+from fxgate_plugins.signals import SignalsChannel
 
 from fxgate.domain.errors import CloseCode, Disconnects
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
+from fxgate.domain.signals import parse_signal
 from fxgate.domain.trading import (
     Account,
     AccountMode,
@@ -34,7 +36,7 @@ from fxgate.domain.trading import (
     Side,
     order_id_for,
 )
-from fxgate.plugins.channel import Channel, Filter
+from fxgate.plugins.channel import Channel
 from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.protocol.seed003.events import Seed003Dialect, signal_reasoning, signal_side
 from fxgate.protocol.seed003.session import Seed003Session
@@ -155,34 +157,29 @@ class FakeTrading:
         return None
 
 
-class Signals(Channel):
-    """The ``signals`` channel's shape (public, by symbol), with seed 002's fields."""
-
-    name = "signals"
-    message_type = "signal"
-    scope = "public"
-    filters = {"symbol": Filter("symbol")}
-    key_filter = "symbol"
-
-
 def signal(symbol: str = "EURUSD", **extra: Any) -> dict[str, Any]:
-    return {
-        "uuid": "sig-1",
-        "symbol": symbol,
-        "side": "BUY",
-        "volume": 0.1,
-        "tp": 1.09,
-        "sl": 1.07,
-        "source": "rsi-strategy",
-        "confidence": 0.82,
-        "timestamp": NOW,
-        "validators": [
-            {"name": "trend", "passed": True, "reason": "EMA 50 above EMA 200"},
-            {"name": "rsi", "passed": True, "reason": "RSI 28, oversold"},
-        ],
-        "status": "active",
-        **extra,
-    }
+    """A seed 002 signal, as the ``signals`` channel checks and publishes it."""
+    return parse_signal(
+        {
+            "uuid": "sig-1",
+            "symbol": symbol,
+            "side": "buy",
+            "volume": 0.1,
+            "tp": 1.09,
+            "sl": 1.07,
+            "source": "rsi-strategy",
+            "confidence": 0.82,
+            "timestamp": "2027-01-15T08:00:00Z",
+            "validators": [
+                {"name": "trend", "type": "strategy", "approved": True, "confidence": 0.9,
+                 "reason": "EMA 50 above EMA 200"},
+                {"name": "rsi", "type": "ai", "approved": True, "confidence": 0.8,
+                 "reason": "RSI 28, oversold"},
+            ],
+            "status": "approved",
+            **extra,
+        }
+    )  # fmt: skip
 
 
 def seed003_session(**kw: Any) -> Seed003Session:
@@ -209,7 +206,7 @@ def channels(trading: FakeTrading, market: FakeMarket) -> list[Channel]:
         PositionsChannel(trading),
         AccountChannel(trading),
         NewsChannel(),
-        Signals(),
+        SignalsChannel(None),  # no store: an empty snapshot
     ]
 
 
@@ -606,8 +603,9 @@ async def test_ai_signals_map_seed_002_signals() -> None:
     h.new()
     await h.send({"type": "subscribe", "channel": "ai_signals", "symbols": ["EURUSD"]})
     assert h.new()[0]["data"] == {"channel": "ai_signals", "symbols": ["EURUSD"], "all": False}
-    h.publish(Event("signals", signal(), key="EURUSD"))
-    h.publish(Event("signals", signal("GBPUSD"), key="GBPUSD"))
+    h.publish(Event("signals", signal()))  # public: no user
+    h.publish(Event("signals", signal("GBPUSD")))
+    h.publish(Event("signals", signal(uuid="bobs"), user_id="bob"))  # bob's own
     (msg,) = h.new()
     assert (msg["type"], msg["channel"]) == ("ai_signal", "ai_signals")
     assert msg["data"] == {
@@ -618,11 +616,24 @@ async def test_ai_signals_map_seed_002_signals() -> None:
         "price": 1.0802,  # no price in the signal: the ask it would buy at
         "generatedAt": "2027-01-15T08:00:00.000Z",
     }
-    h.publish(Event("signals", signal(side="SELL", price=1.0799, validators=[]), key="EURUSD"))
+    h.publish(Event("signals", signal(side="sell", validators=[]), user_id="alice"))
     (msg,) = h.new()
-    assert (msg["data"]["signal"], msg["data"]["price"]) == ("sell", 1.0799)
+    assert (msg["data"]["signal"], msg["data"]["price"]) == ("sell", 1.08)  # the bid
     assert msg["data"]["reasoning"] == "Signal from rsi-strategy"
     assert set(msg["data"]) == SIGNAL_FIELDS
+    rejected = signal(status="rejected")
+    rejected["validators"][1]["approved"] = False
+    h.publish(Event("signals", rejected))
+    (msg,) = h.new()
+    assert msg["data"]["signal"] == "hold"
+    assert msg["data"]["reasoning"] == (
+        "trend: EMA 50 above EMA 200; rsi: RSI 28, oversold (rejected)"
+    )
+
+
+def test_a_signal_with_its_own_price_keeps_it() -> None:
+    data = {"symbol": "EURUSD", "side": "buy", "price": 1.0799}
+    assert Seed003Dialect(FakeMarket()).ai_signal(data, "t")["price"] == 1.0799
 
 
 @pytest.mark.parametrize(

@@ -94,8 +94,11 @@ def market_news(d: Data, ts: str) -> dict[str, Any]:
 
 
 def signal_side(d: Data) -> str:
-    """``buy``/``sell`` from seed 002's ``side`` (``BUY``/``SELL``, or MT5's 0/1);
-    anything else, or none, is ``hold``."""
+    """``buy``/``sell`` from seed 002's ``side`` (``buy``/``sell``, any case, or MT5's
+    0/1); a signal its validators ``rejected`` says "do not trade it": ``hold``, as is
+    anything else."""
+    if d.get("status") == "rejected":
+        return "hold"
     side = d.get("side", d.get("signal"))
     if isinstance(side, str):
         side = side.strip().lower()
@@ -120,6 +123,8 @@ def signal_reasoning(d: Data) -> str:
             text = v.get("reason") or v.get("message") or v.get("details")
             name = v.get("name") or v.get("validator")
             if isinstance(text, str) and text:
+                if v.get("approved") is False:
+                    text += " (rejected)"
                 reasons.append(f"{name}: {text}" if isinstance(name, str) and name else text)
         elif isinstance(v, str) and v:
             reasons.append(v)
