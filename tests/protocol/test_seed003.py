@@ -185,9 +185,12 @@ def signal(symbol: str = "EURUSD", **extra: Any) -> dict[str, Any]:
 def seed003_session(**kw: Any) -> Seed003Session:
     settings = kw.pop("settings")
     clock: FakeClock = kw.pop("clock")
+    rate = kw.pop("connection_rate", None) or SlidingWindowCounter(
+        settings.connections_per_minute, clock=clock.time
+    )
     return Seed003Session(
         limits=settings,
-        connection_rate=SlidingWindowCounter(settings.connections_per_minute, clock=clock.time),
+        connection_rate=rate,
         timers=clock,
         clock=clock,
         **kw,
@@ -538,7 +541,7 @@ async def join(h: Harness, user: str, dialect: Seed003Dialect | None = None) -> 
     conn = FakeConnection(dialect or h.conn.dialect)
     session = seed003_session(
         hub=h.hub, tokens=h.tokens, settings=h.settings, conn=conn, clock=h.clock,
-        dialect=conn.dialect,
+        dialect=conn.dialect, connection_rate=h.session._connection_rate,
     )  # fmt: skip
     conn.on_kick = session.close
     session.start(None)
@@ -695,3 +698,22 @@ async def test_an_event_is_encoded_once_for_every_ws_client() -> None:
     assert dialect.calls == before + 1
     assert len({c.received[-1] for c in conns}) == 1
     assert all(json.loads(c.received[-1])["data"]["bid"] == 1.09 for c in conns)
+
+
+async def test_the_connection_rate_per_user_closes_the_one_over_4029() -> None:
+    h, _, _ = await authed("alice", connections_per_minute=3)
+    second, third = await join(h, "alice"), await join(h, "alice")
+    fourth = await join(h, "alice")
+    assert fourth.disconnect is Disconnects.TOO_MANY_CONNECTIONS
+    assert fourth.disconnect.code == CloseCode.RATE_LIMITED
+    assert (second.disconnect, third.disconnect) == (None, None)
+    assert (await join(h, "bob")).disconnect is None  # per user
+
+
+async def test_the_token_expiry_closes_4001() -> None:
+    h, _, _ = harness()
+    await h.send({"type": "auth", "token": h.tokens.issue("alice", ttl=60)})
+    h.clock.advance(59)
+    assert h.conn.disconnect is None
+    h.clock.advance(2)
+    assert h.conn.disconnect is Disconnects.TOKEN_EXPIRED
