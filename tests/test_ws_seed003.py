@@ -137,7 +137,7 @@ async def test_a_market_order_over_rest_appears_as_the_users_updates(market: Dae
         for key in ("totalValue", "availableBalance", "unrealizedPnL", "dayPnL"):
             assert portfolio[key] == pytest.approx(float(rest[key])), key
 
-        assert of("order_update", await cy.barrier()) == []  # the other user sees nothing
+        assert await cy.barrier() == []  # the other user sees nothing
         x.close(rest_position["ticket"])
         closed = await cx.read_until(
             lambda got: any(

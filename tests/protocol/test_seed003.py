@@ -717,3 +717,20 @@ async def test_the_token_expiry_closes_4001() -> None:
     assert h.conn.disconnect is None
     h.clock.advance(2)
     assert h.conn.disconnect is Disconnects.TOKEN_EXPIRED
+
+
+async def test_a_channel_whose_plugin_is_off_is_refused_clearly() -> None:
+    trading, market = FakeTrading(), FakeMarket()
+    h = make_harness(
+        user=None,
+        channels=[c for c in channels(trading, market) if c.name != "signals"],
+        dialect=Seed003Dialect(market),
+        decode=decode,
+        session_factory=seed003_session,
+    )
+    await h.send({"type": "auth", "token": h.tokens.issue("alice")})
+    h.new()
+    await h.send({"type": "subscribe", "channel": "ai_signals"})
+    (err,) = errors(h.new())
+    assert err["details"] == {"field": "channel", "reason": "disabled", "channel": "ai_signals"}
+    assert h.conn.disconnect is None

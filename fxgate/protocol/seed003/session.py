@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from fxgate.domain.errors import AuthenticationError, Disconnects
+from fxgate.domain.errors import AuthenticationError, Disconnects, ValidationError
 from fxgate.hub.hub import Subscription
 from fxgate.protocol.canonical import Ping, SubItem
 from fxgate.protocol.seed003 import wire as seed_wire
@@ -97,6 +97,14 @@ class Seed003Session(Session):
         """One subscription per symbol (or one for every symbol), each checked by the
         hub like a canonical one: a symbol refused gets its error, the others hold."""
         name = cmd.hub_channel
+        if name not in self.hub.channels:
+            # Seed 003 names it, but this server runs without its plugin.
+            raise ValidationError(
+                "Channel not available on this server",
+                field="channel",
+                reason="disabled",
+                details={"channel": cmd.channel},
+            )
         items = tuple(SubItem(name, {"symbol": s}) for s in cmd.symbols) or (SubItem(name),)
         await self.subscribe(items)
 
