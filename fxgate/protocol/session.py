@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from fxgate.config.settings import WsSettings
 from fxgate.domain.errors import (
@@ -31,7 +31,7 @@ from fxgate.domain.errors import (
 from fxgate.hub.hub import Hub, Subscription
 from fxgate.hub.sink import Dialect, Sink
 from fxgate.plugins.channel import Principal
-from fxgate.protocol import canonical
+from fxgate.protocol import canonical as wire
 from fxgate.protocol.limits import SlidingWindowCounter, TokenBucket
 from fxgate.services.auth.tokens import Claims
 
@@ -70,19 +70,12 @@ class Connection(Sink, Protocol):
     def release(self) -> None: ...
 
 
-class Wire(Protocol):
-    """A dialect's words for what the session says: client frames in, replies out.
+class Replies(Protocol):
+    """A dialect's control replies (payload bytes). ``fxgate.protocol.canonical`` is
+    seed 001's; a dialect whose session is a :class:`Session` subclass sets its own
+    (``Session.replies``), so limits, subscriptions and recovery stay written once."""
 
-    Seed 001's are the functions of :mod:`fxgate.protocol.canonical`; another dialect's
-    session (a subclass) names its own, so the auth window, limits, snapshots and expiry
-    are written once and every dialect answers in its own format.
-    """
-
-    def parse(self, raw: str | bytes) -> object:
-        """One client frame to a command; raises ``ValidationError``."""
-
-    def connection(self, session_id: str, user_id: str) -> bytes:
-        """The first message once authenticated."""
+    def connection(self, session_id: str, user_id: str) -> bytes: ...
 
     def subscription(self, channels: list[dict[str, Any]]) -> bytes: ...
 
@@ -90,15 +83,14 @@ class Wire(Protocol):
 
     def pong(self) -> bytes: ...
 
-    def auth_ok(self, expires_at: float) -> bytes:
-        """A refreshed token was accepted."""
+    def auth_ok(self, expires_at: float) -> bytes: ...
 
     def error(self, exc: FxgateError) -> bytes: ...
 
 
 class Session:
-    #: The dialect's replies (canonical: seed 001's).
-    wire: ClassVar[Wire] = canonical
+    #: The control replies' wire format; client frames are parsed by ``on_message``.
+    replies: Replies = wire
 
     def __init__(
         self,
@@ -195,7 +187,7 @@ class Session:
 
     def welcome_message(self, claims: Claims) -> bytes:
         """The first message once authenticated (seed 001's ``connection``)."""
-        return self.wire.connection(self.session_id, claims.sub)
+        return self.replies.connection(self.session_id, claims.sub)
 
     def _schedule_expiry(self, exp: float) -> None:
         if self._expiry is not None:
@@ -204,6 +196,11 @@ class Session:
         self._expiry = self._timers.call_later(delay, self.disconnect, Disconnects.TOKEN_EXPIRED)
 
     # -- input -----------------------------------------------------------------
+
+    def parse(self, raw: str | bytes) -> Any:
+        """One client frame to a command (seed 001's); a dialect's session reads its own
+        frames into its own commands, and handles them in its ``_dispatch``."""
+        return wire.parse(raw)
 
     async def on_message(self, raw: str | bytes) -> None:
         if self.closed or self.closing:
@@ -219,15 +216,15 @@ class Session:
                     reason="too_large",
                     details={"limit": self.limits.max_message_size, "size": len(raw)},
                 )
-            cmd = self.wire.parse(raw)
-            if self.principal is None and not isinstance(cmd, canonical.Auth):
+            cmd = self.parse(raw)
+            if self.principal is None and not isinstance(cmd, wire.Auth):
                 raise AuthenticationError("Authenticate first: send {type: auth, token}")
             await self._dispatch(cmd)
         except FxgateError as exc:
-            self.conn.send(self.wire.error(exc))
+            self.conn.send(self.replies.error(exc))
         except Exception:
             log.exception("session error", extra={"session": self.session_id})
-            self.conn.send(self.wire.error(FxgateError("Internal error")))
+            self.conn.send(self.replies.error(FxgateError("Internal error")))
 
     def _rate_limited(self) -> None:
         """A message over the rate was dropped. A burst is told once a second and keeps
@@ -252,7 +249,7 @@ class Session:
         if now - self._last_rate_error >= 1.0:
             self._last_rate_error = now
             self.conn.send(
-                self.wire.error(
+                self.replies.error(
                     RateLimitError(
                         "Rate limit exceeded",
                         details={"limit": self.limits.max_messages_per_second, "per": "second"},
@@ -260,14 +257,14 @@ class Session:
                 )
             )
 
-    async def _dispatch(self, cmd: object) -> None:
-        if isinstance(cmd, canonical.Subscribe):
+    async def _dispatch(self, cmd: wire.Command) -> None:
+        if isinstance(cmd, wire.Subscribe):
             await self.subscribe(cmd.items)
-        elif isinstance(cmd, canonical.Unsubscribe):
+        elif isinstance(cmd, wire.Unsubscribe):
             self.unsubscribe(cmd.names)
-        elif isinstance(cmd, canonical.Ping):
-            self.conn.send(self.wire.pong())
-        elif isinstance(cmd, canonical.Auth):
+        elif isinstance(cmd, wire.Ping):
+            self.conn.send(self.replies.pong())
+        else:
             await self.auth(cmd.token)
 
     async def auth(self, token: str) -> None:
@@ -285,10 +282,10 @@ class Session:
         self.conn.principal = self.principal
         dropped = self._drop_forbidden(self.principal)
         self._schedule_expiry(claims.exp)
-        self.conn.send(self.wire.auth_ok(claims.exp))
+        self.conn.send(self.replies.auth_ok(claims.exp))
         if dropped:
             self.conn.send(
-                self.wire.error(
+                self.replies.error(
                     AuthorizationError(
                         "Permission denied: subscriptions dropped",
                         details={"channels": dropped, "role": str(claims.role)},
@@ -301,7 +298,7 @@ class Session:
             claims = await self.tokens.verify(token)
         except AuthenticationError as exc:
             # DESIGN.md: a bad token is refused, close code 4001 after the error.
-            self.disconnect(Disconnects.AUTH_FAILED, notice=self.wire.error(exc))
+            self.disconnect(Disconnects.AUTH_FAILED, notice=self.replies.error(exc))
             return
         if self.closed or self.principal is not None:
             return
@@ -327,16 +324,16 @@ class Session:
 
     # -- subscriptions ---------------------------------------------------------
 
-    async def subscribe(self, items: tuple[canonical.SubItem, ...]) -> None:
+    async def subscribe(self, items: tuple[wire.SubItem, ...]) -> None:
         acks: list[dict[str, Any]] = []
-        fresh: list[tuple[Subscription, canonical.SubItem]] = []
+        fresh: list[tuple[Subscription, wire.SubItem]] = []
         self.conn.hold()
         try:
             for item in items:
                 try:
                     sub = self.hub.make_subscription(self.conn, item.name, item.filters)
                 except FxgateError as exc:
-                    self.conn.send(self.wire.error(exc))
+                    self.conn.send(self.replies.error(exc))
                     continue
                 existing = self.subs.get(sub.channel.name, [])
                 if any(s.filters == sub.filters for s in existing):
@@ -344,7 +341,7 @@ class Session:
                     continue
                 if self._count >= self.limits.max_subscriptions:
                     self.conn.send(
-                        self.wire.error(
+                        self.replies.error(
                             RateLimitError(
                                 "Too many subscriptions",
                                 details={
@@ -384,7 +381,7 @@ class Session:
     def _acknowledge(self, acks: list[dict[str, Any]]) -> None:
         """Confirm a subscribe request (before its snapshots); a dialect whose
         acknowledgement says more, or nothing, overrides it."""
-        self.conn.send(self.wire.subscription(acks))
+        self.conn.send(self.replies.subscription(acks))
 
     @staticmethod
     def _ack(sub: Subscription) -> dict[str, Any]:
@@ -396,11 +393,11 @@ class Session:
         try:
             items = await sub.channel.snapshot(self.principal, sub.filters)
         except FxgateError as exc:
-            self.conn.send(self.wire.error(exc))
+            self.conn.send(self.replies.error(exc))
             return
         except Exception:
             log.exception("snapshot failed", extra={"channel": sub.channel.name})
-            self.conn.send(self.wire.error(FxgateError("Snapshot unavailable")))
+            self.conn.send(self.replies.error(FxgateError("Snapshot unavailable")))
             return
         dialect = self.dialect
         for payload in items:
@@ -416,7 +413,7 @@ class Session:
         for name in names:
             if name not in self.hub.channels:
                 self.conn.send(
-                    self.wire.error(
+                    self.replies.error(
                         ValidationError(
                             "Invalid channel", field="channels", details={"channel": name}
                         )
@@ -428,4 +425,4 @@ class Session:
                 self._count -= 1
             done.append(name)
         if done:
-            self.conn.send(self.wire.unsubscription(done))
+            self.conn.send(self.replies.unsubscription(done))

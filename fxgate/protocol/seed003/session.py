@@ -2,8 +2,8 @@
 
 What differs from ``/api/ws`` is small and lives here: the user's own trading streams
 (``orders``, ``positions``, ``account``) are subscribed at authentication, without a
-request, and their current state is sent first (or, once the recovery module is wired
-in, what the user missed); a ``subscribe`` names one channel and symbols, and each
+request, and their current state is sent first (or, given a :class:`ResumeMarks`, the
+events the user missed since their last connection closed); a ``subscribe`` names one channel and symbols, and each
 symbol is its own (channel, filter) subscription, so ``unsubscribe`` with symbols drops
 just those; acknowledgements tell the channel's whole state. The auth window, token
 expiry and refresh, rate and size limits, snapshots and conflation are the canonical
@@ -12,33 +12,40 @@ session's, unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, Protocol
 
 from fxgate.domain.errors import AuthenticationError, Disconnects, ValidationError
 from fxgate.hub.hub import Subscription
-from fxgate.protocol.canonical import Ping, SubItem
+from fxgate.protocol.canonical import Auth, Ping, SubItem
 from fxgate.protocol.seed003 import wire as seed_wire
 from fxgate.protocol.seed003.wire import ChannelRequest
-from fxgate.protocol.session import Session, Wire
+from fxgate.protocol.session import Session
 from fxgate.services.auth.tokens import Claims
 
 #: The user's streams every authenticated ``/ws`` connection receives unasked.
 USER_STREAMS = ("orders", "positions", "account")
 
-#: Where a user's stream stood when their last connection closed: (offset, epoch), or
-#: None for "send a fresh snapshot". The hook for the server-side replay of missed
-#: trading events (DESIGN.md, "Clients that cannot send an offset"): the module that
-#: remembers those offsets plugs in here; until then every connection gets snapshots.
-ResumePoint = Callable[[str, str], tuple[int, str] | None]
+class ResumeMarks(Protocol):
+    """Where each of a user's streams stood when their last connection closed: the
+    hook for the server-side replay of missed trading events (DESIGN.md, "Clients that
+    cannot send an offset"), the shape of the Socket.IO issue's ``ResumeBook``
+    (``fxgate.hub.resume``, branch ``socketio``). Without one, every connection starts
+    with fresh snapshots of the user's state."""
+
+    def opened(self, user_id: str) -> None: ...
+
+    def closed(self, user_id: str, now: float) -> None: ...
+
+    def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None: ...
 
 
 class Seed003Session(Session):
-    wire: ClassVar[Wire] = seed_wire.WIRE
+    replies = seed_wire.REPLIES
 
-    def __init__(self, *, resume: ResumePoint | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, resume: ResumeMarks | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.resume = resume
+        self._opened = False
         #: Subscribing the user's streams at auth: no acknowledgement for those.
         self._welcoming = False
 
@@ -53,8 +60,11 @@ class Seed003Session(Session):
         if self.principal is None or self.closing or self.closed:
             return
         user = self.principal.user_id
+        if self.resume is not None:
+            self.resume.opened(user)
+            self._opened = True
         items = tuple(
-            SubItem(name, None, self.resume(user, name) if self.resume else None)
+            SubItem(name, None, self._since(user, name))
             for name in USER_STREAMS
             if name in self.hub.channels
         )
@@ -63,6 +73,24 @@ class Seed003Session(Session):
             await self.subscribe(items)
         finally:
             self._welcoming = False
+
+    def _since(self, user: str, channel: str) -> tuple[int, str] | None:
+        """Where to replay ``channel`` from, when events were missed; else None (a
+        snapshot: a reconnect with nothing missed and a new page look alike)."""
+        if self.resume is None:
+            return None
+        since = self.resume.since(user, channel, self._timers.time())
+        if since is None:
+            return None
+        stream = self.hub.streams.find(channel, user)
+        return since if stream is not None and stream.offset > since[0] else None
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        if self._opened and self.resume is not None and self.principal is not None:
+            self.resume.closed(self.principal.user_id, self._timers.time())
 
     async def auth(self, token: str) -> None:
         if not token:
@@ -82,6 +110,9 @@ class Seed003Session(Session):
 
     # -- requests ----------------------------------------------------------------------
 
+    def parse(self, raw: str | bytes) -> seed_wire.Command:
+        return seed_wire.parse(raw)
+
     async def _dispatch(self, cmd: object) -> None:
         if isinstance(cmd, ChannelRequest):
             if cmd.subscribe:
@@ -90,8 +121,8 @@ class Seed003Session(Session):
                 self.unsubscribe_channel(cmd)
         elif isinstance(cmd, Ping):
             self.conn.send(seed_wire.pong())
-        else:
-            await super()._dispatch(cmd)
+        elif isinstance(cmd, Auth):
+            await self.auth(cmd.token)
 
     async def subscribe_channel(self, cmd: ChannelRequest) -> None:
         """One subscription per symbol (or one for every symbol), each checked by the

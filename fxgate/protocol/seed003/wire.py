@@ -165,15 +165,15 @@ def error(exc: FxgateError) -> bytes:
     return message("error", data)
 
 
-class Seed003Wire:
-    """The session's replies (:class:`fxgate.protocol.session.Wire`) in seed 003's words.
+class Seed003Replies:
+    """The session's control replies (:class:`fxgate.protocol.session.Replies`) in seed
+    003's words.
 
-    ``connection``, ``subscription`` and ``unsubscription`` are there for the protocol's
-    sake; :class:`~fxgate.protocol.seed003.session.Seed003Session` says more than their
-    arguments carry (the expiry, the channel's whole state) and sends its own.
+    ``connection`` and ``subscription`` are there for the protocol's sake: the
+    :class:`~fxgate.protocol.seed003.session.Seed003Session` says more than their
+    arguments carry (the token's expiry, the channel's whole state) and sends its own.
     """
 
-    parse = staticmethod(parse)
     pong = staticmethod(pong)
     error = staticmethod(error)
 
@@ -194,4 +194,4 @@ class Seed003Wire:
         return message("unsubscribed", {"channels": [SEED_NAME.get(n, n) for n in names]})
 
 
-WIRE = Seed003Wire()
+REPLIES = Seed003Replies()
