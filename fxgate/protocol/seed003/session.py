@@ -3,9 +3,10 @@
 What differs from ``/api/ws`` is small and lives here: the user's own trading streams
 (``orders``, ``positions``, ``account``) are subscribed at authentication, without a
 request, and their current state is sent first (or, given a :class:`ResumeMarks`, the
-events the user missed since their last connection closed); a ``subscribe`` names one channel and symbols, and each
-symbol is its own (channel, filter) subscription, so ``unsubscribe`` with symbols drops
-just those; acknowledgements tell the channel's whole state. The auth window, token
+events the user missed since their last connection closed); a ``subscribe`` names one
+channel and symbols, and each symbol is its own (channel, filter) subscription, so
+``unsubscribe`` with symbols drops just those; acknowledgements tell the channel's
+whole state. The auth window, token
 expiry and refresh, rate and size limits, snapshots and conflation are the canonical
 session's, unchanged.
 """
@@ -24,6 +25,7 @@ from fxgate.services.auth.tokens import Claims
 
 #: The user's streams every authenticated ``/ws`` connection receives unasked.
 USER_STREAMS = ("orders", "positions", "account")
+
 
 class ResumeMarks(Protocol):
     """Where each of a user's streams stood when their last connection closed: the
