@@ -216,8 +216,3 @@ class Seed003Dialect:
         if signal == "sell":
             return q.bid
         return round((q.bid + q.ask) / 2, q.digits + 1)
-
-
-#: For tests and tools without a market; the daemon builds its own with the market's
-#: quotes (``fxgate.web.app``).
-SEED003 = Seed003Dialect()
