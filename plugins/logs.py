@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fxgate.domain.errors import ValidationError
+from fxgate.domain.redact import MAX_EXTRA, MAX_VALUE, redact_text, safe_extra
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms, parse_iso
 from fxgate.plugins.api import Channel, Filter, Filters, PluginAPI, Principal, hookimpl
@@ -44,7 +45,7 @@ class LogsChannel(Channel):
         "level": Filter("level", "INFO, WARNING, ERROR or CRITICAL (one or a list)"),
         "module": Filter("module", "trading, risk, health, auth.keyring, daemon, ..."),
     }
-    history_size = 200
+    history_size = 100  # per user: recovery with ``since``, and the snapshot's source
     description = "Log lines about your trading; admins also get the daemon's own"
     required_fields = ("level", "message", "module")
 
@@ -76,20 +77,21 @@ class LogsChannel(Channel):
             if not isinstance(value, str) or not value or len(value) > most:
                 raise _bad(f"data.{key}", f"a string of 1 to {most} characters")
         extra = data.get("extra") or {}
-        if not isinstance(extra, Mapping) or len(extra) > 20:
-            raise _bad("data.extra", "an object of at most 20 fields")
+        if not isinstance(extra, Mapping) or len(extra) > MAX_EXTRA:
+            raise _bad("data.extra", f"an object of at most {MAX_EXTRA} fields")
         for key, value in extra.items():
             scalar = value is None or isinstance(value, bool | int | float | str)
-            if not scalar or (isinstance(value, str) and len(value) > 200) or len(key) > 64:
+            if not scalar or (isinstance(value, str) and len(value) > MAX_VALUE) or len(key) > 64:
                 raise _bad(f"data.extra.{key}", "a number, string (200 at most), bool or null")
             if isinstance(value, float) and not math.isfinite(value):
                 raise _bad(f"data.extra.{key}", "a finite number")
         return {
             "timestamp": _timestamp(data.get("timestamp")),
             "level": data["level"],
-            "message": data["message"],
+            "message": redact_text(data["message"]),
             "module": data["module"],
-            "extra": dict(extra),
+            # What names a secret is dropped, here as for the services' own lines.
+            "extra": safe_extra(extra),
         }
 
 

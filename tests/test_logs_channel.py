@@ -9,11 +9,15 @@ No token, password, API secret or signature ever reaches the channel.
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Any
 
+from fxgate.app.assembly import build_node
+from fxgate.config.settings import Settings
 from fxgate.services.activity import ActivityFeed, safe_extra
 from fxgate.services.health import DOWN, HEALTHY, HealthMonitor
 from tests.conftest import Daemon, Daemons
+from tests.test_mt5_e2e import mt5_daemon
 from tests.trading_helpers import HTTP, Admin, Trader, error
 from tests.wsclient import Client
 
@@ -76,6 +80,46 @@ async def test_a_trader_sees_the_lines_of_their_own_orders_and_nobody_elses(
         await cy.close()
 
 
+async def test_modifying_and_cancelling_a_pending_order_are_lines_too(market: Daemon) -> None:
+    admin = Admin(market)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    x = Trader.issued(market)
+    c = await x.socket("logs")
+    try:
+        order = x.buy(0.5, type="limit", price=1.08000)
+        placed = await line(c, "Order placed: EURUSD BUY 0.5 (limit, pending)")
+        assert placed["extra"]["orderId"] == order["id"]
+        r = x.put(f"/trading/orders/{order['id']}", {"price": 1.081})
+        assert r.status_code == 200, r.text
+        moved = await line(c, "Order modified: EURUSD")
+        assert (moved["extra"]["orderId"], moved["extra"]["price"]) == (order["id"], "1.081")
+        assert x.delete(f"/trading/orders/{order['id']}").status_code == 200
+        assert (await line(c, "Order cancelled: EURUSD"))["extra"]["orderId"] == order["id"]
+    finally:
+        await c.close()
+
+
+async def test_a_trader_resumes_the_logs_from_an_offset(market: Daemon) -> None:
+    admin = Admin(market)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    x = Trader.issued(market)
+    c = await x.socket("logs")
+    x.buy(0.1)
+    seen = await c.wait_for(lambda m: m.get("type") == "log" and "Order placed" in str(m["data"]))
+    await c.close()
+    x.buy(0.2)  # while away: a fill and an order line
+    since = {"offset": seen["offset"], "epoch": seen["epoch"]}
+    back = await x.socket()
+    try:
+        ack = await back.subscribe({"name": "logs", "since": since})
+        assert ack["channels"][0]["recovered"] is True
+        missed = lines(await back.barrier())
+        assert [m["message"].split(":")[0] for m in missed] == ["Fill", "Order placed"]
+        assert "0.2" in missed[1]["message"]
+    finally:
+        await back.close()
+
+
 async def test_a_new_subscriber_gets_its_recent_lines_and_filters_narrow_them(
     market: Daemon,
 ) -> None:
@@ -117,9 +161,9 @@ async def test_admins_get_the_system_lines_and_traders_do_not(make_daemon: Daemo
         rotated = d.cli("keys", "rotate")
         assert rotated.returncode == 0, rotated.stderr
         kid = rotated.stdout.strip()
-        line_ = await line(cb, "Signing key rotated", timeout=10)
-        assert line_["extra"]["kid"] == kid
-        assert line_["module"] == "auth.keyring"
+        new_key = await line(cb, "Signing key rotated", timeout=10)
+        assert (new_key["module"], new_key["extra"]["kid"]) == ("auth.keyring", kid)
+        assert lines(await ct.barrier()) == []
 
         # A log line a back end publishes without a user is a system line too.
         r = Admin(d).publish(
@@ -127,6 +171,23 @@ async def test_admins_get_the_system_lines_and_traders_do_not(make_daemon: Daemo
         )
         assert r.status_code == 200, r.text
         assert (await line(cb, "Feed lost"))["level"] == "ERROR"
+        assert lines(await ct.barrier()) == []
+    finally:
+        await cb.close()
+        await ct.close()
+
+    # Retiring the old key (which closes the sessions it signed): an admin signed in
+    # with the new key is told; then the daemon stops, and says so first.
+    boss = Trader(d, boss.user_id, d.token(boss.user_id, "admin"))
+    trader = Trader(d, trader.user_id, d.token(trader.user_id, "trader"))
+    cb = await boss.socket("logs")
+    ct = await trader.socket("logs")
+    try:
+        await cb.barrier()
+        retired = d.cli("keys", "retire", new_key["extra"]["previousKid"])
+        assert retired.returncode == 0, retired.stderr
+        gone = await line(cb, "Signing keys retired", timeout=10)
+        assert gone["extra"]["kids"] == new_key["extra"]["previousKid"]
         assert lines(await ct.barrier()) == []
 
         assert d.proc is not None
@@ -192,6 +253,47 @@ async def test_no_secret_ever_reaches_the_logs_channel(market: Daemon) -> None:
         await cb.close()
 
 
+async def test_a_line_published_by_a_back_end_is_checked_and_its_secrets_dropped(
+    market: Daemon,
+) -> None:
+    admin = Admin(market)
+    x, y = Trader.issued(market), Trader.issued(market)
+    cx = await x.socket("logs")
+    cy = await y.socket("logs")
+    try:
+        await cx.barrier()
+        await cy.barrier()
+        jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+        data = {
+            "level": "INFO",
+            "message": f"Rebalanced with {jwt_like}",
+            "module": "rebalancer",
+            "extra": {"ticket": 7, "apiSecret": "s3cr3t", "note": jwt_like, "ok": True},
+        }
+        r = admin.publish({"channel": "logs", "data": data, "userId": x.user_id})
+        assert r.status_code == 200, r.text
+        got = await line(cx, "Rebalanced")
+        assert got["message"] == "Rebalanced with [redacted]"
+        assert got["extra"] == {"ticket": 7, "ok": True}
+        assert lines(await cy.barrier()) == []
+        for change, field in (
+            ({"level": "LOUD"}, "data.level"),
+            ({"message": ""}, "data.message"),
+            ({"module": "m" * 65}, "data.module"),
+            ({"extra": {"deep": {"a": 1}}}, "data.extra.deep"),
+            ({"extra": {"long": "x" * 201}}, "data.extra.long"),
+            ({"colour": "red"}, "data.colour"),
+            ({"timestamp": "noon"}, "data.timestamp"),
+        ):
+            bad = {"channel": "logs", "data": {**data, **change}, "userId": x.user_id}
+            err = error(admin.publish(bad), 422, "VALIDATION_ERROR")
+            assert err["details"]["field"] == field, err
+        assert lines(await cx.barrier()) == []
+    finally:
+        await cx.close()
+        await cy.close()
+
+
 def test_the_feed_drops_what_looks_like_a_secret() -> None:
     jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
     extra = safe_extra(
@@ -216,9 +318,11 @@ def test_the_feed_drops_what_looks_like_a_secret() -> None:
     feed = ActivityFeed(published.append, clock=lambda: 0.0)
     feed.user("u1", "DEBUG", "not shown", "trading")
     feed.user("u1", "INFO", "shown", "trading", password="p", symbol="EURUSD")
+    feed.user("u1", "WARNING", f"refused: {jwt_like}", "trading")
     feed.system("WARNING", "system", "daemon")
     assert [(e.channel, e.user_id, e.data["message"]) for e in published] == [
         ("logs", "u1", "shown"),
+        ("logs", "u1", "refused: [redacted]"),
         ("logs", None, "system"),
     ]
     assert published[0].data == {
@@ -251,3 +355,62 @@ async def test_the_health_monitor_says_when_the_broker_goes_down_and_comes_back(
         "status": "DOWN",
         "previous": "HEALTHY",
     }
+
+
+async def test_a_risk_alert_is_a_warning_line_of_its_user(make_daemon: Daemons) -> None:
+    d = make_daemon(
+        quiet=True, FXGATE_PAPER_INITIAL_BALANCE="1000", FXGATE_RISK_MAX_DAILY_LOSS="100"
+    )
+    admin, trader, other = Admin(d), Trader.issued(d), Trader.issued(d)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    c = await trader.socket("logs")
+    co = await other.socket("logs")
+    try:
+        trader.buy(0.5)
+        # (1.08320 - 1.08500) * 50,000 = -90.00: 90 % of the daily limit.
+        admin.quote("EURUSD", "1.08320", "1.08330")
+        alert = await line(c, "Risk alert: Daily loss has reached 90%")
+        assert (alert["level"], alert["module"]) == ("WARNING", "risk")
+        assert alert["extra"]["type"] == "RISK_LIMIT"
+        assert alert["extra"]["threshold"] == 80
+        assert lines(await co.barrier()) == []
+    finally:
+        await c.close()
+        await co.close()
+
+
+async def test_admins_see_the_broker_connection_go_down_and_come_back(
+    make_daemon: Daemons,
+) -> None:
+    """On MetaTrader 5 (the fake terminal): the terminal goes away and comes back; the
+    admin's log panel says so, a trader's does not."""
+    d, control = mt5_daemon(make_daemon)
+    boss, trader = Trader.issued(d, role="admin"), Trader.issued(d)
+    cb = await boss.socket("logs")
+    ct = await trader.socket("logs")
+    try:
+        await cb.barrier()
+        control("terminal_down", down=True)
+        down = await line(cb, "Broker down", timeout=15)
+        assert (down["level"], down["module"]) == ("ERROR", "health")
+        assert (down["extra"]["component"], down["extra"]["status"]) == ("broker", "DOWN")
+        control("terminal_down", down=False)
+        up = await line(cb, "Broker up", timeout=15)
+        assert up["level"] == "INFO"
+        assert not any(m["module"] == "health" for m in lines(await ct.barrier()))
+    finally:
+        await cb.close()
+        await ct.close()
+
+
+async def test_with_the_logs_channel_off_the_lines_are_counted_and_dropped(tmp_path: Path) -> None:
+    """Turning the channel off never breaks the services that feed it."""
+    node = build_node(Settings(state_dir=tmp_path, disable_plugins=["logs", "signals"]))
+    await node.start()
+    try:
+        assert "logs" not in node.hub.channels
+        assert node.hub.dropped.get("logs", 0) >= 1  # the "started" line
+        node.activity.user("u1", "INFO", "an order", "trading")
+        assert node.hub.dropped["logs"] >= 2
+    finally:
+        await node.stop()

@@ -5,50 +5,26 @@ extra}``. A line about a user names them (their own stream of the channel); a sy
 line names nobody and goes to the channel's shared stream, which only admins receive.
 Lines below INFO are not published: a dashboard shows what happened, not how.
 
-Nothing secret may reach a dashboard through ``extra``: keys that name a secret
-(token, password, secret, HMAC, signature, authorization, cookie) are dropped, and so
-are values shaped like a JWT, whatever key carries them. The services pass ids and
-codes only; this is the net under them.
+Nothing secret may reach a dashboard through ``extra``: the services pass ids and codes
+only, and :func:`fxgate.domain.redact.safe_extra` is the net under them.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fxgate.domain.events import Event
+from fxgate.domain.redact import redact_text, safe_extra
 from fxgate.domain.timefmt import iso_ms
 from fxgate.services.ports.activity import Level, Scalar
+
+__all__ = ["CHANNEL", "ActivityFeed", "NoActivity", "safe_extra"]
 
 CHANNEL = "logs"
 _RANK = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 MAX_MESSAGE = 500
-MAX_VALUE = 200
-MAX_EXTRA = 20
-
-_SECRET_KEY = re.compile(
-    r"token|passw|secret|hmac|signature|authori[sz]ation|cookie|credential|private|api_?key$",
-    re.IGNORECASE,
-)
-_JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
-
-
-def safe_extra(extra: Mapping[str, Any]) -> dict[str, Scalar]:
-    """``extra`` without secrets: scalar values only, short, and no key or value that
-    looks like a credential."""
-    out: dict[str, Scalar] = {}
-    for key, value in extra.items():
-        if len(out) >= MAX_EXTRA or _SECRET_KEY.search(key):
-            continue
-        if isinstance(value, str):
-            if _JWT.search(value):
-                continue
-            out[key] = value[:MAX_VALUE]
-        elif value is None or isinstance(value, bool | int | float):
-            out[key] = value
-    return out
 
 
 class ActivityFeed:
@@ -85,7 +61,7 @@ class ActivityFeed:
         line = {
             "timestamp": iso_ms(ts),
             "level": level,
-            "message": message[:MAX_MESSAGE],
+            "message": redact_text(message[:MAX_MESSAGE]),
             "module": module,
             "extra": safe_extra(extra),
         }

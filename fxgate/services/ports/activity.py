@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from fxgate.domain.redact import Scalar
+
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-#: What ``extra`` may hold: JSON scalars only, so no object can smuggle a secret in.
-Scalar = str | int | float | bool | None
+__all__ = ["ActivityLog", "Level", "Scalar"]
 
 
 class ActivityLog(Protocol):
