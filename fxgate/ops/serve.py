@@ -51,7 +51,8 @@ def restarting_payload() -> bytes:
 async def close_clients(node: Node, grace: float) -> None:
     notice = restarting_payload()
     for session in list(node.sessions):
-        session.disconnect(Disconnects.SHUTDOWN, notice=notice)
+        # Each dialect tells its clients in its own format (seed 001's by default).
+        session.disconnect(Disconnects.SHUTDOWN, notice=session.shutdown_notice(notice))
     deadline = time.monotonic() + grace
     while node.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a set
         await asyncio.sleep(0.05)

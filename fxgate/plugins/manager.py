@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "account": "fxgate_plugins.account",
     "logs": "fxgate_plugins.logs",
     "signals": "fxgate_plugins.signals",
+    "news": "fxgate_plugins.news",
 }
 
 
