@@ -37,7 +37,10 @@ class MongoSignals:
         try:
             result = await self._m.c("signals").update_one(
                 {"_id": uuid, "user_id": user_id},
-                {"$set": {**cols, "doc": dict(signal)}, "$setOnInsert": {"user_id": user_id, "created": time.time_ns()}},
+                {
+                    "$set": {**cols, "doc": dict(signal)},
+                    "$setOnInsert": {"user_id": user_id, "created": time.time_ns()},
+                },
                 upsert=True,
             )
         except DuplicateKeyError as exc:
