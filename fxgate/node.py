@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from fxgate.app.tasks import Tasks
-from fxgate.bus.port import Bus
+from fxgate.bus.port import Bus, BusUnavailable
 from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
@@ -143,13 +143,18 @@ class Node:
         log.info("signing key ready", extra={"kid": key.kid})
         self.keyring.on_retired(self._kick_retired)
 
+        try:
+            # Before anything publishes: the bus (Redis, or the kept history's epoch
+            # and offsets) numbers the first event already.
+            await self.bus.start()
+        except BusUnavailable as exc:
+            raise StartupError(str(exc)) from None
         await self.broker.start()
         if self._quote_listener is not None:
             for quote in self.market.latest():  # prices before the first tick
                 self._quote_listener(quote)
             self.market.add_listener(self._quote_listener)
         await self.trading.restore()
-        await self.bus.start()
 
         for result in self.pm.hook.startup(api=self.api):
             await await_me_maybe(result)
