@@ -58,7 +58,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
     store = STORES.builder(settings.store.backend)(settings)
     backend = BROKERS.builder(settings.broker.backend)(settings, store)
     hub = Hub()
-    bus = BUSES.builder(settings.bus.backend)(settings, hub)
+    bus = BUSES.builder(settings.bus.backend)(settings, hub, store)
 
     activity = ActivityFeed(bus.publish)
     signals = SignalBook(store.signals)

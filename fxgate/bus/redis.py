@@ -46,6 +46,7 @@ from fxgate.domain.timefmt import iso_ms
 from fxgate.hub.history import HistoryPage
 from fxgate.hub.hub import Channel, Hub
 from fxgate.hub.streams import new_epoch
+from fxgate.services.ports.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,17 @@ class RedisBus:
         self._dirty: set[tuple[str, str]] = set()
         self.local_deliveries = 0
         hub.durable = self
+
+    # -- for the rest of the node (leader lease, command stream) ----------------------
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The bus's Redis connection pool, for other Redis users of the node."""
+        return self._redis
+
+    def key(self, *parts: str) -> str:
+        """A Redis key under this deployment's prefix (``bus.redis_prefix``)."""
+        return ":".join((self._prefix, *parts))
 
     # -- keys --------------------------------------------------------------------------
 
@@ -370,8 +382,8 @@ class RedisBus:
         return HistoryPage(epoch.decode(), int(top or 0), entries)
 
 
-def build(settings: Settings, hub: Hub) -> RedisBus:
-    """The ``redis`` bus backend (the ``redis`` extra)."""
+def build(settings: Settings, hub: Hub, store: Store) -> RedisBus:
+    """The ``redis`` bus backend (the ``redis`` extra); the history is Redis's."""
     return RedisBus(settings, hub)
 
 
