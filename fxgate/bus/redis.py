@@ -109,6 +109,11 @@ class RedisBus:
             socket_timeout=s.redis_timeout,
             socket_connect_timeout=s.redis_timeout,
         )
+        # The subscription waits for messages as long as none come: no read timeout
+        # (a dead Redis closes its socket; a stalled one is the monitor's to notice).
+        self._sub = aioredis.Redis.from_url(
+            s.redis_url, socket_timeout=None, socket_connect_timeout=s.redis_timeout
+        )
         self._sha = ""
         self._epoch_script = self._redis.register_script(NEW_EPOCH_LUA)
         self._queue: deque[tuple[Channel, str, Mapping[str, Any], str, str]] = deque()
@@ -171,8 +176,9 @@ class RedisBus:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()
+        for client in (self._redis, self._sub):
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     def healthy(self) -> bool:
         return self._writing and self._listening
@@ -263,7 +269,7 @@ class RedisBus:
     async def _listener(self, ready: asyncio.Future[None]) -> None:
         delay = 0.1
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
                 if self._listening is False and not ready.done():
