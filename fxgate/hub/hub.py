@@ -404,7 +404,7 @@ class Hub:
             top = max(page.top, stream.offset)
         else:
             top = page.top
-        if limit and top - offset > limit:
+        if offset > top or (limit and top - offset > limit):
             return None
         wanted = range(offset + 1, top + 1)
         if any(o not in kept for o in wanted):
