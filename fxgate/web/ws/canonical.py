@@ -25,6 +25,7 @@ from fxgate.domain.errors import (
 )
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms
+from fxgate.hub.connections import LiveConnection
 from fxgate.hub.sink import Dialect
 from fxgate.node import Node
 from fxgate.plugins.channel import Principal
@@ -65,6 +66,7 @@ class SocketBase(WebSocketHandler):
         self.claims: Claims | None = None
         self.session: Session | None = None
         self.writer: FrameWriter | None = None
+        self.live: LiveConnection | None = None
 
     # Tornado's settings-driven limits, from our config.
     @property
@@ -139,6 +141,7 @@ class SocketBase(WebSocketHandler):
             dialect=self.dialect,
             connection_rate=self.node.connection_rate,
             timers=asyncio.get_running_loop(),
+            on_authenticated=lambda s: self.register_live(s.claims, s.disconnect),
         )
         self.node.sessions.add(self.session)
         self.session.start(self.claims)
@@ -147,7 +150,23 @@ class SocketBase(WebSocketHandler):
         if self.session is not None:
             await self.session.on_message(message)
 
+    def register_live(self, claims: Claims | None, close: Any) -> None:
+        """List this socket under its user (``GET /auth/sessions``) once authenticated;
+        ``close(disconnect)`` is how ``DELETE /auth/sessions/:id`` ends it."""
+        if claims is None or self.live is not None:
+            return
+        self.live = LiveConnection(
+            endpoint=self.request.path, claims=claims, close=close, remote=str(self.request.remote_ip or ""),
+        )
+        self.node.connections.add(self.live)
+
+    def unregister_live(self) -> None:
+        if self.live is not None:
+            self.node.connections.discard(self.live)
+            self.live = None
+
     def on_close(self) -> None:
+        self.unregister_live()
         if self.writer is not None:
             self.writer.close()
         if self.session is not None:
