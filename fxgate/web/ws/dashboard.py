@@ -91,6 +91,13 @@ class DashboardSocket(SocketBase):
         # frames are compressed by the shared framers instead of Tornado's compressor.
         return {} if self._offer is not None else None
 
+    def set_header(self, name: str, value: Any) -> None:
+        # Tornado echoes the offer's parameters that have a value; the promise that
+        # makes the frames shareable is added here (see fxgate.web.ws.deflate).
+        if name == "Sec-WebSocket-Extensions" and self._offer is not None:
+            value = f"{value}; server_no_context_takeover"
+        super().set_header(name, value)
+
     async def get(self, *args: Any, **kwargs: Any) -> None:
         settings = self.node.settings.dashboard
         headers = self.request.headers

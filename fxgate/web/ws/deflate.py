@@ -85,10 +85,9 @@ class Offer:
         return 15 if value is None else int(value)
 
     def header(self) -> str:
-        """The offer with ``server_no_context_takeover`` added: Tornado echoes it."""
+        """The offer alone, for Tornado to accept (it takes the first one it sees)."""
         parts = ["permessage-deflate"]
-        params = {**self.params, "server_no_context_takeover": None}
-        for key, value in params.items():
+        for key, value in self.params.items():
             parts.append(key if value is None else f"{key}={value}")
         return "; ".join(parts)
 
