@@ -139,11 +139,16 @@ async def test_a_rest_market_order_shows_as_status_notification_and_analytics(
         Admin(market).quote("EURUSD", "1.10100", "1.10110")
         trader.close(order["ticket"])
         msgs = await c.read_until(
-            lambda ms: any(
-                m["type"] == "analytics" and m["data"]["performance_summary"]["total_trades"] == 1
-                for m in ms
+            lambda ms: (
+                any(
+                    m["type"] == "analytics"
+                    and m["data"]["performance_summary"]["total_trades"] == 1
+                    for m in ms
+                )
+                and any(
+                    m["type"] == "trading_status" and not m["data"]["open_positions"] for m in ms
+                )
             )
-            and any(m["type"] == "trading_status" and not m["data"]["open_positions"] for m in ms)
         )
         [closed] = [
             m
@@ -290,10 +295,12 @@ async def test_compression_is_negotiated_and_large_frames_shared(daemon: Daemon,
 
         # the first market_data (every symbol) is over the threshold: compressed
         [(zipped, first, size)] = await batches(a, 1)
-        assert zipped and len(first["data"]["symbols"]) == 10
+        assert zipped
+        assert len(first["data"]["symbols"]) == 10
         assert size < len(json.dumps(first)) * 0.8
         [(zipped_plain, first_plain, _)] = await batches(plain, 1)
-        assert not zipped_plain and len(first_plain["data"]["symbols"]) == 10
+        assert not zipped_plain
+        assert len(first_plain["data"]["symbols"]) == 10
         # small messages go out uncompressed even where compression was agreed
         a_live = await batches(a, 6)
         assert any(not z for z, _, _ in a_live)
@@ -340,7 +347,8 @@ async def test_sessions_list_every_socket_and_delete_ends_one_with_4001(daemon: 
         r = HTTP.get(daemon.url("/auth/sessions"), headers=bearer(access))
         assert r.status_code == 200, r.text
         [session] = r.json()["data"]
-        assert session["kind"] == "login" and session["current"] is True
+        assert session["kind"] == "login"
+        assert session["current"] is True
         assert sorted(c["endpoint"] for c in session["connections"]) == ["/api/ws", "/ws/dashboard"]
 
         # someone else's session is not theirs to end
@@ -369,7 +377,8 @@ async def test_a_session_of_an_issued_token_is_listed_and_ended(daemon: Daemon, 
     c = await dashboard(daemon, token)
     r = HTTP.get(daemon.url("/auth/sessions"), headers=bearer(daemon.token(user)))
     [mine] = [s for s in r.json()["data"] if s["connections"]]
-    assert mine["kind"] == "token" and mine["id"].startswith("tok_")
+    assert mine["kind"] == "token"
+    assert mine["id"].startswith("tok_")
     assert (
         HTTP.delete(daemon.url("/auth/sessions/tok_nope"), headers=bearer(token)).status_code == 404
     )
@@ -417,7 +426,8 @@ async def test_sigterm_sends_the_dashboard_notice_then_1001(fresh_daemon: Daemon
     assert note["data"]["type"] == "system"
     assert note["data"]["title"] == "Server restarting"
     assert await c.closed_with() == 1001
-    assert d.proc is not None and d.proc.wait(10) == 0
+    assert d.proc is not None
+    assert d.proc.wait(10) == 0
 
 
 def test_the_dashboard_is_in_the_openapi_free_rest(daemon: Daemon) -> None:

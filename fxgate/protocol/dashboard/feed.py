@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from datetime import datetime
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fxgate.config.settings import DashboardSettings
@@ -194,7 +194,9 @@ class UserFeed:
         self._status_due = True
 
     def _note(self, data: dict[str, Any], ts: float) -> None:
-        self._notes.append(Outgoing("notification", wire.message("notification", data, ts, self.user_id)))
+        self._notes.append(
+            Outgoing("notification", wire.message("notification", data, ts, self.user_id))
+        )
         if len(self._notes) > MAX_QUEUED:
             log.warning("dashboard notifications piling up", extra={"user": self.user_id})
             self._notes.clear()

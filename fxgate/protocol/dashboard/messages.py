@@ -180,10 +180,17 @@ def activity_of_trade(trade: Mapping[str, Any], ts: float) -> dict[str, Any]:
 
 def activity_of_signal(signal: Mapping[str, Any], ts: float) -> dict[str, Any]:
     s = signal_entry(signal)
-    return {"time": hhmm(ts), "action": "Signal Generated", "symbol": s["symbol"], "result": s["signal"]}
+    return {
+        "time": hhmm(ts),
+        "action": "Signal Generated",
+        "symbol": s["symbol"],
+        "result": s["signal"],
+    }
 
 
-def analytics(summary: Mapping[str, Any] | None, activity: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def analytics(
+    summary: Mapping[str, Any] | None, activity: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
     return {
         "performance_summary": dict(summary) if summary is not None else empty_summary(),
         "recent_activity": list(activity),

@@ -156,7 +156,10 @@ class SocketBase(WebSocketHandler):
         if claims is None or self.live is not None:
             return
         self.live = LiveConnection(
-            endpoint=self.request.path, claims=claims, close=close, remote=str(self.request.remote_ip or ""),
+            endpoint=self.request.path,
+            claims=claims,
+            close=close,
+            remote=str(self.request.remote_ip or ""),
         )
         self.node.connections.add(self.live)
 

@@ -46,7 +46,9 @@ class TradingReads:
 
     async def recent_trades(self, user_id: str, n: int) -> list[Mapping[str, Any]]:
         deals = sorted(await self.trading.deals(user_id), key=analytics.deal_order)[-n:]
-        return [trade_payload(d, self.trading.open_position(user_id, d.position_ticket)) for d in deals]
+        return [
+            trade_payload(d, self.trading.open_position(user_id, d.position_ticket)) for d in deals
+        ]
 
 
 class Dashboards:
@@ -115,7 +117,8 @@ class DashboardSocket(SocketBase):
         await super().get(*args, **kwargs)
 
     def open(self, *args: str, **kwargs: str) -> None:
-        assert self.ws_connection is not None and self.claims is not None
+        assert self.ws_connection is not None
+        assert self.claims is not None
         self.set_nodelay(True)
         stream = self.ws_connection.stream
         assert stream is not None
