@@ -26,6 +26,8 @@ class BenchDialect:
     market: str
     #: Engine.IO framing (Socket.IO): answer ``2`` pings with ``3``, events are ``42[...]``.
     engineio: bool = False
+    #: Offer permessage-deflate and inflate frames with RSV1 set (``dashboard-deflate``).
+    deflate: bool = False
 
 
 CANONICAL = BenchDialect(
@@ -37,3 +39,31 @@ CANONICAL = BenchDialect(
 )
 
 DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL,)}
+
+# Seed 000 (issue 9): ``/ws/dashboard``. Market data comes batched: one ``market_data``
+# frame carries every symbol of the tier that changed since the last batch, each with its
+# own tick ``timestamp`` (ISO, milliseconds) inside ``data.symbols``; there is no offset.
+# Subscribing narrows the push to market data only. The load generator must measure every
+# ``{"symbol":…,"timestamp":…}`` of a frame, not one per frame.
+DASHBOARD = BenchDialect(
+    name="dashboard",
+    path="/ws/dashboard?token={token}",
+    hello=('{"type":"subscribe","types":["market_data"]}',),
+    subscribed='"type":"subscribed"',
+    market='"type":"market_data"',
+)
+
+#: The same with permessage-deflate: the load generator offers
+#: ``permessage-deflate; client_max_window_bits`` and inflates each frame with RSV1 set
+#: on its own (raw deflate, ``00 00 ff ff`` appended; the server answers
+#: ``server_no_context_takeover``); frames without RSV1 are plain.
+DASHBOARD_DEFLATE = BenchDialect(
+    name="dashboard-deflate",
+    path=DASHBOARD.path,
+    hello=DASHBOARD.hello,
+    subscribed=DASHBOARD.subscribed,
+    market=DASHBOARD.market,
+    deflate=True,
+)
+
+DIALECTS.update({d.name: d for d in (DASHBOARD, DASHBOARD_DEFLATE)})

@@ -84,15 +84,8 @@ def market_entry(q: Mapping[str, Any]) -> dict[str, Any]:
         "spread": round(ask - bid, 8),
         "change": _f(q.get("change")),
         "change_percent": _f(q.get("changePercent")),
-        "timestamp": _second(q.get("timestamp")),
+        "timestamp": q.get("timestamp"),
     }
-
-
-def _second(ts: Any) -> Any:
-    """``2024-01-20T10:30:14.123Z`` -> ``2024-01-20T10:30:14Z`` (the seed's precision)."""
-    if isinstance(ts, str) and len(ts) > 20 and ts[19] == ".":
-        return ts[:19] + "Z"
-    return ts
 
 
 _PRIORITY = {"CRITICAL": "high", "WARNING": "medium", "INFO": "low"}
