@@ -267,3 +267,27 @@ async def test_a_viewer_narrowed_to_market_data_gets_no_fills() -> None:
     assert len(wide.of("notification")) == 1
     assert narrow.of("notification") == []
     assert narrow.of("trading_status") == []
+
+
+def position(user: str, ticket: int, volume: float) -> Event:
+    data = {"ticket": ticket, "symbol": "EURUSD", "type": "BUY", "volume": volume,
+            "openPrice": 1.1, "currentPrice": 1.1, "profit": 0.0, "status": "OPEN"}  # fmt: skip
+    return Event("positions", data, user_id=user)
+
+
+async def test_trading_status_follows_changes_at_most_once_an_interval() -> None:
+    clock = FakeClock()
+    hub, dash = make_dash(clock)
+    v = Viewer(Framer(), ["trading_status"])
+    await dash.join(PRO, "pro", v)
+    assert len(v.of("trading_status")) == 1  # the state on joining
+    clock.advance(2)
+    for i in range(50):  # fifty changes within a second
+        hub.publish(position("ann", 1, 0.01 * (i + 1)))
+        clock.advance(0.02)
+    clock.advance(2)
+    statuses = v.of("trading_status")
+    assert 2 <= len(statuses) <= 3  # at once, then once a second
+    [pos] = statuses[-1]["data"]["open_positions"]
+    assert pos["volume"] == 0.5  # the latest state, nothing lost
+    assert pos["ticket"] == "1"

@@ -28,7 +28,7 @@ from fxgate.services import analytics
 from fxgate.services.presenters import trade_payload
 from fxgate.services.trading import TradingService
 from fxgate.web.ws.canonical import ANONYMOUS, SocketBase
-from fxgate.web.ws.deflate import PLAIN, Offer, deflate_framer, first_offer
+from fxgate.web.ws.deflate import PLAIN, Offer, deflate_framer, first_offer, response_header
 from fxgate.web.ws.framing import framed
 from fxgate.web.ws.writer import Flusher, FrameWriter
 
@@ -94,10 +94,10 @@ class DashboardSocket(SocketBase):
         return {} if self._offer is not None else None
 
     def set_header(self, name: str, value: Any) -> None:
-        # Tornado echoes the offer's parameters that have a value; the promise that
-        # makes the frames shareable is added here (see fxgate.web.ws.deflate).
+        # Tornado echoes the accepted offer: put server_no_context_takeover, the promise
+        # that makes frames shareable, in the RFC's form (see fxgate.web.ws.deflate).
         if name == "Sec-WebSocket-Extensions" and self._offer is not None:
-            value = f"{value}; server_no_context_takeover"
+            value = response_header(str(value))
         super().set_header(name, value)
 
     async def get(self, *args: Any, **kwargs: Any) -> None:

@@ -85,11 +85,22 @@ class Offer:
         return 15 if value is None else int(value)
 
     def header(self) -> str:
-        """The offer alone, for Tornado to accept (it takes the first one it sees)."""
+        """The offer for Tornado to accept (it takes the first one it sees), with
+        ``server_no_context_takeover`` added as ``=1``: Tornado's header parser drops
+        parameters without a value, and with this one it keeps no compressor of its own
+        per connection (about 256 KiB each, never used: our frames are compressed by
+        the shared framers). :func:`response_header` puts the RFC's form back."""
         parts = ["permessage-deflate"]
         for key, value in self.params.items():
-            parts.append(key if value is None else f"{key}={value}")
+            if key != "server_no_context_takeover":
+                parts.append(key if value is None else f"{key}={value}")
+        parts.append("server_no_context_takeover=1")
         return "; ".join(parts)
+
+
+def response_header(value: str) -> str:
+    """Tornado's echo of :meth:`Offer.header`, in RFC 7692's form."""
+    return value.replace("server_no_context_takeover=1", "server_no_context_takeover")
 
 
 def first_offer(header: str) -> Offer | None:
