@@ -291,3 +291,57 @@ async def test_trading_status_follows_changes_at_most_once_an_interval() -> None
     [pos] = statuses[-1]["data"]["open_positions"]
     assert pos["volume"] == 0.5  # the latest state, nothing lost
     assert pos["ticket"] == "1"
+
+
+async def test_signals_become_active_signals_notifications_and_activity() -> None:
+    clock = FakeClock()
+    channels: list[Channel] = [UserChannel(n) for n in ("positions", "signals")]
+    hub = Hub(channels)
+    settings = Settings()
+    dash = DashboardHub(
+        hub=hub, settings=settings, reads=Reads(), usage=UsageMeter(clock), health=Health(),
+        timers=clock, clock=clock,
+    )  # fmt: skip
+    v = Viewer(Framer())
+    await dash.join(PRO, "pro", v)
+    signal = {"uuid": "s1", "symbol": "EURUSD", "side": "buy", "volume": 0.1, "tp": 1.2,
+              "sl": 1.0, "source": "engine", "confidence": 0.85, "status": "pending",
+              "timestamp": "2026-12-01T10:00:00.000Z", "validators": []}  # fmt: skip
+    hub.publish(Event("signals", signal, user_id="ann"))
+    clock.advance(1.5)
+    [note] = v.of("notification")
+    assert note["data"]["type"] == "trading_signal"
+    assert note["data"]["message"] == "BUY EURUSD signal generated with 85% confidence"
+    [active] = v.of("trading_status")[-1]["data"]["active_signals"]
+    assert active == {"symbol": "EURUSD", "signal": "BUY", "confidence": 0.85,
+                      "entry_price": None, "stop_loss": 1.0, "take_profit": 1.2,
+                      "timestamp": "2026-12-01T10:00:00.000Z", "status": "active"}  # fmt: skip
+    assert v.of("analytics")[-1]["data"]["recent_activity"][0]["action"] == "Signal Generated"
+    assert dash.usage.today("ann").signals == 1
+    hub.publish(Event("signals", {**signal, "status": "rejected"}, user_id="ann"))
+    clock.advance(1.5)
+    assert v.of("trading_status")[-1]["data"]["active_signals"] == []
+    assert len(v.of("notification")) == 1
+
+
+async def test_alerts_are_notifications_and_metrics_come_every_ten_seconds() -> None:
+    clock = FakeClock()
+    hub, dash = make_dash(clock)
+    v = Viewer(Framer(), ["notification", "system_metrics"])
+    await dash.join(PRO, "pro", v)
+    assert len(v.of("system_metrics")) == 1
+    alert = {"alertId": "a1", "type": "RISK_LIMIT", "severity": "CRITICAL",
+             "title": "Daily loss limit", "message": "80% of the daily loss limit used"}  # fmt: skip
+    hub.publish(Event("alerts", alert, user_id="ann"))
+    clock.advance(9)
+    [note] = v.of("notification")
+    assert note["user_id"] == "ann"
+    assert note["data"]["type"] == "risk_limit"
+    assert note["data"]["priority"] == "high"
+    assert note["data"]["action_required"] is True
+    assert len(v.of("system_metrics")) == 1
+    clock.advance(1.5)
+    metrics = v.of("system_metrics")
+    assert len(metrics) == 2
+    assert metrics[-1]["data"]["usage"]["subscription_tier"] == "pro"
+    assert metrics[-1]["data"]["connection_status"]["mt5"] == "connected"

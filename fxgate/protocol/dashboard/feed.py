@@ -179,8 +179,7 @@ class UserFeed:
 
     def _apply_signal(self, data: Mapping[str, Any], ts: float, ttl: int) -> None:
         key = m.signal_key(data)
-        active = str(data.get("status") or "active").lower() == "active"
-        if active:
+        if m.signal_active(data):
             new = key not in self.signals
             self.signals[key] = data
             if new:

@@ -32,8 +32,16 @@ def position_entry(p: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Signal statuses that take a signal off ``active_signals``.
+INACTIVE = frozenset({"rejected", "expired", "cancelled", "canceled", "closed", "inactive"})
+
+
 def signal_key(s: Mapping[str, Any]) -> str:
-    return str(s.get("id") or s.get("signalId") or s.get("symbol"))
+    return str(s.get("uuid") or s.get("id") or s.get("signalId") or s.get("symbol"))
+
+
+def signal_active(s: Mapping[str, Any]) -> bool:
+    return str(s.get("status") or "active").lower() not in INACTIVE
 
 
 def _pick(s: Mapping[str, Any], *names: str) -> Any:
@@ -44,18 +52,20 @@ def _pick(s: Mapping[str, Any], *names: str) -> Any:
 
 
 def signal_entry(s: Mapping[str, Any]) -> dict[str, Any]:
-    """A signal of the ``signals`` channel as seed 000's ``active_signals`` item; the
-    channel's payload names are read in seed 000's, seed 002's and camelCase forms."""
+    """A signal of the ``signals`` channel as seed 000's ``active_signals`` item. The
+    channel carries seed 002's fields (``uuid side tp sl confidence status``, status
+    pending/approved/rejected); seed 000's and camelCase names are read too. A signal
+    still in play (pending or approved) is ``active``, as seed 000 shows it."""
     side = _pick(s, "signal", "action", "side", "type")
     return {
         "symbol": s.get("symbol"),
         "signal": None if side is None else str(side).upper(),
         "confidence": _f(s.get("confidence")),
         "entry_price": _f(_pick(s, "entry_price", "entryPrice", "price")),
-        "stop_loss": _f(_pick(s, "stop_loss", "stopLoss")),
-        "take_profit": _f(_pick(s, "take_profit", "takeProfit")),
+        "stop_loss": _f(_pick(s, "stop_loss", "stopLoss", "sl")),
+        "take_profit": _f(_pick(s, "take_profit", "takeProfit", "tp")),
         "timestamp": _pick(s, "timestamp", "generatedAt", "createdAt"),
-        "status": str(s.get("status") or "active").lower(),
+        "status": "active" if signal_active(s) else str(s.get("status")).lower(),
     }
 
 
