@@ -331,7 +331,7 @@ async def test_alerts_are_notifications_and_metrics_come_every_ten_seconds() -> 
     await dash.join(PRO, "pro", v)
     assert len(v.of("system_metrics")) == 1
     alert = {"alertId": "a1", "type": "RISK_LIMIT", "severity": "CRITICAL",
-             "title": "Daily loss limit", "message": "80% of the daily loss limit used"}  # fmt: skip
+             "title": "Daily loss limit", "message": "80% of the daily loss used"}  # fmt: skip
     hub.publish(Event("alerts", alert, user_id="ann"))
     clock.advance(9)
     [note] = v.of("notification")

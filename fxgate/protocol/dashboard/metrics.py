@@ -27,9 +27,12 @@ _STATE = {HEALTHY: "healthy", "DEGRADED": "degraded", DOWN: "down", "UNHEALTHY":
 class Uptime:
     """Seconds not unhealthy since start, from the health monitor's changes."""
 
-    def __init__(self, report: HealthReport, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, report: HealthReport, clock: Callable[[], float], started: float | None = None
+    ) -> None:
         self._clock = clock
-        self.started = clock()
+        #: The daemon's start (up until the first report it sees says otherwise).
+        self.started = clock() if started is None else started
         self._since = self.started
         self._up = report.status != "UNHEALTHY"
         self._up_seconds = 0.0

@@ -39,6 +39,7 @@ class DashboardHub:
         health: HealthReads,
         timers: Timers,
         clock: Callable[[], float] = time.time,
+        started_at: float | None = None,
     ) -> None:
         self.hub = hub
         self.settings = settings
@@ -54,7 +55,7 @@ class DashboardHub:
             clock=clock,
             volatility=VolatilityMeter(settings.dashboard.volatility_window),
         )
-        self.uptime = Uptime(health.report, clock)
+        self.uptime = Uptime(health.report, clock, started_at)
         health.on_change(self.uptime.on_change)
         self.feeds: dict[tuple[str, str], UserFeed] = {}
         self._budgets: dict[str, tuple[SendBudget, int]] = {}

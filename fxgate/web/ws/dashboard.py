@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,8 @@ from fxgate.web.ws.canonical import ANONYMOUS, SocketBase
 from fxgate.web.ws.deflate import PLAIN, Offer, deflate_framer, first_offer, response_header
 from fxgate.web.ws.framing import framed
 from fxgate.web.ws.writer import Flusher, FrameWriter
+
+log = logging.getLogger(__name__)
 
 
 class TradingReads:
@@ -69,8 +72,14 @@ class Dashboards:
                 usage=node.trading.usage,
                 health=node.health,
                 timers=asyncio.get_running_loop(),
+                started_at=node.started_at,
             )
         return self._hub
+
+
+def _log_failure(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("dashboard connection could not start", exc_info=fut.exception())
 
 
 class DashboardSocket(SocketBase):
@@ -142,6 +151,7 @@ class DashboardSocket(SocketBase):
         self.register_live(self.claims, self.dash.disconnect)
         # Hook point for the reusable missed-message replay (issue 8, item 6).
         self._starting = asyncio.ensure_future(self.dash.start())
+        self._starting.add_done_callback(_log_failure)
 
     async def on_message(self, message: str | bytes) -> None:
         if self._starting is not None:
