@@ -109,6 +109,7 @@ class MarketBatcher:
         if not self._active and self._sub is not None:
             self.hub.remove(self._sub)
             self._sub = None
+            self.latest.clear()  # no longer followed: read afresh by the next prime()
 
     # -- the hub's side ---------------------------------------------------------------
 
