@@ -28,6 +28,8 @@ class BenchDialect:
     engineio: bool = False
     #: Offer permessage-deflate and inflate frames with RSV1 set (``dashboard-deflate``).
     deflate: bool = False
+    #: ``FXGATE_…`` settings the daemon needs for this row (``bench/fanout.py`` sets them).
+    daemon_env: tuple[tuple[str, str], ...] = ()
 
 
 CANONICAL = BenchDialect(
@@ -44,13 +46,25 @@ DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL,)}
 # frame carries every symbol of the tier that changed since the last batch, each with its
 # own tick ``timestamp`` (ISO, milliseconds) inside ``data.symbols``; there is no offset.
 # Subscribing narrows the push to market data only. The load generator must measure every
-# ``{"symbol":…,"timestamp":…}`` of a frame, not one per frame.
+# ``{"symbol":…,"timestamp":…}`` of a frame, not one per frame. A batch goes out at most
+# ``market_data_per_second`` times a second per tier, and a user's connections together
+# get at most ``dashboard.max_messages_per_second``: the row's settings give the bench
+# tokens' tier (``free`` unless issued otherwise) every symbol at up to 1,000 batches a
+# second and lift the per-user cap, which 1,000 connections of one bench user would hit.
+_DASHBOARD_ENV = (
+    (
+        "FXGATE_TIERS",
+        '{"free": {"types": ["market_data"], "symbols": ["*"], "market_data_per_second": 1000}}',
+    ),
+    ("FXGATE_DASHBOARD_MAX_MESSAGES_PER_SECOND", "1000000"),
+)
 DASHBOARD = BenchDialect(
     name="dashboard",
     path="/ws/dashboard?token={token}",
     hello=('{"type":"subscribe","types":["market_data"]}',),
     subscribed='"type":"subscribed"',
     market='"type":"market_data"',
+    daemon_env=_DASHBOARD_ENV,
 )
 
 #: The same with permessage-deflate: the load generator offers
@@ -64,6 +78,7 @@ DASHBOARD_DEFLATE = BenchDialect(
     subscribed=DASHBOARD.subscribed,
     market=DASHBOARD.market,
     deflate=True,
+    daemon_env=_DASHBOARD_ENV,
 )
 
 DIALECTS.update({d.name: d for d in (DASHBOARD, DASHBOARD_DEFLATE)})
