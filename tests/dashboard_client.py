@@ -128,6 +128,8 @@ class RawSocket:
         self.reader = reader
         self.writer = writer
         self.response = b""
+        #: The last frame's payload as it came (compressed or not).
+        self.last_payload = b""
 
     @classmethod
     async def connect(cls, d: Daemon, token: str, offer: str | None) -> RawSocket:
@@ -170,6 +172,7 @@ class RawSocket:
         """(compressed?, the JSON message, bytes on the wire) of the next text frame;
         each compressed message is inflated on its own (no context takeover)."""
         first, payload = await self.frame(timeout)
+        self.last_payload = payload
         compressed = bool(first & 0x40)
         text = (
             zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")

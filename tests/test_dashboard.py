@@ -285,28 +285,37 @@ async def test_compression_is_negotiated_and_large_frames_shared(daemon: Daemon,
         )
         assert plain.header("Sec-WebSocket-Extensions") is None
 
-        async def batches(raw: RawSocket, n: int) -> list[tuple[bool, dict[str, Any], int]]:
-            out = []
-            while len(out) < n:
+        async def upto(raw: RawSocket, kind: str) -> tuple[bool, dict[str, Any], int]:
+            while True:
                 got = await raw.message()
-                if got[1]["type"] == "market_data":
-                    out.append(got)
-            return out
+                if got[1]["type"] == kind:
+                    return got
 
-        # the first market_data (every symbol) is over the threshold: compressed
-        [(zipped, first, size)] = await batches(a, 1)
+        # the first market_data (every symbol) is over the threshold: compressed, and
+        # inflated on its own; trading_status (a few hundred bytes) is not
+        zipped, small, _ = await upto(a, "trading_status")
+        assert not zipped
+        check_seed_fields(small)
+        zipped, first, size = await upto(a, "market_data")
         assert zipped
         assert len(first["data"]["symbols"]) == 10
-        assert size < len(json.dumps(first)) * 0.8
-        [(zipped_plain, first_plain, _)] = await batches(plain, 1)
-        assert not zipped_plain
+        assert size < len(json.dumps(first)) * 0.5
+        zipped, first_plain, _ = await upto(plain, "market_data")
+        assert not zipped
         assert len(first_plain["data"]["symbols"]) == 10
-        # small messages go out uncompressed even where compression was agreed
-        a_live = await batches(a, 6)
-        assert any(not z for z, _, _ in a_live)
-        # the same batch reaches both compressed connections as the same bytes
-        b_live = await batches(b, 6)
-        assert {json.dumps(m) for _, m, _ in a_live} & {json.dumps(m) for _, m, _ in b_live}
+
+        # a live batch reaches both compressed connections as the same compressed bytes
+        seen: dict[str, tuple[bool, bytes]] = {}
+        for _ in range(5):
+            zipped, msg, _ = await upto(a, "market_data")
+            seen[json.dumps(msg)] = (zipped, a.last_payload)
+        shared = 0
+        for _ in range(10):
+            zipped, msg, _ = await upto(b, "market_data")
+            if json.dumps(msg) in seen:
+                assert seen[json.dumps(msg)] == (zipped, b.last_payload)
+                shared += zipped
+        assert shared
     finally:
         for raw in (a, b, plain):
             raw.close()
