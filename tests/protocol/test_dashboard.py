@@ -345,3 +345,19 @@ async def test_alerts_are_notifications_and_metrics_come_every_ten_seconds() -> 
     assert len(metrics) == 2
     assert metrics[-1]["data"]["usage"]["subscription_tier"] == "pro"
     assert metrics[-1]["data"]["connection_status"]["mt5"] == "connected"
+
+
+async def test_a_channel_above_the_users_role_is_left_out() -> None:
+    class TradersOnly(UserChannel):
+        min_role = Role.TRADER
+
+    clock = FakeClock()
+    hub = Hub([UserChannel("positions"), TradersOnly("trades")])
+    dash = DashboardHub(
+        hub=hub, settings=Settings(), reads=Reads(), usage=UsageMeter(clock), health=Health(),
+        timers=clock, clock=clock,
+    )  # fmt: skip
+    v = Viewer(Framer())
+    feed = await dash.join(Principal("vic", Role.VIEWER, "pro"), "pro", v)
+    assert [s.channel.name for s in feed.subs] == ["positions"]
+    assert v.of("trading_status")

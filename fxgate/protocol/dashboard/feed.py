@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fxgate.config.settings import DashboardSettings
-from fxgate.domain.errors import Disconnect, Disconnects
+from fxgate.domain.errors import AuthorizationError, Disconnect, Disconnects
 from fxgate.hub.hub import Hub, Subscription
 from fxgate.hub.sink import Dialect
 from fxgate.plugins.channel import Channel, Principal
@@ -122,10 +122,14 @@ class UserFeed:
         self.closed = False
         self.subs: list[Subscription] = []
         for name in CHANNELS:
-            if name in hub.channels:
+            if name not in hub.channels:
+                continue
+            try:
                 sub = hub.make_subscription(self, name, None)
-                hub.add(sub)
-                self.subs.append(sub)
+            except AuthorizationError:
+                continue  # a channel above the user's role: not on their dashboard
+            hub.add(sub)
+            self.subs.append(sub)
 
     # -- the hub's side: Sink and Dialect ----------------------------------------------
 
