@@ -40,7 +40,19 @@ CANONICAL = BenchDialect(
     market='"channel":"market-data"',
 )
 
-DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL,)}
+#: Seed 003's ``/ws``: first-message auth, then every symbol's ``price_update``.
+SEED003 = BenchDialect(
+    name="seed003",
+    path="/ws",
+    hello=(
+        '{"type":"auth","token":"{token}"}',
+        '{"type":"subscribe","channel":"price_updates"}',
+    ),
+    subscribed='"type":"subscribed"',
+    market='"type":"price_update"',
+)
+
+DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SEED003)}
 
 # Seed 000 (issue 9): ``/ws/dashboard``. Market data comes batched: one ``market_data``
 # frame carries every symbol of the tier that changed since the last batch, each with its

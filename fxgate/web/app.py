@@ -14,6 +14,7 @@ from fxgate.web.rest.base import ApiHandler, error_body
 from fxgate.web.rest.routes import rest_routes
 from fxgate.web.ws.canonical import CanonicalSocket
 from fxgate.web.ws.dashboard import Dashboards, DashboardSocket
+from fxgate.web.ws.seed003 import seed003_route
 from fxgate.web.ws.writer import Flusher
 
 #: Every method some handler implements; Tornado refuses others before any handler runs.
@@ -111,6 +112,7 @@ def make_app(node: Node) -> tornado.web.Application:
     routes: list[Any] = [
         (r"/api/ws/?", CanonicalSocket, ws),
         (r"/ws/dashboard/?", DashboardSocket, {**ws, "dashboards": Dashboards(node)}),
+        seed003_route(node, flusher),
         (r"/health", HealthHandler, {"node": node}),
         (r"/ready", ReadyHandler, {"node": node}),
         (r"/metrics", MetricsHandler, {"registry": metrics_registry(node)}),

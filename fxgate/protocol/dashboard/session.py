@@ -106,14 +106,15 @@ class DashboardSession:
             return
         self.feed = feed
 
+    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
+        """A restart is told as a seed 000 ``notification``, not seed 001's message."""
+        return wire.shutdown_notice(self.principal.user_id, self._clock())
+
     def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None:
-        """Close for ``disconnect``. A restart's notice is this dialect's own (the
-        canonical one the caller passes is not what a seed 000 dashboard reads)."""
+        """Close for ``disconnect``, after ``notice`` (a payload) if any."""
         if self.closing or self.closed:
             return
         self.closing = True
-        if disconnect is Disconnects.SHUTDOWN:
-            notice = wire.shutdown_notice(self.principal.user_id, self._clock())
         if notice is not None:
             self.transport.send(notice)
         self.transport.kick(disconnect)

@@ -19,6 +19,7 @@ from fxgate.web.rest import (
     market,
     openapi,
     sessions,
+    signals,
     strategies,
     trading,
 )
@@ -31,6 +32,7 @@ HANDLER_GROUPS: tuple[tuple[type[ApiHandler], ...], ...] = (
     apikeys.HANDLERS,
     market.HANDLERS,
     strategies.HANDLERS,
+    signals.HANDLERS,
     trading.HANDLERS,
     admin.HANDLERS,
     health.HANDLERS,
