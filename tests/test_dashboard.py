@@ -25,6 +25,7 @@ from tests.dashboard_client import (
     dashboard,
     first_of_each,
 )
+from tests.test_signals_channel import seed_signal
 from tests.trading_helpers import HTTP, PASSWORD, Admin, Trader, bearer, unique
 from tests.wsclient import Client
 
@@ -171,6 +172,41 @@ async def test_a_rest_market_order_shows_as_status_notification_and_analytics(
 
         # the other user saw none of it (only public market data)
         assert {m["type"] for m in await o.barrier()} <= {"market_data"}
+
+
+async def test_a_signal_shows_as_notification_active_signal_and_usage(market: Daemon) -> None:
+    """A back end publishes a seed 002 signal for one user (the ``signals`` channel): that
+    user's dashboard shows it; another user's dashboard does not."""
+    trader, other = Trader.issued(market), Trader.issued(market)
+    c = await dashboard(market, trader.token)
+    o = await dashboard(market, other.token)
+    async with c, o:
+        await first_of_each(c, PUSHED_AT_ONCE)
+        await first_of_each(o, PUSHED_AT_ONCE)
+        await o.barrier()
+        uuid = unique("sig_")
+        r = Admin(market).publish(
+            {"channel": "signals", "data": seed_signal(uuid), "userId": trader.user_id}
+        )
+        assert r.status_code == 200, r.text
+        note = await c.wait_for(
+            lambda m: m["type"] == "notification" and m["data"]["type"] == "trading_signal"
+        )
+        check_seed_fields(note)
+        assert note["data"]["message"] == "BUY EURUSD signal generated with 85% confidence"
+        assert note["data"]["action_url"] == f"/dashboard/signals/{uuid}"
+        status = await c.wait_for(
+            lambda m: m["type"] == "trading_status" and m["data"]["active_signals"]
+        )
+        [active] = [s for s in status["data"]["active_signals"] if s["take_profit"] == 50]
+        assert active["signal"] == "BUY"
+        assert active["status"] == "active"
+        assert active["confidence"] == 0.85
+        assert {m["type"] for m in await o.barrier()} <= {"market_data"}
+    again = await dashboard(market, trader.token)
+    async with again:
+        metrics = await again.type("system_metrics")
+        assert metrics["data"]["usage"]["signals_today"] == 1
 
 
 # -- tiers -------------------------------------------------------------------------------

@@ -152,7 +152,8 @@ class UserFeed:
 
     # -- state --------------------------------------------------------------------------
 
-    def _apply(self, channel: str, data: Mapping[str, Any], ts: float) -> None:
+    def _apply(self, channel: str, data: Mapping[str, Any], ts: float, live: bool = True) -> None:
+        """Take one event (``live``) or snapshot item (not news: no notification)."""
         ttl = self.settings.notification_ttl
         if channel == "positions":
             key = str(data.get("ticket"))
@@ -179,14 +180,14 @@ class UserFeed:
                 self.summary = data["performance_summary"]
                 self._analytics_due = True
         elif channel == "signals":
-            self._apply_signal(data, ts, ttl)
+            self._apply_signal(data, ts, ttl, live)
 
-    def _apply_signal(self, data: Mapping[str, Any], ts: float, ttl: int) -> None:
+    def _apply_signal(self, data: Mapping[str, Any], ts: float, ttl: int, live: bool) -> None:
         key = m.signal_key(data)
         if m.signal_active(data):
             new = key not in self.signals
             self.signals[key] = data
-            if new:
+            if new and live:
                 self._note(m.from_signal(data, ts, ttl), ts)
                 self.activity.appendleft(m.activity_of_signal(data, ts))
                 self._analytics_due = True
@@ -216,7 +217,7 @@ class UserFeed:
             for sub in self.subs:
                 if sub.channel.name in ("positions", "account", "signals"):
                     for item in await sub.channel.snapshot(self.principal, {}):
-                        self._apply(sub.channel.name, item, self._clock())
+                        self._apply(sub.channel.name, item, self._clock(), live=False)
             self.summary = await self.reads.summary(self.user_id)
             for trade in await self.reads.recent_trades(self.user_id, self.activity.maxlen or 10):
                 self.activity.appendleft(m.activity_of_trade(trade, _trade_time(trade)))
@@ -224,7 +225,6 @@ class UserFeed:
             log.exception("dashboard state could not be read", extra={"user": self.user_id})
         # Events that came while reading are newer than what was read (or the same).
         buffered, self._buffered = self._buffered or [], None
-        self._notes.clear()  # what happened before the first viewer is not news
         for channel, data, ts in buffered:
             self._apply(channel, data, ts)
         self._status_due = self._analytics_due = False
