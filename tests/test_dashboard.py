@@ -387,6 +387,9 @@ async def test_sessions_list_every_socket_and_delete_ends_one_with_4001(daemon: 
     dash = await dashboard(daemon, access)
     canon = await Client.connect(daemon.ws_url() + f"?token={access}")
     assert (await canon.recv())["type"] == "connection"
+    seed003 = await Client.connect(daemon.ws_url("/ws"))  # seed 003: first-message auth
+    await seed003.send({"type": "auth", "token": access})
+    assert (await seed003.type("auth_success"))["type"] == "auth_success"
     elsewhere = await dashboard(daemon, other_access)
     try:
         r = HTTP.get(daemon.url("/auth/sessions"), headers=bearer(access))
@@ -394,7 +397,8 @@ async def test_sessions_list_every_socket_and_delete_ends_one_with_4001(daemon: 
         [session] = r.json()["data"]
         assert session["kind"] == "login"
         assert session["current"] is True
-        assert sorted(c["endpoint"] for c in session["connections"]) == ["/api/ws", "/ws/dashboard"]
+        endpoints = sorted(c["endpoint"] for c in session["connections"])
+        assert endpoints == ["/api/ws", "/ws", "/ws/dashboard"]
 
         # someone else's session is not theirs to end
         other = HTTP.delete(
@@ -404,9 +408,10 @@ async def test_sessions_list_every_socket_and_delete_ends_one_with_4001(daemon: 
 
         ended = HTTP.delete(daemon.url(f"/auth/sessions/{session['id']}"), headers=bearer(access))
         assert ended.status_code == 200, ended.text
-        assert ended.json()["data"]["closedConnections"] == 2
+        assert ended.json()["data"]["closedConnections"] == 3
         assert await dash.closed_with() == 4001
         assert await canon.closed_with() == 4001
+        assert await seed003.closed_with() == 4001
         # the refresh token is revoked, and so is the access token
         r = HTTP.post(daemon.url("/auth/refresh"), json={"refreshToken": refresh})
         assert r.status_code == 401
