@@ -179,7 +179,7 @@ class Viewer:
         self.frames: list[bytes] = []
         self.kicked: Disconnect | None = None
 
-    def push(self, frame: bytes) -> None:
+    def push(self, frame: bytes, conflate_key: object | None = None) -> None:
         self.frames.append(frame)
         if self.clock is not None:
             self.pushed_at.append(self.clock.now)

@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 
 #: The canonical channels a feed listens to, when the daemon has them.
 CHANNELS = ("positions", "account", "orders", "trades", "alerts", "analytics", "signals")
+#: The types that are a state: a slow socket keeps only the latest one waiting. Market
+#: batches (each carries only what changed) and notifications are kept in order.
+STATES: dict[str, object] = {
+    t: ("dashboard", t) for t in ("trading_status", "analytics", "system_metrics")
+}
 #: Unsent notifications past which the user's connections cannot keep up: 4008.
 MAX_QUEUED = 10_000
 
@@ -55,8 +60,9 @@ class Viewer(Protocol):
     types: set[str]
     framer: Framer
 
-    def push(self, frame: bytes) -> None:
-        """Queue a frame for the socket (never blocks)."""
+    def push(self, frame: bytes, conflate_key: object | None = None) -> None:
+        """Queue a frame for the socket (never blocks); while the socket is blocked, a
+        frame with the same ``conflate_key`` replaces the one waiting."""
 
     def kick(self, disconnect: Disconnect) -> None: ...
 
@@ -240,7 +246,7 @@ class UserFeed:
         sent = 0
         for out in first:
             if out.kind in viewer.types:
-                viewer.push(out.frame(viewer.framer))
+                viewer.push(out.frame(viewer.framer), STATES.get(out.kind))
                 sent += 1
         self.budget.record(now, sent)
 
@@ -328,8 +334,9 @@ class UserFeed:
             return 0.0
         if not self.budget.take(now, len(targets)):
             return self.budget.wait(now, len(targets))
+        key = STATES.get(out.kind)
         for v in targets:
-            v.push(out.frame(v.framer))
+            v.push(out.frame(v.framer), key)
         return 0.0
 
     def _flush(self) -> None:

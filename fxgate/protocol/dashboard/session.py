@@ -80,9 +80,9 @@ class DashboardSession:
 
     # -- the feed's side (Viewer) -------------------------------------------------------
 
-    def push(self, frame: bytes) -> None:
+    def push(self, frame: bytes, conflate_key: object | None = None) -> None:
         if not self.closing:
-            self.transport.control(frame)
+            self.transport.control(frame, conflate_key)
 
     def kick(self, disconnect: Disconnect) -> None:
         self.disconnect(disconnect)
