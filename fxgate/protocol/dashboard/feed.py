@@ -233,7 +233,11 @@ class UserFeed:
         buffered, self._buffered = self._buffered or [], None
         for channel, data, ts in buffered:
             self._apply(channel, data, ts)
+        # The first viewer gets the state as it is now; what happened meanwhile and
+        # is news (fills, alerts) follows it.
         self._status_due = self._analytics_due = False
+        if self._notes:
+            self._soon()
 
     # -- viewers ------------------------------------------------------------------------
 
