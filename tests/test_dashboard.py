@@ -357,6 +357,48 @@ async def test_compression_is_negotiated_and_large_frames_shared(daemon: Daemon,
             raw.close()
 
 
+def metric(d: Daemon, name: str) -> float:
+    text = httpx.get(d.url("/metrics")).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+async def test_a_market_batch_is_compressed_once_for_every_connection(
+    make_daemon: Daemons,
+) -> None:
+    """Eight compressed dashboards of eight users: the daemon compresses each market
+    batch once (``/metrics``), while each connection receives it compressed."""
+    d = make_daemon(FXGATE_DASHBOARD_COMPRESSION_THRESHOLD="0")
+    socks = [
+        await RawSocket.connect(d, d.token(unique("z"), tier="pro"), "permessage-deflate")
+        for _ in range(8)
+    ]
+    try:
+
+        async def market(raw: RawSocket) -> bool:
+            while True:
+                zipped, msg, _ = await raw.message()
+                if msg["type"] == "market_data":
+                    return zipped
+
+        for raw in socks:
+            assert await market(raw)  # past the snapshot (each connection its own)
+        batches0 = metric(d, "fxgate_dashboard_market_batches_total")
+        compressed0 = metric(d, "fxgate_dashboard_frames_compressed_total")
+        received = 0
+        for raw in socks:
+            for _ in range(20):
+                received += await market(raw)
+        batches = metric(d, "fxgate_dashboard_market_batches_total") - batches0
+        compressed = metric(d, "fxgate_dashboard_frames_compressed_total") - compressed0
+        assert received == 8 * 20
+        # once per batch (plus a few per-user messages), not once per connection
+        assert compressed <= batches + 3 * 8, (compressed, batches)
+        assert compressed < received / 2
+    finally:
+        for raw in socks:
+            raw.close()
+
+
 async def test_a_websockets_client_with_and_without_deflate(daemon: Daemon, user: str) -> None:
     token = daemon.token(user, tier="pro")
     for compression in ("deflate", None):

@@ -13,7 +13,7 @@ from fxgate.web.ops import HealthHandler, MetricsHandler, ReadyHandler, metrics_
 from fxgate.web.rest.base import ApiHandler, error_body
 from fxgate.web.rest.routes import rest_routes
 from fxgate.web.ws.canonical import CanonicalSocket
-from fxgate.web.ws.dashboard import Dashboards, DashboardSocket
+from fxgate.web.ws.dashboard import DashboardCollector, Dashboards, DashboardSocket
 from fxgate.web.ws.seed003 import seed003_route
 from fxgate.web.ws.writer import Flusher
 
@@ -109,13 +109,16 @@ class FxgateApplication(tornado.web.Application):
 def make_app(node: Node) -> tornado.web.Application:
     flusher = Flusher()
     ws: dict[str, Any] = {"node": node, "flusher": flusher}
+    dashboards = Dashboards(node)
+    registry = metrics_registry(node)
+    registry.register(DashboardCollector(dashboards))
     routes: list[Any] = [
         (r"/api/ws/?", CanonicalSocket, ws),
-        (r"/ws/dashboard/?", DashboardSocket, {**ws, "dashboards": Dashboards(node)}),
+        (r"/ws/dashboard/?", DashboardSocket, {**ws, "dashboards": dashboards}),
         seed003_route(node, flusher),
         (r"/health", HealthHandler, {"node": node}),
         (r"/ready", ReadyHandler, {"node": node}),
-        (r"/metrics", MetricsHandler, {"registry": metrics_registry(node)}),
+        (r"/metrics", MetricsHandler, {"registry": registry}),
     ]
     routes.extend(rest_routes(node))
     builtin = {r[0] for r in routes}

@@ -17,8 +17,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from fxgate.node import Node
 from fxgate.protocol.canonical import CANONICAL
@@ -29,7 +32,14 @@ from fxgate.services import analytics
 from fxgate.services.presenters import trade_payload
 from fxgate.services.trading import TradingService
 from fxgate.web.ws.canonical import ANONYMOUS, SocketBase
-from fxgate.web.ws.deflate import PLAIN, Offer, deflate_framer, first_offer, response_header
+from fxgate.web.ws.deflate import (
+    PLAIN,
+    Offer,
+    compressed_total,
+    deflate_framer,
+    first_offer,
+    response_header,
+)
 from fxgate.web.ws.framing import framed
 from fxgate.web.ws.writer import Flusher, FrameWriter
 
@@ -54,6 +64,29 @@ class TradingReads:
         ]
 
 
+class DashboardCollector(Collector):
+    """``/metrics`` for the dashboards, read at scrape time."""
+
+    def __init__(self, dashboards: Dashboards) -> None:
+        self.dashboards = dashboards
+
+    def collect(self) -> Iterator[Any]:
+        hub = self.dashboards.hub
+        feeds = len(hub.feeds) if hub is not None else 0
+        batches = sum(t.batches for t in hub.market.tiers.values()) if hub is not None else 0
+        yield GaugeMetricFamily(
+            "fxgate_dashboard_feeds", "Users (per tier) with a /ws/dashboard open", value=feeds
+        )
+        yield CounterMetricFamily(
+            "fxgate_dashboard_market_batches", "market_data batches built", value=batches
+        )
+        yield CounterMetricFamily(
+            "fxgate_dashboard_frames_compressed",
+            "Messages compressed (permessage-deflate), shared by their connections",
+            value=compressed_total(),
+        )
+
+
 class Dashboards:
     """The application's one :class:`DashboardHub`, built on the first connection (it
     needs the running loop for its timers)."""
@@ -61,6 +94,10 @@ class Dashboards:
     def __init__(self, node: Node) -> None:
         self.node = node
         self._hub: DashboardHub | None = None
+
+    @property
+    def hub(self) -> DashboardHub | None:
+        return self._hub
 
     def get(self) -> DashboardHub:
         if self._hub is None:

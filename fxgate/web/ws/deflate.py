@@ -43,6 +43,9 @@ PLAIN = PlainFramer()
 class DeflateFramer:
     __slots__ = ("compressed", "level", "threshold", "wbits")
 
+    #: Messages compressed by every framer of the process (``/metrics``).
+    total = 0
+
     def __init__(self, wbits: int, level: int, threshold: int) -> None:
         self.wbits = wbits
         self.level = level
@@ -58,10 +61,17 @@ class DeflateFramer:
         if data.endswith(_TAIL):
             data = data[:-4]
         self.compressed += 1
+        DeflateFramer.total += 1
         return deflated_text_frame(data)
 
 
 _FRAMERS: dict[tuple[int, int, int], DeflateFramer] = {}
+
+
+def compressed_total() -> int:
+    """Messages compressed in this process (``/metrics``): once per message per
+    parameter set when frames are shared, not once per connection."""
+    return DeflateFramer.total
 
 
 def deflate_framer(wbits: int, level: int, threshold: int) -> DeflateFramer:
