@@ -7,12 +7,11 @@ strings; statuses are lower case; ``spread`` is in price units (DESIGN.md).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from fxgate.protocol.dashboard.wire import iso_s
+from fxgate.protocol.dashboard.wire import stamp
 
 
 def _f(value: Any) -> float | None:
@@ -111,7 +110,7 @@ def from_alert(alert: Mapping[str, Any], ts: float, ttl: int) -> dict[str, Any]:
         "message": alert.get("message") or "",
         "action_required": str(alert.get("severity", "")).upper() == "CRITICAL",
         "action_url": f"/dashboard/alerts/{aid}",
-        "expires_at": iso_s(ts + ttl),
+        "expires_at": stamp(ts + ttl),
     }
 
 
@@ -130,7 +129,7 @@ def from_trade(trade: Mapping[str, Any], ts: float, ttl: int) -> dict[str, Any]:
         "message": text,
         "action_required": False,
         "action_url": f"/dashboard/positions/{trade.get('ticket')}",
-        "expires_at": iso_s(ts + ttl),
+        "expires_at": stamp(ts + ttl),
     }
 
 
@@ -146,7 +145,7 @@ def from_order(order: Mapping[str, Any], ts: float, ttl: int) -> dict[str, Any] 
         "message": f"{order.get('symbol')} order rejected: {order.get('rejectReason') or ''}",
         "action_required": True,
         "action_url": f"/dashboard/orders/{order.get('orderId')}",
-        "expires_at": iso_s(ts + ttl),
+        "expires_at": stamp(ts + ttl),
     }
 
 
@@ -163,7 +162,7 @@ def from_signal(signal: Mapping[str, Any], ts: float, ttl: int) -> dict[str, Any
         "message": f"{s['signal']} {s['symbol']} signal generated{pct}",
         "action_required": True,
         "action_url": f"/dashboard/signals/{key}",
-        "expires_at": iso_s(ts + ttl),
+        "expires_at": stamp(ts + ttl),
     }
 
 
@@ -209,7 +208,3 @@ def empty_summary() -> dict[str, Any]:
         "average_profit": 0.0,
         "max_drawdown": 0.0,
     }
-
-
-def now() -> float:
-    return time.time()
