@@ -134,8 +134,16 @@ class SocketBase(WebSocketHandler):
             dialect=framed(self.dialect),
         )
         self.session = self.make_session(self.writer)
-        # Every dialect's socket is listed under its user once authenticated.
-        self.session.on_authenticated = lambda s: self.register_live(s.claims, s.disconnect)
+        # Every dialect's socket is listed under its user once authenticated (before
+        # whatever the dialect's own session asked to be told).
+        own = self.session.on_authenticated
+
+        def authenticated(session: Session) -> None:
+            self.register_live(session.claims, session.disconnect)
+            if own is not None:
+                own(session)
+
+        self.session.on_authenticated = authenticated
         self.node.sessions.add(self.session)
         self.session.start(self.claims)
 
