@@ -2,7 +2,9 @@
 
 A sliding window rather than a token bucket, so that "100 messages per second" holds
 for every second a client could measure, including the first (a bucket would allow a
-full burst plus its refill). A message to k connections of the user costs k.
+full burst plus its refill). A message to k connections of the user counts k; the
+window keeps one (time, count) entry per message, not per connection, so a user with
+many dashboards costs the same bookkeeping as a user with one.
 """
 
 from __future__ import annotations
@@ -11,39 +13,46 @@ from collections import deque
 
 
 class SendBudget:
-    __slots__ = ("_sent", "limit")
+    __slots__ = ("_sent", "_total", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._sent: deque[float] = deque()
+        self._sent: deque[tuple[float, int]] = deque()
+        self._total = 0
 
     def _prune(self, now: float) -> None:
         sent = self._sent
-        while sent and now - sent[0] >= 1.0:
-            sent.popleft()
+        while sent and now - sent[0][0] >= 1.0:
+            self._total -= sent.popleft()[1]
 
     def room(self, now: float) -> int:
         self._prune(now)
-        return self.limit - len(self._sent)
+        return self.limit - self._total
 
     def take(self, now: float, n: int) -> bool:
         """Spend ``n`` sends now if the window has room for them."""
         n = min(n, self.limit)  # more connections than the cap: one message still goes
         if self.room(now) < n:
             return False
-        self._sent.extend([now] * n)
+        self.record(now, n)
         return True
 
     def record(self, now: float, n: int) -> None:
         """Count sends that had to go regardless (a new connection's first messages)."""
+        if n <= 0:
+            return
         self._prune(now)
-        self._sent.extend([now] * n)
+        self._sent.append((now, n))
+        self._total += n
 
     def wait(self, now: float, n: int) -> float:
         """Seconds until ``n`` sends fit."""
         self._prune(now)
-        n = min(n, self.limit)
-        over = len(self._sent) + n - self.limit
+        over = self._total + min(n, self.limit) - self.limit
         if over <= 0:
             return 0.0
-        return max(0.001, self._sent[over - 1] + 1.0 - now)
+        for at, count in self._sent:
+            over -= count
+            if over <= 0:
+                return max(0.001, at + 1.0 - now)
+        return 1.0
