@@ -61,12 +61,13 @@ DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SEED003)}
 # ``{"symbol":…,"timestamp":…}`` of a frame, not one per frame. A batch goes out at most
 # ``market_data_per_second`` times a second per tier, and a user's connections together
 # get at most ``dashboard.max_messages_per_second``: the row's settings give the bench
-# tokens' tier (``free`` unless issued otherwise) every symbol at up to 1,000 batches a
-# second and lift the per-user cap, which 1,000 connections of one bench user would hit.
+# tokens' tier (``free`` unless issued otherwise) every symbol at up to 200 batches a
+# second (a batch every 5 ms) and lift the per-user cap, which 1,000 connections of one
+# bench user would hit.
 _DASHBOARD_ENV = (
     (
         "FXGATE_TIERS",
-        '{"free": {"types": ["market_data"], "symbols": ["*"], "market_data_per_second": 1000}}',
+        '{"free": {"types": ["market_data"], "symbols": ["*"], "market_data_per_second": 200}}',
     ),
     ("FXGATE_DASHBOARD_MAX_MESSAGES_PER_SECOND", "1000000"),
 )

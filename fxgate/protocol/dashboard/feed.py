@@ -290,6 +290,11 @@ class UserFeed:
         merged with the waiting one (latest per symbol, encoded for this user) when the
         user's budget held the last one back."""
         if self._market is None and self._market_entries is None:
+            if not self._notes and not self._flush_soon:
+                # Nothing waits ahead of it: straight out, no flush callback per user.
+                wait = self._send(out, self._timers.time())
+                if not wait:
+                    return
             self._market = out
             self._market_src = entries
         else:
