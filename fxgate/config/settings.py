@@ -117,6 +117,8 @@ class PaperSettings(Section):
             "EURGBP",
             "EURJPY",
             "XAUUSD",
+            "BTCUSD",
+            "ETHUSD",
         ]
     )
     initial_balance: Decimal = Field(Decimal("10000"), ge=0)
