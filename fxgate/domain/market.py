@@ -174,3 +174,17 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
         margin_rate=Decimal("0.5"),
     ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketTrade:
+    """One execution on the market's tape (seed 004's ``trades``): the market's, not an
+    account's deal. ``side`` is the aggressor's (``buy`` lifted the ask, ``sell`` hit
+    the bid); ``volume`` is in lots; ``id`` is unique per symbol and grows."""
+
+    symbol: str
+    price: float
+    volume: float
+    side: str  # buy | sell
+    ts: float
+    id: str

@@ -30,6 +30,8 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "analytics": "fxgate_plugins.analytics",
     "system": "fxgate_plugins.system",
     "account": "fxgate_plugins.account",
+    "orderbook": "fxgate_plugins.orderbook",
+    "market-trades": "fxgate_plugins.market_trades",
 }
 
 
