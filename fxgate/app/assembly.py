@@ -30,10 +30,10 @@ from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.sealing import Sealer, master_key_path
 from fxgate.services.auth.tokens import TokenService
 from fxgate.services.auth.user_status import UserStatus
+from fxgate.services.depth import DepthFeed
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
-from fxgate.services.depth import DepthFeed
 from fxgate.services.ports.broker import Broker, BrokerHealth, BrokerTape
 from fxgate.services.ports.store import Store
 from fxgate.services.risk import RiskLimits

@@ -14,8 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
-from fxgate.domain.events import Event
 from fxgate.domain.errors import TradingError
+from fxgate.domain.events import Event
 from fxgate.domain.market import Quote, SymbolSpec
 from fxgate.domain.trading import OrderBook
 
