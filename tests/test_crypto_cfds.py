@@ -53,7 +53,7 @@ def test_cfd_margin_is_price_times_contract_times_rate_without_leverage() -> Non
     for leverage in (1, 100, 500):
         margin = required_margin(spec, Side.BUY, Decimal("0.1"), Decimal("95035"), leverage,
                                  "USD", rates)  # fmt: skip
-        assert margin == Decimal("4751.75")  # 0.1 * 1 * 95035 * 0.5, whatever the leverage
+        assert margin == Decimal("1900.70")  # 0.1 * 1 * 95035 * 0.2, whatever the leverage
 
 
 def test_crypto_trades_at_the_weekend_when_forex_is_closed() -> None:

@@ -41,7 +41,7 @@ class SymbolSpec:
     margin_hedged: Decimal | None = None
     margin_hedged_use_leg: bool = True
     #: MT5's ``SYMBOL_MARGIN_INITIAL`` rate, the multiplier of every margin formula (1 for
-    #: the forex pairs and metals here; crypto CFDs are charged half their value).
+    #: the forex pairs and metals here; crypto CFDs are charged a fifth of their value).
     margin_rate: Decimal = Decimal(1)
 
     @property
@@ -142,7 +142,9 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
     # Crypto CFDs (seed 004 trades BTC/USD): one coin per lot, quoted in dollars and
     # cents as MT5 brokers do, traded around the clock (``trading_hours = "24x7"`` keeps
     # them open under the ``forex`` schedule), margined in MT5's CFD mode (price times
-    # contract, no leverage) at a rate of 0.5: the 1:2 that ESMA allows retail clients.
+    # contract, no leverage) at a rate of 0.2: 1:5, as MT5 brokers commonly give crypto
+    # CFDs (ESMA's retail limit is 1:2), so that seed 004's example order (1 BTC) fits a
+    # 10,000 USD demo account.
     SymbolSpec(
         symbol="BTCUSD",
         description="Bitcoin vs US Dollar",
@@ -156,7 +158,7 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
         daily_volatility=0.03,
         start_price=Decimal("95000.00"),
         trading_hours="24x7",
-        margin_rate=Decimal("0.5"),
+        margin_rate=Decimal("0.2"),
     ),
     SymbolSpec(
         symbol="ETHUSD",
@@ -171,7 +173,7 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
         daily_volatility=0.04,
         start_price=Decimal("3400.00"),
         trading_hours="24x7",
-        margin_rate=Decimal("0.5"),
+        margin_rate=Decimal("0.2"),
     ),
 )
 

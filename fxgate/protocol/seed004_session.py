@@ -300,6 +300,10 @@ class TradingSession(_Base):
         )
 
     async def _handle(self, msg: Mapping[str, Any], rid: str | None) -> None:
+        if self.principal is None and msg.get("type") not in ("auth", "ping"):
+            raise AuthenticationError(
+                "Authenticate first: {type: auth, api_key, signature, timestamp}"
+            )
         cmd = twire.parse(msg, rid)
         if isinstance(cmd, twire.Ping):
             self.conn.send(common.pong(cmd.rid))
@@ -307,10 +311,7 @@ class TradingSession(_Base):
         if isinstance(cmd, twire.Auth):
             await self.login(cmd)
             return
-        if self.principal is None:
-            raise AuthenticationError(
-                "Authenticate first: {type: auth, api_key, signature, timestamp}"
-            )
+        assert self.principal is not None
         if not self.principal.role.at_least(Role.TRADER):
             raise AuthorizationError("Permission denied", details={"requiredRole": "trader"})
         if isinstance(cmd, twire.PlaceOrder):

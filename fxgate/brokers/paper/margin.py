@@ -12,7 +12,7 @@ with the paper broker's margin rate of 1):
   makes it an amount of the quote currency (USD for XAUUSD); profit as for forex.
 - ``SYMBOL_CALC_MODE_CFD`` (the crypto CFDs, BTCUSD and ETHUSD): margin = lots *
   contract_size * market_price * margin_rate, without the account's leverage (MT5.md's
-  table); the spec's ``margin_rate`` (0.5 for crypto) is what limits the exposure.
+  table); the spec's ``margin_rate`` (0.2 for crypto) is what limits the exposure.
 
 Every formula is multiplied by the symbol's ``margin_rate`` (MT5's initial margin rate).
 
