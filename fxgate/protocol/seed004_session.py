@@ -139,13 +139,21 @@ class MarketDataSession(_Base):
         self.encoders = encoders
         #: (hub channel, broker symbol, slashed) -> the subscription
         self.subs: dict[tuple[str, str, bool], Subscription] = {}
+        self._expiry: Cancellable | None = None
 
-    def start(self, claims: Claims | None, principal: Principal) -> None:
-        """Begin as ``principal``: the token's user, or an anonymous viewer."""
+    def start(
+        self, claims: Claims | None, principal: Principal, clock: Callable[[], float] = time.time
+    ) -> None:
+        """Begin as ``principal``: the token's user (closed with 4001 when the token
+        expires, as on every endpoint), or an anonymous viewer."""
         self.claims = claims
         self.principal = principal
         for sink in (self.conn, *self.sinks.values()):
             sink.principal = principal
+        if claims is not None:
+            self._expiry = self._timers.call_later(
+                max(0.0, claims.exp - clock()), self.disconnect, Disconnects.TOKEN_EXPIRED
+            )
         self.conn.send(mwire.connected(self.session_id, claims.sub if claims else None))
 
     def refuse(self) -> None:
@@ -229,6 +237,8 @@ class MarketDataSession(_Base):
         for sub in self.subs.values():
             self.hub.remove(sub)
         self.subs.clear()
+        if self._expiry is not None:
+            self._expiry.cancel()
 
 
 # -- /ws/trading ---------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from fxgate.protocol import seed004_market as mwire
 from fxgate.protocol import seed004_trading as twire
 from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.protocol.seed004_session import MarketDataSession, TradingSession
+from fxgate.services.auth.tokens import Claims
 from tests.protocol.fakes import FakeClock, FakeConnection
 
 NAMES = SymbolNames(DEFAULT_SYMBOLS)
@@ -398,3 +399,20 @@ async def test_a_bad_or_late_login_closes_with_4001() -> None:
     _session, conn, clock, _desk, _forms = trading_client()
     clock.advance(11)
     assert conn.disconnect is Disconnects.AUTH_TIMEOUT
+
+
+def test_a_token_clients_market_data_ends_with_its_token() -> None:
+    clock = FakeClock()
+    enc = encoders()
+    conn = FakeConnection(enc[False])
+    session = MarketDataSession(
+        hub=hub(), limits=WsSettings(), conn=conn, timers=clock, names=NAMES,
+        known=frozenset(), sinks={False: conn}, encoders={},
+    )  # fmt: skip
+    claims = Claims("ann", Role.VIEWER, "free", int(clock.now), int(clock.now) + 60, "j", "k")
+    session.start(claims, Principal("ann", Role.VIEWER), clock=clock)
+    assert decode(conn.received)[0]["authenticated"] is True
+    clock.advance(59)
+    assert conn.disconnect is None
+    clock.advance(2)
+    assert conn.disconnect is Disconnects.TOKEN_EXPIRED
