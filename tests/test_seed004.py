@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import Daemon, Daemons, free_port
 from tests.trading_helpers import HTTP, Trader, bearer
@@ -385,3 +386,20 @@ def test_demo_is_refused_off_loopback(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "loopback" in out.stderr
     assert not (tmp_path / "fxgate.db").exists()
+
+
+async def test_anonymous_clients_have_their_own_connection_rate(make_daemon: Daemons) -> None:
+    d = make_daemon(
+        quiet=True,
+        FXGATE_WS_ANONYMOUS_MARKET_DATA="true",
+        FXGATE_WS_ANONYMOUS_CONNECTIONS_PER_MINUTE="2",
+    )
+    for _ in range(2):
+        async with await market_socket(d):
+            pass
+    with pytest.raises(InvalidStatus) as info:
+        await Client.connect(d.ws_url("/ws/market-data"))
+    assert info.value.response.status_code == 429
+    # A token client is counted per user, not with the anonymous ones.
+    async with await market_socket(d, f"?token={d.token('md-user', 'viewer')}") as c:
+        assert (await c.barrier()) == []
