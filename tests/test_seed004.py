@@ -18,6 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import Daemon, Daemons, free_port
+from tests.test_rest_auth import audit
 from tests.trading_helpers import HTTP, Trader, bearer
 from tests.wsclient import Client
 
@@ -211,10 +212,19 @@ async def test_an_order_sent_and_cancelled_over_the_socket(demo: Daemon) -> None
         [done] = [m for m in got if m["type"] == "order_update"]
         assert (done["data"]["id"], done["data"]["status"]) == (order["id"], "cancelled")
 
-        # The same service as REST: audited, and listed by REST.
+        # The same service as REST: its risk checks, listed by REST, audited.
+        await c.send({"type": "place_order", "id": "big", "order": {
+            "symbol": "BTC/USD", "side": "buy", "type": "market", "quantity": 15}})  # fmt: skip
+        refused = await c.type("error")
+        assert (refused["id"], refused["code"]) == ("big", "INSUFFICIENT_BALANCE_ERROR")
         token = demo.token("demo", "trader")
         listed = HTTP.get(demo.url(f"/api/v1/trading/orders/{order['id']}"), headers=bearer(token))
         assert listed.json()["data"]["status"] == "cancelled"
+        entries = {(e.action, e.target) for e in audit(demo, "demo")}
+        assert {("order.place", order["id"]), ("order.cancel", order["id"])} <= entries
+        assert ("order.rejected", "BTCUSD") in entries
+        logins = [e for e in audit(demo, "demo") if e.action == "auth.login"]
+        assert any(e.details.get("via") == "ws/trading" for e in logins)
 
         # Idempotency by clientOrderId, as REST.
         market = {"symbol": "BTC/USD", "side": "buy", "type": "market", "quantity": 0.01,
