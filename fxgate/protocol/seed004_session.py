@@ -34,7 +34,7 @@ from fxgate.domain.roles import Role
 from fxgate.domain.symbols import SymbolNames
 from fxgate.domain.trading import Order, OrderRequest, OrderType, Side, TimeInForce
 from fxgate.hub.hub import Hub, Subscription
-from fxgate.hub.sink import Sink
+from fxgate.hub.sink import Dialect, Sink
 from fxgate.plugins.channel import Principal
 from fxgate.protocol import seed004_common as common
 from fxgate.protocol import seed004_market as mwire
@@ -264,6 +264,14 @@ class OrderDesk(Protocol):
     ) -> Order: ...
 
 
+#: The missed-event replay of issue 8 item 6 (the Socket.IO work's reusable module), the
+#: hook ``TradingSession`` calls right after a login: given the user, the hub
+#: subscriptions just made (orders, positions, trades), this connection's encoder and
+#: its ``send``, it sends what the user missed since their last connection closed
+#: (within ``ws.recovery_window``). ``None``: no replay (a reconnecting client reads REST).
+Recover = Callable[[Principal, list[Subscription], Dialect, Callable[[bytes], None]], None]
+
+
 class TradingSession(_Base):
     """``/ws/trading``: API-key login, then orders and cancels, and the user's updates.
 
@@ -288,10 +296,12 @@ class TradingSession(_Base):
         use_form: Callable[[bool], None],
         ip: str = "",
         clock: Callable[[], float] = time.time,
+        recover: Recover | None = None,
     ) -> None:
         super().__init__(hub=hub, limits=limits, conn=conn, timers=timers)
         self.names = names
         self.specs = specs
+        self._recover = recover
         self.auth = auth
         self.desk = desk
         self.encoders = encoders
@@ -359,9 +369,12 @@ class TradingSession(_Base):
                 sub = self.hub.make_subscription(self.conn, name, None)
                 self.hub.add(sub)
                 self.subs.append(sub)
-        # Hook point: the missed-event replay of issue 8 item 6 (the socketio helper's
-        # reusable module) replays this user's trading streams here, after subscribing.
         self.conn.send(twire.auth_ok(user.id, self.session_id, cmd.rid))
+        if self._recover is not None:
+            # Subscribed first, so nothing published from here on is missed; the
+            # replay goes out through this dialect's own encoder.
+            encoder = self.encoders[self._slashed]
+            self._recover(self.principal, self.subs, encoder, self.conn.send)
 
     def _form(self, written: str) -> tuple[str, bool]:
         symbol, slashed = self.names.resolve(written)

@@ -340,7 +340,9 @@ def order(symbol: str, status: OrderStatus) -> Order:
                  price=Decimal(43000), status=status)  # fmt: skip
 
 
-def trading_client() -> tuple[TradingSession, FakeConnection, FakeClock, FakeDesk, list[bool]]:
+def trading_client(
+    recover: Any = None,
+) -> tuple[TradingSession, FakeConnection, FakeClock, FakeDesk, list[bool]]:
     table = NAMES.table()
     enc = {f: twire.TradingDialect(slashed=f, names=table) for f in (False, True)}
     conn = FakeConnection(enc[True])
@@ -349,7 +351,7 @@ def trading_client() -> tuple[TradingSession, FakeConnection, FakeClock, FakeDes
         hub=hub(), limits=WsSettings(auth_timeout=10), conn=conn, timers=clock, names=NAMES,
         specs={s.symbol: s for s in DEFAULT_SYMBOLS}, auth=FakeAuth(), desk=desk,
         connection_rate=SlidingWindowCounter(10, clock=clock.time), encoders=enc,
-        use_form=forms.append, clock=clock,
+        use_form=forms.append, clock=clock, recover=recover,
     )  # fmt: skip
     conn.on_kick = session.close
     session.start()
@@ -416,3 +418,16 @@ def test_a_token_clients_market_data_ends_with_its_token() -> None:
     assert conn.disconnect is None
     clock.advance(2)
     assert conn.disconnect is Disconnects.TOKEN_EXPIRED
+
+
+async def test_the_replay_hook_runs_after_the_login_subscriptions() -> None:
+    calls: list[tuple[str, list[str]]] = []
+
+    def recover(principal: Principal, subs: list[Any], encoder: Any, send: Any) -> None:
+        calls.append((principal.user_id, [s.channel.name for s in subs]))
+        send(b'{"type":"replayed"}')
+
+    session, conn, *_ = trading_client(recover)
+    await session.on_message('{"type":"auth","api_key":"k","signature":"good","timestamp":1}')
+    assert calls == [("ann", ["orders"])]  # the user channels this hub has
+    assert [m["type"] for m in decode(conn.received)] == ["auth", "replayed"]
