@@ -36,6 +36,19 @@ CANONICAL = BenchDialect(
     market='"channel":"market-data"',
 )
 
+#: Seed 003's ``/ws``: first-message auth, then every symbol's ``price_update``.
+SEED003 = BenchDialect(
+    name="seed003",
+    path="/ws",
+    hello=(
+        '{"type":"auth","token":"{token}"}',
+        '{"type":"subscribe","channel":"price_updates"}',
+    ),
+    subscribed='"type":"subscribed"',
+    market='"type":"price_update"',
+)
+
+
 #: The paper market's default symbols, as seed 004 writes them: its client subscribes
 #: one symbol per message.
 _SEED004_SYMBOLS = ("EUR/USD", "GBP/USD", "USD/JPY", "USD/CHF", "AUD/USD", "USD/CAD",
@@ -51,4 +64,5 @@ SEED004_MARKET_DATA = BenchDialect(
     market='"type":"quote"',
 )
 
-DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SEED004_MARKET_DATA)}
+
+DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SEED003, SEED004_MARKET_DATA)}

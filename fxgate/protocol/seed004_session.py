@@ -78,6 +78,10 @@ class _Base:
             self.conn.send(notice)
         self.conn.kick(disconnect)
 
+    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
+        """Seed 004's own notice before close 1001 (``fxgate.ops.serve``)."""
+        return common.shutdown_notice()
+
     async def on_message(self, raw: str | bytes) -> None:
         if self.closed or self.closing:
             return
