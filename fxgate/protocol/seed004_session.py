@@ -34,7 +34,7 @@ from fxgate.domain.roles import Role
 from fxgate.domain.symbols import SymbolNames
 from fxgate.domain.trading import Order, OrderRequest, OrderType, Side, TimeInForce
 from fxgate.hub.hub import Hub, Subscription
-from fxgate.hub.sink import Dialect, Sink
+from fxgate.hub.sink import Sink
 from fxgate.plugins.channel import Principal
 from fxgate.protocol import seed004_common as common
 from fxgate.protocol import seed004_market as mwire
@@ -268,12 +268,18 @@ class OrderDesk(Protocol):
     ) -> Order: ...
 
 
-#: The missed-event replay of issue 8 item 6 (the Socket.IO work's reusable module), the
-#: hook ``TradingSession`` calls right after a login: given the user, the hub
-#: subscriptions just made (orders, positions, trades), this connection's encoder and
-#: its ``send``, it sends what the user missed since their last connection closed
-#: (within ``ws.recovery_window``). ``None``: no replay (a reconnecting client reads REST).
-Recover = Callable[[Principal, list[Subscription], Dialect, Callable[[bytes], None]], None]
+class ResumeMarks(Protocol):
+    """Where each of a user's streams stood when their last connection closed: the hook
+    for the server-side replay of missed trading events (issue 8 item 6, DESIGN.md
+    "Clients that cannot send an offset"), in the shape of the Socket.IO work's
+    ``ResumeBook`` (``fxgate.hub.resume``, branch ``socketio``), as ``/ws`` takes it.
+    Without one, a reconnecting client gets no replay and reads the REST lists."""
+
+    def opened(self, user_id: str) -> None: ...
+
+    def closed(self, user_id: str, now: float) -> None: ...
+
+    def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None: ...
 
 
 class TradingSession(_Base):
@@ -300,12 +306,13 @@ class TradingSession(_Base):
         use_form: Callable[[bool], None],
         ip: str = "",
         clock: Callable[[], float] = time.time,
-        recover: Recover | None = None,
+        resume: ResumeMarks | None = None,
     ) -> None:
         super().__init__(hub=hub, limits=limits, conn=conn, timers=timers)
         self.names = names
         self.specs = specs
-        self._recover = recover
+        self._resume = resume
+        self._opened = False
         self.auth = auth
         self.desk = desk
         self.encoders = encoders
@@ -368,17 +375,35 @@ class TradingSession(_Base):
         self.claims = Claims(user.id, role, user.tier, now, 0, "", "")
         self.principal = Principal(user.id, role, user.tier, self.session_id)
         self.conn.principal = self.principal
-        for name in TRADING_CHANNELS:
-            if name in self.hub.channels:
-                sub = self.hub.make_subscription(self.conn, name, None)
-                self.hub.add(sub)
-                self.subs.append(sub)
-        self.conn.send(twire.auth_ok(user.id, self.session_id, cmd.rid))
-        if self._recover is not None:
-            # Subscribed first, so nothing published from here on is missed; the
-            # replay goes out through this dialect's own encoder.
-            encoder = self.encoders[self._slashed]
-            self._recover(self.principal, self.subs, encoder, self.conn.send)
+        if self._resume is not None:
+            self._resume.opened(user.id)
+            self._opened = True
+        # Live events wait behind the answer and the replay (if any), in order.
+        self.conn.hold()
+        try:
+            for name in TRADING_CHANNELS:
+                if name in self.hub.channels:
+                    sub = self.hub.make_subscription(self.conn, name, None)
+                    self.hub.add(sub)
+                    self.subs.append(sub)
+            self.conn.send(twire.auth_ok(user.id, self.session_id, cmd.rid))
+            self._replay(user.id)
+        finally:
+            self.conn.release()
+
+    def _replay(self, user_id: str) -> None:
+        """What the user missed since their last connection closed, as updates."""
+        if self._resume is None:
+            return
+        encoder = self.encoders[self._slashed]
+        now = self._timers.time()
+        for sub in self.subs:
+            since = self._resume.since(user_id, sub.channel.name, now)
+            replay = self.hub.replay(sub, since) if since is not None else None
+            for envelope in replay.envelopes if replay is not None else ():
+                payload = encoder.encode_event(sub.channel, envelope)
+                if payload is not None:
+                    self.conn.send(payload)
 
     def _form(self, written: str) -> tuple[str, bool]:
         symbol, slashed = self.names.resolve(written)
@@ -428,6 +453,8 @@ class TradingSession(_Base):
         self.subs.clear()
         if self._deadline is not None:
             self._deadline.cancel()
+        if self._opened and self._resume is not None and self.principal is not None:
+            self._resume.closed(self.principal.user_id, self._timers.time())
 
 
 def _check_digits(spec: SymbolSpec | None, cmd: twire.PlaceOrder) -> None:

@@ -341,17 +341,17 @@ def order(symbol: str, status: OrderStatus) -> Order:
 
 
 def trading_client(
-    recover: Any = None,
+    hub_: Hub | None = None, resume: Any = None
 ) -> tuple[TradingSession, FakeConnection, FakeClock, FakeDesk, list[bool]]:
     table = NAMES.table()
     enc = {f: twire.TradingDialect(slashed=f, names=table) for f in (False, True)}
     conn = FakeConnection(enc[True])
     clock, desk, forms = FakeClock(), FakeDesk(), []
     session = TradingSession(
-        hub=hub(), limits=WsSettings(auth_timeout=10), conn=conn, timers=clock, names=NAMES,
+        hub=hub_ or hub(), limits=WsSettings(auth_timeout=10), conn=conn, timers=clock, names=NAMES,
         specs={s.symbol: s for s in DEFAULT_SYMBOLS}, auth=FakeAuth(), desk=desk,
         connection_rate=SlidingWindowCounter(10, clock=clock.time), encoders=enc,
-        use_form=forms.append, clock=clock, recover=recover,
+        use_form=forms.append, clock=clock, resume=resume,
     )  # fmt: skip
     conn.on_kick = session.close
     session.start()
@@ -420,14 +420,37 @@ def test_a_token_clients_market_data_ends_with_its_token() -> None:
     assert conn.disconnect is Disconnects.TOKEN_EXPIRED
 
 
-async def test_the_replay_hook_runs_after_the_login_subscriptions() -> None:
-    calls: list[tuple[str, list[str]]] = []
+class Marks:
+    """A ResumeBook stand-in: the offsets of the user's streams at the last close."""
 
-    def recover(principal: Principal, subs: list[Any], encoder: Any, send: Any) -> None:
-        calls.append((principal.user_id, [s.channel.name for s in subs]))
-        send(b'{"type":"replayed"}')
+    def __init__(self, h: Hub) -> None:
+        self.hub = h
+        self.at: dict[tuple[str, str], int] = {}
 
-    session, conn, *_ = trading_client(recover)
-    await session.on_message('{"type":"auth","api_key":"k","signature":"good","timestamp":1}')
-    assert calls == [("ann", ["orders"])]  # the user channels this hub has
-    assert [m["type"] for m in decode(conn.received)] == ["auth", "replayed"]
+    def opened(self, user_id: str) -> None:
+        pass
+
+    def closed(self, user_id: str, now: float) -> None:
+        stream = self.hub.streams.find("orders", user_id)
+        self.at[("orders", user_id)] = stream.offset if stream else 0
+
+    def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None:
+        offset = self.at.get((channel, user_id))
+        return None if offset is None else (offset, self.hub.epoch)
+
+
+async def test_a_reconnect_replays_what_the_user_missed_after_the_login_answer() -> None:
+    login = '{"type":"auth","api_key":"k","signature":"good","timestamp":%d}'
+    h = hub()
+    marks = Marks(h)  # the resume book the transport gives every trading session
+    first, *_ = trading_client(hub_=h, resume=marks)
+    await first.on_message(login % 1)
+    first.hub.publish(Event("orders", order("BTCUSD", OrderStatus.PENDING), user_id="ann"))
+    first.close()
+    first.hub.publish(Event("orders", order("BTCUSD", OrderStatus.FILLED), user_id="ann"))
+    first.hub.publish(Event("orders", order("BTCUSD", OrderStatus.CANCELLED), user_id="bob"))
+    second, conn2, *_ = trading_client(hub_=h, resume=marks)
+    await second.on_message(login % 2)
+    got = decode(conn2.received)
+    assert [m["type"] for m in got] == ["auth", "order_update"]
+    assert got[1]["data"]["status"] == "filled"  # missed while away; bob's never
