@@ -280,6 +280,10 @@ async def test_a_rest_order_shows_on_the_socket_and_another_user_sees_nothing(
         assert usd["available"] < usd["equity"]
         for path in ("/trading/portfolio", "/trading/positions", "/trading/orders"):
             assert HTTP.get(demo.url("/api/v1" + path), headers=token).status_code == 200
+        listed = HTTP.get(demo.url("/api/v1/trading/orders"), headers=token,
+                          params={"symbol": "BTC/USD"}).json()["data"]  # fmt: skip
+        assert order_id in {o["id"] for o in listed}
+        assert {o["symbol"] for o in listed} == {"BTC/USD"}
         assert not await theirs.barrier()  # the other user saw nothing of it
     assert other_id != "demo"
 

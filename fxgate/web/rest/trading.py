@@ -271,16 +271,21 @@ class OrdersHandler(TradingHandler):
         errors=(404,),
     )
     async def list_orders(self, query: OrdersQuery) -> op.Page[OrderOut]:
+        symbol, slashed = self.symbol(query.symbol) if query.symbol else (None, False)
         orders, total = await self.trading().list_orders(
             await self.account_id(query.account),
             status=query.status,
-            symbol=self.symbol(query.symbol)[0] if query.symbol else None,
+            symbol=symbol,
             start=_date(query.start_date, "startDate"),
             end=_date(query.end_date, "endDate"),
             offset=query.offset,
             limit=query.limit,
         )
-        return op.Page([order_out(o) for o in orders], total=total)
+        out = [order_out(o) for o in orders]
+        if slashed and query.symbol:
+            for item in out:  # answered in the form it was asked
+                item.symbol = query.symbol.upper()
+        return op.Page(out, total=total)
 
     @op.post(
         summary="Place an order",
