@@ -32,11 +32,12 @@ from fxgate.domain.trading import (
 )
 from fxgate.hub.hub import Hub
 from fxgate.plugins.channel import Channel, Principal
-from fxgate.protocol import seed004_common as common
-from fxgate.protocol import seed004_market as mwire
-from fxgate.protocol import seed004_trading as twire
 from fxgate.protocol.limits import SlidingWindowCounter
-from fxgate.protocol.seed004_session import MarketDataSession, TradingSession
+from fxgate.protocol.seed004 import common
+from fxgate.protocol.seed004 import market_wire as mwire
+from fxgate.protocol.seed004 import trading_wire as twire
+from fxgate.protocol.seed004.market_session import MarketDataSession
+from fxgate.protocol.seed004.trading_session import TradingSession
 from fxgate.services.auth.tokens import Claims
 from tests.protocol.fakes import FakeClock, FakeConnection
 

@@ -1,6 +1,6 @@
 """Seed 004's ``/ws/market-data`` and ``/ws/trading`` over Tornado's WebSocket handler.
 
-The sessions (``fxgate.protocol.seed004_session``) hold the protocol; this module owns
+The sessions (``fxgate.protocol.seed004``) hold the protocol; this module owns
 the handshake, the writer and the shared encoders. ``/ws/market-data`` takes a token
 by query or header, or, when ``ws.anonymous_market_data`` is on, nobody's (limited to
 the public market channels, ``ws.anonymous_connections_per_minute`` per address);
@@ -24,9 +24,10 @@ from fxgate.hub.sink import Dialect, Sink
 from fxgate.node import Node
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.limits import SlidingWindowCounter
-from fxgate.protocol.seed004_market import MarketDataDialect
-from fxgate.protocol.seed004_session import ApiKeyAuth, MarketDataSession, TradingSession
-from fxgate.protocol.seed004_trading import TradingDialect
+from fxgate.protocol.seed004.market_session import MarketDataSession
+from fxgate.protocol.seed004.market_wire import MarketDataDialect
+from fxgate.protocol.seed004.trading_session import ApiKeyAuth, TradingSession
+from fxgate.protocol.seed004.trading_wire import TradingDialect
 from fxgate.web.ws.canonical import ANONYMOUS, SocketBase, bearer_token
 from fxgate.web.ws.framing import FramedDialect, framed
 from fxgate.web.ws.writer import Flusher, FrameWriter

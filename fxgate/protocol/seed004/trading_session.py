@@ -1,21 +1,14 @@
-"""Seed 004's two sessions over the hub: ``/ws/market-data`` and ``/ws/trading``.
+"""``/ws/trading`` (seed 004): API-key login, orders and cancels, the user's updates.
 
-Like the canonical :class:`fxgate.protocol.session.Session` they do no I/O: the
-transport hands them frames and they answer through the ``Connection`` they were
-given, keeping time through the injected ``Timers``. They hold no trading logic: a
-subscription is a hub subscription, an order goes to the ``TradingService`` that REST
-uses (risk checks, ``clientOrderId`` idempotency, audit), an API-key login is the REST
-login's signature check. Every client-caused failure is an error message and the
-connection stays, except a refused login (4001), a flood (4029) and shutdown (1001,
-after the seed-004 shutdown notice).
+The login is the REST API-key login's signature check (``SessionService.verify_api_key``);
+an order goes to the ``TradingService`` REST uses (risk checks, ``clientOrderId``
+idempotency, audit). Docs: docs/dialects.md.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -23,10 +16,8 @@ from fxgate.config.settings import WsSettings
 from fxgate.domain.errors import (
     AuthenticationError,
     AuthorizationError,
-    Disconnect,
     Disconnects,
     FxgateError,
-    RateLimitError,
     ValidationError,
 )
 from fxgate.domain.market import SymbolSpec
@@ -34,218 +25,16 @@ from fxgate.domain.roles import Role
 from fxgate.domain.symbols import SymbolNames
 from fxgate.domain.trading import Order, OrderRequest, OrderType, Side, TimeInForce
 from fxgate.hub.hub import Hub, Subscription
-from fxgate.hub.sink import Sink
 from fxgate.plugins.channel import Principal
-from fxgate.protocol import seed004_common as common
-from fxgate.protocol import seed004_market as mwire
-from fxgate.protocol import seed004_trading as twire
-from fxgate.protocol.guard import InputGuard, Verdict, check_size
 from fxgate.protocol.limits import SlidingWindowCounter
+from fxgate.protocol.seed004 import common
+from fxgate.protocol.seed004 import trading_wire as twire
+from fxgate.protocol.seed004.session import Seed004Session
 from fxgate.protocol.session import Cancellable, Connection, Timers
 from fxgate.services.auth.tokens import Claims
 
-log = logging.getLogger(__name__)
-
 #: The per-user channels ``/ws/trading`` streams to its user after login.
 TRADING_CHANNELS = ("orders", "positions", "trades")
-
-
-class _Base:
-    """Limits, errors, closing: what both sessions do alike."""
-
-    def __init__(self, *, hub: Hub, limits: WsSettings, conn: Connection, timers: Timers) -> None:
-        self.hub = hub
-        self.limits = limits
-        self.conn = conn
-        self.session_id = "session_" + uuid.uuid4().hex[:16]
-        self.principal: Principal | None = None
-        #: What the node's kicks look at (disabled users, retired signing keys).
-        self.claims: Claims | None = None
-        self._timers = timers
-        self._guard = InputGuard(limits, timers.time)
-        self.closing = False
-        self.closed = False
-
-    def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None:
-        """Close for ``disconnect``. Shutdown is announced in seed 004's own format,
-        whatever notice the caller (written for the canonical dialect) passed."""
-        if self.closed or self.closing:
-            return
-        self.closing = True
-        if disconnect is Disconnects.SHUTDOWN:
-            notice = common.shutdown_notice()
-        if notice is not None:
-            self.conn.send(notice)
-        self.conn.kick(disconnect)
-
-    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
-        """Seed 004's own notice before close 1001 (``fxgate.ops.serve``)."""
-        return common.shutdown_notice()
-
-    async def on_message(self, raw: str | bytes) -> None:
-        if self.closed or self.closing:
-            return
-        verdict = self._guard.admit()
-        if verdict is not Verdict.OK:
-            if verdict is Verdict.KICK:
-                self.disconnect(Disconnects.RATE_LIMITED)
-            elif verdict is Verdict.TELL:
-                limit = self.limits.max_messages_per_second
-                exc = RateLimitError(
-                    "Rate limit exceeded", details={"limit": limit, "per": "second"}
-                )
-                self.conn.send(common.error(exc))
-            return
-        rid: str | None = None
-        try:
-            check_size(raw, self.limits)
-            msg = common.load_object(raw)
-            rid = common.request_id(msg)
-            await self._handle(msg, rid)
-        except FxgateError as exc:
-            self.conn.send(common.error(exc, rid))
-        except Exception:
-            log.exception("seed 004 session error", extra={"session": self.session_id})
-            self.conn.send(common.error(FxgateError("Internal error"), rid))
-
-    async def _handle(self, msg: Mapping[str, Any], rid: str | None) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class MarketDataSession(_Base):
-    """``/ws/market-data``: quotes, trades and the order book, by symbol.
-
-    ``sinks`` are the connection as the hub sees it, one per symbol form (``True``:
-    ``BASE/QUOTE``), each with its own encoder, so an event is encoded once per form;
-    ``encoders`` are the same encoders unframed, for snapshots.
-    """
-
-    def __init__(
-        self,
-        *,
-        hub: Hub,
-        limits: WsSettings,
-        conn: Connection,
-        timers: Timers,
-        names: SymbolNames,
-        known: Collection[str],
-        sinks: Mapping[bool, Sink],
-        encoders: Mapping[bool, mwire.MarketDataDialect],
-    ) -> None:
-        super().__init__(hub=hub, limits=limits, conn=conn, timers=timers)
-        self.names = names
-        #: The broker's symbols: anything else is refused at subscribe.
-        self.known = known
-        self.sinks = sinks
-        self.encoders = encoders
-        #: (hub channel, broker symbol, slashed) -> the subscription
-        self.subs: dict[tuple[str, str, bool], Subscription] = {}
-        self._expiry: Cancellable | None = None
-
-    def start(
-        self, claims: Claims | None, principal: Principal, clock: Callable[[], float] = time.time
-    ) -> None:
-        """Begin as ``principal``: the token's user (closed with 4001 when the token
-        expires, as on every endpoint), or an anonymous viewer."""
-        self.claims = claims
-        self.principal = principal
-        for sink in (self.conn, *self.sinks.values()):
-            sink.principal = principal
-        if claims is not None:
-            self._expiry = self._timers.call_later(
-                max(0.0, claims.exp - clock()), self.disconnect, Disconnects.TOKEN_EXPIRED
-            )
-        self.conn.send(mwire.connected(self.session_id, claims.sub if claims else None))
-
-    def refuse(self) -> None:
-        """No token, and anonymous clients are not allowed here: 4001 after telling."""
-        exc = AuthenticationError(
-            "Authentication required: connect with ?token=<jwt> (anonymous market data"
-            " is off on this server)"
-        )
-        self.disconnect(Disconnects.AUTH_FAILED, notice=common.error(exc))
-
-    async def _handle(self, msg: Mapping[str, Any], rid: str | None) -> None:
-        cmd = mwire.parse(msg, rid)
-        if isinstance(cmd, mwire.Ping):
-            self.conn.send(common.pong(cmd.rid))
-        elif isinstance(cmd, mwire.Subscribe):
-            await self.subscribe(cmd)
-        else:
-            self.unsubscribe(cmd)
-
-    async def subscribe(self, cmd: mwire.Subscribe) -> None:
-        symbol, slashed = self.names.resolve(cmd.symbol)
-        channel = mwire.CHANNELS[cmd.channel]
-        key = (channel, symbol, slashed)
-        if key in self.subs:
-            self.conn.send(mwire.subscribed("subscribed", cmd.channel, cmd.symbol, cmd.rid))
-            return
-        if symbol not in self.known:
-            raise ValidationError(
-                "Unknown symbol", field="symbol", reason="unknown", details={"symbol": cmd.symbol}
-            )
-        if len(self.subs) >= self.limits.max_subscriptions:
-            raise RateLimitError(
-                "Too many subscriptions", details={"limit": self.limits.max_subscriptions}
-            )
-        sub = self.hub.make_subscription(self.sinks[slashed], channel, {"symbol": symbol})
-        self.conn.hold()
-        try:
-            self.hub.add(sub)
-            self.subs[key] = sub
-            self.conn.send(mwire.subscribed("subscribed", cmd.channel, cmd.symbol, cmd.rid))
-            await self._snapshot(sub, self.encoders[slashed])
-        finally:
-            self.conn.release()
-
-    async def _snapshot(self, sub: Subscription, encoder: mwire.MarketDataDialect) -> None:
-        assert self.principal is not None
-        offsets = self.hub.snapshot_offsets(sub)
-        try:
-            items = await sub.channel.snapshot(self.principal, sub.filters)
-        except FxgateError as exc:
-            self.conn.send(common.error(exc))
-            return
-        for payload in items:
-            envelope = self.hub.snapshot_envelope(sub, payload, offsets)
-            message = encoder.encode_event(sub.channel, envelope)
-            if message is not None:
-                self.conn.send(message)
-
-    def unsubscribe(self, cmd: mwire.Unsubscribe) -> None:
-        symbol, _slashed = self.names.resolve(cmd.symbol)
-        channel = mwire.CHANNELS[cmd.channel]
-        found = False
-        for form in (False, True):
-            sub = self.subs.pop((channel, symbol, form), None)
-            if sub is not None:
-                self.hub.remove(sub)
-                found = True
-        if not found:
-            raise ValidationError(
-                "Not subscribed",
-                field="symbol",
-                reason="not_subscribed",
-                details={"channel": cmd.channel, "symbol": cmd.symbol},
-            )
-        self.conn.send(mwire.subscribed("unsubscribed", cmd.channel, cmd.symbol, cmd.rid))
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        super().close()
-        for sub in self.subs.values():
-            self.hub.remove(sub)
-        self.subs.clear()
-        if self._expiry is not None:
-            self._expiry.cancel()
-
-
-# -- /ws/trading ---------------------------------------------------------------------------
 
 
 class ApiKeyAuth(Protocol):
@@ -282,7 +71,7 @@ class ResumeMarks(Protocol):
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None: ...
 
 
-class TradingSession(_Base):
+class TradingSession(Seed004Session):
     """``/ws/trading``: API-key login, then orders and cancels, and the user's updates.
 
     ``use_form`` switches the connection's update encoder to the symbol form the

@@ -26,7 +26,7 @@ from fxgate.domain.timefmt import iso_ms
 from fxgate.domain.trading import Order, order_id_for, position_id_for
 from fxgate.plugins.channel import Channel
 from fxgate.protocol.canonical import encode
-from fxgate.protocol.seed004_common import unknown_type, with_id
+from fxgate.protocol.seed004.common import unknown_type, with_id
 from fxgate.services.presenters import order_payload
 
 KNOWN_TYPES = ("auth", "place_order", "cancel_order", "ping")
@@ -91,7 +91,7 @@ Command = Auth | PlaceOrder | CancelOrder | Ping
 
 
 def parse(msg: Mapping[str, Any], rid: str | None = None) -> Command:
-    """A loaded client frame (``seed004_common.load_object``) to a command."""
+    """A loaded client frame (``seed004.common.load_object``) to a command."""
     kind = msg.get("type")
     if kind == "ping":
         return Ping(rid)

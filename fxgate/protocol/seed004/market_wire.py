@@ -18,7 +18,7 @@ from fxgate.domain.errors import ValidationError
 from fxgate.domain.timefmt import iso_ms
 from fxgate.plugins.channel import Channel
 from fxgate.protocol.canonical import encode
-from fxgate.protocol.seed004_common import unknown_type, with_id
+from fxgate.protocol.seed004.common import unknown_type, with_id
 
 #: The seed's channel names -> the hub's.
 CHANNELS: Mapping[str, str] = {
@@ -53,7 +53,7 @@ Command = Subscribe | Unsubscribe | Ping
 
 
 def parse(msg: Mapping[str, Any], rid: str | None = None) -> Command:
-    """A loaded client frame (``seed004_common.load_object``) to a command."""
+    """A loaded client frame (``seed004.common.load_object``) to a command."""
     kind = msg.get("type")
     if kind == "ping":
         return Ping(rid)
