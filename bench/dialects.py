@@ -52,7 +52,24 @@ SEED003 = BenchDialect(
     market='"type":"price_update"',
 )
 
-DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SEED003)}
+
+#: The paper market's default symbols, as seed 004 writes them: its client subscribes
+#: one symbol per message.
+_SEED004_SYMBOLS = ("EUR/USD", "GBP/USD", "USD/JPY", "USD/CHF", "AUD/USD", "USD/CAD",
+                    "NZD/USD", "EUR/GBP", "EUR/JPY", "XAU/USD", "BTC/USD", "ETH/USD")  # fmt: skip
+
+SEED004_MARKET_DATA = BenchDialect(
+    name="seed004-market-data",
+    path="/ws/market-data?token={token}",
+    hello=tuple(
+        f'{{"type":"subscribe","channel":"quotes","symbol":"{s}"}}' for s in _SEED004_SYMBOLS
+    ),
+    subscribed='"type":"subscribed"',
+    market='"type":"quote"',
+)
+
+
+DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SEED003, SEED004_MARKET_DATA)}
 
 # Seed 000 (issue 9): ``/ws/dashboard``. Market data comes batched: one ``market_data``
 # frame carries every symbol of the tier that changed since the last batch, each with its

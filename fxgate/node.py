@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 class LiveSession(Protocol):
-    """A client session of any dialect, as shutdown and the key and user checks see it."""
+    """A connected client's session, of any dialect, as shutdown and the kicks see it."""
 
     @property
     def claims(self) -> Claims | None: ...
@@ -53,7 +53,7 @@ class LiveSession(Protocol):
     def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None: ...
 
     def shutdown_notice(self, canonical_notice: bytes) -> bytes:
-        """What the client is told before the 1001 of a restart, in its dialect."""
+        """What this session's client is told before close 1001, in its dialect."""
         ...
 
 

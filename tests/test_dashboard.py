@@ -18,6 +18,7 @@ import httpx
 import pytest
 import websockets
 
+from fxgate.config.settings import Settings
 from tests.conftest import Daemon, Daemons, until
 from tests.dashboard_client import (
     RawSocket,
@@ -29,6 +30,8 @@ from tests.test_signals_channel import seed_signal
 from tests.trading_helpers import HTTP, PASSWORD, Admin, Trader, bearer, unique
 from tests.wsclient import Client
 
+#: Every symbol of the paper market (its default list), which pro and enterprise get.
+PAPER_SYMBOLS = set(Settings().paper.symbols)
 ALL = {"trading_status", "system_metrics", "market_data", "notification", "analytics"}
 PUSHED_AT_ONCE = {"trading_status", "system_metrics", "market_data", "analytics"}
 
@@ -55,7 +58,7 @@ async def test_the_token_by_query_or_header_gets_every_type_with_every_seed_fiel
         assert got["system_metrics"]["data"]["connection_status"]["api_gateway"] == "healthy"
         # pro: every symbol of the paper market, spread in price units
         symbols = {s["symbol"]: s for s in got["market_data"]["data"]["symbols"]}
-        assert len(symbols) == 10
+        assert set(symbols) == PAPER_SYMBOLS
         eur = symbols["EURUSD"]
         assert eur["spread"] == pytest.approx(eur["ask"] - eur["bid"], abs=1e-9)
         assert 0 < eur["spread"] < 0.01
@@ -233,7 +236,7 @@ async def test_a_free_token_gets_what_free_allows_and_no_more(daemon: Daemon, us
     pro = await dashboard(daemon, daemon.token(user, tier="pro"))
     async with pro:
         got = await first_of_each(pro, PUSHED_AT_ONCE)
-        assert len(got["market_data"]["data"]["symbols"]) == 10
+        assert len(got["market_data"]["data"]["symbols"]) == len(PAPER_SYMBOLS)
 
     # a tier the config does not know is the default tier (free)
     odd = await dashboard(daemon, daemon.token(unique("odd"), tier="platinum"))
@@ -334,11 +337,11 @@ async def test_compression_is_negotiated_and_large_frames_shared(daemon: Daemon,
         check_seed_fields(small)
         zipped, first, size = await upto(a, "market_data")
         assert zipped
-        assert len(first["data"]["symbols"]) == 10
+        assert len(first["data"]["symbols"]) == len(PAPER_SYMBOLS)
         assert size < len(json.dumps(first)) * 0.5
         zipped, first_plain, _ = await upto(plain, "market_data")
         assert not zipped
-        assert len(first_plain["data"]["symbols"]) == 10
+        assert len(first_plain["data"]["symbols"]) == len(PAPER_SYMBOLS)
 
         # a live batch reaches both compressed connections as the same compressed bytes
         seen: dict[str, tuple[bool, bytes]] = {}

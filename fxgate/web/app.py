@@ -15,6 +15,7 @@ from fxgate.web.rest.routes import rest_routes
 from fxgate.web.ws.canonical import CanonicalSocket
 from fxgate.web.ws.dashboard import DashboardCollector, Dashboards, DashboardSocket
 from fxgate.web.ws.seed003 import seed003_route
+from fxgate.web.ws.seed004 import seed004_routes
 from fxgate.web.ws.writer import Flusher
 
 #: Every method some handler implements; Tornado refuses others before any handler runs.
@@ -120,7 +121,10 @@ def make_app(node: Node) -> tornado.web.Application:
         (r"/ready", ReadyHandler, {"node": node}),
         (r"/metrics", MetricsHandler, {"registry": registry}),
     ]
-    routes.extend(rest_routes(node))
+    rest = rest_routes(node)
+    routes.extend(rest)
+    # Seed 004's sockets log in with the REST API-key login's own service.
+    routes.extend(seed004_routes(node, flusher, rest[0][2]["ctx"].sessions))
     builtin = {r[0] for r in routes}
     for result in node.pm.hook.register_routes(api=node.api):
         for route in result or ():

@@ -66,7 +66,8 @@ class SocketBase(WebSocketHandler):
         self.claims: Claims | None = None
         self.session: Session | None = None
         self.writer: FrameWriter | None = None
-        self.live: LiveConnection | None = None
+        #: This socket's entry in the node's connection registry, once authenticated.
+        self.listed: LiveConnection | None = None
 
     # Tornado's settings-driven limits, from our config.
     @property
@@ -166,20 +167,20 @@ class SocketBase(WebSocketHandler):
     def register_live(self, claims: Claims | None, close: Any) -> None:
         """List this socket under its user (``GET /auth/sessions``) once authenticated;
         ``close(disconnect)`` is how ``DELETE /auth/sessions/:id`` ends it."""
-        if claims is None or self.live is not None:
+        if claims is None or self.listed is not None:
             return
-        self.live = LiveConnection(
+        self.listed = LiveConnection(
             endpoint=self.request.path,
             claims=claims,
             close=close,
             remote=str(self.request.remote_ip or ""),
         )
-        self.node.connections.add(self.live)
+        self.node.connections.add(self.listed)
 
     def unregister_live(self) -> None:
-        if self.live is not None:
-            self.node.connections.discard(self.live)
-            self.live = None
+        if self.listed is not None:
+            self.node.connections.discard(self.listed)
+            self.listed = None
 
     def on_close(self) -> None:
         self.unregister_live()
