@@ -435,15 +435,21 @@ async def test_sessions_list_every_socket_and_delete_ends_one_with_4001(daemon: 
     seed003 = await Client.connect(daemon.ws_url("/ws"))  # seed 003: first-message auth
     await seed003.send({"type": "auth", "token": access})
     assert (await seed003.type("auth_success"))["type"] == "auth_success"
+    seed004 = await Client.connect(daemon.ws_url("/ws/market-data") + f"?token={access}")
     elsewhere = await dashboard(daemon, other_access)
-    try:
+
+    def listed() -> list[dict[str, Any]]:
         r = HTTP.get(daemon.url("/auth/sessions"), headers=bearer(access))
         assert r.status_code == 200, r.text
-        [session] = r.json()["data"]
+        data: list[dict[str, Any]] = r.json()["data"]
+        return data if data and len(data[0]["connections"]) == 4 else []
+
+    try:
+        [session] = await until(listed, what="four sockets listed")
         assert session["kind"] == "login"
         assert session["current"] is True
         endpoints = sorted(c["endpoint"] for c in session["connections"])
-        assert endpoints == ["/api/ws", "/ws", "/ws/dashboard"]
+        assert endpoints == ["/api/ws", "/ws", "/ws/dashboard", "/ws/market-data"]
 
         # someone else's session is not theirs to end
         other = HTTP.delete(
@@ -453,10 +459,11 @@ async def test_sessions_list_every_socket_and_delete_ends_one_with_4001(daemon: 
 
         ended = HTTP.delete(daemon.url(f"/auth/sessions/{session['id']}"), headers=bearer(access))
         assert ended.status_code == 200, ended.text
-        assert ended.json()["data"]["closedConnections"] == 3
+        assert ended.json()["data"]["closedConnections"] == 4
         assert await dash.closed_with() == 4001
         assert await canon.closed_with() == 4001
         assert await seed003.closed_with() == 4001
+        assert await seed004.closed_with() == 4001
         # the refresh token is revoked, and so is the access token
         r = HTTP.post(daemon.url("/auth/refresh"), json={"refreshToken": refresh})
         assert r.status_code == 401
