@@ -276,6 +276,7 @@ async def test_events_while_redis_stalls_reach_local_clients_and_no_one_resumes_
     publish_alert(a, user, "during")
     during = await alert(here, "during")  # a's own client still gets it, at once
     assert during["epoch"].startswith("local-")
+    assert "fxgate_bus_local_deliveries_total 1.0" in HTTP.get(a.url("/metrics")).text
     await until(
         lambda: health(a)["components"].get("redis") == "DOWN", timeout=10, what="redis DOWN"
     )

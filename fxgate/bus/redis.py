@@ -332,7 +332,8 @@ class RedisBus:
 
     async def _recovered(self) -> None:
         """Redis is back: new epochs for the streams delivered only here, and the
-        durable streams this node knows caught up from Redis's history."""
+        durable streams this node's clients hold caught up from Redis's history (what
+        other nodes published while this one could not hear them)."""
         try:
             for channel, key in list(self._dirty):
                 await self._epoch_script(
@@ -343,7 +344,8 @@ class RedisBus:
                 if not ch.history_ttl:
                     continue
                 for key in self._hub.streams.keys_of(name):
-                    await self._catch_up(ch, key)
+                    if self._hub.has_subscribers(name, key):
+                        await self._catch_up(ch, key)
         except (RedisError, OSError) as exc:
             log.warning("Redis resync incomplete (%s)", exc)
 

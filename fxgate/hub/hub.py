@@ -479,6 +479,15 @@ class Hub:
         index = self._index
         return (channel, key) in index or (channel, ALL) in index
 
+    def position(self, channel: str, key: str) -> tuple[int, str]:
+        """Where stream (``channel``, ``key``) stands on this node: the ``since`` that
+        resumes right after its last message (for a server-side resume book, which
+        notes it when a client goes away and subscribes with it later)."""
+        stream = self.streams.find(channel, key)
+        if stream is None:
+            return (0, self.streams.epoch)
+        return (stream.offset, stream.epoch)
+
     def subscriber_count(self, channel: str | None = None) -> int:
         return sum(
             len(b.plain) + len(b.filtered)
