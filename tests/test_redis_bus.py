@@ -344,3 +344,15 @@ async def test_the_system_channel_says_redis_is_down(
             assert msg["data"]["components"]["bus"] == "DOWN"
         finally:
             redis_server.start()
+
+
+def test_config_check_names_a_bad_redis_url() -> None:
+    from fxgate.app.validation import problems
+    from fxgate.config.settings import BusSettings, Settings
+
+    bad = Settings(bus=BusSettings(backend="redis", redis_url="http://u:pw@h:6379"))
+    assert problems(bad, plugins=False) == [
+        "bus.redis_url: 'http://u:***@h:6379' is not a redis://, rediss:// or unix:// URL"
+    ]
+    good = Settings(bus=BusSettings(backend="redis", redis_url="rediss://h:6380/1"))
+    assert problems(good, plugins=False) == []

@@ -126,6 +126,11 @@ class RedisBus:
         #: Streams with messages delivered only here while Redis was away.
         self._dirty: set[tuple[str, str]] = set()
         self.local_deliveries = 0
+        #: A batch is on its way to Redis (stop waits for it).
+        self._sending = False
+        #: Started: events before (start-up lines, nobody subscribed yet) are only
+        #: delivered here, and mark nothing.
+        self._started = False
         hub.durable = self
 
     # -- for the rest of the node (leader lease, command stream) ----------------------
@@ -164,12 +169,23 @@ class RedisBus:
             loop.create_task(self._listener(ready), name="redis-bus-listener"),
             loop.create_task(self._monitor(), name="redis-bus-monitor"),
         ]
-        await asyncio.wait_for(ready, self._timeout * 2)
+        try:
+            await asyncio.wait_for(ready, self._timeout * 2)
+        except TimeoutError:
+            await self.stop()
+            raise BusUnavailable(
+                f"bus.redis_url: Redis at {redacted(self._url)} took no subscription"
+            ) from None
+        self._started = True
 
     async def stop(self) -> None:
         # What is queued still goes out (briefly), so a clean stop loses nothing.
         deadline = asyncio.get_running_loop().time() + self._timeout
-        while self._queue and self._writing and asyncio.get_running_loop().time() < deadline:
+        while (
+            (self._queue or self._sending)
+            and self._writing
+            and asyncio.get_running_loop().time() < deadline
+        ):
             self._wake.set()
             await asyncio.sleep(0.01)
         for task in self._tasks:
@@ -207,7 +223,7 @@ class RedisBus:
         """Redis cannot take it: this node's clients still get it, and a stream with
         history is marked so that no client ever resumes across it silently."""
         self.local_deliveries += 1
-        if ch.history_size:
+        if ch.history_size and self._started:
             self._dirty.add((ch.name, key))
             stream = self._hub.streams.get(ch.name, key)
             if not stream.epoch.startswith("local-"):
@@ -222,6 +238,7 @@ class RedisBus:
             self._wake.clear()
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+                self._sending = True
                 try:
                     await self._send(batch)
                     self._writing = True
@@ -233,6 +250,8 @@ class RedisBus:
                         self._deliver_here(*item)
                     while self._queue:
                         self._deliver_here(*self._queue.popleft())
+                finally:
+                    self._sending = False
 
     async def _send(self, batch: list[tuple[Channel, str, Mapping[str, Any], str, str]]) -> None:
         pipe = self._redis.pipeline(transaction=False)

@@ -32,6 +32,9 @@ from fxgate.services.ports.store.history import HistoryEntry, HistoryRun, Histor
 
 log = logging.getLogger(__name__)
 
+#: Seconds between deletions of expired entries (MongoDB's TTL index does it too).
+PURGE_EVERY = 600.0
+
 
 class StoreHistory:
     def __init__(
@@ -111,12 +114,17 @@ class StoreHistory:
             self._wake.set()
 
     async def _flusher(self) -> None:
+        loop = asyncio.get_running_loop()
+        purged = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             try:
                 await self.flush()
+                if loop.time() - purged > PURGE_EVERY:
+                    purged = loop.time()
+                    await self._store.purge(datetime.now(UTC), self.epoch)
             except Exception as exc:
                 log.warning("trading history not written yet (%s); retrying", exc)
                 await asyncio.sleep(min(1.0, self._interval * 20))
