@@ -306,8 +306,16 @@ BAD_SETTINGS = {
         "broker.backend = \"mt5\": MetaTrader5 is not installed (pip install 'fxgate[mt5]')",
     ),
     "unknown bus": (
-        {"FXGATE_BUS_BACKEND": "redis"},
-        'bus.backend = "redis": unknown backend (known: "local")',
+        {"FXGATE_BUS_BACKEND": "kafka"},
+        'bus.backend = "kafka": unknown backend (known: "local", "redis")',
+    ),
+    "bus not installed": (
+        {"FXGATE_BUS_BACKEND": "redis", "SHADOW": "redis"},
+        "bus.backend = \"redis\": not installed (pip install 'fxgate[redis]')",
+    ),
+    "bad redis url": (
+        {"FXGATE_BUS_BACKEND": "redis", "FXGATE_BUS_REDIS_URL": "http://h:6379"},
+        "bus.redis_url: 'http://h:6379' is not a redis://, rediss:// or unix:// URL",
     ),
     "unknown store": (
         {"FXGATE_STORE_BACKEND": "postgres"},
