@@ -278,6 +278,13 @@ async def test_redis_lost_and_back_empty_means_health_down_then_new_epochs_and_s
         publish_alert(a, user, "while-down")
         local = await alert(cl, "while-down")
         assert local["epoch"] != before["epoch"]
+        # And the market data the node still receives (its own feed) reaches them.
+        await cl.subscribe({"name": "market-data", "filters": {"symbol": "EURUSD"}})
+        Admin(a).quote("EURUSD", "1.20000", "1.20010")
+        tick = await cl.wait_for(
+            lambda m: m.get("type") == "market_data" and not m["data"].get("snapshot")
+        )
+        assert tick["data"]["symbol"] == "EURUSD"
 
         redis_server.start()  # empty: everything Redis held is gone
         for n in (a, b):
