@@ -71,6 +71,8 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
+    if redis_server.proc is None:  # a failed fault test left it stopped
+        redis_server.start()
     c = Cluster(tmp_path, redis_server)
     try:
         yield c
@@ -101,7 +103,7 @@ async def connect(node: Node, user: str, role: str = "trader") -> Client:
     return c
 
 
-async def alert(c: Client, title: str | None = None, timeout: float = 5) -> dict[str, Any]:
+async def alert(c: Client, title: str | None = None, timeout: float = 10) -> dict[str, Any]:
     return await c.wait_for(
         lambda m: (
             m.get("type") == "alert"
