@@ -24,8 +24,13 @@ class BenchDialect:
     subscribed: str
     #: A substring every market-data frame contains.
     market: str
-    #: Engine.IO framing (Socket.IO): answer ``2`` pings with ``3``, events are ``42[...]``.
+    #: Engine.IO framing (Socket.IO): ``hello[0]`` (the Socket.IO connect) goes out on the
+    #: Engine.IO open packet, the other frames on the connect's ack ``40``; every ``2`` ping
+    #: is answered with ``3``; events are ``42[...]``.
     engineio: bool = False
+    #: The frames are the canonical envelope: the load generator's own parser reads them
+    #: (the markers are then not passed) - the reference every dialect is compared with.
+    canonical_envelope: bool = False
 
 
 CANONICAL = BenchDialect(
@@ -34,6 +39,18 @@ CANONICAL = BenchDialect(
     hello=('{"type":"subscribe","channels":["market-data"]}',),
     subscribed='"type":"subscription"',
     market='"channel":"market-data"',
+    canonical_envelope=True,
 )
 
-DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL,)}
+# Seed 002 (issue 8): Socket.IO v5 over Engine.IO v4, websocket transport, auth as the
+# seed's ``io(url, {auth: {token}})`` does it (and the ``?token=`` of its Flask example).
+SOCKETIO = BenchDialect(
+    name="socketio",
+    path="/socket.io/?EIO=4&transport=websocket&token={token}",
+    hello=('40{"token":"{token}"}', '42["subscribe",{"channels":["quotes"]}]'),
+    subscribed='42["subscribed"',
+    market='42["quotes"',
+    engineio=True,
+)
+
+DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SOCKETIO)}
