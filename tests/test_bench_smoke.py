@@ -4,7 +4,10 @@ known behaviour, and a brief run of the REST latency benchmark.
 ``bench/loadgen.c`` is compiled with gcc (CI installs it; a missing compiler fails here
 on purpose) and pointed at a `websockets` server that streams market_data messages with
 known offsets, pings each client once and, in the second story, skips offsets and
-closes one connection with 4008. The JSON line must count exactly what was sent.
+closes one connection with 4008. The JSON line must count exactly what was sent. The
+dialect stories point it, with the ``socketio`` row of ``bench/dialects.py``, at
+``bench/seed002_reference.py`` (python-socketio): Engine.IO framing, pings the server
+sends, numeric timestamps, and loss counted without offsets.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +30,10 @@ from websockets.asyncio.server import ServerConnection, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("EURUSD", "XAUUSD")
+sys.path.insert(0, str(ROOT / "bench"))
+
+from dialects import SOCKETIO  # noqa: E402
+from fanout import dialect_arguments  # noqa: E402
 
 
 def iso_ms(ts: float) -> str:
@@ -197,6 +205,117 @@ def test_loadgen_counts_gaps_and_server_closes(loadgen: Path) -> None:
     lost_share = result["gaps"] / (result["gaps"] + result["market_data"])
     assert 0.2 < lost_share < 0.3
     assert result["parse_errors"] == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def seed002_server(*options: str) -> Iterator[int]:
+    """bench/seed002_reference.py (python-socketio on Tornado) on a free port, until /health."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, str(ROOT / "bench" / "seed002_reference.py"), "serve"),
+            *("--stack", "python-socketio", "--port", str(port), *options),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[0].decode(errors="replace")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), timeout=1) as conn,
+            ):
+                conn.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+                if conn.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+            assert time.monotonic() < deadline, "the reference server did not start"
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_loadgen_speaks_socketio_and_counts_loss_without_offsets(loadgen: Path) -> None:
+    """Engine.IO open, Socket.IO connect with the token, subscribe, every server ping
+    answered (a missed pong would drop the client within 0.6 s), ``42["quotes",…]`` with
+    epoch-seconds timestamps measured; the first client misses every 4th tick and, with no
+    offsets to go by, the count of what it received against the feed shows it."""
+    with seed002_server(
+        *("--symbols", ",".join(SYMBOLS), "--tick-rate", "40", "--timestamps", "seconds"),
+        *("--ping-interval", "0.3", "--ping-timeout", "0.3", "--skip-first-every", "4"),
+    ) as port:
+        path, options = dialect_arguments(SOCKETIO, "test-token", list(SYMBOLS))
+        out = subprocess.run(
+            [
+                *(str(loadgen), "--url", f"ws://127.0.0.1:{port}{path}", *options),
+                *("--clients", "2", "--duration", "2", "--warmup", "0.3"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert result["connected"] == 2
+    assert result["open_at_end"] == 2
+    assert result["closed_by_server"] == 0, result["close_codes"]
+    assert result["pings"] >= 2 * 5  # 2 s at one ping per 0.3 s, per client
+    assert result["symbols"] == 2
+    assert result["parse_errors"] == 0
+    assert result["loss_method"] == "count"
+    assert result["offset_gaps"] == 0
+    # The loss window is the first second: 40 ticks/s x 2 symbols.
+    assert 70 <= result["feed_ticks"] <= 90
+    skipped = result["feed_ticks"] / 4
+    assert skipped - 2 <= result["missing_by_count"] == result["gaps"] <= skipped + 2
+    assert result["latency_samples"] == result["market_data"] > 200
+    assert 0 <= result["p50_ms"] <= result["p99_ms"] < 1000
+
+
+def test_fanout_compares_a_dialect_with_the_canonical_endpoint(tmp_path: Path) -> None:
+    """``fanout.py --reference``, briefly: the canonical endpoint of a real daemon first,
+    then seed 002's stack over the ``socketio`` row, one table with each as a share of the
+    canonical run."""
+    report = tmp_path / "fanout.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fanout.py"),
+            *("--clients", "2", "--duration", "2", "--warmup", "0.5", "--tick-rate", "5"),
+            *("--reference", "python-socketio", "--no-pin", "--json", str(report)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| endpoint | N | tick rate, ticks/s total (observed) | delivered updates/s |" in (
+        out.stdout
+    )
+    assert "| canonical `/api/ws` | 2 | 50 (" in out.stdout
+    assert "| python-socketio (seed 002, python-socketio) | 2 | 50 (" in out.stdout
+    canonical, reference = json.loads(report.read_text())
+    assert (canonical["dialect"], canonical["reference"]) == ("canonical", "")
+    assert (reference["dialect"], reference["reference"]) == ("socketio", "python-socketio")
+    for run in (canonical, reference):
+        assert run["loadgen"]["connected"] == 2
+        assert run["loadgen"]["closed_by_server"] == 0
+        assert run["loadgen"]["market_per_sec"] > 0
+    assert canonical["loadgen"]["loss_method"] == "offset"
+    assert reference["loadgen"]["loss_method"] == "count"
+    assert canonical["share_of_canonical"] == 1.0
+    assert 0.5 < reference["share_of_canonical"] < 1.5
 
 
 def test_rest_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
