@@ -1057,12 +1057,9 @@ static int on_message_generic(conn_t *c, const char *p, size_t len, double now_m
         if (r)
             return r < 0 ? -1 : 0;
     }
-    if (!c->subscribed) {
-        if (memmem(p, len, o_sub_marker, g_sub_marker_len)) {
-            c->subscribed = 1;
-            g_subscribed++;
-            return 0;
-        }
+    if (!c->subscribed && memmem(p, len, o_sub_marker, g_sub_marker_len)) {
+        c->subscribed = 1; /* and read on: the marker may be the first market frame's */
+        g_subscribed++;
     }
     if (!memmem(p, len, o_market_marker, g_market_marker_len))
         return 0;
@@ -1446,9 +1443,9 @@ int main(int argc, char **argv)
         usage();
     if (o_connect_timeout <= 0)
         o_connect_timeout = 30 + o_clients / o_rate * 3;
-    if (o_nhello == 0)
-        o_hello[o_nhello++] = o_subscribe;
     g_generic = o_sub_marker || o_market_marker || o_engineio;
+    if (o_nhello == 0 && !g_generic) /* a dialect may send nothing (it pushes unasked) */
+        o_hello[o_nhello++] = o_subscribe;
     if (g_generic && (!o_sub_marker || !o_market_marker || !*o_sub_marker || !*o_market_marker))
         die("--subscribed and --market are both needed for a dialect (and --engineio)");
     if (g_generic) {

@@ -123,7 +123,7 @@ def loadgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def serve_in_thread(feed: StubFeed) -> Iterator[int]:
+def serve_in_thread(feed: StubFeed | BatchFeed) -> Iterator[int]:
     """The stub server on a free port, in a thread with its own event loop."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -205,6 +205,76 @@ def test_loadgen_counts_gaps_and_server_closes(loadgen: Path) -> None:
     lost_share = result["gaps"] / (result["gaps"] + result["market_data"])
     assert 0.2 < lost_share < 0.3
     assert result["parse_errors"] == 0
+
+
+@dataclass
+class BatchFeed:
+    """A dialect that pushes unasked, batches both symbols in one frame, stamps in epoch
+    ms and has no offsets; frames alternate a list of quotes and a map keyed by symbol.
+    Every client gets the same ticks, except that the first never gets EURUSD in one
+    frame of five."""
+
+    clients: list[ServerConnection] = field(default_factory=list)
+    producer: asyncio.Task[None] | None = None
+
+    def frame(self, n: int, now_ms: float, first: bool) -> str:
+        quotes = {sym: {"bid": 1.1, "ask": 1.2, "timestamp": now_ms} for sym in SYMBOLS}
+        if first and n % 5 == 0:
+            del quotes["EURUSD"]
+        data: object = quotes
+        if n % 2:
+            data = {"quotes": [{"symbol": sym, **q} for sym, q in quotes.items()]}
+        return json.dumps({"type": "market_data", "data": data, "session": {"london": True}})
+
+    async def produce(self) -> None:
+        n = 0
+        while True:
+            n += 1
+            now_ms = time.time() * 1000.0
+            for i, ws in enumerate(list(self.clients)):
+                with contextlib.suppress(Exception):  # a client gone at the end of its run
+                    await ws.send(self.frame(n, now_ms, i == 0))
+            await asyncio.sleep(0.005)
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.clients.append(ws)
+        if self.producer is None:
+            self.producer = asyncio.create_task(self.produce())
+        await ws.wait_closed()
+        self.clients.remove(ws)
+        if not self.clients:
+            self.producer.cancel()
+            self.producer = None
+
+
+def test_loadgen_reads_batched_quotes_without_offsets(loadgen: Path) -> None:
+    feed = BatchFeed()
+    with serve_in_thread(feed) as port:
+        out = subprocess.run(
+            [
+                *(str(loadgen), "--url", f"ws://127.0.0.1:{port}/ws/dashboard"),
+                *("--subscribed", '"type": "market_data"', "--market", '"type": "market_data"'),
+                *("--clients", "2", "--duration", "1.5", "--warmup", "0.3"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert result["connected"] == 2
+    assert result["symbols"] == 2
+    assert result["parse_errors"] == 0
+    assert result["loss_method"] == "count"
+    # Each frame carries two quotes, except the first client's every fifth (one).
+    assert result["market_data"] == pytest.approx(2 * result["messages"] * 0.95, rel=0.03)
+    assert result["latency_samples"] == result["market_data"]
+    assert 0 <= result["p50_ms"] <= result["p99_ms"] < 1000
+    # The loss window is the first 0.75 s: one EURUSD tick in five missing, for one client.
+    eurusd_ticks = result["feed_ticks"] / 2
+    assert result["missing_by_count"] == pytest.approx(eurusd_ticks / 5, abs=2)
+    assert result["missing_by_count"] > 5
 
 
 def free_port() -> int:
