@@ -602,8 +602,9 @@ def compare(args: argparse.Namespace, pinned: bool) -> list[Run]:
         for name in args.dialect:
             if name != CANONICAL.name:
                 runs.append(run_once(args, clients, rate, pinned, DIALECTS[name]))
+        ref_rate = args.reference_tick_rate or rate
         for name in args.reference:
-            runs.append(run_once(args, clients, rate, pinned, SOCKETIO, reference=name))
+            runs.append(run_once(args, clients, ref_rate, pinned, SOCKETIO, reference=name))
     judge_shares(runs)
     print_comparison(runs)
     return runs
@@ -712,6 +713,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=names_in(dict(REFERENCES)),
         help="seed 002's stack to run the same way, over the socketio row "
         f"({', '.join(REFERENCES)}; needs the bench extra)",
+    )
+    p.add_argument(
+        "--reference-tick-rate",
+        type=float,
+        default=None,
+        help="ticks/s per symbol for the --reference runs (default: the same as the others; "
+        "a lower one measures their latency at a load they sustain)",
     )
     add_daemon_arguments(p)
     p.add_argument("--json", type=Path, default=None, help="also write every run to this file")
