@@ -95,6 +95,7 @@ class Run:
     nsym: int
     dialect: str = CANONICAL.name
     reference: str = ""  # a --reference name: not fxgate, shown for comparison, not judged
+    compared: bool = False  # part of a --dialect/--reference table: counted in updates/s
     loadgen: dict = field(default_factory=dict)
     server_cpu_pct: float = 0.0
     other_cpu_pct: float = 0.0  # busy CPU on the machine not used by daemon or loadgen
@@ -122,7 +123,7 @@ class Run:
         """Market updates/s: the measure dialects are compared by (frames differ: Engine.IO
         pings, batches). The canonical table keeps every message/s, as before."""
         lg = self.loadgen
-        if self.dialect == CANONICAL.name and not self.reference:
+        if not self.compared:
             return float(lg.get("msgs_per_sec", 0.0))
         return float(lg.get("market_per_sec", lg.get("msgs_per_sec", 0.0)))
 
@@ -339,6 +340,7 @@ def run_once(
     pinned: bool,
     dialect: BenchDialect = CANONICAL,
     reference: str = "",
+    compared: bool = False,
 ) -> Run:
     run = Run(
         clients=clients,
@@ -346,6 +348,7 @@ def run_once(
         nsym=len(args.symbols),
         dialect=dialect.name,
         reference=reference,
+        compared=compared,
     )
     if reference:
         daemon = make_reference(args, reference, tick_rate, pinned)
@@ -533,8 +536,7 @@ def share_of(run: Run, runs: list[Run]) -> float | None:
     base = canonical_of(run, runs)
     if base is None or not base.loadgen or not run.loadgen or base.delivered <= 0:
         return None
-    # Both measured in market updates/s (the canonical run's own, not its every-message figure).
-    return run.delivered / float(base.loadgen.get("market_per_sec", base.delivered) or 1.0)
+    return run.delivered / base.delivered
 
 
 def judge_shares(runs: list[Run]) -> None:
@@ -598,13 +600,18 @@ def compare(args: argparse.Namespace, pinned: bool) -> list[Run]:
     runs: list[Run] = []
     for clients in args.clients:
         rate = args.tick_rate or default_tick_rate(clients, len(args.symbols))
-        runs.append(run_once(args, clients, rate, pinned))
+        runs.append(run_once(args, clients, rate, pinned, compared=True))
         for name in args.dialect:
             if name != CANONICAL.name:
-                runs.append(run_once(args, clients, rate, pinned, DIALECTS[name]))
+                runs.append(run_once(args, clients, rate, pinned, DIALECTS[name], compared=True))
         ref_rate = args.reference_tick_rate or rate
         for name in args.reference:
-            runs.append(run_once(args, clients, ref_rate, pinned, SOCKETIO, reference=name))
+            try:
+                runs.append(
+                    run_once(args, clients, ref_rate, pinned, SOCKETIO, name, compared=True)
+                )
+            except RuntimeError as exc:  # e.g. the bench extra not installed
+                print(f"fanout: reference {name} N={clients} skipped: {exc}", file=sys.stderr)
     judge_shares(runs)
     print_comparison(runs)
     return runs
