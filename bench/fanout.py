@@ -659,10 +659,12 @@ def find_max(args: argparse.Namespace, clients: int, pinned: bool) -> list[Run]:
 
 
 def names_in(table: dict[str, object]) -> object:
-    """An argparse type: comma-separated names, each a key of ``table``."""
+    """An argparse type: comma-separated names, each a key of ``table`` (``all``: every one)."""
 
     def parse(text: str) -> list[str]:
         names = [x.strip() for x in text.split(",") if x.strip()]
+        if names == ["all"]:
+            return list(table)
         unknown = [n for n in names if n not in table]
         if unknown:
             raise argparse.ArgumentTypeError(
@@ -712,7 +714,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         type=names_in(dict(DIALECTS)),
         help="comma-separated rows of bench/dialects.py to run after the canonical endpoint "
-        f"at each N ({', '.join(DIALECTS)})",
+        f"at each N ({', '.join(DIALECTS)}), or all",
     )
     p.add_argument(
         "--reference",
