@@ -70,10 +70,12 @@ typedef struct {
     int64_t last_off[MAX_SYMBOLS];
 } conn_t;
 
-/* Per connection and symbol, for dialects without offsets: the newest tick time seen and
- * how many distinct ticks with a time inside the loss window arrived. */
+/* Per connection and symbol, for dialects without offsets: the newest tick time seen, how
+ * many ticks in a row carried it (two ticks may share a millisecond), and how many ticks
+ * with a time inside the loss window arrived. */
 typedef struct gen_s {
     double last_ts[MAX_SYMBOLS];
+    uint32_t run[MAX_SYMBOLS];
     uint32_t count[MAX_SYMBOLS];
 } gen_t;
 
@@ -116,6 +118,7 @@ static uint64_t g_sym_overflow;
 static int64_t g_sym_max_off[MAX_SYMBOLS];   /* highest offset any connection has seen */
 static int64_t g_sym_start_off[MAX_SYMBOLS]; /* ... when the window opened */
 static double g_sym_max_ts[MAX_SYMBOLS];      /* newest tick time any connection has seen */
+static uint32_t g_sym_max_run[MAX_SYMBOLS];   /* ... and the most ticks one saw carry it */
 static uint64_t g_sym_ticks[MAX_SYMBOLS];     /* distinct tick times inside the loss window */
 static double g_loss_lo, g_loss_hi;           /* the loss window, wall ms (tick times) */
 static int g_used_offsets, g_used_counts;
@@ -901,28 +904,36 @@ static int account_offset(conn_t *c, int si, int64_t off, int measuring)
     return first;
 }
 
-/* No offsets: count the distinct tick times of each (connection, symbol) that fall inside
- * the loss window; at the end every connection should have as many as the feed made
- * (the distinct tick times any connection saw). Returns 1 on the tick's first arrival. */
+/* No offsets: count the ticks of each (connection, symbol) whose time falls inside the
+ * loss window; at the end every connection should have as many as the feed made. A tick
+ * is known by its time and, when several share one, by its rank among them (the k-th
+ * EURUSD tick of 12:00:00.123); the feed's count is the ticks any connection saw. Returns
+ * 1 on the tick's first arrival. */
 static int account_count(conn_t *c, int si, double ts, int measuring)
 {
     int first = 0;
     int in_window = measuring && ts >= g_loss_lo && ts < g_loss_hi;
+    uint32_t run = 1;
     g_used_counts = 1;
     if (c->gen) {
-        if (ts > c->gen->last_ts[si]) {
-            if (in_window)
-                c->gen->count[si]++;
-            c->gen->last_ts[si] = ts;
-        } else if (ts < c->gen->last_ts[si] && measuring) {
-            s_dups++;
+        gen_t *g = c->gen;
+        if (ts < g->last_ts[si]) { /* older than one already seen */
+            if (measuring)
+                s_dups++;
+            return 0;
         }
+        run = ts == g->last_ts[si] ? g->run[si] + 1 : 1;
+        g->last_ts[si] = ts;
+        g->run[si] = run;
+        if (in_window)
+            g->count[si]++;
     }
-    if (ts > g_sym_max_ts[si]) {
+    if (ts > g_sym_max_ts[si] || (ts == g_sym_max_ts[si] && run > g_sym_max_run[si])) {
         first = 1;
         if (in_window)
             g_sym_ticks[si]++;
         g_sym_max_ts[si] = ts;
+        g_sym_max_run[si] = run;
     }
     return first;
 }
@@ -1253,6 +1264,7 @@ static void on_readable(conn_t *c)
                 die("out of memory");
             for (int s = 0; s < MAX_SYMBOLS; s++) {
                 c->gen->last_ts[s] = -1;
+                c->gen->run[s] = 0;
                 c->gen->count[s] = 0;
             }
         }

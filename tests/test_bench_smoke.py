@@ -210,9 +210,9 @@ def test_loadgen_counts_gaps_and_server_closes(loadgen: Path) -> None:
 @dataclass
 class BatchFeed:
     """A dialect that pushes unasked, batches both symbols in one frame, stamps in epoch
-    ms and has no offsets; frames alternate a list of quotes and a map keyed by symbol.
-    Every client gets the same ticks, except that the first never gets EURUSD in one
-    frame of five."""
+    ms and has no offsets; frames alternate a list of quotes and a map keyed by symbol,
+    and go in pairs with the same timestamp (two ticks in one millisecond). Every client
+    gets the same ticks, except that the first never gets EURUSD in one frame of five."""
 
     clients: list[ServerConnection] = field(default_factory=list)
     producer: asyncio.Task[None] | None = None
@@ -228,9 +228,11 @@ class BatchFeed:
 
     async def produce(self) -> None:
         n = 0
+        now_ms = 0.0
         while True:
             n += 1
-            now_ms = time.time() * 1000.0
+            if n % 2:
+                now_ms = time.time() * 1000.0
             for i, ws in enumerate(list(self.clients)):
                 with contextlib.suppress(Exception):  # a client gone at the end of its run
                     await ws.send(self.frame(n, now_ms, i == 0))
