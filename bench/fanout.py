@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -658,7 +659,7 @@ def find_max(args: argparse.Namespace, clients: int, pinned: bool) -> list[Run]:
     return runs
 
 
-def names_in(table: dict[str, object]) -> object:
+def names_in(table: Mapping[str, object]) -> Callable[[str], list[str]]:
     """An argparse type: comma-separated names, each a key of ``table`` (``all``: every one)."""
 
     def parse(text: str) -> list[str]:
@@ -712,14 +713,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--dialect",
         default=[],
-        type=names_in(dict(DIALECTS)),
+        type=names_in(DIALECTS),
         help="comma-separated rows of bench/dialects.py to run after the canonical endpoint "
         f"at each N ({', '.join(DIALECTS)}), or all",
     )
     p.add_argument(
         "--reference",
         default=[],
-        type=names_in(dict(REFERENCES)),
+        type=names_in(REFERENCES),
         help="seed 002's stack to run the same way, over the socketio row "
         f"({', '.join(REFERENCES)}; needs the bench extra)",
     )
