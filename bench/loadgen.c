@@ -135,6 +135,7 @@ static uint64_t r_closed_by_server, r_eof, r_connect_failed, r_retries, r_pings;
 static int r_close_code[16], r_close_cnt[16], r_nclose;
 static int r_http_status_fail; /* last non-101 status that failed a connection */
 static uint64_t r_sio_refused, r_quote_overflow;
+static char g_unmatched[240]; /* the first frame no marker matched: a hint for a new row */
 
 static double mono_now(void)
 {
@@ -1072,8 +1073,12 @@ static int on_message_generic(conn_t *c, const char *p, size_t len, double now_m
         c->subscribed = 1; /* and read on: the marker may be the first market frame's */
         g_subscribed++;
     }
-    if (!memmem(p, len, o_market_marker, g_market_marker_len))
+    if (!memmem(p, len, o_market_marker, g_market_marker_len)) {
+        if (!g_unmatched[0] && !c->subscribed)
+            snprintf(g_unmatched, sizeof(g_unmatched), "%.*s",
+                     (int)(len < sizeof(g_unmatched) - 1 ? len : sizeof(g_unmatched) - 1), p);
         return 0;
+    }
     if (o_engineio) { /* 42[...], 42<ack id>[...], 42/namespace,[...] */
         p++;
         while (p < e && *p >= '0' && *p <= '9')
@@ -1538,6 +1543,11 @@ int main(int argc, char **argv)
                 g_inflight = 0;
                 fprintf(stderr, "# connected: %d open, %d subscribed, %d failed in %.1f s\n",
                         g_open, g_subscribed, g_failed, connect_secs);
+                if (g_generic && g_subscribed < g_open && g_unmatched[0])
+                    fprintf(stderr,
+                            "loadgen: no subscribed marker on %d connections; a frame that "
+                            "matched no marker: %s\n",
+                            g_open - g_subscribed, g_unmatched);
                 g_phase = PH_WARMUP;
                 phase_end = now + o_warmup;
             }
