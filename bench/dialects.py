@@ -53,4 +53,16 @@ SOCKETIO = BenchDialect(
     engineio=True,
 )
 
-DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SOCKETIO)}
+#: Seed 003's ``/ws``: first-message auth, then every symbol's ``price_update``.
+SEED003 = BenchDialect(
+    name="seed003",
+    path="/ws",
+    hello=(
+        '{"type":"auth","token":"{token}"}',
+        '{"type":"subscribe","channel":"price_updates"}',
+    ),
+    subscribed='"type":"subscribed"',
+    market='"type":"price_update"',
+)
+
+DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SOCKETIO, SEED003)}

@@ -51,7 +51,8 @@ def restarting_payload() -> bytes:
 async def close_clients(node: Node, grace: float) -> None:
     notice = restarting_payload()
     for session in list(node.sessions):
-        session.disconnect(Disconnects.SHUTDOWN, notice=notice)
+        # Each dialect tells its clients in its own format (seed 001's by default).
+        session.disconnect(Disconnects.SHUTDOWN, notice=session.shutdown_notice(notice))
     deadline = time.monotonic() + grace
     while node.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a set
         await asyncio.sleep(0.05)
@@ -112,6 +113,7 @@ async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
     await stop.wait()
     log.info("shutting down", extra={"connections": len(node.sessions)})
     systemd.notify("STOPPING=1")
+    node.announce_stopping()
     node.stopping = True
     server.stop()
     await close_clients(node, settings.server.shutdown_grace)
