@@ -355,17 +355,24 @@ def test_loadgen_speaks_socketio_and_counts_loss_without_offsets(loadgen: Path) 
     assert 0 <= result["p50_ms"] <= result["p99_ms"] < 1000
 
 
-def test_fanout_compares_a_dialect_with_the_canonical_endpoint(tmp_path: Path) -> None:
-    """``fanout.py --reference``, briefly: the canonical endpoint of a real daemon first,
-    then seed 002's stack over the ``socketio`` row, one table with each as a share of the
-    canonical run."""
+# The rows of bench/dialects.py whose endpoint this tree serves (socketio: once the
+# /socket.io/ endpoint is merged; then every row, and ``--dialect all``).
+SERVED_ROWS = ("seed003",)
+
+
+def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) -> None:
+    """``fanout.py --dialect … --reference …``, briefly: the canonical endpoint of a real
+    daemon first, then each served row of ``bench/dialects.py`` on its own daemon, then
+    seed 002's stack over the ``socketio`` row; one table, each as a share of the
+    canonical run, and every client of every row subscribed and counted."""
     report = tmp_path / "fanout.json"
     out = subprocess.run(
         [
             sys.executable,
             str(ROOT / "bench" / "fanout.py"),
             *("--clients", "2", "--duration", "2", "--warmup", "0.5", "--tick-rate", "5"),
-            *("--reference", "python-socketio", "--no-pin", "--json", str(report)),
+            *("--dialect", ",".join(SERVED_ROWS), "--reference", "python-socketio"),
+            *("--no-pin", "--json", str(report)),
         ],
         capture_output=True,
         text=True,
@@ -377,17 +384,24 @@ def test_fanout_compares_a_dialect_with_the_canonical_endpoint(tmp_path: Path) -
     )
     assert "| canonical `/api/ws` | 2 | 50 (" in out.stdout
     assert "| python-socketio (seed 002, python-socketio) | 2 | 50 (" in out.stdout
-    canonical, reference = json.loads(report.read_text())
-    assert (canonical["dialect"], canonical["reference"]) == ("canonical", "")
-    assert (reference["dialect"], reference["reference"]) == ("socketio", "python-socketio")
-    for run in (canonical, reference):
-        assert run["loadgen"]["connected"] == 2
-        assert run["loadgen"]["closed_by_server"] == 0
-        assert run["loadgen"]["market_per_sec"] > 0
-    assert canonical["loadgen"]["loss_method"] == "offset"
-    assert reference["loadgen"]["loss_method"] == "count"
-    assert canonical["share_of_canonical"] == 1.0
-    assert 0.5 < reference["share_of_canonical"] < 1.5
+    runs = json.loads(report.read_text())
+    assert [(r["dialect"], r["reference"]) for r in runs] == [
+        ("canonical", ""),
+        *((name, "") for name in SERVED_ROWS),
+        ("socketio", "python-socketio"),
+    ]
+    for run in runs:
+        lg = run["loadgen"]
+        assert lg["connected"] == 2, run
+        assert lg["open_at_end"] == 2, run
+        assert lg["closed_by_server"] == 0, run
+        assert lg["parse_errors"] == 0, run
+        assert lg["latency_samples"] > 0, run
+        assert lg["symbols"] == 10, run
+        assert lg["gaps"] == 0, run
+        assert 0.5 < run["share_of_canonical"] < 1.5, run
+    assert runs[0]["loadgen"]["loss_method"] == "offset"
+    assert runs[0]["share_of_canonical"] == 1.0
 
 
 def test_rest_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
