@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -67,6 +68,9 @@ typedef struct {
     int want_out;
     int eio_stage;     /* Engine.IO: 0 awaiting the open packet, 1 the Socket.IO connect, 2 up */
     struct gen_s *gen; /* generic dialects: per-symbol counts (loss without offsets) */
+    int deflate;       /* permessage-deflate agreed */
+    int frag_rsv1;     /* the fragmented message being reassembled is compressed */
+    struct z_stream_s *zs; /* own inflate stream, when the server keeps its context */
     int64_t last_off[MAX_SYMBOLS];
 } conn_t;
 
@@ -85,12 +89,12 @@ static double o_duration = 10, o_warmup = 2, o_rate = 300, o_connect_timeout = 0
 static const char *o_url = NULL;
 static const char *o_subscribe = "{\"type\":\"subscribe\",\"channels\":[\"market-data\"]}";
 static int o_verbose = 0;
-#define MAX_HELLO 8
+#define MAX_HELLO 64
 static const char *o_hello[MAX_HELLO]; /* frames sent once the socket is open */
 static int o_nhello;
 static const char *o_sub_marker, *o_market_marker; /* generic dialects only */
 static size_t g_sub_marker_len, g_market_marker_len;
-static int o_engineio;
+static int o_engineio, o_deflate;
 static double o_loss_grace = -1;
 static int g_generic; /* markers given: the generic reader instead of the canonical parser */
 
@@ -583,8 +587,11 @@ static void send_handshake(conn_t *c)
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\nUser-Agent: fxgate-loadgen\r\n\r\n",
-                     g_path, g_host, g_port, key64);
+                     "Sec-WebSocket-Version: 13\r\nUser-Agent: fxgate-loadgen\r\n%s\r\n",
+                     g_path, g_host, g_port, key64,
+                     o_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                 "client_max_window_bits\r\n"
+                               : "");
     if (n <= 0 || (size_t)n >= sizeof(req))
         die("request too long");
     buf_append(&c->out, req, (size_t)n);
@@ -611,6 +618,10 @@ static void conn_close(conn_t *c, int new_state)
     buf_free(&c->frag);
     free(c->gen);
     c->gen = NULL;
+    if (c->zs) { /* its inflate state is left to the process's exit: a few per run */
+        free(c->zs);
+        c->zs = NULL;
+    }
 }
 
 static void record_close_code(int code)
@@ -766,6 +777,7 @@ static const char *walk_object(const char *p, const char *e, int depth, gmsg_t *
 {
     quote_t cur;
     memset(&cur, 0, sizeof(cur));
+    int nested_before = g->nq;
     p++;
     for (;;) {
         p = skip_ws(p, e);
@@ -815,7 +827,9 @@ static const char *walk_object(const char *p, const char *e, int depth, gmsg_t *
         cur.sym = pkey;
         cur.sym_len = pkl;
     }
-    if (cur.sym) {
+    /* An object with a symbol around quotes of its own ({"symbol":"EUR/USD","data":{
+     * "symbol":…}}) is their envelope, not one more quote. */
+    if (cur.sym && g->nq == nested_before) {
         if (g->nq < MAX_QUOTES)
             g->q[g->nq++] = cur;
         else
@@ -1092,13 +1106,121 @@ static int on_message_generic(conn_t *c, const char *p, size_t len, double now_m
     return 0;
 }
 
+/* ------------------------------------------------------------------------- */
+/* permessage-deflate (RFC 7692), for --deflate rows: zlib is loaded with dlopen when the
+ * row asks for it, so the load generator still builds with no library at all. */
+
+#if !defined(LOADGEN_NO_ZLIB_H) && __has_include(<zlib.h>)
+#define ZLIB_CONST
+#include <zlib.h>
+#else /* zlib's ABI, stable since 1.0: the fields and the two calls used here */
+typedef struct z_stream_s {
+    const unsigned char *next_in;
+    unsigned avail_in;
+    unsigned long total_in;
+    unsigned char *next_out;
+    unsigned avail_out;
+    unsigned long total_out;
+    const char *msg;
+    void *state;
+    void *zalloc, *zfree, *opaque;
+    int data_type;
+    unsigned long adler, reserved;
+} z_stream;
+#define Z_OK 0
+#define Z_STREAM_END 1
+#define Z_BUF_ERROR (-5)
+#define Z_SYNC_FLUSH 2
+#define ZLIB_VERSION "1.2.13" /* zlib checks the major version only */
+#endif
+
+static int (*zf_inflateInit2_)(z_stream *, int, const char *, int);
+static int (*zf_inflate)(z_stream *, int);
+static int (*zf_inflateReset)(z_stream *);
+static z_stream g_zs; /* shared when the server takes no context over between messages */
+static int g_zs_ready;
+static buf_t g_inflated;
+static uint64_t r_deflate_negotiated, r_inflated, r_inflate_err;
+
+static void zlib_load(void)
+{
+    void *h = dlopen("libz.so.1", RTLD_NOW);
+    if (!h)
+        h = dlopen("libz.so", RTLD_NOW);
+    if (!h)
+        die("--deflate needs zlib (libz.so.1)");
+    zf_inflateInit2_ = (int (*)(z_stream *, int, const char *, int))dlsym(h, "inflateInit2_");
+    zf_inflate = (int (*)(z_stream *, int))dlsym(h, "inflate");
+    zf_inflateReset = (int (*)(z_stream *))dlsym(h, "inflateReset");
+    if (!zf_inflateInit2_ || !zf_inflate || !zf_inflateReset)
+        die("zlib without inflateInit2_/inflate/inflateReset");
+}
+
+static int zs_init(z_stream *zs)
+{
+    memset(zs, 0, sizeof(*zs));
+    return zf_inflateInit2_(zs, -15, ZLIB_VERSION, (int)sizeof(z_stream)) == Z_OK ? 0 : -1;
+}
+
+/* Inflates one compressed message (the tail 00 00 ff ff appended, RFC 7692 7.2.2) into
+ * g_inflated; returns -1 on a corrupt stream. */
+static int inflate_message(conn_t *c, const unsigned char *in, size_t n)
+{
+    static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+    z_stream *zs = c->zs;
+    if (!zs) {
+        if (!g_zs_ready) {
+            if (zs_init(&g_zs) < 0)
+                die("inflateInit2 failed");
+            g_zs_ready = 1;
+        }
+        zs = &g_zs;
+        zf_inflateReset(zs);
+    }
+    g_inflated.len = 0;
+    for (int part = 0; part < 2; part++) {
+        zs->next_in = part ? tail : in;
+        zs->avail_in = (unsigned)(part ? sizeof(tail) : n);
+        while (zs->avail_in > 0) {
+            buf_reserve(&g_inflated, g_inflated.len + 65536);
+            zs->next_out = (unsigned char *)g_inflated.p + g_inflated.len;
+            zs->avail_out = (unsigned)(g_inflated.cap - g_inflated.len);
+            int rc = zf_inflate(zs, Z_SYNC_FLUSH);
+            g_inflated.len = g_inflated.cap - zs->avail_out;
+            if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+                r_inflate_err++;
+                return -1;
+            }
+            if (rc == Z_STREAM_END)
+                break;
+        }
+    }
+    r_inflated++;
+    return 0;
+}
+
+/* The handshake's answer: whether deflate was agreed, and whether the server keeps its
+ * compression context between messages (then this connection needs its own stream). */
+static void deflate_negotiate(conn_t *c, const char *hdr, size_t n)
+{
+    if (!memmem(hdr, n, "permessage-deflate", 18))
+        return;
+    c->deflate = 1;
+    r_deflate_negotiated++;
+    if (memmem(hdr, n, "server_no_context_takeover", 26))
+        return;
+    c->zs = malloc(sizeof(z_stream));
+    if (!c->zs || zs_init(c->zs) < 0)
+        die("inflateInit2 failed");
+}
+
 /* Parses complete frames in p[0..n); returns bytes consumed, or -1 if the connection closed. */
 static ssize_t parse_frames(conn_t *c, char *p, size_t n, double now_ms)
 {
     size_t pos = 0;
     while (n - pos >= 2) {
         unsigned char *f = (unsigned char *)p + pos;
-        int fin = f[0] & 0x80, op = f[0] & 0x0f, masked = f[1] & 0x80;
+        int fin = f[0] & 0x80, op = f[0] & 0x0f, masked = f[1] & 0x80, rsv1 = f[0] & 0x40;
         uint64_t len = f[1] & 0x7f;
         size_t h = 2;
         if (len == 126) {
@@ -1134,7 +1256,14 @@ static ssize_t parse_frames(conn_t *c, char *p, size_t n, double now_ms)
         switch (op) {
         case 0x1:
         case 0x2:
-            if (fin) {
+            if (rsv1 && c->deflate && fin) {
+                if (inflate_message(c, pl, (size_t)len) < 0) {
+                    if (g_phase == PH_MEASURE)
+                        s_parse_err++;
+                } else if (on_message_generic(c, g_inflated.p, g_inflated.len, now_ms) < 0) {
+                    return -1;
+                }
+            } else if (fin) {
                 if (!g_generic)
                     on_message(c, (char *)pl, (size_t)len, now_ms);
                 else if (on_message_generic(c, (char *)pl, (size_t)len, now_ms) < 0)
@@ -1142,15 +1271,29 @@ static ssize_t parse_frames(conn_t *c, char *p, size_t n, double now_ms)
             } else {
                 c->frag.len = 0;
                 c->frag_op = op;
+                c->frag_rsv1 = rsv1 && c->deflate;
                 buf_append(&c->frag, pl, (size_t)len);
             }
             break;
         case 0x0:
             buf_append(&c->frag, pl, (size_t)len);
             if (fin) {
+                const char *msg = c->frag.p;
+                size_t msg_len = c->frag.len;
+                if (c->frag_rsv1) {
+                    c->frag_rsv1 = 0;
+                    if (inflate_message(c, (unsigned char *)c->frag.p, c->frag.len) < 0) {
+                        if (g_phase == PH_MEASURE)
+                            s_parse_err++;
+                        c->frag.len = 0;
+                        break;
+                    }
+                    msg = g_inflated.p;
+                    msg_len = g_inflated.len;
+                }
                 if (!g_generic) {
-                    on_message(c, c->frag.p, c->frag.len, now_ms);
-                } else if (on_message_generic(c, c->frag.p, c->frag.len, now_ms) < 0) {
+                    on_message(c, msg, msg_len, now_ms);
+                } else if (on_message_generic(c, msg, msg_len, now_ms) < 0) {
                     return -1;
                 }
                 c->frag.len = 0;
@@ -1261,6 +1404,8 @@ static void on_readable(conn_t *c)
         g_open++;
         g_ever_open++;
         size_t hl = (size_t)(end + 4 - p);
+        if (o_deflate)
+            deflate_negotiate(c, p, hl);
         p += hl;
         n -= hl;
         if (g_generic) {
@@ -1375,7 +1520,7 @@ static void usage(void)
             "               [--warmup W] [--rate CONNECTS_PER_SEC] [--connect-timeout S]\n"
             "               [--subscribe JSON] [--verbose]\n"
             "               [--hello FRAME]... [--subscribed MARKER --market MARKER]\n"
-            "               [--engineio] [--loss-grace S]\n"
+            "               [--engineio] [--deflate] [--loss-grace S]\n"
             "Prints one JSON line with the measured window's statistics.\n");
     exit(2);
 }
@@ -1424,6 +1569,10 @@ int main(int argc, char **argv)
             o_engineio = 1;
             continue;
         }
+        if (!strcmp(a, "--deflate")) {
+            o_deflate = 1;
+            continue;
+        }
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             usage();
         if (!v)
@@ -1469,6 +1618,8 @@ int main(int argc, char **argv)
         g_sub_marker_len = strlen(o_sub_marker);
         g_market_marker_len = strlen(o_market_marker);
     }
+    if (o_deflate)
+        zlib_load();
     if (o_loss_grace < 0)
         o_loss_grace = o_duration / 2 < 2.0 ? o_duration / 2 : 2.0;
     if (o_loss_grace >= o_duration)
@@ -1628,6 +1779,7 @@ int main(int argc, char **argv)
            "\"first_p99_ms\":%.1f,\"first_max_ms\":%.1f,\"market_per_sec\":%.1f,"
            "\"offset_gaps\":%llu,\"missing_by_count\":%llu,\"loss_method\":\"%s\","
            "\"loss_window_secs\":%.3f,\"sio_refused\":%llu,\"quote_overflow\":%llu,"
+           "\"deflate_negotiated\":%llu,\"inflated\":%llu,\"inflate_errors\":%llu,"
            "\"close_codes\":{",
            o_clients, connected_at_window, window, (unsigned long long)s_messages,
            window > 0 ? s_messages / window : 0.0, percentile(0.50), percentile(0.99), s_lat_max,
@@ -1644,7 +1796,9 @@ int main(int argc, char **argv)
            window > 0 ? s_market / window : 0.0, (unsigned long long)s_gaps,
            (unsigned long long)missing, loss_method,
            g_used_counts ? (g_loss_hi - g_loss_lo) / 1000.0 : 0.0,
-           (unsigned long long)r_sio_refused, (unsigned long long)r_quote_overflow);
+           (unsigned long long)r_sio_refused, (unsigned long long)r_quote_overflow,
+           (unsigned long long)r_deflate_negotiated, (unsigned long long)r_inflated,
+           (unsigned long long)r_inflate_err);
     for (int i = 0; i < r_nclose; i++)
         printf("%s\"%d\":%d", i ? "," : "", r_close_code[i], r_close_cnt[i]);
     printf("}");

@@ -24,9 +24,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("EURUSD", "XAUUSD")
@@ -123,7 +125,7 @@ def loadgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def serve_in_thread(feed: StubFeed | BatchFeed) -> Iterator[int]:
+def serve_in_thread(feed: StubFeed | BatchFeed, **options: Any) -> Iterator[int]:
     """The stub server on a free port, in a thread with its own event loop."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -131,7 +133,7 @@ def serve_in_thread(feed: StubFeed | BatchFeed) -> Iterator[int]:
     stop = asyncio.Event()
 
     async def main() -> None:
-        async with serve(feed.handler, "127.0.0.1", 0) as server:
+        async with serve(feed.handler, "127.0.0.1", 0, **options) as server:
             port.append(server.sockets[0].getsockname()[1])
             ready.set()
             await stop.wait()
@@ -210,9 +212,10 @@ def test_loadgen_counts_gaps_and_server_closes(loadgen: Path) -> None:
 @dataclass
 class BatchFeed:
     """A dialect that pushes unasked, batches both symbols in one frame, stamps in epoch
-    ms and has no offsets; frames alternate a list of quotes and a map keyed by symbol,
-    and go in pairs with the same timestamp (two ticks in one millisecond). Every client
-    gets the same ticks, except that the first never gets EURUSD in one frame of five."""
+    ms and has no offsets; frames rotate between a map keyed by symbol, a list of quotes
+    and a list of per-symbol envelopes around their quote (one update each, not two), and
+    go in pairs with the same timestamp (two ticks in one millisecond). Every client gets
+    the same ticks, except that the first never gets EURUSD in one frame of five."""
 
     clients: list[ServerConnection] = field(default_factory=list)
     producer: asyncio.Task[None] | None = None
@@ -222,8 +225,10 @@ class BatchFeed:
         if first and n % 5 == 0:
             del quotes["EURUSD"]
         data: object = quotes
-        if n % 2:
+        if n % 3 == 1:
             data = {"quotes": [{"symbol": sym, **q} for sym, q in quotes.items()]}
+        elif n % 3 == 2:
+            data = [{"symbol": sym, "data": {"symbol": sym, **q}} for sym, q in quotes.items()]
         return json.dumps({"type": "market_data", "data": data, "session": {"london": True}})
 
     async def produce(self) -> None:
@@ -249,12 +254,26 @@ class BatchFeed:
             self.producer = None
 
 
-def test_loadgen_reads_batched_quotes_without_offsets(loadgen: Path) -> None:
+COMPRESSION: dict[str, dict[str, Any]] = {
+    "plain": {"compression": None},
+    # The server's context kept between messages: an inflate stream per connection.
+    "deflate": {"compression": "deflate"},
+    # Each message compressed on its own (the dashboard's shared frames): one stream.
+    "deflate-no-context": {
+        "compression": None,
+        "extensions": [ServerPerMessageDeflateFactory(server_no_context_takeover=True)],
+    },
+}
+
+
+@pytest.mark.parametrize("compression", list(COMPRESSION))
+def test_loadgen_reads_batched_quotes_without_offsets(loadgen: Path, compression: str) -> None:
     feed = BatchFeed()
-    with serve_in_thread(feed) as port:
+    deflate = ["--deflate"] if compression != "plain" else []
+    with serve_in_thread(feed, **COMPRESSION[compression]) as port:
         out = subprocess.run(
             [
-                *(str(loadgen), "--url", f"ws://127.0.0.1:{port}/ws/dashboard"),
+                *(str(loadgen), "--url", f"ws://127.0.0.1:{port}/ws/dashboard", *deflate),
                 *("--subscribed", '"type": "market_data"', "--market", '"type": "market_data"'),
                 *("--clients", "2", "--duration", "1.5", "--warmup", "0.3"),
             ],
@@ -277,6 +296,12 @@ def test_loadgen_reads_batched_quotes_without_offsets(loadgen: Path) -> None:
     eurusd_ticks = result["feed_ticks"] / 2
     assert result["missing_by_count"] == pytest.approx(eurusd_ticks / 5, abs=2)
     assert result["missing_by_count"] > 5
+    if deflate:
+        assert result["deflate_negotiated"] == 2
+        assert result["inflated"] >= result["messages"] > 0
+        assert result["inflate_errors"] == 0
+    else:
+        assert result["inflated"] == 0
 
 
 def free_port() -> int:
