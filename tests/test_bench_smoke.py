@@ -382,7 +382,7 @@ def test_loadgen_speaks_socketio_and_counts_loss_without_offsets(loadgen: Path) 
 
 # The rows of bench/dialects.py whose endpoint this tree serves (socketio: once the
 # /socket.io/ endpoint is merged; then every row, and ``--dialect all``).
-SERVED_ROWS = ("seed003",)
+SERVED_ROWS = ("seed003", "seed004-market-data", "dashboard", "dashboard-deflate")
 
 
 def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) -> None:
@@ -395,7 +395,7 @@ def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) ->
         [
             sys.executable,
             str(ROOT / "bench" / "fanout.py"),
-            *("--clients", "2", "--duration", "2", "--warmup", "0.5", "--tick-rate", "5"),
+            *("--clients", "2", "--duration", "1.5", "--warmup", "0.3", "--tick-rate", "5"),
             *("--dialect", ",".join(SERVED_ROWS), "--reference", "python-socketio"),
             *("--no-pin", "--json", str(report)),
         ],
