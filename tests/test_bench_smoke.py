@@ -373,9 +373,11 @@ def test_loadgen_speaks_socketio_and_counts_loss_without_offsets(loadgen: Path) 
     assert result["loss_method"] == "count"
     assert result["offset_gaps"] == 0
     # The loss window is the first second: 40 ticks/s x 2 symbols.
-    assert 70 <= result["feed_ticks"] <= 90
-    skipped = result["feed_ticks"] / 4
-    assert skipped - 2 <= result["missing_by_count"] == result["gaps"] <= skipped + 2
+    assert 60 <= result["feed_ticks"] <= 90, result
+    # One tick in four never sent to one client (a tick late past the grace on a busy
+    # machine counts as missing too: hence the margin).
+    assert result["missing_by_count"] == result["gaps"]
+    assert result["missing_by_count"] == pytest.approx(result["feed_ticks"] / 4, abs=4), result
     assert result["latency_samples"] == result["market_data"] > 200
     assert 0 <= result["p50_ms"] <= result["p99_ms"] < 1000
 
