@@ -23,6 +23,7 @@ from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
 from fxgate.hub.hub import Hub
+from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.api import PluginAPI
 from fxgate.plugins.manager import await_me_maybe
 from fxgate.protocol.limits import SlidingWindowCounter
@@ -91,6 +92,9 @@ class Node:
         self.connection_rate = SlidingWindowCounter(settings.ws.connections_per_minute)
         #: Live sessions, for shutdown and for closing those of a retired key.
         self.sessions: set[Session] = set()
+        #: Where each user's trading streams stood when their last connection closed,
+        #: for the dialects whose clients cannot send an offset (fxgate.hub.resume).
+        self.resume = ResumeBook(hub, settings.ws.recovery_window)
         self.started_at = time.time()
         self.stopping = False
         self._tasks = tasks

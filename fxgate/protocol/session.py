@@ -70,7 +70,28 @@ class Connection(Sink, Protocol):
     def release(self) -> None: ...
 
 
+class Replies(Protocol):
+    """A dialect's control replies (payload bytes). ``fxgate.protocol.canonical`` is
+    seed 001's; a dialect whose session is a :class:`Session` subclass sets its own
+    (``Session.replies``), so limits, subscriptions and recovery stay written once."""
+
+    def connection(self, session_id: str, user_id: str) -> bytes: ...
+
+    def subscription(self, channels: list[dict[str, Any]]) -> bytes: ...
+
+    def unsubscription(self, names: list[str]) -> bytes: ...
+
+    def pong(self) -> bytes: ...
+
+    def auth_ok(self, expires_at: float) -> bytes: ...
+
+    def error(self, exc: FxgateError) -> bytes: ...
+
+
 class Session:
+    #: The control replies' wire format; client frames are parsed by ``on_message``.
+    replies: Replies = wire
+
     def __init__(
         self,
         *,
@@ -154,7 +175,7 @@ class Session:
             self._auth_deadline.cancel()
             self._auth_deadline = None
         self._schedule_expiry(claims.exp)
-        self.conn.send(wire.connection(self.session_id, claims.sub))
+        self.conn.send(self.replies.connection(self.session_id, claims.sub))
         if self._on_authenticated is not None:
             self._on_authenticated(self)
 
@@ -185,10 +206,10 @@ class Session:
                 raise AuthenticationError("Authenticate first: send {type: auth, token}")
             await self._dispatch(cmd)
         except FxgateError as exc:
-            self.conn.send(wire.error(exc))
+            self.conn.send(self.replies.error(exc))
         except Exception:
             log.exception("session error", extra={"session": self.session_id})
-            self.conn.send(wire.error(FxgateError("Internal error")))
+            self.conn.send(self.replies.error(FxgateError("Internal error")))
 
     def _rate_limited(self) -> None:
         """A message over the rate was dropped. A burst is told once a second and keeps
@@ -213,7 +234,7 @@ class Session:
         if now - self._last_rate_error >= 1.0:
             self._last_rate_error = now
             self.conn.send(
-                wire.error(
+                self.replies.error(
                     RateLimitError(
                         "Rate limit exceeded",
                         details={"limit": self.limits.max_messages_per_second, "per": "second"},
@@ -227,7 +248,7 @@ class Session:
         elif isinstance(cmd, wire.Unsubscribe):
             self.unsubscribe(cmd.names)
         elif isinstance(cmd, wire.Ping):
-            self.conn.send(wire.pong())
+            self.conn.send(self.replies.pong())
         else:
             await self.auth(cmd.token)
 
@@ -246,10 +267,10 @@ class Session:
         self.conn.principal = self.principal
         dropped = self._drop_forbidden(self.principal)
         self._schedule_expiry(claims.exp)
-        self.conn.send(wire.auth_ok(claims.exp))
+        self.conn.send(self.replies.auth_ok(claims.exp))
         if dropped:
             self.conn.send(
-                wire.error(
+                self.replies.error(
                     AuthorizationError(
                         "Permission denied: subscriptions dropped",
                         details={"channels": dropped, "role": str(claims.role)},
@@ -262,7 +283,7 @@ class Session:
             claims = await self.tokens.verify(token)
         except AuthenticationError as exc:
             # DESIGN.md: a bad token is refused, close code 4001 after the error.
-            self.disconnect(Disconnects.AUTH_FAILED, notice=wire.error(exc))
+            self.disconnect(Disconnects.AUTH_FAILED, notice=self.replies.error(exc))
             return
         if self.closed or self.principal is not None:
             return
@@ -296,7 +317,7 @@ class Session:
                 try:
                     sub = self.hub.make_subscription(self.conn, item.name, item.filters)
                 except FxgateError as exc:
-                    self.conn.send(wire.error(exc))
+                    self.conn.send(self.replies.error(exc))
                     continue
                 existing = self.subs.get(sub.channel.name, [])
                 if any(s.filters == sub.filters for s in existing):
@@ -304,7 +325,7 @@ class Session:
                     continue
                 if self._count >= self.limits.max_subscriptions:
                     self.conn.send(
-                        wire.error(
+                        self.replies.error(
                             RateLimitError(
                                 "Too many subscriptions",
                                 details={
@@ -328,7 +349,7 @@ class Session:
                     ack["recovered"] = replay is not None
                 acks.append(ack)
             if acks:
-                self.conn.send(wire.subscription(acks))
+                self.conn.send(self.replies.subscription(acks))
             for sub, _item in fresh:
                 replay = replays[id(sub)]
                 if replay is not None:
@@ -351,11 +372,11 @@ class Session:
         try:
             items = await sub.channel.snapshot(self.principal, sub.filters)
         except FxgateError as exc:
-            self.conn.send(wire.error(exc))
+            self.conn.send(self.replies.error(exc))
             return
         except Exception:
             log.exception("snapshot failed", extra={"channel": sub.channel.name})
-            self.conn.send(wire.error(FxgateError("Snapshot unavailable")))
+            self.conn.send(self.replies.error(FxgateError("Snapshot unavailable")))
             return
         dialect = self.dialect
         for payload in items:
@@ -371,7 +392,7 @@ class Session:
         for name in names:
             if name not in self.hub.channels:
                 self.conn.send(
-                    wire.error(
+                    self.replies.error(
                         ValidationError(
                             "Invalid channel", field="channels", details={"channel": name}
                         )
@@ -383,4 +404,4 @@ class Session:
                 self._count -= 1
             done.append(name)
         if done:
-            self.conn.send(wire.unsubscription(done))
+            self.conn.send(self.replies.unsubscription(done))

@@ -13,6 +13,7 @@ from fxgate.web.ops import HealthHandler, MetricsHandler, ReadyHandler, metrics_
 from fxgate.web.rest.base import ApiHandler, error_body
 from fxgate.web.rest.routes import rest_routes
 from fxgate.web.ws.canonical import CanonicalSocket
+from fxgate.web.ws.socketio import SocketIOEndpoint, SocketIOHandler
 from fxgate.web.ws.writer import Flusher
 
 #: Every method some handler implements; Tornado refuses others before any handler runs.
@@ -109,6 +110,8 @@ def make_app(node: Node) -> tornado.web.Application:
     ws: dict[str, Any] = {"node": node, "flusher": flusher}
     routes: list[Any] = [
         (r"/api/ws/?", CanonicalSocket, ws),
+        # Seed 002's Socket.IO (docs/dialects.md).
+        (r"/socket\.io/?", SocketIOHandler, {"endpoint": SocketIOEndpoint(node, flusher)}),
         (r"/health", HealthHandler, {"node": node}),
         (r"/ready", ReadyHandler, {"node": node}),
         (r"/metrics", MetricsHandler, {"registry": metrics_registry(node)}),

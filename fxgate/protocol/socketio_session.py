@@ -1,0 +1,126 @@
+"""One Socket.IO client's session (seed 002): the canonical :class:`Session`, seed 002's words.
+
+Limits (messages per second and the flood rule, payload size, subscriptions), token
+expiry, the hub's subscriptions, snapshots and ``since`` recovery are the canonical
+session's, unchanged; this subclass only reads Socket.IO events instead of seed 001's
+frames, answers with seed 002's events (``wire``), maps the seed's channel names, sends
+``positions``/``orders`` as full lists (``socketio_lists``), and, because a Socket.IO
+client cannot send an offset, asks the :class:`~fxgate.hub.resume.ResumeBook` where
+the user's streams stood when their last connection closed.
+
+The transport authenticates the Socket.IO CONNECT packet before the session exists, so
+a session always starts with claims; the transport's ``kick`` tells the client
+(``disconnected``, then the Socket.IO DISCONNECT) before closing, so the canonical
+notice a caller may pass to :meth:`disconnect` is not sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fxgate.domain.errors import Disconnect, FxgateError, ValidationError
+from fxgate.hub.resume import ResumeBook
+from fxgate.protocol import canonical
+from fxgate.protocol import socketio as sio
+from fxgate.protocol.session import Session
+from fxgate.protocol.socketio_lists import ListFeeds
+from fxgate.services.auth.tokens import Claims
+
+log = logging.getLogger(__name__)
+
+
+class SocketIOSession(Session):
+    replies = sio.REPLIES
+
+    def __init__(self, *, lists: ListFeeds, resume: ResumeBook | None, **kwargs: Any) -> None:
+        kwargs.setdefault("dialect", sio.SOCKETIO)
+        super().__init__(**kwargs)
+        self.lists = lists
+        self.resume = resume
+        self._opened = False
+
+    def start(self, claims: Claims | None) -> None:
+        if claims is None:
+            raise ValueError("a Socket.IO session starts authenticated (CONNECT's auth)")
+        super().start(claims)
+        if self.resume is not None and self.principal is not None:
+            self.resume.opened(self.principal.user_id)
+            self._opened = True
+
+    def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None:
+        # The transport's kick says it in seed 002's words (``disconnected``).
+        super().disconnect(disconnect, None)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        if self.principal is not None:
+            self.lists.leave_all(self.principal.user_id, self.conn)
+            if self._opened and self.resume is not None:
+                self.resume.closed(self.principal.user_id, self._timers.time())
+
+    # -- input -----------------------------------------------------------------
+
+    async def on_packet(self, raw: str | bytes) -> None:
+        """One Socket.IO packet from the client (an EVENT; CONNECT is the transport's)."""
+        if self.closed or self.closing:
+            return
+        if not self._bucket.take():
+            self._rate_limited()
+            return
+        try:
+            if len(raw) > self.limits.max_message_size:
+                raise ValidationError(
+                    "Message too large",
+                    field="frame",
+                    reason="too_large",
+                    details={"limit": self.limits.max_message_size, "size": len(raw)},
+                )
+            cmd = sio.parse(raw)
+            if isinstance(cmd, sio.Subscribe):
+                await self.subscribe_seed(cmd.channels)
+            elif isinstance(cmd, sio.Unsubscribe):
+                self.unsubscribe_seed(cmd.channels)
+            elif isinstance(cmd, sio.Heartbeat):
+                self.conn.send(sio.heartbeat_ack(cmd.timestamp))
+            else:
+                raise ValidationError("Already connected", field="frame", reason="connected")
+        except FxgateError as exc:
+            self.conn.send(self.replies.error(exc))
+        except Exception:
+            log.exception("session error", extra={"session": self.session_id})
+            self.conn.send(self.replies.error(FxgateError("Internal error")))
+
+    # -- subscriptions ---------------------------------------------------------
+
+    async def subscribe_seed(self, names: tuple[str, ...]) -> None:
+        assert self.principal is not None
+        user = self.principal.user_id
+        now = self._timers.time()
+        items = []
+        for name in dict.fromkeys(names):
+            hub_name = sio.SEED_CHANNELS.get(name, name)
+            since = self.resume.since(user, hub_name, now) if self.resume is not None else None
+            if since is not None and not self._missed(hub_name, user, since[0]):
+                # Nothing missed: a reconnect and a fresh page load look alike here,
+                # so the current state (snapshot, list) serves both.
+                since = None
+            items.append(canonical.SubItem(hub_name, None, since))
+        await self.subscribe(tuple(items))
+        for item in items:
+            if item.name in sio.LIST_EVENTS and item.name in self.subs and not self.closed:
+                await self.lists.join(item.name, user, self.conn)
+
+    def _missed(self, channel: str, user: str, offset: int) -> bool:
+        stream = self.hub.streams.find(channel, user)
+        return stream is not None and stream.offset > offset
+
+    def unsubscribe_seed(self, names: tuple[str, ...]) -> None:
+        assert self.principal is not None
+        hub_names = tuple(sio.SEED_CHANNELS.get(n, n) for n in dict.fromkeys(names))
+        self.unsubscribe(hub_names)
+        for name in hub_names:
+            if name in sio.LIST_EVENTS and name not in self.subs:
+                self.lists.leave(name, self.principal.user_id, self.conn)
