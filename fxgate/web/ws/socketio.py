@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import engineio
 from engineio import packet as eio_packet
+from engineio import payload as eio_payload
 from engineio.async_socket import AsyncSocket
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -382,6 +383,9 @@ class SocketIOEndpoint:
             logger=False,
             transports=["polling", "websocket"],
         )
+        # A polling POST may carry as many packets as a second's worth of client
+        # messages (the library's default, 16, would refuse a busy dashboard's batch).
+        eio_payload.Payload.max_decode_packets = max(16, s.ws.max_messages_per_second)
         self.eio.on("connect", self._on_connect)
         self.eio.on("message", self._on_message)
         self.eio.on("disconnect", self._on_disconnect)
@@ -461,7 +465,9 @@ class SocketIOHandler(WebSocketHandler):
         return True
 
     def _refuse_stopping(self) -> bool:
-        if self.endpoint.node.stopping:
+        """A new connection while shutting down is refused; a live polling client's
+        requests go on, so that it reads its ``disconnected``."""
+        if self.endpoint.node.stopping and not self.get_query_argument("sid", None):
             self.set_status(503)
             self.finish("Server restarting")
             return True
@@ -477,6 +483,11 @@ class SocketIOHandler(WebSocketHandler):
 
     async def post(self, *args: Any, **kwargs: Any) -> None:
         if self._refuse_stopping():
+            return
+        if self.request.body.count(b"\x1e") >= eio_payload.Payload.max_decode_packets:
+            # The library would refuse it too, with a traceback in the log.
+            self.set_status(400)
+            self.finish("Too many packets in payload")
             return
         await self.endpoint.eio.handle_request(self)
 
