@@ -9,6 +9,7 @@ test waits on a refusal or a server disconnect the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -80,10 +81,8 @@ class SioClient:
                 got = sorted({e for e, _ in self.events})
                 raise AssertionError(f"no {event!r} within {timeout}s; got {got}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                pass
 
     async def emit(self, event: str, data: Any = None) -> None:
         await self.sio.emit(event, data)
