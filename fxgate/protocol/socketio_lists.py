@@ -128,7 +128,10 @@ class ListFeed:
         """The list as it is now: the last one sent when nothing changed since."""
         if self.payload is not None and not self.dirty and not self.building:
             return self.payload
-        return await self.build()
+        payload = await self.build()
+        if not self.dirty and not self.building:
+            self.payload = payload
+        return payload
 
 
 class ListFeeds:
