@@ -9,6 +9,7 @@ shutdown, and the replay of what a reconnecting user missed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -403,3 +404,31 @@ async def test_polling_cors_follows_server_cors_origins(make_daemon: Any) -> Non
             headers={"Origin": "https://evil.example"},
         )
         assert bad.status_code == 400
+
+
+async def test_broken_engineio_packets_never_log_a_traceback(daemon: Daemon) -> None:
+    import websockets
+
+    url = daemon.ws_url("/socket.io/?EIO=4&transport=websocket")
+    for junk in ["", "x", "9", "4", "40{", '42["subscribe"', "b!!!"]:
+        async with websockets.connect(url) as ws:
+            assert str(await ws.recv()).startswith("0{")
+            await ws.send(junk)
+            with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.3)
+    async with httpx.AsyncClient() as http:
+        for junk in ["", "x", "9\x1e4", "\x1e\x1e", "b!!!"]:
+            r = await http.get(daemon.url("/socket.io/?EIO=4&transport=polling"))
+            sid = json.loads(r.text[1:])["sid"]
+            r = await http.post(
+                daemon.url(f"/socket.io/?EIO=4&transport=polling&sid={sid}"), content=junk
+            )
+            assert r.status_code in (200, 400), (junk, r.status_code)
+    # A client that still works afterwards.
+    c = await client(daemon, daemon.token("sio-after-junk"))
+    try:
+        await c.heartbeat(1)
+    finally:
+        await c.close()
+    assert "Traceback" not in daemon.log()
+    assert "exception" not in daemon.log().lower()

@@ -358,6 +358,30 @@ class Client:
             await asyncio.wait_for(sock.queue.join(), 2.0)
 
 
+#: Engine.IO packet types a client may send (1 close ... 6 noop); 0 (open) is the
+#: server's, and ``b`` (base64 binary) is refused like every binary payload.
+_CLIENT_TYPES = frozenset("123456")
+
+
+def valid_packet(text: str) -> bool:
+    """Whether the library can decode ``text`` as a client's Engine.IO packet (it
+    raises, with a traceback in the log, on an empty packet or an unknown type)."""
+    return bool(text) and text[0] in _CLIENT_TYPES
+
+
+def valid_payload(body: bytes) -> bool:
+    """A polling POST body: packets separated by ``\\x1e``, each valid, at most the
+    library's ``max_decode_packets`` of them."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return False
+    packets = text.split("\x1e")
+    return len(packets) <= eio_payload.Payload.max_decode_packets and all(
+        valid_packet(p) for p in packets
+    )
+
+
 def cors_origins(origins: list[str]) -> Any:
     """``server.cors_origins`` in the library's terms: empty means same origin only
     (as for REST), ``*`` any origin."""
@@ -484,10 +508,10 @@ class SocketIOHandler(WebSocketHandler):
     async def post(self, *args: Any, **kwargs: Any) -> None:
         if self._refuse_stopping():
             return
-        if self.request.body.count(b"\x1e") >= eio_payload.Payload.max_decode_packets:
+        if not valid_payload(self.request.body):
             # The library would refuse it too, with a traceback in the log.
             self.set_status(400)
-            self.finish("Too many packets in payload")
+            self.finish("Invalid Engine.IO payload")
             return
         await self.endpoint.eio.handle_request(self)
 
@@ -501,6 +525,8 @@ class SocketIOHandler(WebSocketHandler):
         self._task = asyncio.ensure_future(self.endpoint.eio.handle_request(self))
 
     def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, str) and not valid_packet(message):
+            return  # Engine.IO has no error packet; a broken one is dropped
         self.receive_queue.put_nowait(message)
 
     async def get_next_message(self) -> str | bytes | None:
