@@ -36,4 +36,14 @@ CANONICAL = BenchDialect(
     market='"channel":"market-data"',
 )
 
-DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL,)}
+#: Seed 002's Socket.IO on the websocket transport: the token in the CONNECT packet.
+SOCKETIO = BenchDialect(
+    name="socketio",
+    path="/socket.io/?EIO=4&transport=websocket",
+    hello=('40{"token":"{token}"}', '42["subscribe",{"channels":["quotes"]}]'),
+    subscribed='42["subscribed"',
+    market='42["quotes"',
+    engineio=True,
+)
+
+DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SOCKETIO)}
