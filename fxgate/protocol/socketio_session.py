@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from fxgate.domain.errors import Disconnect, FxgateError, ValidationError
+from fxgate.hub.hub import Subscription
 from fxgate.hub.resume import ResumeBook
 from fxgate.protocol import canonical
 from fxgate.protocol import socketio as sio
@@ -112,6 +113,11 @@ class SocketIOSession(Session):
         for item in items:
             if item.name in sio.LIST_EVENTS and item.name in self.subs and not self.closed:
                 await self.lists.join(item.name, user, self.conn)
+
+    async def _send_snapshot(self, sub: Subscription) -> None:
+        # Positions and orders arrive as the feed's full list, not item by item.
+        if sub.channel.name not in sio.LIST_EVENTS:
+            await super()._send_snapshot(sub)
 
     def _missed(self, channel: str, user: str, offset: int) -> bool:
         stream = self.hub.streams.find(channel, user)
