@@ -112,6 +112,7 @@ async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
     await stop.wait()
     log.info("shutting down", extra={"connections": len(node.sessions)})
     systemd.notify("STOPPING=1")
+    node.announce_stopping()
     node.stopping = True
     server.stop()
     await close_clients(node, settings.server.shutdown_grace)

@@ -297,7 +297,8 @@ class Session:
         dropped: list[str] = []
         for name, subs in list(self.subs.items()):
             try:
-                self.hub.check_access(principal, subs[0].channel)
+                for sub in subs:
+                    self.hub.check_access(principal, sub.channel, sub.keys)
             except AuthorizationError:
                 for sub in subs:
                     self.hub.remove(sub)

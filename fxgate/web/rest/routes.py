@@ -11,7 +11,17 @@ import re
 from typing import Any
 
 from fxgate.node import Node
-from fxgate.web.rest import admin, apikeys, auth, health, market, openapi, strategies, trading
+from fxgate.web.rest import (
+    admin,
+    apikeys,
+    auth,
+    health,
+    market,
+    openapi,
+    signals,
+    strategies,
+    trading,
+)
 from fxgate.web.rest.base import ApiHandler
 from fxgate.web.rest.context import RestContext
 
@@ -20,6 +30,7 @@ HANDLER_GROUPS: tuple[tuple[type[ApiHandler], ...], ...] = (
     apikeys.HANDLERS,
     market.HANDLERS,
     strategies.HANDLERS,
+    signals.HANDLERS,
     trading.HANDLERS,
     admin.HANDLERS,
     health.HANDLERS,
