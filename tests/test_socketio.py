@@ -432,3 +432,34 @@ async def test_broken_engineio_packets_never_log_a_traceback(daemon: Daemon) -> 
         await c.close()
     assert "Traceback" not in daemon.log()
     assert "exception" not in daemon.log().lower()
+
+
+# -- logs and signals ------------------------------------------------------------------
+
+
+async def test_logs_and_signals_arrive_as_seed_002_shows_them(market: Daemon) -> None:
+    from tests.test_signals_channel import as_stored, seed_signal
+
+    admin = Admin(market)
+    frank = Trader.issued(market)
+    admin.quote("EURUSD", "1.08490", "1.08500")
+    c = await client(market, frank.token, ["polling", "websocket"])
+    try:
+        await c.emit("subscribe", {"channels": ["logs", "signals"]})
+        assert (await c.wait("subscribed"))["channels"] == ["logs", "signals"]
+        placed = frank.buy(0.1)
+        line = await c.wait(
+            "logs_update", lambda d: d["extra"].get("ticket") == placed["ticket"], timeout=10
+        )
+        assert list(line) == ["timestamp", "level", "message", "module", "extra"]
+        assert line["level"] == "INFO"
+        assert line["timestamp"].endswith("Z")
+
+        sig = seed_signal("signal_" + frank.user_id)
+        r = admin.publish({"channel": "signals", "data": sig})
+        assert r.status_code == 200, r.text
+        got = await c.wait("signals_update", lambda d: d["uuid"] == sig["uuid"])
+        assert got == as_stored(sig)
+        assert list(got) == list(sig)
+    finally:
+        await c.close()
