@@ -44,7 +44,12 @@ def test_the_seed_client_works_unchanged(daemon: Daemon, node: str) -> None:
     trader = Trader.issued(daemon)
     trader.buy(0.1, symbol="EURUSD", comment="RSI_Strategy")
     trader.buy(0.05, symbol="EURUSD", type="limit", price=0.5, comment="Manual order")
-    env = {**os.environ, "FXGATE_URL": daemon.url(""), "FXGATE_TOKEN": trader.token}
+    env = {
+        **os.environ,
+        "FXGATE_URL": daemon.url(""),
+        "FXGATE_TOKEN": trader.token,
+        "FXGATE_SHORT_TOKEN": daemon.token(trader.user_id, ttl=3),
+    }
     run = subprocess.run(
         [node, "seed002.mjs"], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=90
     )
@@ -53,7 +58,7 @@ def test_the_seed_client_works_unchanged(daemon: Daemon, node: str) -> None:
         if line.startswith("{"):
             r = json.loads(line)
             reports[r["phase"]] = r
-    assert set(reports) == {"websocket", "default", "bad-token"}, (run.stdout, run.stderr)
+    assert set(reports) == {"websocket", "default", "bad-token", "expiry"}, (run.stdout, run.stderr)
     for phase, r in reports.items():
         assert r["ok"], (phase, {k: v for k, v in r.items() if k != "events"}, run.stderr)
 
@@ -74,4 +79,40 @@ def test_the_seed_client_works_unchanged(daemon: Daemon, node: str) -> None:
     bad = reports["bad-token"]
     assert bad["message"].startswith("Authentication failed"), bad
     assert bad["data"]["code"] == "AUTHENTICATION_ERROR"
+    expiry = reports["expiry"]
+    assert expiry["notice"] == {"reason": "Token expired", "reconnect": True}
+    assert expiry["reason"] == "io server disconnect"
+    assert expiry["events"] == [
+        "connected",
+        "disconnected",
+        "disconnect",
+        "connected",
+        "heartbeat_ack",
+    ]
     assert run.returncode == 0, run.stderr
+
+
+def test_the_seed_client_hears_disconnected_before_a_shutdown(
+    fresh_daemon: Daemon, node: str
+) -> None:
+    d = fresh_daemon.start()
+    env = {**os.environ, "FXGATE_URL": d.url(""), "FXGATE_TOKEN": d.token("sio-node-stop")}
+    proc = subprocess.Popen(
+        [node, "shutdown.mjs"], cwd=NODE_DIR, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "READY"
+        d.stop()
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reports = json.loads(out.strip().splitlines()[-1])
+    assert len(reports) == 3
+    for r in reports:
+        assert r["events"][0] == "disconnected", r
+        assert r["notice"] == {"reason": "Server restarting", "reconnect": True}
+        assert r["events"][1] == "disconnect:io server disconnect", r
+    assert [r["transport"] for r in reports] == ["websocket", "websocket", "polling"]
+    assert d.proc is not None and d.proc.returncode == 0

@@ -125,5 +125,39 @@ results.push(await session('default', io(url, { auth: { token }, forceNew: true 
 // 3. A bad token: connect_error with a message.
 results.push(await refused('bad-token', io(url, { auth: { token: 'not-a-token' }, forceNew: true })));
 
+// 4. Token expiry: the server says why and leaves; the seed's handler reconnects by
+// hand on 'io server disconnect', here with a new token in socket.auth.
+if (process.env.FXGATE_SHORT_TOKEN) {
+  results.push(await new Promise((resolve) => {
+    const report = { phase: 'expiry', ok: false, events: [] };
+    const s = io(url, { auth: { token: process.env.FXGATE_SHORT_TOKEN }, forceNew: true,
+      transports: ['websocket'] });
+    const timer = setTimeout(() => { s.close(); resolve(report); }, 20000);
+    let connects = 0;
+    s.on('connected', () => {
+      connects += 1;
+      report.events.push('connected');
+      if (connects === 2) s.emit('heartbeat', { timestamp: 42 });
+    });
+    s.on('disconnected', (data) => { report.events.push('disconnected'); report.notice = data; });
+    s.on('disconnect', (reason) => {
+      if (report.ok) return; // our own close at the end
+      report.events.push('disconnect');
+      report.reason = reason;
+      if (reason === 'io server disconnect') {
+        s.auth = { token: token };
+        s.connect();
+      }
+    });
+    s.on('heartbeat_ack', (data) => {
+      report.events.push('heartbeat_ack');
+      report.ok = data.timestamp === 42;
+      clearTimeout(timer);
+      s.close();
+      resolve(report);
+    });
+  }));
+}
+
 for (const r of results) console.log(JSON.stringify(r));
 process.exit(results.every((r) => r.ok) ? 0 : 1);

@@ -328,16 +328,25 @@ class Client:
         otherwise it is closed too."""
         if self.closed:
             return
-        if self.session is not None:
+        session = self.session
+        if session is not None:
             self.conn.send(sio.disconnected(disconnect.reason, disconnect.reconnect))
             self.conn.send(sio.DISCONNECT)
-        self._end_session()
+            session.close()
+            self.session = None
         if disconnect in (Disconnects.TOKEN_EXPIRED, Disconnects.KEY_RETIRED):
+            self._forget(session)
             self._watch_idle()
             return
-        self.close_transport(disconnect)
+        self.close_transport(disconnect, session)
 
-    def close_transport(self, disconnect: Disconnect) -> None:
+    def _forget(self, session: SocketIOSession | None) -> None:
+        if session is not None:
+            self.node.sessions.discard(session)
+
+    def close_transport(
+        self, disconnect: Disconnect, session: SocketIOSession | None = None
+    ) -> None:
         handler = self.handler if self.conn.writer is not None else None
         if handler is not None:
             writer = self.conn.writer
@@ -347,15 +356,21 @@ class Client:
             writer.close()
             with contextlib.suppress(WebSocketClosedError):
                 handler.close(int(disconnect.code), disconnect.reason)
+            self._forget(session)
             return
-        self.endpoint.spawn(self._close_polling())
+        self.endpoint.spawn(self._close_polling(session))
 
-    async def _close_polling(self) -> None:
+    async def _close_polling(self, session: SocketIOSession | None) -> None:
+        """A polling client reads what is queued with its next GET: the session stays
+        among the node's (so a shutdown waits, up to its grace) until it has."""
         sock = self.eio_socket
-        with contextlib.suppress(Exception):
-            await sock.close(wait=False, abort=False)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sock.queue.join(), 2.0)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sock.queue.join(), self.node.settings.server.shutdown_grace)
+            with contextlib.suppress(Exception):
+                await sock.close(wait=False, abort=False)
+        finally:
+            self._forget(session)
 
 
 #: Engine.IO packet types a client may send (1 close ... 6 noop); 0 (open) is the
