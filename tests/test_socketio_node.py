@@ -115,4 +115,5 @@ def test_the_seed_client_hears_disconnected_before_a_shutdown(
         assert r["notice"] == {"reason": "Server restarting", "reconnect": True}
         assert r["events"][1] == "disconnect:io server disconnect", r
     assert [r["transport"] for r in reports] == ["websocket", "websocket", "polling"]
-    assert d.proc is not None and d.proc.returncode == 0
+    assert d.proc is not None
+    assert d.proc.returncode == 0
