@@ -463,3 +463,31 @@ async def test_logs_and_signals_arrive_as_seed_002_shows_them(market: Daemon) ->
         assert list(got) == list(sig)
     finally:
         await c.close()
+
+
+async def test_connection_rate_auth_timeout_and_namespaces(make_daemon: Any) -> None:
+    import websockets
+
+    d = make_daemon(FXGATE_WS_CONNECTIONS_PER_MINUTE="2", FXGATE_WS_AUTH_TIMEOUT="0.5")
+    token = d.token("sio-rate")
+    url = d.ws_url("/socket.io/?EIO=4&transport=websocket")
+    async with websockets.connect(url) as ws:
+        await ws.recv()
+        # Another namespace: refused on that namespace, the connection stays.
+        await ws.send('40/admin,{"token":"%s"}' % token)
+        refused = str(await ws.recv())
+        assert refused.startswith('44/admin,{"message":"Invalid namespace"'), refused
+        for _ in range(2):
+            await ws.send('40{"token":"%s"}' % token)
+            assert str(await ws.recv()).startswith('40{"sid"')
+            assert str(await ws.recv()).startswith('42["connected"')
+            await ws.send("41")  # leave, to connect again on the same connection
+        await ws.send('40{"token":"%s"}' % token)
+        third = json.loads(str(await ws.recv())[2:])
+        assert third["message"] == "Too many connections"
+        assert third["data"]["code"] == "RATE_LIMIT_ERROR"
+    # An Engine.IO connection that never connects a namespace is closed.
+    async with websockets.connect(url) as ws:
+        await ws.recv()
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
