@@ -491,3 +491,26 @@ async def test_connection_rate_auth_timeout_and_namespaces(make_daemon: Any) -> 
         await ws.recv()
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
+
+
+async def test_a_polling_client_that_stops_polling_is_cut_off(make_daemon: Any) -> None:
+    d = make_daemon(FXGATE_WS_QUEUE_MAX_BYTES="16384", FXGATE_PAPER_TICK_RATE="20")
+    async with httpx.AsyncClient() as http:
+        r = await http.get(d.url("/socket.io/?EIO=4&transport=polling"))
+        sid = json.loads(r.text[1:])["sid"]
+        poll = d.url(f"/socket.io/?EIO=4&transport=polling&sid={sid}")
+        body = '40{"token":"%s"}\x1e42["subscribe",{"channels":["quotes"]}]' % d.token("sio-slow")
+        assert (await http.post(poll, content=body)).status_code == 200
+        # ... and never GETs: 64 packets later it is a slow consumer.
+        await until(lambda: "slow consumer disconnected" in d.log(), timeout=10)
+        # What was queued up to the bound can still be read once; then the session is
+        # gone (the library answers 400, and a client's Engine.IO reconnects).
+        packets: list[str] = []
+        for _ in range(5):
+            r = await http.get(poll)
+            if r.status_code != 200:
+                break
+            packets.extend(r.text.split("\x1e"))
+        assert r.status_code == 400
+        assert 0 < len(packets) <= 64 + 3
+    assert "Traceback" not in d.log()

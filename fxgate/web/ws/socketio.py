@@ -61,9 +61,10 @@ log = logging.getLogger(__name__)
 
 _SIO_FRAMED = framed(sio.SOCKETIO)
 
-#: Packets a polling client may have waiting before it counts as a slow consumer (the
-#: websocket transport's bound is ``ws.queue_max_bytes``, in the writer).
-POLL_QUEUE_MAX = 5000
+#: A polling client's bound, in packets per byte of ``ws.queue_max_bytes`` (the
+#: websocket transport's bound is in bytes, in the writer): 4,096 queued packets at the
+#: default 1 MiB, then it is disconnected as a slow consumer.
+POLL_BYTES_PER_PACKET = 256
 
 
 class _Deliver(Protocol):
@@ -120,6 +121,10 @@ class SioConnection:
         self.dialect: Dialect = sio.SOCKETIO
         self.writer: FrameWriter | None = None
         self._held: list[bytes] | None = None
+        self._max_packets = max(
+            64, client.node.settings.ws.queue_max_bytes // POLL_BYTES_PER_PACKET
+        )
+        self._overflowed = False
         self.deliver = self._poll_deliver
         self.send = self._poll_send
         self.hold = self._poll_hold
@@ -135,8 +140,11 @@ class SioConnection:
 
     def _poll_send(self, payload: bytes) -> None:
         queue = self.client.eio_socket.queue
-        if queue.qsize() >= POLL_QUEUE_MAX:
-            self.kick(Disconnects.SLOW_CONSUMER)
+        if queue.qsize() >= self._max_packets:
+            if not self._overflowed:
+                self._overflowed = True
+                log.warning("slow consumer disconnected", extra={"queued": queue.qsize()})
+                self.kick(Disconnects.SLOW_CONSUMER)
             return
         queue.put_nowait(_Raw(payload))
 
@@ -195,6 +203,7 @@ class Client:
         self.conn = SioConnection(self)
         self.session: SocketIOSession | None = None
         self.closed = False
+        self._kicking = False
         self._idle: asyncio.TimerHandle | None = None
         self._watch_idle()
 
@@ -325,7 +334,18 @@ class Client:
         """End the Socket.IO connection as ``disconnect`` says, telling the client
         first (``disconnected``, then DISCONNECT). After a token's expiry the Engine.IO
         connection stays, so the client may CONNECT again with a new ``auth``;
-        otherwise it is closed too."""
+        otherwise it is closed too.
+
+        Done on the next loop iteration: a kick may come from inside the hub's fan-out
+        (a writer over its bound), whose subscription index must not change under it.
+        """
+        if self.closed or self._kicking:
+            return
+        self._kicking = True
+        asyncio.get_running_loop().call_soon(self._kick_now, disconnect)
+
+    def _kick_now(self, disconnect: Disconnect) -> None:
+        self._kicking = False
         if self.closed:
             return
         session = self.session
