@@ -474,15 +474,15 @@ async def test_connection_rate_auth_timeout_and_namespaces(make_daemon: Any) -> 
     async with websockets.connect(url) as ws:
         await ws.recv()
         # Another namespace: refused on that namespace, the connection stays.
-        await ws.send('40/admin,{"token":"%s"}' % token)
+        await ws.send("40/admin," + json.dumps({"token": token}))
         refused = str(await ws.recv())
         assert refused.startswith('44/admin,{"message":"Invalid namespace"'), refused
         for _ in range(2):
-            await ws.send('40{"token":"%s"}' % token)
+            await ws.send("40" + json.dumps({"token": token}))
             assert str(await ws.recv()).startswith('40{"sid"')
             assert str(await ws.recv()).startswith('42["connected"')
             await ws.send("41")  # leave, to connect again on the same connection
-        await ws.send('40{"token":"%s"}' % token)
+        await ws.send("40" + json.dumps({"token": token}))
         third = json.loads(str(await ws.recv())[2:])
         assert third["message"] == "Too many connections"
         assert third["data"]["code"] == "RATE_LIMIT_ERROR"
@@ -499,7 +499,8 @@ async def test_a_polling_client_that_stops_polling_is_cut_off(make_daemon: Any) 
         r = await http.get(d.url("/socket.io/?EIO=4&transport=polling"))
         sid = json.loads(r.text[1:])["sid"]
         poll = d.url(f"/socket.io/?EIO=4&transport=polling&sid={sid}")
-        body = '40{"token":"%s"}\x1e42["subscribe",{"channels":["quotes"]}]' % d.token("sio-slow")
+        hello = "40" + json.dumps({"token": d.token("sio-slow")})
+        body = hello + '\x1e42["subscribe",{"channels":["quotes"]}]'
         assert (await http.post(poll, content=body)).status_code == 200
         # ... and never GETs: 64 packets later it is a slow consumer.
         await until(lambda: "slow consumer disconnected" in d.log(), timeout=10)
