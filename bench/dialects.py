@@ -46,4 +46,35 @@ SOCKETIO = BenchDialect(
     engineio=True,
 )
 
-DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SOCKETIO)}
+#: Seed 003's ``/ws``: first-message auth, then every symbol's ``price_update``.
+SEED003 = BenchDialect(
+    name="seed003",
+    path="/ws",
+    hello=(
+        '{"type":"auth","token":"{token}"}',
+        '{"type":"subscribe","channel":"price_updates"}',
+    ),
+    subscribed='"type":"subscribed"',
+    market='"type":"price_update"',
+)
+
+
+#: The paper market's default symbols, as seed 004 writes them: its client subscribes
+#: one symbol per message.
+_SEED004_SYMBOLS = ("EUR/USD", "GBP/USD", "USD/JPY", "USD/CHF", "AUD/USD", "USD/CAD",
+                    "NZD/USD", "EUR/GBP", "EUR/JPY", "XAU/USD", "BTC/USD", "ETH/USD")  # fmt: skip
+
+SEED004_MARKET_DATA = BenchDialect(
+    name="seed004-market-data",
+    path="/ws/market-data?token={token}",
+    hello=tuple(
+        f'{{"type":"subscribe","channel":"quotes","symbol":"{s}"}}' for s in _SEED004_SYMBOLS
+    ),
+    subscribed='"type":"subscribed"',
+    market='"type":"quote"',
+)
+
+
+DIALECTS: dict[str, BenchDialect] = {
+    d.name: d for d in (CANONICAL, SOCKETIO, SEED003, SEED004_MARKET_DATA)
+}

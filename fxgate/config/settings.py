@@ -117,6 +117,8 @@ class PaperSettings(Section):
             "EURGBP",
             "EURJPY",
             "XAUUSD",
+            "BTCUSD",
+            "ETHUSD",
         ]
     )
     initial_balance: Decimal = Field(Decimal("10000"), ge=0)
@@ -229,6 +231,14 @@ class WsSettings(Section):
     connections_per_minute: int = Field(10, ge=1, description="Per user.")
     queue_max_bytes: int = Field(
         1024 * 1024, ge=4096, description="Per-connection outbound backlog before 4008."
+    )
+    anonymous_market_data: bool = Field(
+        False,
+        description="Let /ws/market-data (seed 004) take clients without a token, limited"
+        " to public market data; off: they are refused with 4001.",
+    )
+    anonymous_connections_per_minute: int = Field(
+        30, ge=1, description="Anonymous /ws/market-data connections per client address."
     )
     recovery_window: float = Field(
         120.0,

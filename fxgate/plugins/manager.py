@@ -32,6 +32,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "account": "fxgate_plugins.account",
     "logs": "fxgate_plugins.logs",
     "signals": "fxgate_plugins.signals",
+    "news": "fxgate_plugins.news",
+    "orderbook": "fxgate_plugins.orderbook",
+    "market-trades": "fxgate_plugins.market_trades",
 }
 
 

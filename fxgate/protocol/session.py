@@ -153,6 +153,12 @@ class Session:
             self.conn.send(notice)
         self.conn.kick(disconnect)
 
+    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
+        """What this session's client is told before the server closes it with 1001
+        (``fxgate.ops.serve``): seed 001's ``system`` RESTARTING message, or the
+        dialect's own."""
+        return canonical_notice
+
     def close(self) -> None:
         """The connection is gone: drop every subscription and timer."""
         if self.closed:
@@ -175,9 +181,13 @@ class Session:
             self._auth_deadline.cancel()
             self._auth_deadline = None
         self._schedule_expiry(claims.exp)
-        self.conn.send(self.replies.connection(self.session_id, claims.sub))
+        self.conn.send(self.welcome_message(claims))
         if self._on_authenticated is not None:
             self._on_authenticated(self)
+
+    def welcome_message(self, claims: Claims) -> bytes:
+        """The first message once authenticated (seed 001's ``connection``)."""
+        return self.replies.connection(self.session_id, claims.sub)
 
     def _schedule_expiry(self, exp: float) -> None:
         if self._expiry is not None:
@@ -186,6 +196,11 @@ class Session:
         self._expiry = self._timers.call_later(delay, self.disconnect, Disconnects.TOKEN_EXPIRED)
 
     # -- input -----------------------------------------------------------------
+
+    def parse(self, raw: str | bytes) -> Any:
+        """One client frame to a command (seed 001's); a dialect's session reads its own
+        frames into its own commands, and handles them in its ``_dispatch``."""
+        return wire.parse(raw)
 
     async def on_message(self, raw: str | bytes) -> None:
         if self.closed or self.closing:
@@ -201,7 +216,7 @@ class Session:
                     reason="too_large",
                     details={"limit": self.limits.max_message_size, "size": len(raw)},
                 )
-            cmd = wire.parse(raw)
+            cmd = self.parse(raw)
             if self.principal is None and not isinstance(cmd, wire.Auth):
                 raise AuthenticationError("Authenticate first: send {type: auth, token}")
             await self._dispatch(cmd)
@@ -350,7 +365,7 @@ class Session:
                     ack["recovered"] = replay is not None
                 acks.append(ack)
             if acks:
-                self.conn.send(self.replies.subscription(acks))
+                self._acknowledge(acks)
             for sub, _item in fresh:
                 replay = replays[id(sub)]
                 if replay is not None:
@@ -362,6 +377,11 @@ class Session:
                     await self._send_snapshot(sub)
         finally:
             self.conn.release()
+
+    def _acknowledge(self, acks: list[dict[str, Any]]) -> None:
+        """Confirm a subscribe request (before its snapshots); a dialect whose
+        acknowledgement says more, or nothing, overrides it."""
+        self.conn.send(self.replies.subscription(acks))
 
     @staticmethod
     def _ack(sub: Subscription) -> dict[str, Any]:

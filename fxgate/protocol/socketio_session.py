@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fxgate.domain.errors import Disconnect, FxgateError, ValidationError
+from fxgate.domain.errors import Disconnect, ValidationError
 from fxgate.hub.hub import Subscription
 from fxgate.hub.resume import ResumeBook
 from fxgate.protocol import canonical
@@ -64,35 +64,24 @@ class SocketIOSession(Session):
 
     # -- input -----------------------------------------------------------------
 
+    def parse(self, raw: str | bytes) -> Any:
+        """One Socket.IO packet (an EVENT; CONNECT is the transport's) to a command."""
+        return sio.parse(raw)
+
+    async def _dispatch(self, cmd: Any) -> None:
+        if isinstance(cmd, sio.Subscribe):
+            await self.subscribe_seed(cmd.channels)
+        elif isinstance(cmd, sio.Unsubscribe):
+            self.unsubscribe_seed(cmd.channels)
+        elif isinstance(cmd, sio.Heartbeat):
+            self.conn.send(sio.heartbeat_ack(cmd.timestamp))
+        else:
+            raise ValidationError("Already connected", field="frame", reason="connected")
+
     async def on_packet(self, raw: str | bytes) -> None:
-        """One Socket.IO packet from the client (an EVENT; CONNECT is the transport's)."""
-        if self.closed or self.closing:
-            return
-        if not self._bucket.take():
-            self._rate_limited()
-            return
-        try:
-            if len(raw) > self.limits.max_message_size:
-                raise ValidationError(
-                    "Message too large",
-                    field="frame",
-                    reason="too_large",
-                    details={"limit": self.limits.max_message_size, "size": len(raw)},
-                )
-            cmd = sio.parse(raw)
-            if isinstance(cmd, sio.Subscribe):
-                await self.subscribe_seed(cmd.channels)
-            elif isinstance(cmd, sio.Unsubscribe):
-                self.unsubscribe_seed(cmd.channels)
-            elif isinstance(cmd, sio.Heartbeat):
-                self.conn.send(sio.heartbeat_ack(cmd.timestamp))
-            else:
-                raise ValidationError("Already connected", field="frame", reason="connected")
-        except FxgateError as exc:
-            self.conn.send(self.replies.error(exc))
-        except Exception:
-            log.exception("session error", extra={"session": self.session_id})
-            self.conn.send(self.replies.error(FxgateError("Internal error")))
+        """One Socket.IO packet from the client: the canonical session's limits, size
+        check and error handling (``on_message``), with this dialect's ``parse``."""
+        await self.on_message(raw)
 
     # -- subscriptions ---------------------------------------------------------
 

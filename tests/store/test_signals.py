@@ -115,3 +115,12 @@ async def test_signals_survive_a_reopen(backend: Backend) -> None:
     await first.close()
     again = await backend.open()
     assert (await again.signals.get("kept", "u1") or {})["status"] == "approved"
+
+
+async def test_signals_of_the_same_moment_list_the_last_published_first(store: Store) -> None:
+    """Engines stamp several signals with one timestamp: their order is the order they
+    were published, never their uuids' alphabetical order ("s_100" before "s_98")."""
+    for uuid in ("s_98", "s_99", "s_100"):
+        await store.signals.save(signal(uuid, 7))
+    items, _ = await store.signals.page()
+    assert [s["uuid"] for s in items] == ["s_100", "s_99", "s_98"]

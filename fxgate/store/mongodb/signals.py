@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +37,10 @@ class MongoSignals:
         try:
             result = await self._m.c("signals").update_one(
                 {"_id": uuid, "user_id": user_id},
-                {"$set": {**cols, "doc": dict(signal)}, "$setOnInsert": {"user_id": user_id}},
+                {
+                    "$set": {**cols, "doc": dict(signal)},
+                    "$setOnInsert": {"user_id": user_id, "created": time.time_ns()},
+                },
                 upsert=True,
             )
         except DuplicateKeyError as exc:
@@ -67,6 +71,7 @@ class MongoSignals:
             query["source"] = source
         if bounds := docs.range_query(start, end):
             query["ts"] = bounds
-        sort = [("ts", DESCENDING), ("_id", DESCENDING)]
+        # Signals of the same moment: the one published last comes first, as in SQLite.
+        sort = [("ts", DESCENDING), ("created", DESCENDING)]
         rows, total = await self._m.page(self._m.c("signals"), query, sort, offset, limit)
         return [docs.body_of(d) for d in rows], total

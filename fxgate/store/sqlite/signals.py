@@ -90,4 +90,4 @@ class SQLiteSignals:
                 where.append(f"{column} = ?")
                 args.append(value)
         range_clause("ts", start, end, where, args)
-        return await self._w.run(page, "signals", where, args, "ts DESC, uuid DESC", offset, limit)
+        return await self._w.run(page, "signals", where, args, "ts DESC, rowid DESC", offset, limit)

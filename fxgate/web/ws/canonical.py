@@ -131,17 +131,21 @@ class SocketBase(WebSocketHandler):
             # One framed encoder per dialect, shared: the hub frames each event once.
             dialect=framed(self.dialect),
         )
-        self.session = Session(
+        self.session = self.make_session(self.writer)
+        self.node.sessions.add(self.session)
+        self.session.start(self.claims)
+
+    def make_session(self, writer: FrameWriter) -> Session:
+        """The dialect's session over ``writer`` (seed 001's here)."""
+        return Session(
             hub=self.node.hub,
             tokens=self.node.tokens,
             limits=self.node.settings.ws,
-            conn=self.writer,
+            conn=writer,
             dialect=self.dialect,
             connection_rate=self.node.connection_rate,
             timers=asyncio.get_running_loop(),
         )
-        self.node.sessions.add(self.session)
-        self.session.start(self.claims)
 
     async def on_message(self, message: str | bytes) -> None:
         if self.session is not None:
