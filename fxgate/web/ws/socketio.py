@@ -417,6 +417,21 @@ def valid_payload(body: bytes) -> bool:
     )
 
 
+class _LibraryLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """python-engineio's log, in fxgate's (JSON) log: warnings and up only (it logs
+    every packet at INFO), and what it calls an error is a client's mistake (an unknown
+    session, a bad origin), so a warning here; its tracebacks stay errors."""
+
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.warning(msg, *args, **kwargs)
+
+
+def _library_log() -> _LibraryLog:
+    logger = logging.getLogger("fxgate.web.engineio")
+    logger.setLevel(logging.WARNING)
+    return _LibraryLog(logger, {})
+
+
 def cors_origins(origins: list[str]) -> Any:
     """``server.cors_origins`` in the library's terms: empty means same origin only
     (as for REST), ``*`` any origin."""
@@ -439,7 +454,7 @@ class SocketIOEndpoint:
             max_http_buffer_size=s.ws.max_frame_size,
             cors_allowed_origins=cors_origins(s.server.cors_origins),
             async_handlers=False,
-            logger=False,
+            logger=_library_log(),
             transports=["polling", "websocket"],
         )
         # A polling POST may carry as many packets as a second's worth of client
