@@ -21,7 +21,6 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from fxgate.domain.errors import Disconnect
-from fxgate.domain.roles import Role
 from fxgate.hub.hub import Hub, Subscription
 from fxgate.hub.sink import Dialect
 from fxgate.plugins.api import TradingReads
@@ -59,11 +58,13 @@ _CHANGED = _Changed()
 class ListFeed:
     """One user's list (positions or orders) and the connections that subscribed it."""
 
-    def __init__(self, feeds: ListFeeds, channel: str, user_id: str) -> None:
+    def __init__(self, feeds: ListFeeds, channel: str, principal: Principal) -> None:
         self.feeds = feeds
         self.channel = channel
-        self.user_id = user_id
-        self.principal = Principal(user_id, Role.VIEWER)
+        self.user_id = principal.user_id
+        #: The first subscriber's (the hub checks its role once, for the whole feed;
+        #: each subscriber was checked when its own session subscribed).
+        self.principal = Principal(principal.user_id, principal.role, principal.tier)
         self.dialect: Dialect = _CHANGED
         self.receivers: dict[ListReceiver, None] = {}
         self.sub: Subscription | None = None
@@ -153,11 +154,12 @@ class ListFeeds:
         self.spawn = spawn
         self.feeds: dict[tuple[str, str], ListFeed] = {}
 
-    async def join(self, channel: str, user_id: str, receiver: ListReceiver) -> None:
+    async def join(self, channel: str, principal: Principal, receiver: ListReceiver) -> None:
         """Add ``receiver`` to the user's list and send it the list as it is now."""
+        user_id = principal.user_id
         feed = self.feeds.get((channel, user_id))
         if feed is None:
-            feed = self.feeds[(channel, user_id)] = ListFeed(self, channel, user_id)
+            feed = self.feeds[(channel, user_id)] = ListFeed(self, channel, principal)
             feed.sub = self.hub.make_subscription(feed, channel, None)
             self.hub.add(feed.sub)
         feed.receivers[receiver] = None

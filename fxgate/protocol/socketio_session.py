@@ -101,7 +101,7 @@ class SocketIOSession(Session):
         await self.subscribe(tuple(items))
         for item in items:
             if item.name in sio.LIST_EVENTS and item.name in self.subs and not self.closed:
-                await self.lists.join(item.name, user, self.conn)
+                await self.lists.join(item.name, self.principal, self.conn)
 
     async def _send_snapshot(self, sub: Subscription) -> None:
         # Positions and orders arrive as the feed's full list, not item by item.
