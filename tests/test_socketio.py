@@ -529,3 +529,17 @@ async def test_a_polling_client_that_stops_polling_is_cut_off(make_daemon: Any) 
         assert r.status_code == 400
         assert 0 < len(packets) <= 64 + 3
     assert "Traceback" not in d.log()
+
+
+async def test_guessing_tokens_on_one_connection_ends_it(daemon: Daemon) -> None:
+    import websockets
+
+    async with websockets.connect(daemon.ws_url("/socket.io/?EIO=4&transport=websocket")) as ws:
+        await ws.recv()
+        for i in range(5):
+            await ws.send("40" + json.dumps({"token": f"guess-{i}"}))
+            assert str(await ws.recv()).startswith('44{"message":"Authentication failed')
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 4001

@@ -66,6 +66,9 @@ _SIO_FRAMED = framed(sio.SOCKETIO)
 #: default 1 MiB, then it is disconnected as a slow consumer.
 POLL_BYTES_PER_PACKET = 256
 
+#: Refused CONNECTs (bad tokens) one Engine.IO connection may send before it is closed.
+MAX_REFUSALS = 5
+
 
 class _Deliver(Protocol):
     def __call__(self, frame: bytes, conflate_key: object | None = None) -> None: ...
@@ -204,6 +207,7 @@ class Client:
         self.session: SocketIOSession | None = None
         self.closed = False
         self._kicking = False
+        self._refusals = 0
         self._idle: asyncio.TimerHandle | None = None
         self._watch_idle()
 
@@ -300,6 +304,10 @@ class Client:
                 raise RateLimitError(Disconnects.TOO_MANY_CONNECTIONS.reason)
         except FxgateError as exc:
             self.conn.send(sio.connect_error(exc))
+            self._refusals += 1
+            if self._refusals >= MAX_REFUSALS:
+                # Guessing tokens on one connection: it ends here.
+                self.close_transport(Disconnects.AUTH_FAILED)
             return
         session = SocketIOSession(
             hub=node.hub,
