@@ -543,3 +543,18 @@ async def test_guessing_tokens_on_one_connection_ends_it(daemon: Daemon) -> None
             await asyncio.wait_for(ws.recv(), 5)
         assert info.value.rcvd is not None
         assert info.value.rcvd.code == 4001
+
+
+async def test_a_client_that_stops_answering_pings_is_closed(make_daemon: Any) -> None:
+    import websockets
+
+    d = make_daemon(FXGATE_WS_PING_INTERVAL="1", FXGATE_WS_PING_TIMEOUT="0.5")
+    async with websockets.connect(d.ws_url("/socket.io/?EIO=4&transport=websocket")) as ws:
+        hello = json.loads(str(await ws.recv())[1:])
+        assert (hello["pingInterval"], hello["pingTimeout"]) == (1000, 500)
+        await ws.send("40" + json.dumps({"token": d.token("sio-ping")}))
+        frames: list[str] = []
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:  # never answers "2" with "3"
+                frames.append(str(await asyncio.wait_for(ws.recv(), 5)))
+        assert "2" in frames

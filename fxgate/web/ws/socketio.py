@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -457,7 +458,8 @@ class SocketIOEndpoint:
         s = node.settings
         self.eio = engineio.AsyncServer(
             async_mode="tornado",
-            ping_interval=s.ws.ping_interval,
+            # The library's handshake states the interval in whole seconds.
+            ping_interval=max(1, math.ceil(s.ws.ping_interval)),
             ping_timeout=s.ws.ping_timeout,
             max_http_buffer_size=s.ws.max_frame_size,
             cors_allowed_origins=cors_origins(s.server.cors_origins),
