@@ -16,7 +16,6 @@ notice a caller may pass to :meth:`disconnect` is not sent.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fxgate.domain.errors import Disconnect, ValidationError
@@ -27,8 +26,6 @@ from fxgate.protocol import socketio as sio
 from fxgate.protocol.session import Session
 from fxgate.protocol.socketio_lists import ListFeeds
 from fxgate.services.auth.tokens import Claims
-
-log = logging.getLogger(__name__)
 
 
 class SocketIOSession(Session):
