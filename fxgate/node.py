@@ -23,6 +23,7 @@ from fxgate.config.settings import Settings
 from fxgate.domain.errors import Disconnect
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
+from fxgate.hub.connections import ConnectionRegistry
 from fxgate.hub.hub import Hub
 from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.api import PluginAPI
@@ -113,6 +114,8 @@ class Node:
         #: Where each user's trading streams stood when their last connection closed,
         #: for the dialects whose clients cannot send an offset (fxgate.hub.resume).
         self.resume = ResumeBook(hub, settings.ws.recovery_window)
+        #: Authenticated sockets of every endpoint, by user (``/auth/sessions``).
+        self.connections = ConnectionRegistry()
         self.started_at = time.time()
         self.stopping = False
         self._tasks = tasks

@@ -107,6 +107,7 @@ class _Seed004Socket(SocketBase):
             await self.live.on_message(message)
 
     def on_close(self) -> None:
+        self.unregister_live()
         if self.writer is not None:
             self.writer.close()
         if self.live is not None:
@@ -147,6 +148,7 @@ class MarketDataSocket(_Seed004Socket):
         sid = session.session_id
         if claims is not None:
             session.start(claims, Principal(claims.sub, claims.role, claims.tier, sid))
+            self.register_live(claims, session.disconnect)
         elif self.node.settings.ws.anonymous_market_data:
             session.start(None, Principal("", Role.VIEWER, "anonymous", sid))
         else:
