@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fxgate.domain.errors import Disconnects
 from tests.conftest import Daemon, until
 from tests.sioclient import SioClient
 from tests.trading_helpers import Admin, Trader
@@ -561,3 +562,25 @@ async def test_a_client_that_stops_answering_pings_is_closed(make_daemon: Any) -
             except websockets.ConnectionClosed:
                 closed = True
         assert "2" in frames
+
+
+async def test_a_socket_io_connection_is_listed_and_ended_by_its_session(daemon: Daemon) -> None:
+    from tests.trading_helpers import HTTP, bearer
+
+    token = daemon.token("sio-listed")
+    c = await client(daemon, token, ["polling", "websocket"])
+    try:
+        await c.wait("connected")
+        r = HTTP.get(daemon.url("/auth/sessions"), headers=bearer(token))
+        assert r.status_code == 200, r.text
+        [mine] = [s for s in r.json()["data"] if s["connections"]]
+        assert [conn["endpoint"] for conn in mine["connections"]] == ["/socket.io/"]
+        ended = HTTP.delete(daemon.url(f"/auth/sessions/{mine['id']}"), headers=bearer(token))
+        assert ended.status_code == 200, ended.text
+        assert ended.json()["data"]["closedConnections"] == 1
+        notice = await c.wait("disconnected")
+        ended_row = Disconnects.SESSION_ENDED
+        assert notice == {"reason": ended_row.reason, "reconnect": ended_row.reconnect}
+        await c.wait("disconnect")
+    finally:
+        await c.close()

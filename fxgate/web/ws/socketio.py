@@ -48,6 +48,7 @@ from fxgate.domain.errors import (
     ValidationError,
 )
 from fxgate.domain.errors import ErrorCode as Code
+from fxgate.hub.connections import LiveConnection
 from fxgate.hub.sink import Dialect
 from fxgate.node import Node
 from fxgate.plugins.channel import Principal
@@ -204,6 +205,8 @@ class Client:
         query = handler.request.query_arguments if handler is not None else {}
         token = query.get("token", [b""])[0]
         self.query_token = token.decode(errors="replace") if token else None
+        self.remote = str(handler.request.remote_ip or "") if handler is not None else ""
+        self.listed: LiveConnection | None = None
         self.conn = SioConnection(self)
         self.session: SocketIOSession | None = None
         self.closed = False
@@ -327,6 +330,11 @@ class Client:
         node.sessions.add(session)
         self.conn.send(sio.connect_ok(session.session_id))
         session.start(claims)
+        # Listed under its user (GET /auth/sessions); DELETE ends it through kick.
+        self.listed = LiveConnection(
+            endpoint="/socket.io/", claims=claims, close=self.kick, remote=self.remote
+        )
+        node.connections.add(self.listed)
 
     def _leave(self) -> None:
         """The client left the namespace (``socket.disconnect()``)."""
@@ -334,6 +342,9 @@ class Client:
         self._watch_idle()
 
     def _end_session(self) -> None:
+        if self.listed is not None:
+            self.node.connections.discard(self.listed)
+            self.listed = None
         session, self.session = self.session, None
         if session is not None:
             session.close()
@@ -363,6 +374,9 @@ class Client:
             self.conn.send(sio.DISCONNECT)
             session.close()
             self.session = None
+        if self.listed is not None:
+            self.node.connections.discard(self.listed)
+            self.listed = None
         if disconnect in (Disconnects.TOKEN_EXPIRED, Disconnects.KEY_RETIRED):
             self._forget(session)
             self._watch_idle()
