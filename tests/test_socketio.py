@@ -584,3 +584,73 @@ async def test_a_socket_io_connection_is_listed_and_ended_by_its_session(daemon:
         await c.wait("disconnect")
     finally:
         await c.close()
+
+
+def test_a_websocket_client_that_stops_reading_gets_4008(make_daemon: Any) -> None:
+    """A per-user stream (logs) to a Socket.IO client that sleeps: cut with 4008 once
+    its backlog passes ws.queue_max_bytes; the daemon and its feed carry on."""
+    import base64
+    import os
+    import socket
+
+    from tests.test_ws_transport import parse_frames
+    from tests.trading_helpers import HTTP
+
+    d = make_daemon(FXGATE_WS_QUEUE_MAX_BYTES="65536")
+    user = "sio-sleepy"
+    token = d.token(user)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", d.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+
+    def send(text: str) -> None:
+        payload = text.encode()
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else None
+        if head is None:
+            head = bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
+        sock.sendall(head + mask + masked)
+
+    send("40" + json.dumps({"token": token}))
+    send('42["subscribe",{"channels":["logs"]}]')
+    sock.settimeout(5)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    data, texts = b"", []
+    while not any(t.startswith(b'42["subscribed"') for t in texts):
+        data += sock.recv(1)  # a byte at a time: nothing after the ack is consumed
+        parsed, data = parse_frames(data)
+        texts += [payload for opcode, payload in parsed if opcode == 0x1]
+    # ~16 MB of the user's log lines to a reader that no longer reads.
+    extra = {f"k{i}": "x" * 190 for i in range(20)}
+    line = {"level": "INFO", "message": "m" * 150, "module": "test", "extra": extra}
+    admin = Admin(d)
+    for _ in range(20):  # 200 lines of ~4.5 KB a request: under the 1 MiB body limit
+        batch = {"events": [{"channel": "logs", "data": line, "userId": user}] * 200}
+        r = HTTP.post(d.url("/api/v1/publish"), json=batch, headers=admin.headers)
+        assert r.status_code == 200, r.text
+        if "slow consumer disconnected" in d.log():
+            break  # and read now: a silent peer gets a few seconds for the close frame
+    # Read it all, fast (a silent peer gets a few seconds to take its close frame): the
+    # last frame is the close, 4008.
+    got = bytearray()
+    sock.settimeout(10)
+    while chunk := sock.recv(1 << 20):
+        got += chunk
+    reason = Disconnects.SLOW_CONSUMER.reason.encode()
+    close = bytes(got[-(4 + len(reason)) :])
+    assert close[:2] == bytes([0x88, 2 + len(reason)]), close
+    assert int.from_bytes(close[2:4], "big") == 4008
+    assert HTTP.get(d.url("/health")).status_code == 200
+    assert "Traceback" not in d.log()
