@@ -18,81 +18,33 @@ The split (docs/dialects.md, "/socket.io/ (seed 002)"):
   A polling client's packets go into the library's queue, already encoded (one
   encoding per event for all of them); the library answers its GETs.
 
-The connection object the hub holds (:class:`SioConnection`) forwards nothing: its
-``deliver``/``send``/``hold``/``release`` *are* the writer's bound methods once on
+The connection object the hub holds (``socketio_conn.SioConnection``) forwards nothing:
+its ``deliver``/``send``/``hold``/``release`` *are* the writer's bound methods once on
 websocket (instance attributes rebound at the upgrade), so the hot path costs the same
-one call per client as ``/api/ws``.
+one call per client as ``/api/ws``. Each client's namespace layer (CONNECT, kicks) is
+``socketio_client.Client``; this module is the Engine.IO side: the server, the
+handler, and the guards in front of the library.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import engineio
-from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 from engineio.async_socket import AsyncSocket
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketHandler
 
-from fxgate.domain.errors import (
-    AuthenticationError,
-    Disconnect,
-    Disconnects,
-    FxgateError,
-    RateLimitError,
-    ValidationError,
-)
-from fxgate.domain.errors import ErrorCode as Code
-from fxgate.hub.connections import LiveConnection
-from fxgate.hub.sink import Dialect
 from fxgate.node import Node
-from fxgate.plugins.channel import Principal
-from fxgate.protocol import socketio as sio
 from fxgate.protocol.socketio_lists import ListFeeds
-from fxgate.protocol.socketio_session import SocketIOSession
-from fxgate.web.ws.canonical import ANONYMOUS
-from fxgate.web.ws.framing import framed, text_frame
-from fxgate.web.ws.writer import Flusher, FrameWriter
+from fxgate.web.ws.socketio_client import Client
+from fxgate.web.ws.writer import Flusher
 
 log = logging.getLogger(__name__)
-
-_SIO_FRAMED = framed(sio.SOCKETIO)
-
-#: A polling client's bound, in packets per byte of ``ws.queue_max_bytes`` (the
-#: websocket transport's bound is in bytes, in the writer): 4,096 queued packets at the
-#: default 1 MiB, then it is disconnected as a slow consumer.
-POLL_BYTES_PER_PACKET = 256
-
-#: Refused CONNECTs (bad tokens) one Engine.IO connection may send before it is closed.
-MAX_REFUSALS = 5
-
-
-class _Deliver(Protocol):
-    def __call__(self, frame: bytes, conflate_key: object | None = None) -> None: ...
-
-
-class _Send(Protocol):
-    def __call__(self, payload: bytes) -> None: ...
-
-
-class _Raw:
-    """An Engine.IO packet already encoded (``42[...]``): the library's polling
-    response joins ``encode()`` of each queued packet."""
-
-    __slots__ = ("data",)
-    packet_type = 4
-    binary = False
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def encode(self, b64: bool = False) -> str:
-        return self.data.decode()
 
 
 class _WatchedSocket(AsyncSocket):  # type: ignore[misc]
@@ -110,310 +62,6 @@ class _WatchedSocket(AsyncSocket):  # type: ignore[misc]
         client = self.__dict__.get("fx_client")
         if value and client is not None:
             client.on_websocket()
-
-
-class SioConnection:
-    """The connection as the hub and the session see it (a ``Connection``)."""
-
-    deliver: _Deliver
-    send: _Send
-    hold: Callable[[], None]
-    release: Callable[[], None]
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.principal: Principal = ANONYMOUS
-        self.dialect: Dialect = sio.SOCKETIO
-        self.writer: FrameWriter | None = None
-        self._held: list[bytes] | None = None
-        self._max_packets = max(
-            64, client.node.settings.ws.queue_max_bytes // POLL_BYTES_PER_PACKET
-        )
-        self._overflowed = False
-        self.deliver = self._poll_deliver
-        self.send = self._poll_send
-        self.hold = self._poll_hold
-        self.release = self._poll_release
-
-    # -- polling ---------------------------------------------------------------
-
-    def _poll_deliver(self, frame: bytes, conflate_key: object | None = None) -> None:
-        if self._held is not None:
-            self._held.append(frame)
-        else:
-            self._poll_send(frame)
-
-    def _poll_send(self, payload: bytes) -> None:
-        queue = self.client.eio_socket.queue
-        if queue.qsize() >= self._max_packets:
-            if not self._overflowed:
-                self._overflowed = True
-                log.warning("slow consumer disconnected", extra={"queued": queue.qsize()})
-                self.kick(Disconnects.SLOW_CONSUMER)
-            return
-        queue.put_nowait(_Raw(payload))
-
-    def _poll_hold(self) -> None:
-        if self._held is None:
-            self._held = []
-
-    def _poll_release(self) -> None:
-        held, self._held = self._held, None
-        for frame in held or ():
-            self._poll_send(frame)
-
-    # -- websocket -------------------------------------------------------------
-
-    def use_writer(self, writer: FrameWriter) -> None:
-        """From now on the writer is the connection: what the library still queued
-        (the handshake, a ping, held events) goes first, in order."""
-        self.writer = writer
-        queue = self.client.eio_socket.queue
-        while not queue.empty():
-            pkt = queue.get_nowait()
-            queue.task_done()
-            if pkt is None:  # the library's "closed" mark: keep it for its writer
-                queue.put_nowait(None)
-                break
-            writer.control(text_frame(pkt.encode().encode()))
-        held, self._held = self._held, None
-        if held:
-            writer.hold()
-            for frame in held:
-                writer.deliver(text_frame(frame))
-        self.dialect = writer.dialect
-        self.deliver = writer.deliver
-        self.send = writer.send
-        self.hold = writer.hold
-        self.release = writer.release
-
-    def kick(self, disconnect: Disconnect) -> None:
-        self.client.kick(disconnect)
-
-
-class Client:
-    """One Engine.IO connection and, once its CONNECT is accepted, its session."""
-
-    def __init__(self, endpoint: SocketIOEndpoint, sid: str, environ: dict[str, Any]) -> None:
-        self.endpoint = endpoint
-        self.sid = sid
-        self.eio_socket: Any = endpoint.eio.sockets[sid]
-        handler = environ.get("tornado.handler")
-        self.handler: SocketIOHandler | None = (
-            handler if isinstance(handler, SocketIOHandler) and handler.ws_connection else None
-        )
-        query = handler.request.query_arguments if handler is not None else {}
-        token = query.get("token", [b""])[0]
-        self.query_token = token.decode(errors="replace") if token else None
-        self.remote = str(handler.request.remote_ip or "") if handler is not None else ""
-        self.listed: LiveConnection | None = None
-        self.conn = SioConnection(self)
-        self.session: SocketIOSession | None = None
-        self.closed = False
-        self._kicking = False
-        self._refusals = 0
-        self._idle: asyncio.TimerHandle | None = None
-        self._watch_idle()
-
-    @property
-    def node(self) -> Node:
-        return self.endpoint.node
-
-    def _watch_idle(self) -> None:
-        """No accepted CONNECT within ``ws.auth_timeout``: the connection is closed."""
-        if self._idle is not None:
-            self._idle.cancel()
-        loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(self.node.settings.ws.auth_timeout, self._idle_out)
-
-    def _idle_out(self) -> None:
-        if self.session is None and not self.closed:
-            self.close_transport(Disconnects.AUTH_TIMEOUT)
-
-    # -- the library's events --------------------------------------------------
-
-    def on_websocket(self) -> None:
-        handler = self.handler or self.endpoint.upgrading.pop(self.sid, None)
-        if handler is None or handler.ws_connection is None:
-            return
-        stream = handler.ws_connection.stream
-        if stream is None:
-            return
-        self.handler = handler
-        handler.client = self
-        handler.set_nodelay(True)
-        writer = FrameWriter(
-            stream,
-            self.endpoint.flusher,
-            max_bytes=self.node.settings.ws.queue_max_bytes,
-            kick=self.kick,
-            principal=self.conn.principal,
-            dialect=_SIO_FRAMED,
-        )
-        self.conn.use_writer(writer)
-
-    async def on_message(self, data: str | bytes) -> None:
-        if self.closed:
-            return
-        if isinstance(data, str) and data[:1] == "0":
-            await self._connect(data)
-        elif isinstance(data, str) and data[:1] == "1":
-            self._leave()
-        elif self.session is not None:
-            await self.session.on_packet(data)
-
-    def on_disconnect(self) -> None:
-        """The Engine.IO connection is gone (closed, timed out, or kicked)."""
-        self.closed = True
-        if self._idle is not None:
-            self._idle.cancel()
-        self._end_session()
-        if self.conn.writer is not None:
-            self.conn.writer.close()
-        self.endpoint.clients.pop(self.sid, None)
-        self.endpoint.upgrading.pop(self.sid, None)
-        if self.conn.writer is None:
-            # A polling client that said goodbye may still hold a GET open: answer it.
-            self.eio_socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
-
-    # -- Socket.IO -------------------------------------------------------------
-
-    async def _connect(self, data: str) -> None:
-        try:
-            cmd = sio.parse(data)
-        except ValidationError as exc:
-            self.conn.send(sio.connect_error(exc))
-            return
-        if not isinstance(cmd, sio.Connect) or self.session is not None:
-            return
-        if cmd.namespace != sio.NAMESPACE:
-            err = ValidationError(
-                "Invalid namespace", field="namespace", details={"namespace": cmd.namespace}
-            )
-            self.conn.send(b"44" + cmd.namespace.encode() + b"," + sio.connect_error(err)[2:])
-            return
-        node = self.node
-        try:
-            if node.stopping:
-                raise FxgateError("Server restarting", code=Code.SERVICE_UNAVAILABLE)
-            token = sio.token_of(cmd.auth) or self.query_token
-            if token is None:
-                raise AuthenticationError(
-                    "Authentication required: connect with auth: {token} or ?token="
-                )
-            claims = await node.tokens.verify(token)
-            if self.closed or self.session is not None:
-                return
-            if not node.connection_rate.hit(claims.sub):
-                raise RateLimitError(Disconnects.TOO_MANY_CONNECTIONS.reason)
-        except FxgateError as exc:
-            self.conn.send(sio.connect_error(exc))
-            self._refusals += 1
-            if self._refusals >= MAX_REFUSALS:
-                # Guessing tokens on one connection: it ends here.
-                self.close_transport(Disconnects.AUTH_FAILED)
-            return
-        session = SocketIOSession(
-            hub=node.hub,
-            tokens=node.tokens,
-            limits=node.settings.ws,
-            conn=self.conn,
-            connection_rate=node.connection_rate,
-            timers=asyncio.get_running_loop(),
-            lists=self.endpoint.lists,
-            resume=node.resume,
-        )
-        self.session = session
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        node.sessions.add(session)
-        self.conn.send(sio.connect_ok(session.session_id))
-        session.start(claims)
-        # Listed under its user (GET /auth/sessions); DELETE ends it through kick.
-        self.listed = LiveConnection(
-            endpoint="/socket.io/", claims=claims, close=self.kick, remote=self.remote
-        )
-        node.connections.add(self.listed)
-
-    def _leave(self) -> None:
-        """The client left the namespace (``socket.disconnect()``)."""
-        self._end_session()
-        self._watch_idle()
-
-    def _end_session(self) -> None:
-        if self.listed is not None:
-            self.node.connections.discard(self.listed)
-            self.listed = None
-        session, self.session = self.session, None
-        if session is not None:
-            session.close()
-            self.node.sessions.discard(session)
-
-    def kick(self, disconnect: Disconnect) -> None:
-        """End the Socket.IO connection as ``disconnect`` says, telling the client
-        first (``disconnected``, then DISCONNECT). After a token's expiry the Engine.IO
-        connection stays, so the client may CONNECT again with a new ``auth``;
-        otherwise it is closed too.
-
-        Done on the next loop iteration: a kick may come from inside the hub's fan-out
-        (a writer over its bound), whose subscription index must not change under it.
-        """
-        if self.closed or self._kicking:
-            return
-        self._kicking = True
-        asyncio.get_running_loop().call_soon(self._kick_now, disconnect)
-
-    def _kick_now(self, disconnect: Disconnect) -> None:
-        self._kicking = False
-        if self.closed:
-            return
-        session = self.session
-        if session is not None:
-            self.conn.send(sio.disconnected(disconnect.reason, disconnect.reconnect))
-            self.conn.send(sio.DISCONNECT)
-            session.close()
-            self.session = None
-        if self.listed is not None:
-            self.node.connections.discard(self.listed)
-            self.listed = None
-        if disconnect in (Disconnects.TOKEN_EXPIRED, Disconnects.KEY_RETIRED):
-            self._forget(session)
-            self._watch_idle()
-            return
-        self.close_transport(disconnect, session)
-
-    def _forget(self, session: SocketIOSession | None) -> None:
-        if session is not None:
-            self.node.sessions.discard(session)
-
-    def close_transport(
-        self, disconnect: Disconnect, session: SocketIOSession | None = None
-    ) -> None:
-        handler = self.handler if self.conn.writer is not None else None
-        if handler is not None:
-            writer = self.conn.writer
-            assert writer is not None
-            if disconnect is not Disconnects.SLOW_CONSUMER:
-                writer.flush_all_now()
-            writer.close()
-            with contextlib.suppress(WebSocketClosedError):
-                handler.close(int(disconnect.code), disconnect.reason)
-            self._forget(session)
-            return
-        self.endpoint.spawn(self._close_polling(session))
-
-    async def _close_polling(self, session: SocketIOSession | None) -> None:
-        """A polling client reads what is queued with its next GET: the session stays
-        among the node's (so a shutdown waits, up to its grace) until it has."""
-        sock = self.eio_socket
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sock.queue.join(), self.node.settings.server.shutdown_grace)
-            with contextlib.suppress(Exception):
-                await sock.close(wait=False, abort=False)
-        finally:
-            self._forget(session)
 
 
 #: Engine.IO packet types a client may send (1 close ... 6 noop); 0 (open) is the
