@@ -471,7 +471,8 @@ async def test_logs_and_signals_arrive_as_seed_002_shows_them(market: Daemon) ->
         assert line["timestamp"].endswith("Z")
 
         sig = seed_signal("signal_" + frank.user_id)
-        r = admin.publish({"channel": "signals", "data": sig})
+        # Frank's own signal: a public one would show on other tests' dashboards.
+        r = admin.publish({"channel": "signals", "data": sig, "userId": frank.user_id})
         assert r.status_code == 200, r.text
         got = await c.wait("signals_update", lambda d: d["uuid"] == sig["uuid"])
         assert got == as_stored(sig)
