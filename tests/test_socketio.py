@@ -104,6 +104,19 @@ async def test_seed_events_over_each_transport(daemon: Daemon, how: str) -> None
         await c.close()
 
 
+async def test_acknowledgement_callbacks_are_called(daemon: Daemon) -> None:
+    c = await client(daemon, daemon.token("sio-ack"))
+    try:
+        await c.wait("connected")
+        got = await c.sio.call("subscribe", {"channels": ["quotes", "account"]}, timeout=5)
+        assert got == {"channels": ["quotes", "account"]}
+        beat = await c.sio.call("heartbeat", {"timestamp": 77}, timeout=5)
+        assert beat["timestamp"] == 77
+        assert (await c.wait("subscribed"))["channels"] == ["quotes", "account"]
+    finally:
+        await c.close()
+
+
 async def test_query_token_is_accepted(daemon: Daemon) -> None:
     c = SioClient(daemon.url(""))
     await c.connect(daemon.token("sio-query"), ["websocket"], query_token=True)

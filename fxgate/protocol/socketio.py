@@ -173,17 +173,21 @@ class Leave:
 class Subscribe:
     #: Seed channel names, as sent (mapped and checked by the session).
     channels: tuple[str, ...]
+    #: The packet's id when the client passed an acknowledgement callback.
+    ack: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribe:
     channels: tuple[str, ...]
+    ack: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     #: The client's timestamp, echoed in ``heartbeat_ack`` (None when it sent none).
     timestamp: Any
+    ack: int | None = None
 
 
 Command = Connect | Leave | Subscribe | Unsubscribe | Heartbeat
@@ -226,13 +230,14 @@ def parse(raw: str | bytes) -> Command:
         raise ValidationError("An event needs a name", field="event", reason="missing")
     name, args = data[0], data[1:]
     payload = args[0] if args else None
+    ack = pkt.id if isinstance(pkt.id, int) else None
     if name == "subscribe":
-        return Subscribe(_channels(payload, "subscription"))
+        return Subscribe(_channels(payload, "subscription"), ack)
     if name == "unsubscribe":
-        return Unsubscribe(_channels(payload, "unsubscription"))
+        return Unsubscribe(_channels(payload, "unsubscription"), ack)
     if name == "heartbeat":
         timestamp = payload.get("timestamp") if isinstance(payload, dict) else None
-        return Heartbeat(timestamp)
+        return Heartbeat(timestamp, ack)
     raise ValidationError(
         "Unknown event",
         field="event",
@@ -283,6 +288,11 @@ def connect_error(exc: FxgateError) -> bytes:
     return b"44" + _dumps({"message": exc.message, "data": data})
 
 
+def ack(ack_id: int, data: Any) -> bytes:
+    """``43<id>[data]``: calls the client's acknowledgement callback with ``data``."""
+    return b"43" + str(ack_id).encode() + _dumps([data])
+
+
 #: ``41``: the server leaves the namespace (the client's ``disconnect`` event with
 #: ``io server disconnect``).
 DISCONNECT = b"41"
@@ -292,11 +302,12 @@ def disconnected(reason: str, reconnect: bool = True) -> bytes:
     return event("disconnected", {"reason": reason, "reconnect": reconnect})
 
 
+def heartbeat_body(timestamp: Any) -> dict[str, Any]:
+    return {"timestamp": timestamp if timestamp is not None else iso_ms(), "server_time": iso_ms()}
+
+
 def heartbeat_ack(timestamp: Any) -> bytes:
-    return event(
-        "heartbeat_ack",
-        {"timestamp": timestamp if timestamp is not None else iso_ms(), "server_time": iso_ms()},
-    )
+    return event("heartbeat_ack", heartbeat_body(timestamp))
 
 
 def _details_text(details: Any) -> str | None:

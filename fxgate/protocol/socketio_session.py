@@ -66,14 +66,20 @@ class SocketIOSession(Session):
         return sio.parse(raw)
 
     async def _dispatch(self, cmd: Any) -> None:
+        # Answers are events, as the seed's backend sends them; a client that passed an
+        # acknowledgement callback also gets it called with the same data.
         if isinstance(cmd, sio.Subscribe):
-            await self.subscribe_seed(cmd.channels)
+            names = await self.subscribe_seed(cmd.channels)
+            body: Any = {"channels": names}
         elif isinstance(cmd, sio.Unsubscribe):
-            self.unsubscribe_seed(cmd.channels)
+            body = {"channels": self.unsubscribe_seed(cmd.channels)}
         elif isinstance(cmd, sio.Heartbeat):
-            self.conn.send(sio.heartbeat_ack(cmd.timestamp))
+            body = sio.heartbeat_body(cmd.timestamp)
+            self.conn.send(sio.event("heartbeat_ack", body))
         else:
             raise ValidationError("Already connected", field="frame", reason="connected")
+        if cmd.ack is not None and not self.closed:
+            self.conn.send(sio.ack(cmd.ack, body))
 
     async def on_packet(self, raw: str | bytes) -> None:
         """One Socket.IO packet from the client: the canonical session's limits, size
@@ -82,7 +88,8 @@ class SocketIOSession(Session):
 
     # -- subscriptions ---------------------------------------------------------
 
-    async def subscribe_seed(self, names: tuple[str, ...]) -> None:
+    async def subscribe_seed(self, names: tuple[str, ...]) -> list[str]:
+        """Subscribe the seed's channel names; the names now subscribed."""
         assert self.principal is not None
         user = self.principal.user_id
         now = self._timers.time()
@@ -99,6 +106,7 @@ class SocketIOSession(Session):
         for item in items:
             if item.name in sio.LIST_EVENTS and item.name in self.subs and not self.closed:
                 await self.lists.join(item.name, self.principal, self.conn)
+        return [sio.HUB_TO_SEED.get(i.name, i.name) for i in items if i.name in self.subs]
 
     async def _send_snapshot(self, sub: Subscription) -> None:
         # Positions and orders arrive as the feed's full list, not item by item.
@@ -109,10 +117,12 @@ class SocketIOSession(Session):
         stream = self.hub.streams.find(channel, user)
         return stream is not None and stream.offset > offset
 
-    def unsubscribe_seed(self, names: tuple[str, ...]) -> None:
+    def unsubscribe_seed(self, names: tuple[str, ...]) -> list[str]:
+        """Unsubscribe the seed's channel names; the names that are channels."""
         assert self.principal is not None
         hub_names = tuple(sio.SEED_CHANNELS.get(n, n) for n in dict.fromkeys(names))
         self.unsubscribe(hub_names)
         for name in hub_names:
             if name in sio.LIST_EVENTS and name not in self.subs:
                 self.lists.leave(name, self.principal.user_id, self.conn)
+        return [sio.HUB_TO_SEED.get(n, n) for n in hub_names if n in self.hub.channels]

@@ -436,3 +436,17 @@ def test_the_resume_book_marks_when_the_last_connection_closes() -> None:
     book.closed("u", 40.0)
     assert book.since("u", "account", 161.0) is None  # past the window
     assert len(book) == 0
+
+
+async def test_an_acknowledgement_callback_gets_the_answer_too() -> None:
+    assert sio.parse('21["heartbeat",{"timestamp":5}]') == sio.Heartbeat(5, 1)
+    h = harness(World())
+    assert isinstance(h.session, SocketIOSession)
+    await h.session.on_packet('27["subscribe",{"channels":["quotes","nope"]}]')
+    await h.session.on_packet('28["unsubscribe",{"channels":["quotes"]}]')
+    await h.session.on_packet('29["heartbeat",{"timestamp":5}]')
+    acks = [p for p in h.conn.received if p.startswith(b"43")]
+    assert [p[:3] for p in acks] == [b"437", b"438", b"439"]
+    assert json.loads(acks[0][3:]) == [{"channels": ["quotes"]}]
+    assert json.loads(acks[1][3:]) == [{"channels": ["quotes"]}]
+    assert json.loads(acks[2][3:])[0]["timestamp"] == 5
