@@ -57,6 +57,16 @@ SOCKETIO = BenchDialect(
     engineio=True,
 )
 
+#: Seed 002's Socket.IO on the websocket transport: the token in the CONNECT packet.
+SOCKETIO = BenchDialect(
+    name="socketio",
+    path="/socket.io/?EIO=4&transport=websocket",
+    hello=('40{"token":"{token}"}', '42["subscribe",{"channels":["quotes"]}]'),
+    subscribed='42["subscribed"',
+    market='42["quotes"',
+    engineio=True,
+)
+
 #: Seed 003's ``/ws``: first-message auth, then every symbol's ``price_update``.
 SEED003 = BenchDialect(
     name="seed003",
