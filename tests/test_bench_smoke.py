@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("EURUSD", "XAUUSD")
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dialects import SOCKETIO  # noqa: E402
+from dialects import DIALECTS, SOCKETIO  # noqa: E402
 from fanout import dialect_arguments  # noqa: E402
 
 
@@ -382,14 +382,13 @@ def test_loadgen_speaks_socketio_and_counts_loss_without_offsets(loadgen: Path) 
     assert 0 <= result["p50_ms"] <= result["p99_ms"] < 1000
 
 
-# The rows of bench/dialects.py whose endpoint this tree serves (socketio: once the
-# /socket.io/ endpoint is merged; then every row, and ``--dialect all``).
-SERVED_ROWS = ("seed003", "seed004-market-data", "dashboard", "dashboard-deflate")
+# Every row of bench/dialects.py but the canonical one, which runs first anyway.
+SERVED_ROWS = tuple(name for name in DIALECTS if name != "canonical")
 
 
 def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) -> None:
-    """``fanout.py --dialect … --reference …``, briefly: the canonical endpoint of a real
-    daemon first, then each served row of ``bench/dialects.py`` on its own daemon, then
+    """``fanout.py --dialect all --reference …``, briefly: the canonical endpoint of a real
+    daemon first, then every row of ``bench/dialects.py`` on its own daemon, then
     seed 002's stack over the ``socketio`` row; one table, each as a share of the
     canonical run, and every client of every row subscribed and counted."""
     report = tmp_path / "fanout.json"
@@ -398,7 +397,7 @@ def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) ->
             sys.executable,
             str(ROOT / "bench" / "fanout.py"),
             *("--clients", "2", "--duration", "1.5", "--warmup", "0.3", "--tick-rate", "5"),
-            *("--dialect", ",".join(SERVED_ROWS), "--reference", "python-socketio"),
+            *("--dialect", "all", "--reference", "python-socketio"),
             *("--no-pin", "--json", str(report)),
         ],
         capture_output=True,
