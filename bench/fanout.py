@@ -571,12 +571,14 @@ def compare_row(run: Run, runs: list[Run]) -> str:
         loss = f"? (count: {seen:.0%} of the ticks seen in time; late or conflated)"
     if lg["closed_by_server"]:
         loss += f" (+{lg['closed_by_server']} closed)"
+    # No tick reached its first client inside the window (a stack seconds behind): none.
+    first = f"{lg.get('first_p99_ms', 0):.1f}" if lg.get("first_max_ms", 0) > 0 else "-"
     return (
         f"| {run.label} | {run.clients:,} "
         f"| {run.total_tick_rate:,.0f} ({lg.get('feed_ticks_per_sec', 0):,.0f}) "
         f"| {run.delivered:,.0f} | {'-' if share is None else f'{100 * share:.0f}'} "
         f"| {lg['p50_ms']:.1f} | {lg['p99_ms']:.1f} | {lg['max_ms']:.1f} "
-        f"| {lg.get('first_p99_ms', 0):.1f} | {loss} | {run.server_cpu_pct:.0f} "
+        f"| {first} | {loss} | {run.server_cpu_pct:.0f} "
         f"| {lg['client_cpu_pct']:.0f} | {run.other_cpu_pct:.0f} |"
     )
 
