@@ -113,7 +113,9 @@ class Node:
         self.sessions: set[LiveSession] = set()
         #: Where each user's trading streams stood when their last connection closed,
         #: for the dialects whose clients cannot send an offset (fxgate.hub.resume).
-        self.resume = ResumeBook(hub, settings.ws.recovery_window)
+        self.resume = ResumeBook(
+            hub, settings.ws.recovery_window, marks=getattr(bus, "marks", None)
+        )
         #: Authenticated sockets of every endpoint, by user (``/auth/sessions``).
         self.connections = ConnectionRegistry()
         self.started_at = time.time()

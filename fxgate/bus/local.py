@@ -36,6 +36,11 @@ class LocalBus:
     def healthy(self) -> bool:
         return True
 
+    @property
+    def marks(self) -> StoreHistory | None:
+        """Where the resume book keeps its marks across a restart (``fxgate.hub.resume``)."""
+        return self.history
+
 
 def build(settings: Settings, hub: Hub, store: Store) -> LocalBus:
     """The ``local`` bus backend: one process; history in the store."""

@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -130,6 +130,7 @@ class RedisBus:
         #: Streams with messages delivered only here while Redis was away.
         self._dirty: set[tuple[str, str]] = set()
         self.local_deliveries = 0
+        self._mark_tasks: set[asyncio.Task[None]] = set()
         #: A batch is on its way to Redis (stop waits for it).
         self._sending = False
         #: Started: events before (start-up lines, nobody subscribed yet) are only
@@ -192,6 +193,8 @@ class RedisBus:
         ):
             self._wake.set()
             await asyncio.sleep(0.01)
+        if self._mark_tasks:  # resume marks of the connections just closed
+            await asyncio.wait(list(self._mark_tasks), timeout=self._timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -379,6 +382,37 @@ class RedisBus:
             return  # another epoch: the next message says so; resumes get snapshots
         for offset, env in page.entries:
             self._hub.fan_out(ch, key, env["data"], env["timestamp"], env["id"], offset, page.epoch)
+
+    # -- resume marks (fxgate.hub.resume) ------------------------------------------------
+
+    @property
+    def marks(self) -> RedisBus:
+        return self
+
+    def put_mark(self, user_id: str, mark: Mapping[str, Any], ttl: float) -> None:
+        key = self.key("resume", user_id)
+        self._mark_task(self._redis.set(key, ujson.dumps(mark), ex=max(1, int(ttl))))
+
+    def drop_mark(self, user_id: str) -> None:
+        self._mark_task(self._redis.delete(self.key("resume", user_id)))
+
+    def _mark_task(self, command: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await command
+            except (RedisError, OSError) as exc:
+                log.warning("resume mark not updated in Redis (%s)", exc)
+
+        task = asyncio.get_running_loop().create_task(run(), name="resume-mark")
+        self._mark_tasks.add(task)
+        task.add_done_callback(self._mark_tasks.discard)
+
+    async def take_mark(self, user_id: str) -> Mapping[str, Any] | None:
+        raw = await self._redis.getdel(self.key("resume", user_id))
+        if raw is None:
+            return None
+        mark: Mapping[str, Any] = ujson.loads(raw)
+        return mark
 
     # -- durable history ---------------------------------------------------------------
 

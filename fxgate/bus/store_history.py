@@ -32,6 +32,9 @@ from fxgate.services.ports.store.history import HistoryEntry, HistoryRun, Histor
 
 log = logging.getLogger(__name__)
 
+#: The pseudo-channel of the resume marks (never a channel's name: channels are words).
+MARKS = "_resume"
+
 #: Seconds between deletions of expired entries (MongoDB's TTL index does it too).
 PURGE_EVERY = 600.0
 
@@ -65,6 +68,7 @@ class StoreHistory:
         if run is not None and run.clean:
             self.epoch = run.epoch
             heads = await self._store.heads(run.epoch)
+            heads = {k: o for k, o in heads.items() if k[0] != MARKS}
         else:
             if run is not None:
                 log.warning(
@@ -155,6 +159,27 @@ class StoreHistory:
             if size and upto - self._trimmed.get((channel, key), 0) >= max(1, size // 2):
                 await self._store.trim(channel, key, epoch, upto)
                 self._trimmed[(channel, key)] = upto
+
+    # -- resume marks (fxgate.hub.resume): an entry of their own pseudo-channel ---------
+
+    @property
+    def marks(self) -> StoreHistory:
+        return self
+
+    def put_mark(self, user_id: str, mark: Mapping[str, Any], ttl: float) -> None:
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        self._pending.append(HistoryEntry(MARKS, user_id, self.epoch, 1, dict(mark), expires))
+
+    def drop_mark(self, user_id: str) -> None:
+        self.put_mark(user_id, {"closedAt": 0}, 1.0)  # replaced by a mark too old to use
+
+    async def take_mark(self, user_id: str) -> Mapping[str, Any] | None:
+        await self.flush()  # one written a moment ago (this process) is found too
+        found = await self._store.read(MARKS, user_id, self.epoch, 0, 1, datetime.now(UTC))
+        if not found:
+            return None
+        await self._store.trim(MARKS, user_id, self.epoch, 1)
+        return found[0].envelope
 
     async def read(self, channel: str, key: str, after: int, limit: int) -> HistoryPage | None:
         entries = await self._store.read(

@@ -35,3 +35,19 @@ class DurableHistory(Protocol):
         """The stream's entries after ``after`` (at most ``limit + 1``), or None when
         the history cannot be reached (Redis down): the client gets a snapshot."""
         ...
+
+
+class MarkStore(Protocol):
+    """Where a server-side resume mark (:class:`fxgate.hub.resume.ResumeBook`) is kept
+    beyond the process, beside the history it points into."""
+
+    def put_mark(self, user_id: str, mark: Mapping[str, Any], ttl: float) -> None:
+        """Keep ``mark`` for ``ttl`` seconds; never blocks (written in the background)."""
+
+    async def take_mark(self, user_id: str) -> Mapping[str, Any] | None:
+        """The user's mark, removed (a mark is used once), or None."""
+        ...
+
+    def drop_mark(self, user_id: str) -> None:
+        """Forget the user's mark (a connection opened: it is a fresh subscriber or has
+        taken the mark already); never blocks."""

@@ -25,29 +25,39 @@ The API (no I/O, no clock of its own; the caller passes ``now``, monotonic secon
 ``since`` returns None when there is no mark, the mark is older than the window, or the
 channel is not a per-user channel with history; a mark is used once per channel (the
 next connection's subscription consumes it) and forgotten after the window.
+
+Across restarts and nodes: given ``marks`` (a :class:`fxgate.hub.history.MarkStore`:
+the Redis bus, or the local bus's store history), a mark is also kept where the
+history is, and a session ``await book.load(user_id, now)`` before asking ``since``
+takes it from there when this process has none (the user was on another node, or the
+daemon restarted). Each stream's mark carries its own epoch (``Hub.position``), and the
+replay goes through ``Hub.recover``, which reads the durable history past memory.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from fxgate.hub.history import MarkStore
 from fxgate.hub.hub import Hub
 
 
 @dataclass(slots=True)
 class _Mark:
     closed_at: float
-    epoch: str
-    #: channel -> the offset its (channel, user) stream had when the user went away
-    offsets: dict[str, int] = field(default_factory=dict)
+    #: channel -> (offset, epoch) its (channel, user) stream had when the user went away
+    offsets: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 class ResumeBook:
     """Per user: open connections, and where the streams stood when the last closed."""
 
-    def __init__(self, hub: Hub, window: float) -> None:
+    def __init__(self, hub: Hub, window: float, marks: MarkStore | None = None) -> None:
         self.hub = hub
         self.window = window
+        self.marks = marks
         self._open: dict[str, int] = {}
         self._marks: dict[str, _Mark] = {}
 
@@ -61,6 +71,9 @@ class ResumeBook:
 
     def opened(self, user_id: str) -> None:
         self._open[user_id] = self._open.get(user_id, 0) + 1
+        if self.marks is not None:
+            # Used here (or never to be: another connection is open), not elsewhere.
+            self.marks.drop_mark(user_id)
 
     def closed(self, user_id: str, now: float) -> None:
         """A connection of ``user_id`` closed; when it was the last, note the offsets."""
@@ -69,13 +82,30 @@ class ResumeBook:
             self._open[user_id] = left
             return
         self._open.pop(user_id, None)
-        streams = self.hub.streams
-        offsets: dict[str, int] = {}
-        for name in self.resumable():
-            stream = streams.find(name, user_id)
-            offsets[name] = stream.offset if stream is not None else 0
-        self._marks[user_id] = _Mark(now, streams.epoch, offsets)
+        offsets = {name: self.hub.position(name, user_id) for name in self.resumable()}
+        self._marks[user_id] = _Mark(now, offsets)
         self._expire(now)
+        if self.marks is not None:
+            kept = {"closedAt": time.time(), "streams": {k: list(v) for k, v in offsets.items()}}
+            self.marks.put_mark(user_id, kept, self.window)
+
+    async def load(self, user_id: str, now: float) -> None:
+        """Take the user's mark from the shared ``marks`` when this process has none
+        (the last connection closed on another node, or before a restart)."""
+        if self.marks is None or user_id in self._marks:
+            return
+        try:
+            kept: Any = await self.marks.take_mark(user_id)
+        except Exception:
+            return  # Redis or the store away: no resume, the snapshot as usual
+        if not isinstance(kept, dict):
+            return
+        age = time.time() - float(kept.get("closedAt", 0))
+        if age > self.window:
+            return
+        streams = kept.get("streams") or {}
+        offsets = {str(k): (int(v[0]), str(v[1])) for k, v in streams.items()}
+        self._marks[user_id] = _Mark(now - max(age, 0.0), offsets)
 
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None:
         """Where ``channel`` stood for ``user_id`` when their last connection closed,
@@ -86,12 +116,10 @@ class ResumeBook:
         if now - mark.closed_at > self.window:
             del self._marks[user_id]
             return None
-        offset = mark.offsets.pop(channel, None)
+        since = mark.offsets.pop(channel, None)
         if not mark.offsets:
             del self._marks[user_id]
-        if offset is None:
-            return None
-        return (offset, mark.epoch)
+        return since
 
     def _expire(self, now: float) -> None:
         old = [u for u, m in self._marks.items() if now - m.closed_at > self.window]

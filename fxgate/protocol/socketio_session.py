@@ -92,6 +92,10 @@ class SocketIOSession(Session):
         """Subscribe the seed's channel names; the names now subscribed."""
         assert self.principal is not None
         user = self.principal.user_id
+        if self.resume is not None:
+            await self.resume.load(user, self._timers.time())
+            if self.closed:
+                return []
         now = self._timers.time()
         items = []
         for name in dict.fromkeys(names):

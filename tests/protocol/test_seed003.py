@@ -759,6 +759,9 @@ class Marks:
                 for c in ("orders", "positions", "account")
             }
 
+    async def load(self, user_id: str, now: float) -> None:
+        return None  # one process: nothing shared to bring in
+
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None:
         offset = self.marks.get(user_id, {}).pop(channel, None)
         return None if offset is None else (offset, self.hub.epoch)

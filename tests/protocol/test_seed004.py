@@ -435,6 +435,9 @@ class Marks:
         stream = self.hub.streams.find("orders", user_id)
         self.at[("orders", user_id)] = stream.offset if stream else 0
 
+    async def load(self, user_id: str, now: float) -> None:
+        return None  # one process: nothing shared to bring in
+
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None:
         offset = self.at.get((channel, user_id))
         return None if offset is None else (offset, self.hub.epoch)

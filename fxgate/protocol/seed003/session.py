@@ -40,6 +40,10 @@ class ResumeMarks(Protocol):
 
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None: ...
 
+    async def load(self, user_id: str, now: float) -> None:
+        """Bring the user's mark from where it is shared (another node, before a
+        restart) before ``since`` is asked."""
+
 
 class Seed003Session(Session):
     replies = seed_wire.REPLIES
@@ -63,6 +67,9 @@ class Seed003Session(Session):
             return
         user = self.principal.user_id
         if self.resume is not None:
+            await self.resume.load(user, self._timers.time())
+            if self.closed or self.closing:
+                return
             self.resume.opened(user)
             self._opened = True
         items = tuple(

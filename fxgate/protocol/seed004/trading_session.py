@@ -70,6 +70,9 @@ class ResumeMarks(Protocol):
 
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None: ...
 
+    async def load(self, user_id: str, now: float) -> None:
+        """Bring the user's mark from where it is shared (another node, a restart)."""
+
 
 class TradingSession(Seed004Session):
     """``/ws/trading``: API-key login, then orders and cancels, and the user's updates.
@@ -165,6 +168,9 @@ class TradingSession(Seed004Session):
         self.principal = Principal(user.id, role, user.tier, self.session_id)
         self.conn.principal = self.principal
         if self._resume is not None:
+            await self._resume.load(user.id, self._timers.time())
+            if self.closed or self.closing:
+                return
             self._resume.opened(user.id)
             self._opened = True
         # Live events wait behind the answer and the replay (if any), in order.
