@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from fxgate.brokers.mt5.broker import Mt5Broker
-from fxgate.brokers.mt5.terminal import Terminal
+from fxgate.brokers.mt5.thread import ThreadTerminal
 from fxgate.domain.errors import AuthorizationError, TradingError
 from fxgate.domain.trading import OrderRequest, OrderStatus, OrderType, Side
 from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind
@@ -191,7 +191,7 @@ async def test_the_bridge_gone_and_back(tmp_path: Path) -> None:
     await store.open()
     api = Breakable(fake_terminal())
     broker = Mt5Broker(
-        Terminal(lambda: api),
+        ThreadTerminal(lambda: api),
         store.trading,
         owner=OWNER,
         symbols=["EURUSD"],

@@ -10,12 +10,14 @@ to ``initialize`` and nowhere else: never logged, stored, or put in a repr.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from fxgate.brokers.mt5.broker import Mt5Broker
-from fxgate.brokers.mt5.terminal import Terminal, bridge_reachable, import_api, parse_bridge
+from fxgate.brokers.mt5.process import ProcessTerminal, package_api
+from fxgate.brokers.mt5.terminal import Worker, bridge_reachable, import_api, parse_bridge
+from fxgate.brokers.mt5.thread import ThreadTerminal
 from fxgate.config.settings import Mt5Settings, Settings
 from fxgate.services.ports.broker_backend import BrokerBackend
 from fxgate.services.ports.store import Store
@@ -33,9 +35,8 @@ def check(settings: Settings) -> list[str]:
         except OSError as exc:
             found.append(f"mt5.password_file: cannot read it ({exc.strerror or exc})")
     package, extra = ("mt5linux", "mt5linux") if s.bridge else ("MetaTrader5", "mt5")
-    try:
-        importlib.import_module(package)
-    except ImportError:
+    # Found, not imported: in the default worker only the child process imports it.
+    if importlib.util.find_spec(package) is None:
         found.append(
             f"broker.backend = \"mt5\": {package} is not installed (pip install 'fxgate[{extra}]')"
         )
@@ -74,10 +75,17 @@ def connect_kwargs(s: Mt5Settings) -> dict[str, Any]:
     return kwargs
 
 
+def worker(kind: str, bridge: str) -> Worker:
+    """``mt5.worker``: the terminal's owner in a child process, or in a thread."""
+    if kind == "thread":
+        return ThreadTerminal(lambda: import_api(bridge))
+    return ProcessTerminal(package_api(bridge))
+
+
 def build(settings: Settings, store: Store) -> BrokerBackend:
     s = settings.mt5
     bridge = s.bridge
-    terminal = Terminal(lambda: import_api(bridge))
+    terminal = worker(s.worker, bridge)
     broker = Mt5Broker(
         terminal,
         store.trading,

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fxgate.brokers.mt5 import convert, jobs
-from fxgate.brokers.mt5.feed import TickFeed, read_ticks
-from fxgate.brokers.mt5.sync import Change, Ledger
-from fxgate.brokers.mt5.terminal import Terminal, TerminalError
+from fxgate.brokers.mt5 import convert
+from fxgate.brokers.mt5.feed import TickFeed
+from fxgate.brokers.mt5.sync import Change, Ledger, Snapshot
+from fxgate.brokers.mt5.terminal import TerminalError, Worker
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.trading import (
     Account,
@@ -47,7 +47,7 @@ class Mt5Session:
 
     def __init__(
         self,
-        terminal: Terminal,
+        terminal: Worker,
         store: TradingStore,
         *,
         owner: str,
@@ -135,7 +135,7 @@ class Mt5Session:
 
     async def _connect(self) -> None:
         kwargs, wanted = self._connect_kwargs, self._wanted
-        term, acc, infos = await self.terminal.run(lambda c: jobs.connect(c, kwargs, wanted))
+        term, acc, infos = await self.terminal.run("connect", kwargs, wanted)
         self.ledger.currency = str(acc.get("currency") or "USD")
         for info in infos:
             spec = self._remember_symbol(info)
@@ -193,7 +193,7 @@ class Mt5Session:
             with contextlib.suppress(TerminalError, TimeoutError):
                 await asyncio.wait_for(self.terminal.call("shutdown"), 5)
         self.connected = False
-        self.terminal.close()
+        await self.terminal.close()
 
     async def flush(self) -> None:
         """One tick poll and one trade poll, now."""
@@ -209,14 +209,13 @@ class Mt5Session:
     async def _poll_ticks(self) -> None:
         if not self.connected:
             return
-        cursors = self.feed.cursors
         try:
-            ticks = await self.terminal.run(lambda c: read_ticks(c, cursors))
+            ticks, moved = await self.terminal.run("read_ticks", self.feed.cursor_states())
         except TerminalError as exc:
             if exc.lost:
                 self._lost(exc)
             return
-        self.feed.take(ticks)
+        self.feed.take(ticks, moved)
 
     async def _poll_trades(self) -> None:
         if not self.connected:
@@ -234,10 +233,10 @@ class Mt5Session:
         """Read, diff, store, announce (the caller holds the lock)."""
         ledger = self.ledger
         since = ledger.deals_since()
-        snap = await self.terminal.run(lambda c: jobs.read_state(c, since))
+        snap = Snapshot(**await self.terminal.run("read_state", since))
         wanted = ledger.wanted(snap)
         if wanted:
-            snap.history = await self.terminal.run(lambda c: jobs.read_history(c, wanted))
+            snap.history = await self.terminal.run("read_history", list(wanted))
         self.trade_allowed = bool(snap.terminal.get("trade_allowed", True))
         self.server_connected = bool(snap.terminal.get("connected", True))
         for row in [*snap.positions, *snap.orders, *snap.deals, *snap.history.values()]:
