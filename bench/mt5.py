@@ -5,8 +5,8 @@ SQLite store, ``MarketService`` stepping the adapter's tick feed), over the fake
 ``MetaTrader5`` package of ``tests/fake_mt5`` (set up by ``bench/mt5_fake.py``, in the
 adapter's worker process, or in this one with ``--worker thread``) with S symbols
 ticking at R ticks/s each (fxgate's ten instruments, then the fake's synthetic
-``EURUSD.s01`` …) and P positions opened "by hand" before the adapter connects. Over the measured window
-it reports:
+``EURUSD.s01`` …) and P positions opened "by hand" before the adapter connects. Over
+the measured window it reports:
 
 - the adapter's CPU (the event loop's thread and the terminal worker together: with
   ``--worker process``, the default, the worker's child process counts too; minus the
