@@ -94,6 +94,17 @@ def thread_cpu() -> dict[int, float]:
     return out
 
 
+def run_queue_wait(tid: int) -> float:
+    """Seconds thread ``tid`` of this process has spent runnable but waiting for a CPU
+    (``schedstat``): a stall with this high is the machine's load; a thread waiting for
+    the GIL sleeps, so a GIL stall does not show here."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except OSError:
+        return float("nan")
+
+
 def machine_busy() -> float:
     """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
     with open("/proc/stat") as f:
@@ -142,6 +153,8 @@ class Result:
     cpu_worker_pct: float = 0.0
     cpu_child_pct: float = 0.0
     other_load_pct: float = 0.0
+    #: how long the loop's thread was runnable but had no CPU, ms per second (load)
+    loop_cpu_wait_ms_per_s: float = 0.0
     events: dict[str, int] = field(default_factory=dict)
     fake_calls_per_sec: float = 0.0
     fake_longest_call_ms: float = 0.0
@@ -319,11 +332,13 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         loop_tid = threading.get_native_id()
         await fake.begin()
         cpu_before, busy_before = thread_cpu(), machine_busy()
+        waited_before = run_queue_wait(loop_tid)
         probe.lateness.clear()
         measuring, began = True, time.perf_counter()
         await asyncio.sleep(args.duration)
         measuring, elapsed = False, time.perf_counter() - began
         cpu_after, busy_after = thread_cpu(), machine_busy()
+        waited = run_queue_wait(loop_tid) - waited_before
         stats = await fake.end()
         await backend.broker.flush()
         await asyncio.sleep(2 * args.poll_interval)
@@ -346,6 +361,7 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     result.cpu_fake_pct = 100 * stats.cpu / elapsed
     result.other_load_pct = max(0.0, 100 * (busy_after - busy_before - total) / elapsed)
     result.cpu_probe_pct = probe_cost
+    result.loop_cpu_wait_ms_per_s = 1000 * waited / elapsed
     result.cpu_adapter_pct = max(
         0.0, result.cpu_total_pct - result.cpu_fake_pct - result.cpu_probe_pct
     )
@@ -426,7 +442,8 @@ def print_table(results: list[Result]) -> None:
             f"{r.fake_calls_per_sec:,.0f} terminal calls/s, the longest "
             f"{r.fake_longest_call_ms:.1f} ms ({r.fake_longest_call}); process CPU "
             f"{r.cpu_total_pct:.1f} % (probe {r.cpu_probe_pct:.1f} % and fake "
-            f"{r.cpu_fake_pct:.1f} % excluded); events in the window {r.events}"
+            f"{r.cpu_fake_pct:.1f} % excluded); the loop waited for a CPU "
+            f"{r.loop_cpu_wait_ms_per_s:.1f} ms/s; events in the window {r.events}"
         )
         for failure in r.failures:
             print(f"  NOT MET: {failure}")

@@ -80,6 +80,9 @@ class Mt5Session:
         self.ledger = Ledger(owner, self._digits, clock)
         self._listeners: list[BrokerListener] = []
         self._lock = asyncio.Lock()
+        # One tick sweep at a time: a sweep reads the cursors the one before it moved
+        # (``flush()`` beside the loop's sweep would otherwise read the same ticks twice).
+        self._sweeping = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._reconnecting: asyncio.Task[None] | None = None
         self.connected = False
@@ -207,15 +210,16 @@ class Mt5Session:
     # -- polling -------------------------------------------------------------------------
 
     async def _poll_ticks(self) -> None:
-        if not self.connected:
-            return
-        try:
-            ticks, moved = await self.terminal.run("read_ticks", self.feed.cursor_states())
-        except TerminalError as exc:
-            if exc.lost:
-                self._lost(exc)
-            return
-        self.feed.take(ticks, moved)
+        async with self._sweeping:
+            if not self.connected:
+                return
+            try:
+                ticks, moved = await self.terminal.run("read_ticks", self.feed.cursor_states())
+            except TerminalError as exc:
+                if exc.lost:
+                    self._lost(exc)
+                return
+            self.feed.take(ticks, moved)
 
     async def _poll_trades(self) -> None:
         if not self.connected:
