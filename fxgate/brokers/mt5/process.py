@@ -29,10 +29,8 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import fxgate
 from fxgate.brokers.mt5 import wire
 from fxgate.brokers.mt5.terminal import WORKER_LOST, TerminalError
 
@@ -43,10 +41,19 @@ ApiSpec = tuple[str, str, dict[str, Any]]
 CHILD = "fxgate.brokers.mt5.worker"
 #: How long a child that was told to end (its stdin closed) has before it is killed.
 EXIT_GRACE = 5.0
-#: The directory this fxgate was imported from: the child runs the same code.
-FXGATE_ROOT = str(Path(fxgate.__file__).resolve().parents[1])
 #: Room for a large answer (a long history) in one read of the pipe.
 PIPE_LIMIT = 1 << 20
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The daemon's environment (plus ``extra``) with its import path: the child imports
+    what the daemon would (this fxgate, a fake put first on ``sys.path``), and with
+    ``-P`` nothing else (not its working directory)."""
+    env = {**os.environ, **(extra or {})}
+    path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    path += [p for p in sys.path if p and p not in path]
+    env["PYTHONPATH"] = os.pathsep.join(path)
+    return env
 
 
 def package_api(bridge: str) -> ApiSpec:
@@ -121,10 +128,7 @@ class ProcessTerminal:
             return self._proc
 
     async def _start(self, job: str) -> asyncio.subprocess.Process:
-        env = {**os.environ, **self._env}
-        root = FXGATE_ROOT
-        path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join([*path, *([] if root in path else [root])])
+        env = child_env(self._env)
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
