@@ -280,6 +280,10 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         duration=args.duration,
         worker=args.worker,
     )
+    if args.sweep_part is not None:
+        from fxgate.brokers.mt5 import session
+
+        session.SWEEP_PART = args.sweep_part
     probe_cost = await measure_probe_cost(min(2.0, max(0.5, args.warmup)))
     fake = InProcessFake(args) if args.worker == "thread" else ChildFake(args)
     settings = Settings(
@@ -494,6 +498,12 @@ def main() -> None:
         choices=["process", "thread"],
         default="process",
         help="mt5.worker: the terminal's owner in a child process (default) or a thread",
+    )
+    p.add_argument(
+        "--sweep-part",
+        type=int,
+        default=None,
+        help="symbols per part of a tick sweep (session.SWEEP_PART, 5): a diagnostic",
     )
     p.add_argument("--pin", type=int, default=None, help="run on this CPU only (sched_setaffinity)")
     p.add_argument("--json", type=Path, default=None, help="write the raw numbers here")

@@ -10,6 +10,7 @@ its HTTP control (``FAKE_MT5_CONTROL``), served from the child.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -214,3 +215,23 @@ async def test_the_worker_process_ends_with_the_daemon(make_daemon: Daemons, sig
     code = d.stop(sig)
     assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
     await until(lambda: not alive(pid), timeout=10, what="the worker process gone")
+
+
+async def test_the_workers_log_lines_are_the_daemons(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "fxgate.sqlite3")
+    await store.open()
+    terminal = ProcessTerminal(package_api(""), env=daemon_env(SCENARIO))
+    broker = Mt5Broker(terminal, store.trading, owner=OWNER, symbols=["EURUSD", "NOSUCH"],
+                       poll_interval=3600, trade_poll_interval=3600)  # fmt: skip
+    try:
+        with caplog.at_level(logging.WARNING, logger="fxgate.brokers.mt5"):
+            await broker.start()
+        assert broker.healthy
+        (line,) = [r for r in caplog.records if r.getMessage() == "mt5 symbol not found"]
+        assert line.name == "fxgate.brokers.mt5.jobs"  # logged in the child, written here
+        assert line.symbol == "NOSUCH"  # type: ignore[attr-defined]
+    finally:
+        await broker.stop()
+        await store.close()

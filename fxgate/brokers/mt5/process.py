@@ -184,7 +184,10 @@ class ProcessTerminal:
         kind = message[0]
         if kind == "log":
             _, name, level, text, extra = message
-            logging.getLogger(name).log(level, "%s", text, extra=extra)
+            try:
+                logging.getLogger(name).log(level, "%s", text, extra=extra)
+            except KeyError:  # an extra that would overwrite a record attribute
+                logging.getLogger(name).log(level, "%s %r", text, extra)
             return
         future = self._pending.pop(message[1], None)
         if future is None or future.done():
