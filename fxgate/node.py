@@ -12,35 +12,50 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 import pluggy
 
 from fxgate.app.tasks import Tasks
 from fxgate.bus.port import Bus
 from fxgate.config.settings import Settings
+from fxgate.domain.errors import Disconnect
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
+from fxgate.hub.connections import ConnectionRegistry
 from fxgate.hub.hub import Hub
+from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.api import PluginAPI
 from fxgate.plugins.manager import await_me_maybe
 from fxgate.protocol.limits import SlidingWindowCounter
+from fxgate.services.activity import ActivityFeed
 from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.sealing import Sealer, SealError
-from fxgate.services.auth.tokens import TokenService
+from fxgate.services.auth.tokens import Claims, TokenService
 from fxgate.services.auth.user_status import UserStatus
 from fxgate.services.health import HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker
 from fxgate.services.ports.store import Store
+from fxgate.services.signals import SignalBook
 from fxgate.services.trading import TradingService
 
-if TYPE_CHECKING:
-    from fxgate.protocol.session import Session
-
 log = logging.getLogger(__name__)
+
+
+class LiveSession(Protocol):
+    """A connected client's session, of any dialect, as shutdown and the kicks see it."""
+
+    @property
+    def claims(self) -> Claims | None: ...
+
+    def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None: ...
+
+    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
+        """What this session's client is told before close 1001, in its dialect."""
+        ...
 
 
 class StartupError(Exception):
@@ -68,6 +83,8 @@ class Node:
         candles: CandleRecorder,
         trading: TradingService,
         health: HealthMonitor,
+        activity: ActivityFeed,
+        signals: SignalBook,
     ) -> None:
         self.settings = settings
         self.version = api.version
@@ -88,9 +105,17 @@ class Node:
         self.candles = candles
         self.trading = trading
         self.health = health
+        #: The ``logs`` channel's feed: users' trading lines, admins' system lines.
+        self.activity = activity
+        self.signals = signals
         self.connection_rate = SlidingWindowCounter(settings.ws.connections_per_minute)
         #: Live sessions, for shutdown and for closing those of a retired key.
-        self.sessions: set[Session] = set()
+        self.sessions: set[LiveSession] = set()
+        #: Where each user's trading streams stood when their last connection closed,
+        #: for the dialects whose clients cannot send an offset (fxgate.hub.resume).
+        self.resume = ResumeBook(hub, settings.ws.recovery_window)
+        #: Authenticated sockets of every endpoint, by user (``/auth/sessions``).
+        self.connections = ConnectionRegistry()
         self.started_at = time.time()
         self.stopping = False
         self._tasks = tasks
@@ -102,10 +127,11 @@ class Node:
         """Fan an event out to its subscribers (through the bus). Never blocks."""
         self.bus.publish(event)
 
-    def ingest(self, channel: str, data: Any, *, user_id: str | None = None) -> None:
+    def ingest(self, channel: str, data: Any, *, user_id: str | None = None) -> Awaitable[None]:
         """Publish an event made outside fxgate's own services, validated against its
-        channel first (``ValidationError`` otherwise): see ``PluginAPI.ingest``."""
-        self.api.ingest(channel, data, user_id=user_id)
+        channel first (``ValidationError`` otherwise); await the result to know a kept
+        event (a signal) is stored and announced: see ``PluginAPI.ingest``."""
+        return self.api.ingest(channel, data, user_id=user_id)
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
@@ -153,6 +179,19 @@ class Node:
         await self.health.check()
         self.spawn(self.health.run(), name="health")
         self.health.ready = True
+        self.activity.system(
+            "INFO",
+            f"fxgate {self.version} started",
+            "daemon",
+            version=self.version,
+            broker=s.broker.backend,
+            store=s.store.backend,
+            bus=s.bus.backend,
+        )
+
+    def announce_stopping(self) -> None:
+        """Tell admins' dashboards, while they are still connected, that the daemon stops."""
+        self.activity.system("WARNING", "fxgate stopping", "daemon", connections=len(self.sessions))
 
     async def _refresh_keys(self) -> None:
         while True:

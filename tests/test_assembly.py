@@ -38,11 +38,13 @@ def test_every_registered_backend_loads(
 async def test_a_built_node_has_every_part_and_the_builtin_channels(tmp_path: Path) -> None:
     node = build_node(Settings(state_dir=tmp_path, disable_plugins=["analytics"]))
     assert set(node.hub.channels) == {
-        "trades", "positions", "orders", "market-data", "alerts", "system", "account",
+        "trades", "positions", "orders", "market-data", "alerts", "system", "account", "logs",
+        "signals", "news", "orderbook", "market-trades",
     }  # fmt: skip
     assert node.api.trading is node.trading
     assert node.api.market is node.market
     assert node.api.health is node.health
+    assert node.api.signals is node.signals
     assert set(node.health.report.components) == set()  # checks run once started
     await node.start()
     try:

@@ -27,3 +27,17 @@ def test_every_disconnect_is_documented_with_its_reconnect_advice() -> None:
 def test_every_error_code_is_documented_with_its_status_and_message() -> None:
     documented = {r[0]: (int(r[1]), r[2]) for r in _rows("Error codes")}
     assert documented == {str(c): (s.status, s.message) for c, s in ERRORS.items()}
+
+
+def test_every_builtin_channel_is_in_the_channel_list_with_its_message_type() -> None:
+    from fxgate.app.assembly import build_node
+    from fxgate.config.settings import Settings
+
+    section = DOC.split("## Channels\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {
+        cells[0].strip("` "): cells[1].strip("` ")
+        for cells in (row.strip("|").split("|") for row in rows)
+    }
+    node = build_node(Settings())
+    assert documented == {name: ch.message_type for name, ch in node.hub.channels.items()}

@@ -210,7 +210,9 @@ def test_every_parse_level_validation_error_names_its_field(market: Daemon, trad
             {"ask"},
         ),
         (admin.publish({"channel": "no-such-channel", "data": {}}), {"channel"}),
-        (admin.publish({"channel": "alerts", "data": {"title": "x"}}), {"data"}),
+        # The payload field itself (issue 8: a refused signal names data.side).
+        (admin.publish({"channel": "alerts", "data": {"title": "x"}}), {"data.type"}),
+        (admin.publish({"channel": "alerts", "data": [1], "userId": "u"}), {"data"}),
         (admin.publish({"channel": "alerts", "data": ALERT}), {"userId"}),
         (
             admin.publish(

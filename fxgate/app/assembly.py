@@ -5,7 +5,8 @@
 2. The store, then the broker backend (broker and quote feed) on it, by name.
 3. The hub (empty), then the bus that delivers to it: from here on ``bus.publish`` is a
    real publish target, so the services are built complete.
-4. The market and trading services and the candle recorder; health.
+4. The activity feed (the ``logs`` channel's producer) and the signal book; the market
+   and trading services and the candle recorder; health.
 5. The plugin API over those parts, then the channels the plugins register with it,
    into the hub, and the plugins' health checks.
 
@@ -26,16 +27,19 @@ from fxgate.config.settings import Settings
 from fxgate.hub.hub import Hub
 from fxgate.node import Node, StartupError
 from fxgate.plugins.manager import PluginError, make_plugin_manager
+from fxgate.services.activity import ActivityFeed
 from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.sealing import Sealer, master_key_path
 from fxgate.services.auth.tokens import TokenService
 from fxgate.services.auth.user_status import UserStatus
+from fxgate.services.depth import DepthFeed
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
-from fxgate.services.ports.broker import Broker, BrokerHealth
+from fxgate.services.ports.broker import Broker, BrokerHealth, BrokerTape
 from fxgate.services.ports.store import Store
 from fxgate.services.risk import RiskLimits
+from fxgate.services.signals import SignalBook
 from fxgate.services.trading import TradingService
 
 
@@ -57,7 +61,9 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
     hub = Hub()
     bus = BUSES.builder(settings.bus.backend)(settings, hub)
 
-    market = MarketService(backend.quotes, bus.publish)
+    activity = ActivityFeed(bus.publish)
+    signals = SignalBook(store.signals)
+    market = MarketService(backend.quotes, bus.publish, books=backend.broker.order_book)
     candles = CandleRecorder(store.candles)
     # Listen from the start: quotes that arrive while the last bars load are not lost.
     market.add_listener(candles.on_quote)
@@ -73,14 +79,23 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         ),
         spawn=tasks.spawn,
         history_users=settings.analytics.cache_users,
+        activity=activity,
     )
-    health = HealthMonitor()
+    # The order book and the tape are made only for watched symbols; with a shared bus
+    # the watchers may be on another node, so then they are always made.
+    wanted = hub.has_subscribers if settings.bus.backend == "local" else _always
+    depth = DepthFeed(backend.broker, bus.publish, wanted, tasks.spawn)
+    market.add_listener(depth.on_quote)
+    if isinstance(backend.broker, BrokerTape):
+        backend.broker.subscribe_tape(depth.on_trade)
+    health = HealthMonitor(activity=activity)
     api = NodeAPI(
         version=__version__,
         settings=settings,
         trading=trading,
         market=market,
         health=health,
+        signals=signals,
         hub=hub,
         publish=bus.publish,
         spawn=tasks.spawn,
@@ -97,7 +112,12 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
             health.add_check(name, check)
 
     sealer = Sealer(master_key_path(settings.auth.master_key_file, settings.state_dir))
-    keyring = KeyRing(store.signing_keys, sealer=sealer, refresh=settings.auth.keyring_refresh)
+    keyring = KeyRing(
+        store.signing_keys,
+        sealer=sealer,
+        refresh=settings.auth.keyring_refresh,
+        activity=activity,
+    )
     user_status = UserStatus(store.users, refresh=settings.auth.user_refresh)
     tokens = TokenService(
         keyring,
@@ -125,7 +145,13 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         candles=candles,
         trading=trading,
         health=health,
+        activity=activity,
+        signals=signals,
     )
+
+
+def _always(channel: str, key: str) -> bool:
+    return True
 
 
 def _core_checks(

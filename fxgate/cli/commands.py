@@ -75,12 +75,19 @@ def serve(args: argparse.Namespace) -> int:
     )
     settings = settings.model_copy(update={"server": server})
     from fxgate.node import StartupError
+    from fxgate.ops.demo import is_loopback
     from fxgate.ops.logging import setup_logging
     from fxgate.ops.serve import run
 
+    demo = bool(getattr(args, "demo", False))
+    if demo and not is_loopback(server.host):
+        raise CliError(
+            f"--demo publishes a trader's API key and secret: listen on a loopback address"
+            f" (--host 127.0.0.1), not {server.host}"
+        )
     setup_logging(settings.log.level, settings.log.format)
     try:
-        return run(settings)
+        return run(settings, demo=demo)
     except StartupError as exc:
         raise CliError(f"cannot start: {exc}") from None
 

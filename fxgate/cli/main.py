@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(serve)
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port; 0 = any)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="create seed 004's demo trader (API key demo_api_key, secret demo_secret);"
+        " only on a loopback address",
+    )
 
     keys = sub.add_parser("keys", help="JWT signing keys", description="Manage the signing keys.")
     _config_arg(keys)

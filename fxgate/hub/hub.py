@@ -97,9 +97,9 @@ class Hub:
             self.dropped[event.channel] = self.dropped.get(event.channel, 0) + 1
             return
         if ch.scope == "user":
-            if not event.user_id:
+            key = event.user_id or ch.shared_stream
+            if not key:
                 raise ValueError(f"channel {ch.name!r} is per-user: the event needs a user_id")
-            key = event.user_id
         else:
             key = event.key or ""
         payload = ch.payload(event)
@@ -188,8 +188,9 @@ class Hub:
         payload = ch.check_published(data)
         key = None
         if ch.scope == "user":
-            if not user_id:
+            if not user_id and ch.shared_stream is None:
                 raise ValidationError("This channel is per-user: name the user", field="userId")
+            user_id = user_id or None
         else:
             user_id = None
             if ch.key_filter:
@@ -208,7 +209,7 @@ class Hub:
         self.check_access(sink.principal, ch)
         filters = ch.normalize_filters(raw_filters)
         if ch.scope == "user":
-            keys: tuple[str, ...] = (sink.principal.user_id,)
+            keys: tuple[str, ...] = ch.subscription_keys(sink.principal)
             residual = filters
         elif ch.key_filter and ch.key_filter in filters:
             keys = tuple(sorted(filters[ch.key_filter]))
@@ -219,14 +220,38 @@ class Hub:
         return Subscription(sink, ch, filters, residual, keys)
 
     @staticmethod
-    def check_access(principal: Principal, ch: Channel) -> None:
+    def check_access(
+        principal: Principal, ch: Channel, held: tuple[str, ...] | None = None
+    ) -> None:
         """Raise ``AuthorizationError`` unless ``principal`` may hold ``ch``; asked at
-        subscribe time and again for every held subscription when a token is refreshed."""
+        subscribe time and again for every held subscription when a token is refreshed,
+        with the streams it ``held``: a per-user channel whose streams the new token
+        would not get (an admin's system lines, after a refresh as a trader) is refused."""
         if not principal.role.at_least(ch.min_role):
             raise AuthorizationError(
                 "Permission denied",
                 details={"channel": ch.name, "requiredRole": str(ch.min_role)},
             )
+        if ch.scope != "user":
+            return
+        if principal.user_id == ch.shared_stream:
+            # The shared stream's key is no user's: a token naming it gets nothing.
+            raise AuthorizationError("Permission denied", details={"channel": ch.name})
+        if held is not None and not set(held) <= set(ch.subscription_keys(principal)):
+            raise AuthorizationError("Permission denied", details={"channel": ch.name})
+
+    def recent(self, channel: str, keys: Iterable[str], limit: int) -> list[Mapping[str, Any]]:
+        """The payloads of the latest ``limit`` messages kept (``history_size``) on
+        those streams of ``channel``, oldest first: a snapshot for channels whose
+        recent past is what a new subscriber wants (log lines)."""
+        entries: list[Entry] = []
+        for key in keys:
+            stream = self.streams.find(channel, key)
+            if stream is not None:
+                entries.extend(stream.history)
+        # Stable: equal timestamps keep each stream's own order.
+        entries.sort(key=lambda e: str(e.envelope["timestamp"]))
+        return [e.payload for e in entries[-limit:]] if limit > 0 else []
 
     def add(self, sub: Subscription) -> None:
         for key in sub.keys:
@@ -323,6 +348,13 @@ class Hub:
             "offset": offset,
             "epoch": self.streams.epoch,
         }
+
+    def has_subscribers(self, channel: str, key: str) -> bool:
+        """Whether anything here takes ``channel`` events of stream ``key``: two dict
+        lookups, so that a producer can skip building events nobody would receive (the
+        order book per tick)."""
+        index = self._index
+        return (channel, key) in index or (channel, ALL) in index
 
     def subscriber_count(self, channel: str | None = None) -> int:
         return sum(

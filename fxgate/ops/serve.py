@@ -24,6 +24,7 @@ from fxgate.domain.errors import Disconnects
 from fxgate.domain.timefmt import iso_ms
 from fxgate.node import Node
 from fxgate.ops import systemd
+from fxgate.ops.demo import ensure_demo_trader
 from fxgate.protocol.canonical import encode
 from fxgate.web.app import make_app
 from fxgate.web.server import listen, make_server
@@ -51,19 +52,22 @@ def restarting_payload() -> bytes:
 async def close_clients(node: Node, grace: float) -> None:
     notice = restarting_payload()
     for session in list(node.sessions):
-        session.disconnect(Disconnects.SHUTDOWN, notice=notice)
+        # Each dialect tells its clients in its own format (seed 001's by default).
+        session.disconnect(Disconnects.SHUTDOWN, notice=session.shutdown_notice(notice))
     deadline = time.monotonic() + grace
     while node.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a set
         await asyncio.sleep(0.05)
 
 
-async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
+async def serve(settings: Settings, *, ready_callback: Any = None, demo: bool = False) -> int:
     # Built (settings checked) but not started: nothing on disk yet. Then the port,
     # then the state, so that a port in use leaves no master key or signing key.
     node = build_node(settings)
     sockets = listen(settings)
     try:
         await node.start()
+        if demo:
+            await ensure_demo_trader(node)
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -112,9 +116,13 @@ async def serve(settings: Settings, *, ready_callback: Any = None) -> int:
     await stop.wait()
     log.info("shutting down", extra={"connections": len(node.sessions)})
     systemd.notify("STOPPING=1")
+    node.announce_stopping()
     node.stopping = True
-    server.stop()
+    # Clients are told first and the listening socket closed after: a polling client
+    # (Socket.IO) may need a new TCP connection to fetch its notice. New connections
+    # meanwhile are refused by the handlers (node.stopping), with a status.
     await close_clients(node, settings.server.shutdown_grace)
+    server.stop()
     await node.stop()
     await server.close_all_connections()
     log.info("stopped")
@@ -137,7 +145,7 @@ async def _watchdog(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, *, demo: bool = False) -> int:
     # A watchdog kill (SIGABRT) or a hang then leaves the stuck stack in the journal.
     faulthandler.enable()
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, demo=demo))

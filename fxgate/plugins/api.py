@@ -10,17 +10,18 @@ rearranged, and brokers, stores or buses swapped, without any plugin noticing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fxgate import hookimpl
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
-from fxgate.domain.trading import Account, Deal, Order, Position
+from fxgate.domain.trading import Account, Deal, Order, OrderBook, Position
 from fxgate.plugins.channel import Channel, Filter, Filters, Principal, Scope
 from fxgate.services.health import HealthReport
 from fxgate.services.presenters import (
     account_payload,
+    order_book_payload,
     order_payload,
     position_payload,
     trade_payload,
@@ -70,6 +71,10 @@ class MarketReads(Protocol):
         """The latest quote of each symbol (all of them when ``symbols`` is None)."""
         ...
 
+    async def order_book(self, symbol: str, depth: int = 10) -> OrderBook:
+        """The broker's depth of market (synthetic on the paper broker)."""
+        ...
+
 
 class HealthReads(Protocol):
     """The gateway's health, as ``GET /health`` and the ``system`` channel show it."""
@@ -81,6 +86,20 @@ class HealthReads(Protocol):
 
     def on_change(self, fn: Callable[[HealthReport], None]) -> None:
         """Call ``fn`` with every report whose status or components changed."""
+        ...
+
+
+class SignalReads(Protocol):
+    """The stored signals (seed 002's shape), as a user may see them: public ones and
+    their own; and the one write a channel that keeps signals needs."""
+
+    async def recent(self, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest ``limit`` signals ``user_id`` may see, oldest first."""
+        ...
+
+    async def keep(self, signal: Mapping[str, Any], user_id: str | None = None) -> bool:
+        """Store a signal (public for ``user_id=None``) under its uuid, replacing an
+        earlier version; True when it is new. ``ConflictError`` for another owner's uuid."""
         ...
 
 
@@ -110,16 +129,28 @@ class PluginAPI(Protocol):
     @property
     def health(self) -> HealthReads: ...
 
+    @property
+    def signals(self) -> SignalReads: ...
+
+    def recent(self, channel: str, streams: Iterable[str], limit: int) -> list[Mapping[str, Any]]:
+        """The payloads of the latest ``limit`` messages the hub keeps (the channel's
+        ``history_size``) on those streams of a per-user channel (user ids, or its
+        ``shared_stream``), oldest first; from memory, cheap enough for a snapshot."""
+        ...
+
     def publish(self, event: Event) -> None:
         """Fan an event out to its channel's subscribers; never blocks. An event for a
         channel that is not registered is counted and dropped."""
         ...
 
-    def ingest(self, channel: str, data: Any, *, user_id: str | None = None) -> None:
+    def ingest(self, channel: str, data: Any, *, user_id: str | None = None) -> Awaitable[None]:
         """Publish a payload made outside fxgate, validated against its channel first.
 
-        Raises ``ValidationError`` for an unknown channel, a per-user channel without a
-        user, or a payload the channel refuses.
+        Raises ``ValidationError`` at once for an unknown channel, a per-user channel
+        without a user (unless it has a shared stream), or a payload the channel
+        refuses. A channel that ``keeps`` its events stores the event first and
+        announces it once stored: await the result to know it is (it raises what
+        refused the write); ignoring it is fine, a failure is then only logged.
         """
         ...
 
@@ -141,9 +172,11 @@ __all__ = [
     "PluginAPI",
     "Principal",
     "Scope",
+    "SignalReads",
     "TradingReads",
     "account_payload",
     "hookimpl",
+    "order_book_payload",
     "order_payload",
     "position_payload",
     "trade_payload",

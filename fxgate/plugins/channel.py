@@ -74,6 +74,13 @@ class Channel:
     description: ClassVar[str] = ""
     #: Fields an event published from outside (``POST /api/v1/publish``) must carry.
     required_fields: ClassVar[tuple[str, ...]] = ()
+    #: For a per-user channel: the stream that an event naming no user goes to (the
+    #: ``logs`` channel's system lines, the public ``signals``); ``None``: every event
+    #: must name its user. Who receives it is :meth:`subscription_keys`' decision.
+    shared_stream: ClassVar[str | None] = None
+    #: Whether an event published from outside is stored (:meth:`keep`) before it is
+    #: announced, like a trading record; ``api.ingest`` then announces it once kept.
+    keeps: ClassVar[bool] = False
 
     def __init__(self, api: PluginAPI | None = None) -> None:
         #: What the channel may read and do (``None`` for a channel that needs nothing).
@@ -149,6 +156,19 @@ class Channel:
                 details={"channel": self.name, "missing": missing},
             )
         return data
+
+    def subscription_keys(self, principal: Principal) -> tuple[str, ...]:
+        """For a per-user channel: the streams a subscriber receives, decided from the
+        token alone (never from a client message). The default is the user's own; a
+        channel with a :attr:`shared_stream` adds it for those who may see it. Asked at
+        subscribe time and again when a token is refreshed, never per message."""
+        return (principal.user_id,)
+
+    async def keep(self, event: Event) -> Event:
+        """Store an event published from outside before it is announced (only called
+        when :attr:`keeps` is set); returns the event to announce. Raises an
+        ``FxgateError`` (a conflict, the store unavailable) to refuse it."""
+        return event
 
     def matches(self, filters: Filters, payload: Mapping[str, Any]) -> bool:
         """Whether a message matches a subscriber's filters (all of them must match)."""

@@ -30,6 +30,11 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "analytics": "fxgate_plugins.analytics",
     "system": "fxgate_plugins.system",
     "account": "fxgate_plugins.account",
+    "logs": "fxgate_plugins.logs",
+    "signals": "fxgate_plugins.signals",
+    "news": "fxgate_plugins.news",
+    "orderbook": "fxgate_plugins.orderbook",
+    "market-trades": "fxgate_plugins.market_trades",
 }
 
 

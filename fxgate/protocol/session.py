@@ -70,7 +70,28 @@ class Connection(Sink, Protocol):
     def release(self) -> None: ...
 
 
+class Replies(Protocol):
+    """A dialect's control replies (payload bytes). ``fxgate.protocol.canonical`` is
+    seed 001's; a dialect whose session is a :class:`Session` subclass sets its own
+    (``Session.replies``), so limits, subscriptions and recovery stay written once."""
+
+    def connection(self, session_id: str, user_id: str) -> bytes: ...
+
+    def subscription(self, channels: list[dict[str, Any]]) -> bytes: ...
+
+    def unsubscription(self, names: list[str]) -> bytes: ...
+
+    def pong(self) -> bytes: ...
+
+    def auth_ok(self, expires_at: float) -> bytes: ...
+
+    def error(self, exc: FxgateError) -> bytes: ...
+
+
 class Session:
+    #: The control replies' wire format; client frames are parsed by ``on_message``.
+    replies: Replies = wire
+
     def __init__(
         self,
         *,
@@ -98,7 +119,9 @@ class Session:
         self._timers = timers
         self._bucket = TokenBucket(limits.max_messages_per_second, timers.time)
         self._connection_rate = connection_rate
-        self._on_authenticated = on_authenticated
+        #: Called once the session knows its user; a transport may set it after
+        #: construction (the socket base lists the connection in the node's registry).
+        self.on_authenticated = on_authenticated
         self._clock = clock
         self._expiry: Cancellable | None = None
         self._auth_deadline: Cancellable | None = None
@@ -132,6 +155,12 @@ class Session:
             self.conn.send(notice)
         self.conn.kick(disconnect)
 
+    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
+        """What this session's client is told before the server closes it with 1001
+        (``fxgate.ops.serve``): seed 001's ``system`` RESTARTING message, or the
+        dialect's own."""
+        return canonical_notice
+
     def close(self) -> None:
         """The connection is gone: drop every subscription and timer."""
         if self.closed:
@@ -154,9 +183,13 @@ class Session:
             self._auth_deadline.cancel()
             self._auth_deadline = None
         self._schedule_expiry(claims.exp)
-        self.conn.send(wire.connection(self.session_id, claims.sub))
-        if self._on_authenticated is not None:
-            self._on_authenticated(self)
+        self.conn.send(self.welcome_message(claims))
+        if self.on_authenticated is not None:
+            self.on_authenticated(self)
+
+    def welcome_message(self, claims: Claims) -> bytes:
+        """The first message once authenticated (seed 001's ``connection``)."""
+        return self.replies.connection(self.session_id, claims.sub)
 
     def _schedule_expiry(self, exp: float) -> None:
         if self._expiry is not None:
@@ -165,6 +198,11 @@ class Session:
         self._expiry = self._timers.call_later(delay, self.disconnect, Disconnects.TOKEN_EXPIRED)
 
     # -- input -----------------------------------------------------------------
+
+    def parse(self, raw: str | bytes) -> Any:
+        """One client frame to a command (seed 001's); a dialect's session reads its own
+        frames into its own commands, and handles them in its ``_dispatch``."""
+        return wire.parse(raw)
 
     async def on_message(self, raw: str | bytes) -> None:
         if self.closed or self.closing:
@@ -180,15 +218,15 @@ class Session:
                     reason="too_large",
                     details={"limit": self.limits.max_message_size, "size": len(raw)},
                 )
-            cmd = wire.parse(raw)
+            cmd = self.parse(raw)
             if self.principal is None and not isinstance(cmd, wire.Auth):
                 raise AuthenticationError("Authenticate first: send {type: auth, token}")
             await self._dispatch(cmd)
         except FxgateError as exc:
-            self.conn.send(wire.error(exc))
+            self.conn.send(self.replies.error(exc))
         except Exception:
             log.exception("session error", extra={"session": self.session_id})
-            self.conn.send(wire.error(FxgateError("Internal error")))
+            self.conn.send(self.replies.error(FxgateError("Internal error")))
 
     def _rate_limited(self) -> None:
         """A message over the rate was dropped. A burst is told once a second and keeps
@@ -213,7 +251,7 @@ class Session:
         if now - self._last_rate_error >= 1.0:
             self._last_rate_error = now
             self.conn.send(
-                wire.error(
+                self.replies.error(
                     RateLimitError(
                         "Rate limit exceeded",
                         details={"limit": self.limits.max_messages_per_second, "per": "second"},
@@ -227,7 +265,7 @@ class Session:
         elif isinstance(cmd, wire.Unsubscribe):
             self.unsubscribe(cmd.names)
         elif isinstance(cmd, wire.Ping):
-            self.conn.send(wire.pong())
+            self.conn.send(self.replies.pong())
         else:
             await self.auth(cmd.token)
 
@@ -246,10 +284,10 @@ class Session:
         self.conn.principal = self.principal
         dropped = self._drop_forbidden(self.principal)
         self._schedule_expiry(claims.exp)
-        self.conn.send(wire.auth_ok(claims.exp))
+        self.conn.send(self.replies.auth_ok(claims.exp))
         if dropped:
             self.conn.send(
-                wire.error(
+                self.replies.error(
                     AuthorizationError(
                         "Permission denied: subscriptions dropped",
                         details={"channels": dropped, "role": str(claims.role)},
@@ -262,7 +300,7 @@ class Session:
             claims = await self.tokens.verify(token)
         except AuthenticationError as exc:
             # DESIGN.md: a bad token is refused, close code 4001 after the error.
-            self.disconnect(Disconnects.AUTH_FAILED, notice=wire.error(exc))
+            self.disconnect(Disconnects.AUTH_FAILED, notice=self.replies.error(exc))
             return
         if self.closed or self.principal is not None:
             return
@@ -276,7 +314,8 @@ class Session:
         dropped: list[str] = []
         for name, subs in list(self.subs.items()):
             try:
-                self.hub.check_access(principal, subs[0].channel)
+                for sub in subs:
+                    self.hub.check_access(principal, sub.channel, sub.keys)
             except AuthorizationError:
                 for sub in subs:
                     self.hub.remove(sub)
@@ -296,7 +335,7 @@ class Session:
                 try:
                     sub = self.hub.make_subscription(self.conn, item.name, item.filters)
                 except FxgateError as exc:
-                    self.conn.send(wire.error(exc))
+                    self.conn.send(self.replies.error(exc))
                     continue
                 existing = self.subs.get(sub.channel.name, [])
                 if any(s.filters == sub.filters for s in existing):
@@ -304,7 +343,7 @@ class Session:
                     continue
                 if self._count >= self.limits.max_subscriptions:
                     self.conn.send(
-                        wire.error(
+                        self.replies.error(
                             RateLimitError(
                                 "Too many subscriptions",
                                 details={
@@ -328,7 +367,7 @@ class Session:
                     ack["recovered"] = replay is not None
                 acks.append(ack)
             if acks:
-                self.conn.send(wire.subscription(acks))
+                self._acknowledge(acks)
             for sub, _item in fresh:
                 replay = replays[id(sub)]
                 if replay is not None:
@@ -341,6 +380,11 @@ class Session:
         finally:
             self.conn.release()
 
+    def _acknowledge(self, acks: list[dict[str, Any]]) -> None:
+        """Confirm a subscribe request (before its snapshots); a dialect whose
+        acknowledgement says more, or nothing, overrides it."""
+        self.conn.send(self.replies.subscription(acks))
+
     @staticmethod
     def _ack(sub: Subscription) -> dict[str, Any]:
         return {"name": sub.channel.name, "subscribed": True, "filters": sub.describe_filters()}
@@ -351,11 +395,11 @@ class Session:
         try:
             items = await sub.channel.snapshot(self.principal, sub.filters)
         except FxgateError as exc:
-            self.conn.send(wire.error(exc))
+            self.conn.send(self.replies.error(exc))
             return
         except Exception:
             log.exception("snapshot failed", extra={"channel": sub.channel.name})
-            self.conn.send(wire.error(FxgateError("Snapshot unavailable")))
+            self.conn.send(self.replies.error(FxgateError("Snapshot unavailable")))
             return
         dialect = self.dialect
         for payload in items:
@@ -371,7 +415,7 @@ class Session:
         for name in names:
             if name not in self.hub.channels:
                 self.conn.send(
-                    wire.error(
+                    self.replies.error(
                         ValidationError(
                             "Invalid channel", field="channels", details={"channel": name}
                         )
@@ -383,4 +427,4 @@ class Session:
                 self._count -= 1
             done.append(name)
         if done:
-            self.conn.send(wire.unsubscription(done))
+            self.conn.send(self.replies.unsubscription(done))

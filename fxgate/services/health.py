@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fxgate.domain.timefmt import iso_ms
+from fxgate.services.activity import NoActivity
+from fxgate.services.ports.activity import ActivityLog, Level
 
 log = logging.getLogger(__name__)
 
 HEALTHY, DEGRADED, DOWN = "HEALTHY", "DEGRADED", "DOWN"
 Check = Callable[[], Awaitable[str] | str]
+_LEVELS: dict[str, Level] = {HEALTHY: "INFO", DEGRADED: "WARNING", DOWN: "ERROR"}
+_WORDS = {HEALTHY: "up", DEGRADED: "degraded", DOWN: "down"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,15 @@ class HealthReport:
 
 
 class HealthMonitor:
-    def __init__(self, *, interval: float = 2.0, check_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float = 2.0,
+        check_timeout: float = 2.0,
+        activity: ActivityLog | None = None,
+    ) -> None:
+        #: Tells admins' dashboards when a component (the broker connection) changes.
+        self._activity = activity or NoActivity()
         self._checks: dict[str, Check] = {}
         self.interval = interval
         self.check_timeout = check_timeout
@@ -83,9 +95,21 @@ class HealthMonitor:
             self.report.status,
             self.report.components,
         )
+        before = self.report.components
         self.report = report
         if changed:
             log.info("health changed", extra={"status": status, "components": components})
+            for name, now in components.items():
+                was = before.get(name)
+                if was is not None and was != now:  # the first report is no change
+                    self._activity.system(
+                        _LEVELS[now],
+                        f"{name.capitalize()} {_WORDS[now]} (was {was.lower()})",
+                        "health",
+                        component=name,
+                        status=now,
+                        previous=was,
+                    )
             for fn in self._listeners:
                 fn(report)
         return report

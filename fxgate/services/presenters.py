@@ -47,6 +47,7 @@ def order_payload(o: Order) -> dict[str, Any]:
         "status": o.status.value.upper(),
         "timeInForce": str(o.time_in_force),
         "createdAt": ts(o.created_at),
+        "updatedAt": ts(o.updated_at),
         "filledAt": ts(o.filled_at),
         "cancelledAt": ts(o.cancelled_at),
         "expiresAt": ts(o.expires_at),
@@ -118,7 +119,8 @@ def position_payload(p: Position, account: Account | None) -> dict[str, Any]:
 
 
 def account_payload(a: Account) -> dict[str, Any]:
-    """Seed 002's ``account_update`` fields, plus leverage and time."""
+    """Seed 002's ``account_update`` fields, plus leverage, time and the day's P&L
+    (``day_pnl``, realised plus floating since the UTC day began: seed 003's ``dayPnL``)."""
     return {
         "balance": float(a.balance),
         "equity": float(a.equity),
@@ -126,6 +128,7 @@ def account_payload(a: Account) -> dict[str, Any]:
         "free_margin": float(a.free_margin),
         "margin_level": num(a.margin_level),
         "profit": float(a.profit),
+        "day_pnl": float(a.day_pnl),
         "currency": a.currency,
         "leverage": a.leverage,
         "timestamp": iso_ms(a.updated_at),

@@ -8,7 +8,8 @@ alerts (stored, then announced), every deal keeps the user's trade history in me
 current (``trade_history``), and every closed trade refreshes the user's analytics from
 it. Every order, modification, cancellation and close is written to the audit log,
 under the account's user, or under the admin who acted on it (``actor``) with the
-account in ``details.account``.
+account in ``details.account``; each of these, every fill and every risk alert is also
+a line of the user's ``logs`` channel (``trading_lines``).
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ from fxgate.domain.trading import (
     Position,
 )
 from fxgate.services import analytics
+from fxgate.services.ports.activity import ActivityLog
 from fxgate.services.ports.broker import Broker, BrokerEvent, BrokerEventKind
 from fxgate.services.ports.store.audit import AuditLog
 from fxgate.services.ports.store.trading import TradingStore
 from fxgate.services.risk import DailyLossMonitor, RiskLimits, check_order
 from fxgate.services.trade_history import TradeHistory
+from fxgate.services.trading_lines import TradingLines
+from fxgate.services.usage import UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +68,20 @@ class TradingService:
         spawn: Callable[..., Any],
         clock: Callable[[], float] = time.time,
         history_users: int = 1000,
+        usage: UsageMeter | None = None,
+        activity: ActivityLog | None = None,
     ) -> None:
         self.broker = broker
+        #: The user's own log lines (the ``logs`` channel): orders, fills, refusals, alerts.
+        self.lines = TradingLines(activity)
         self.store = store
         self.audit = audit
         self._publish = publish
         self._spawn = spawn
         self._clock = clock
         self.limits = limits
+        #: Today's fills and refusals per user (seed 000's usage and success rate).
+        self.usage = usage if usage is not None else UsageMeter(clock)
         self.loss_monitor = DailyLossMonitor(limits, clock=clock)
         # One lock per (user, clientOrderId) while requests for it are in flight.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -143,6 +153,7 @@ class TradingService:
             )
             order = await broker.place_order(user_id, request)
         except FxgateError as exc:
+            self.usage.rejection(user_id)
             await self._audit_for(
                 user_id,
                 actor,
@@ -151,6 +162,7 @@ class TradingService:
                 code=str(exc.code),
                 reason=exc.message,
             )
+            self.lines.rejected(user_id, request, exc)
             raise
         await self._audit_for(
             user_id,
@@ -164,6 +176,7 @@ class TradingService:
             status=str(order.status),
             clientOrderId=order.client_order_id,
         )
+        self.lines.placed(order)
         return order
 
     async def modify_order(
@@ -171,11 +184,13 @@ class TradingService:
     ) -> Order:
         order = await self.broker.modify_order(user_id, order_id, changes)
         await self._audit_for(user_id, actor, "order.modify", order_id, **_changes(changes))
+        self.lines.modified(order, _changes(changes))
         return order
 
     async def cancel_order(self, user_id: str, order_id: str, *, actor: str | None = None) -> Order:
         order = await self.broker.cancel_order(user_id, order_id)
         await self._audit_for(user_id, actor, "order.cancel", order_id)
+        self.lines.cancelled(order)
         return order
 
     async def get_order(self, user_id: str, order_id: str) -> Order:
@@ -219,6 +234,7 @@ class TradingService:
         await self._audit_for(
             user_id, actor, "position.close", str(ticket), volume=str(volume) if volume else "all"
         )
+        self.lines.closed(user_id, position, volume)
         return position
 
     async def modify_position(
@@ -239,6 +255,7 @@ class TradingService:
             stopLoss=str(stop_loss),
             takeProfit=str(take_profit),
         )
+        self.lines.position_modified(user_id, position, stop_loss, take_profit)
         return position
 
     async def account(self, user_id: str) -> Account:
@@ -307,6 +324,8 @@ class TradingService:
             # Fills happen on requests and on price moves (pending orders, SL/TP,
             # stop-out) alike: the audit log and the trade history get every one.
             self.history.on_deal(data)
+            self.usage.execution(data.user_id)
+            self.lines.filled(data)
             self._spawn(
                 self._audit(
                     data.user_id,
@@ -329,6 +348,7 @@ class TradingService:
     async def _raise_alert(self, user_id: str, alert: dict[str, Any]) -> None:
         await self.store.save_alert(user_id, alert["alertId"], alert)
         self._publish(Event("alerts", alert, user_id=user_id))
+        self.lines.risk_alert(user_id, alert)
         await self._audit("system", "alert.raise", user_id, type=alert.get("type"))
 
     def _schedule_analytics(self, user_id: str) -> None:

@@ -111,3 +111,17 @@ def check_paging(offset: int, limit: int) -> None:
     """Negative paging is a caller bug; the REST layer validates user input before."""
     if offset < 0 or limit < 0:
         raise ValueError("offset and limit must not be negative")
+
+
+def signal_columns(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a signal both backends index (and so require), by column name."""
+    stamp = doc_time(require_str(doc, "timestamp", "signal"))
+    assert stamp is not None
+    return {
+        "uuid": require_str(doc, "uuid", "signal"),
+        "symbol": require_str(doc, "symbol", "signal"),
+        "side": require_str(doc, "side", "signal"),
+        "status": require_str(doc, "status", "signal"),
+        "source": require_str(doc, "source", "signal"),
+        "ts": stamp,
+    }

@@ -86,6 +86,7 @@ def test_the_bundle_has_every_area() -> None:
         "trading",
         "candles",
         "strategies",
+        "signals",
     }
     assert all(protocol_methods(proto) for proto in AREAS.values())
 

@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from fxgate.services.activity import NoActivity
 from fxgate.services.auth.sealing import Sealer, SealError
+from fxgate.services.ports.activity import ActivityLog
 from fxgate.services.ports.store.records import SigningKey
 from fxgate.services.ports.store.signing_keys import SigningKeyStore
 
@@ -57,8 +59,11 @@ class KeyRing:
         sealer: Sealer,
         refresh: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        activity: ActivityLog | None = None,
     ) -> None:
         self._store = store
+        #: Tells admins' dashboards of rotations and retirements (kids only, never secrets).
+        self._activity = activity or NoActivity()
         self._sealer = sealer
         self._refresh = refresh
         self._clock = clock
@@ -86,10 +91,26 @@ class KeyRing:
                 and kid in self._keys
                 and self._keys[kid].retired_at is None
             }
+            before = self.active_or_none()
             self._keys = keys
             self._loaded_at = self._clock()
+        after = self.active_or_none()
+        if before is not None and after is not None and after.kid != before.kid:
+            self._activity.system(
+                "INFO",
+                f"Signing key rotated: new tokens are signed with {after.kid}",
+                "auth.keyring",
+                kid=after.kid,
+                previousKid=before.kid,
+            )
         if newly_retired:
             log.info("signing keys retired", extra={"kids": sorted(newly_retired)})
+            self._activity.system(
+                "INFO",
+                f"Signing keys retired: {', '.join(sorted(newly_retired))}",
+                "auth.keyring",
+                kids=",".join(sorted(newly_retired)),
+            )
             for fn in self._on_retired:
                 fn(newly_retired)
 

@@ -38,6 +38,7 @@ from fxgate.store.mongodb.audit import MongoAudit
 from fxgate.store.mongodb.candles import MongoCandles
 from fxgate.store.mongodb.conn import Collection, Mongo, translating_errors
 from fxgate.store.mongodb.sessions import MongoSessions
+from fxgate.store.mongodb.signals import MongoSignals
 from fxgate.store.mongodb.signing_keys import MongoSigningKeys
 from fxgate.store.mongodb.strategies import MongoStrategies
 from fxgate.store.mongodb.trading import MongoTrading
@@ -81,6 +82,7 @@ class MongoStore:
         self.trading = MongoTrading(self._m)
         self.candles = MongoCandles(self._m)
         self.strategies = MongoStrategies(self._m)
+        self.signals = MongoSignals(self._m)
 
     @property
     def kind(self) -> StoreKind:

@@ -72,6 +72,9 @@ INDEXES: tuple[tuple[str, Sort, Mapping[str, Any]], ...] = (
     ("deals", [("user_id", ASC), ("time", DESC)], {}),
     ("alerts", [("user_id", ASC), ("created_at", ASC)], {}),
     ("strategies", [("user_id", ASC), ("created_at", ASC)], {}),
+    ("signals", [("ts", DESC)], {}),
+    ("signals", [("user_id", ASC), ("ts", DESC)], {}),
+    ("signals", [("symbol", ASC), ("ts", DESC)], {}),
     (
         "candles",
         [("symbol", ASC), ("interval", ASC), ("open_time", ASC)],

@@ -1,7 +1,7 @@
 """The embedded default store: one SQLite file, driven from one dedicated thread.
 
 One module per area (``users``, ``api_keys``, ``signing_keys``, ``sessions``, ``audit``,
-``trading``, ``candles``, ``strategies``), each a class over the shared
+``trading``, ``candles``, ``strategies``, ``signals``), each a class over the shared
 :class:`~fxgate.store.sqlite.worker.Worker` that owns the connection and its thread;
 :class:`SQLiteStore` bundles them with the lifecycle.
 
@@ -21,6 +21,7 @@ from fxgate.store.sqlite.api_keys import SQLiteApiKeys
 from fxgate.store.sqlite.audit import SQLiteAudit
 from fxgate.store.sqlite.candles import SQLiteCandles
 from fxgate.store.sqlite.sessions import SQLiteSessions
+from fxgate.store.sqlite.signals import SQLiteSignals
 from fxgate.store.sqlite.signing_keys import SQLiteSigningKeys
 from fxgate.store.sqlite.strategies import SQLiteStrategies
 from fxgate.store.sqlite.trading import SQLiteTrading
@@ -44,6 +45,7 @@ class SQLiteStore:
         self.trading = SQLiteTrading(self._worker)
         self.candles = SQLiteCandles(self._worker)
         self.strategies = SQLiteStrategies(self._worker)
+        self.signals = SQLiteSignals(self._worker)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SQLiteStore:

@@ -13,7 +13,8 @@ JSON TEXT with the indexed fields lifted into columns.
 Version 1's ``signals`` and ``history`` tables have had no reader or writer since the
 store was split by area (issue 6: nothing called their methods). They stay, empty, so
 that no released step changes; an area that needs them again reuses them, or a new step
-drops them.
+drops them. Version 2 does that for ``signals`` (issue 8's signals area), which needs
+its filter fields as columns.
 """
 
 from __future__ import annotations
@@ -170,6 +171,26 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 payload TEXT NOT NULL,
                 PRIMARY KEY (stream, stream_offset)
             ) WITHOUT ROWID""",
+        ),
+    ),
+    (
+        2,
+        (
+            # Version 1's table was never written (see the module docstring).
+            "DROP TABLE signals",
+            """CREATE TABLE signals (
+                uuid TEXT PRIMARY KEY,
+                user_id TEXT,
+                symbol TEXT NOT NULL,
+                side TEXT NOT NULL,
+                status TEXT NOT NULL,
+                source TEXT NOT NULL,
+                ts TEXT NOT NULL,
+                doc TEXT NOT NULL
+            )""",
+            "CREATE INDEX signals_ts ON signals (ts)",
+            "CREATE INDEX signals_user_ts ON signals (user_id, ts)",
+            "CREATE INDEX signals_symbol_ts ON signals (symbol, ts)",
         ),
     ),
 )

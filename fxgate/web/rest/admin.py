@@ -102,8 +102,13 @@ class PublishHandler(ApiHandler):
                     raise ValidationError(
                         "Invalid channel", field=field, details={"channel": ev.channel}
                     )
-                ch.check_published(ev.data)
-                if ch.scope == "user" and not ev.user_id:
+                try:
+                    ch.check_published(ev.data)
+                except ValidationError as exc:
+                    if exc.field.startswith("data."):  # the payload field it is about
+                        field = f"{where}{exc.field}"
+                    raise
+                if ch.scope == "user" and not ev.user_id and ch.shared_stream is None:
                     field = f"{where}userId"
                     raise ValidationError("This channel is per-user: name the user", field=field)
             except FxgateError as exc:
@@ -122,7 +127,9 @@ class PublishHandler(ApiHandler):
                 "Validation failed", field=errors[0]["field"], reason="channel", errors=errors
             )
         for ev in events:
-            self.node.ingest(ev.channel, ev.data, user_id=ev.user_id)
+            # In order, each announced before the next: a kept event (a signal) is
+            # stored first, and the answer comes once everything is out.
+            await self.node.ingest(ev.channel, ev.data, user_id=ev.user_id)
         return PublishedOut(published=len(events))
 
 

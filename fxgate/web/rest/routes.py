@@ -11,15 +11,28 @@ import re
 from typing import Any
 
 from fxgate.node import Node
-from fxgate.web.rest import admin, apikeys, auth, health, market, openapi, strategies, trading
+from fxgate.web.rest import (
+    admin,
+    apikeys,
+    auth,
+    health,
+    market,
+    openapi,
+    sessions,
+    signals,
+    strategies,
+    trading,
+)
 from fxgate.web.rest.base import ApiHandler
 from fxgate.web.rest.context import RestContext
 
 HANDLER_GROUPS: tuple[tuple[type[ApiHandler], ...], ...] = (
     auth.HANDLERS,
+    sessions.HANDLERS,
     apikeys.HANDLERS,
     market.HANDLERS,
     strategies.HANDLERS,
+    signals.HANDLERS,
     trading.HANDLERS,
     admin.HANDLERS,
     health.HANDLERS,

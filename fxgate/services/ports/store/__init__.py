@@ -1,9 +1,9 @@
 """The store port: everything fxgate keeps across restarts, split by area.
 
 Each area is a Protocol of its own (``users``, ``api_keys``, ``signing_keys``,
-``sessions``, ``audit``, ``trading``, ``candles``, ``strategies``), and a service is
-handed only the areas it uses: the key ring gets ``signing_keys``, the API-key service
-``api_keys`` and ``audit``. :class:`Store` bundles them with the lifecycle; the node
+``sessions``, ``audit``, ``trading``, ``candles``, ``strategies``, ``signals``), and a
+service is handed only the areas it uses: the key ring gets ``signing_keys``, the
+API-key service ``api_keys`` and ``audit``. :class:`Store` bundles them with the lifecycle; the node
 holds it. ``sqlite`` (the embedded default) and ``mongodb`` implement every area, and
 ``tests/store/`` runs one contract suite against both, so a behaviour documented here
 holds for either backend unless the docstring says otherwise.
@@ -28,6 +28,7 @@ from fxgate.services.ports.store.api_keys import ApiKeyStore
 from fxgate.services.ports.store.audit import AuditLog
 from fxgate.services.ports.store.candles import CandleStore
 from fxgate.services.ports.store.sessions import SessionStore
+from fxgate.services.ports.store.signals import SignalStore
 from fxgate.services.ports.store.signing_keys import SigningKeyStore
 from fxgate.services.ports.store.strategies import StrategyStore
 from fxgate.services.ports.store.trading import TradingStore
@@ -67,6 +68,9 @@ class Store(Protocol):
 
     @property
     def strategies(self) -> StrategyStore: ...
+
+    @property
+    def signals(self) -> SignalStore: ...
 
     async def open(self) -> None:
         """Connect, and create or migrate the schema and indexes. Idempotent."""
