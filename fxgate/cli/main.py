@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(serve)
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port; 0 = any)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the port (overrides server.workers; more than 1"
+        ' needs bus.backend = "redis")',
+    )
+    # A worker of `serve --workers N`: the supervisor's listening socket and status pipe.
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)
 
     keys = sub.add_parser("keys", help="JWT signing keys", description="Manage the signing keys.")
     _config_arg(keys)
