@@ -35,6 +35,7 @@ from fxgate.services.health import HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker
+from fxgate.services.ports.cluster import Cluster, TradingCommands
 from fxgate.services.ports.store import Store
 from fxgate.services.signals import SignalBook
 from fxgate.services.trading import TradingService
@@ -72,6 +73,8 @@ class Node:
         health: HealthMonitor,
         activity: ActivityFeed,
         signals: SignalBook,
+        cluster: Cluster | None = None,
+        commands: TradingCommands | None = None,
     ) -> None:
         self.settings = settings
         self.version = api.version
@@ -91,6 +94,15 @@ class Node:
         self.market = market
         self.candles = candles
         self.trading = trading
+        #: Where trading writes go: ``trading`` itself in one process; with the redis
+        #: bus, the leader (here or over Redis), see ``fxgate.services.ports.cluster``.
+        self.commands: TradingCommands = commands if commands is not None else trading
+        #: This node's place in a cluster (None: one process, the broker runs here).
+        self.cluster = cluster
+        #: Set when this node lost the leader lease: it stops (fail-stop) and its
+        #: supervisor or systemd starts it again as a follower.
+        self.lease_lost = asyncio.Event()
+        self._leading = False
         self.health = health
         #: The ``logs`` channel's feed: users' trading lines, admins' system lines.
         self.activity = activity
@@ -143,18 +155,20 @@ class Node:
         log.info("signing key ready", extra={"kid": key.kid})
         self.keyring.on_retired(self._kick_retired)
 
-        await self.broker.start()
-        if self._quote_listener is not None:
-            for quote in self.market.latest():  # prices before the first tick
-                self._quote_listener(quote)
-            self.market.add_listener(self._quote_listener)
-        await self.trading.restore()
+        if self.cluster is None:
+            await self._lead()
         await self.bus.start()
 
         for result in self.pm.hook.startup(api=self.api):
             await await_me_maybe(result)
         self.spawn(self.candles.record(self.market.symbols), name="candle-recorder")
-        self.spawn(self.market.run(), name="market-feed")
+        if self.cluster is not None:
+            try:
+                await self.cluster.start(on_elected=self._lead, on_lost=self._lose)
+            except Exception as exc:
+                raise StartupError(
+                    f"bus.redis_url: cannot reach Redis for the cluster: {exc}"
+                ) from None
         self.spawn(self._refresh_keys(), name="keyring-refresh")
         self.spawn(self.user_status.run(self._kick_disabled), name="user-status-refresh")
         self.spawn(self._purge_expired(), name="store-purge")
@@ -170,6 +184,22 @@ class Node:
             store=s.store.backend,
             bus=s.bus.backend,
         )
+
+    async def _lead(self) -> None:
+        """Run the broker here: restore its state from the store (paper) or connect to
+        the terminal (MT5), then the market feed, the one feed every node streams."""
+        await self.broker.start()
+        self._leading = True
+        if self._quote_listener is not None:
+            for quote in self.market.latest():  # prices before the first tick
+                self._quote_listener(quote)
+            self.market.add_listener(self._quote_listener)
+        await self.trading.restore()
+        self.spawn(self.market.run(), name="market-feed")
+
+    def _lose(self) -> None:
+        log.error("this node lost the trading lease; stopping so that it restarts as a follower")
+        self.lease_lost.set()
 
     def announce_stopping(self) -> None:
         """Tell admins' dashboards, while they are still connected, that the daemon stops."""
@@ -220,6 +250,9 @@ class Node:
             except Exception:
                 log.exception("a shutdown hook failed")
         await self._tasks.cancel_all()
-        await self.broker.stop()
+        if self._leading:
+            await self.broker.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.bus.stop()
         await self.store.close()

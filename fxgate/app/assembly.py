@@ -18,7 +18,7 @@ from __future__ import annotations
 import pluggy
 
 from fxgate import __version__
-from fxgate.app.backends import BROKERS, BUSES, STORES
+from fxgate.app.backends import BROKERS, BUSES, CLUSTER, STORES, load
 from fxgate.app.plugin_api import NodeAPI
 from fxgate.app.tasks import Tasks
 from fxgate.app.validation import problems
@@ -36,6 +36,7 @@ from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker, BrokerHealth
+from fxgate.services.ports.cluster import Cluster
 from fxgate.services.ports.store import Store
 from fxgate.services.risk import RiskLimits
 from fxgate.services.signals import SignalBook
@@ -56,7 +57,13 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
 
     tasks = Tasks()
     store = STORES.builder(settings.store.backend)(settings)
-    backend = BROKERS.builder(settings.broker.backend)(settings, store)
+    cluster: Cluster | None = None
+    writer = store  # what the broker and the trading service write through
+    if settings.bus.backend == "redis":
+        # Several nodes: only the leader's broker may write; the fence sees to it.
+        cluster = load(CLUSTER.builder)(settings)
+        writer = cluster.fence(store)
+    backend = BROKERS.builder(settings.broker.backend)(settings, writer)
     hub = Hub()
     bus = BUSES.builder(settings.bus.backend)(settings, hub)
 
@@ -68,7 +75,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
     market.add_listener(candles.on_quote)
     trading = TradingService(
         backend.broker,
-        store.trading,
+        writer.trading,
         bus.publish,
         audit=store.audit,
         limits=RiskLimits(
@@ -80,6 +87,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         history_users=settings.analytics.cache_users,
         activity=activity,
     )
+    if cluster is not None:
+        cluster.attach(trading)
     health = HealthMonitor(activity=activity)
     api = NodeAPI(
         version=__version__,
@@ -98,7 +107,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
                 hub.register(channel)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
-    _core_checks(health, store, market, backend.broker, bus)
+    _core_checks(health, store, market, backend.broker, bus, cluster)
     for result in pm.hook.health_checks(api=api):
         for name, check in (result or {}).items():
             health.add_check(name, check)
@@ -139,16 +148,25 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         health=health,
         activity=activity,
         signals=signals,
+        cluster=cluster,
+        commands=trading if cluster is None else cluster.commands,
     )
 
 
 def _core_checks(
-    health: HealthMonitor, store: Store, market: MarketService, broker: Broker, bus: Bus
+    health: HealthMonitor,
+    store: Store,
+    market: MarketService,
+    broker: Broker,
+    bus: Bus,
+    cluster: Cluster | None,
 ) -> None:
     async def database() -> str:
         return HEALTHY if await store.ping() else DOWN
 
     def broker_check() -> str:
+        if cluster is not None and not cluster.is_leader:
+            return HEALTHY  # the broker runs on the leader; this node sends it commands
         if not market.running:
             return DOWN
         if isinstance(broker, BrokerHealth):

@@ -66,7 +66,7 @@ class ServerSettings(Section):
         ge=1,
         le=64,
         description="Worker processes sharing the port (a supervisor runs them); more"
-        " than 1 needs bus.backend = \"redis\".",
+        ' than 1 needs bus.backend = "redis".',
     )
 
 

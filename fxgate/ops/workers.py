@@ -37,7 +37,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from fxgate.config.settings import Settings
 from fxgate.ops import systemd
@@ -104,8 +106,8 @@ class Supervisor:
         self._keep(self._read_status(worker, read_fd))
         self._keep(self._watch(worker, worker.proc))
 
-    def _keep(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -142,20 +144,20 @@ class Supervisor:
         now = time.monotonic()
         return all(w.alive() and w.ready.is_set() and now - w.beat < STALE for w in self.workers)
 
-    async def _start_all(self, timeout: float) -> None:
+    async def _start_all(self, within: float) -> None:
         first, *rest = self.workers
         await self._spawn(first)
-        await self._ready(first, timeout)
+        await self._ready(first, within)
         for worker in rest:
             await self._spawn(worker)
         for worker in rest:
-            await self._ready(worker, timeout)
+            await self._ready(worker, within)
 
-    async def _ready(self, worker: Worker, timeout: float) -> None:
+    async def _ready(self, worker: Worker, within: float) -> None:
         assert worker.proc is not None
         waiter = asyncio.ensure_future(worker.ready.wait())
         died = asyncio.ensure_future(worker.proc.wait())
-        done, _ = await asyncio.wait({waiter, died}, timeout=timeout, return_when="FIRST_COMPLETED")
+        done, _ = await asyncio.wait({waiter, died}, timeout=within, return_when="FIRST_COMPLETED")
         waiter.cancel()
         died.cancel()
         if waiter not in done:
@@ -167,7 +169,7 @@ class Supervisor:
 
         on_signals(asyncio.get_running_loop(), stop.set)
         try:
-            await self._start_all(timeout=120)
+            await self._start_all(within=120)
         except WorkerStartError as exc:
             log.error("%s", exc)
             await self._stop_workers()
