@@ -99,10 +99,7 @@ class RedisCluster:
 
     async def stop(self) -> None:
         self.router.leading = False
-        tasks = [*self._tasks, *([self._serving] if self._serving else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_each([*([self._serving] if self._serving else []), *self._tasks])
         await self.lease.release()
         with contextlib.suppress(Exception):
             await self._redis.aclose()
@@ -119,3 +116,12 @@ def build(settings: Settings) -> RedisCluster:
         timeout=settings.bus.command_timeout,
         eligible=settings.broker.leader_eligible,
     )
+
+
+async def cancel_each(tasks: list[asyncio.Task[None]], within: float = 2.0) -> None:
+    """Cancel the tasks one after the other, each awaited (bounded): cancelling several
+    redis-py reads of one pool at once can leave them waiting on each other."""
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), within)
