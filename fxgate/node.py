@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from fxgate.app.tasks import Tasks
-from fxgate.bus.port import Bus
+from fxgate.bus.port import Bus, BusUnavailable
 from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
@@ -99,10 +99,8 @@ class Node:
         self.commands: TradingCommands = commands if commands is not None else trading
         #: This node's place in a cluster (None: one process, the broker runs here).
         self.cluster = cluster
-        #: Set when this node lost the leader lease: it stops (fail-stop) and its
-        #: supervisor or systemd starts it again as a follower.
-        self.lease_lost = asyncio.Event()
         self._leading = False
+        self._feed: asyncio.Task[Any] | None = None
         self.health = health
         #: The ``logs`` channel's feed: users' trading lines, admins' system lines.
         self.activity = activity
@@ -155,16 +153,23 @@ class Node:
         log.info("signing key ready", extra={"kid": key.kid})
         self.keyring.on_retired(self._kick_retired)
 
+        try:
+            # Before anything publishes: the bus (Redis, or the kept history's epoch
+            # and offsets) numbers the first event already.
+            await self.bus.start()
+        except BusUnavailable as exc:
+            raise StartupError(str(exc)) from None
         if self.cluster is None:
             await self._lead()
-        await self.bus.start()
 
         for result in self.pm.hook.startup(api=self.api):
             await await_me_maybe(result)
         self.spawn(self.candles.record(self.market.symbols), name="candle-recorder")
         if self.cluster is not None:
             try:
-                await self.cluster.start(on_elected=self._lead, on_lost=self._lose)
+                await self.cluster.start(
+                    on_elected=self._lead, on_lost=self._lose, on_follow=self._follow
+                )
             except Exception as exc:
                 raise StartupError(
                     f"bus.redis_url: cannot reach Redis for the cluster: {exc}"
@@ -195,11 +200,20 @@ class Node:
                 self._quote_listener(quote)
             self.market.add_listener(self._quote_listener)
         await self.trading.restore()
-        self.spawn(self.market.run(), name="market-feed")
+        self._feed = self.spawn(self.market.run(), name="market-feed")
 
     def _lose(self) -> None:
-        log.error("this node lost the trading lease; stopping so that it restarts as a follower")
-        self.lease_lost.set()
+        """No lease: the broker stops (its writes are fenced already). The market feed
+        goes on, so this node's clients keep their prices, until another leads."""
+        if self._leading:
+            self._leading = False
+            self.spawn(self.broker.stop(), name="broker-stop")
+
+    def _follow(self) -> None:
+        """Another node leads: its feed is the one every node streams."""
+        if self._feed is not None and not self._leading:
+            self._feed.cancel()
+            self._feed = None
 
     def announce_stopping(self) -> None:
         """Tell admins' dashboards, while they are still connected, that the daemon stops."""

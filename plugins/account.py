@@ -26,6 +26,8 @@ class AccountChannel(Channel):
     message_type = "account"
     scope = "user"
     description = "Account balance, equity and margin"
+    #: A trading stream: its history outlives restarts and nodes (Redis or the store).
+    history_ttl = 600.0
     required_fields = ("balance", "equity", "currency")
 
     def __init__(self, trading: TradingReads) -> None:

@@ -14,6 +14,8 @@ class AlertsChannel(Channel):
         "severity": Filter("severity", "INFO, WARNING or CRITICAL"),
     }
     description = "Alerts and notifications"
+    #: A trading stream: its history outlives restarts and nodes (Redis or the store).
+    history_ttl = 600.0
     required_fields = ("type", "severity", "title", "message")
 
 

@@ -29,6 +29,8 @@ class OrdersChannel(Channel):
         "connectionId": Filter("connectionId", "The broker connection it came from"),
     }
     description = "Order status updates"
+    #: A trading stream: its history outlives restarts and nodes (Redis or the store).
+    history_ttl = 600.0
     required_fields = ("orderId", "symbol", "status")
 
     def __init__(self, trading: TradingReads) -> None:

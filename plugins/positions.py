@@ -32,6 +32,8 @@ class PositionsChannel(Channel):
         "connectionId": Filter("connectionId", "The broker connection it came from"),
     }
     description = "Position updates and P&L"
+    #: A trading stream: its history outlives restarts and nodes (Redis or the store).
+    history_ttl = 600.0
     required_fields = ("ticket", "symbol", "type", "volume")
 
     def __init__(self, trading: TradingReads) -> None:

@@ -27,6 +27,7 @@ class SystemChannel(Channel):
     message_type = "system"
     scope = "public"
     history_size = 10
+    node_local = True  # each node reports its own health
     description = "Gateway and component health"
     required_fields = ("status",)
 

@@ -27,6 +27,8 @@ class TradesChannel(Channel):
         "connectionId": Filter("connectionId", "The broker connection it came from"),
     }
     description = "Trade executions"
+    #: A trading stream: its history outlives restarts and nodes (Redis or the store).
+    history_ttl = 600.0
     required_fields = ("executionId", "symbol", "action", "volume")
 
     def __init__(self, trading: TradingReads) -> None:

@@ -24,7 +24,7 @@ from fxgate.bus.cluster.lease import Lease
 from fxgate.bus.cluster.node import cancel_each
 from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError
 from fxgate.domain.trading import Order, OrderChanges, OrderRequest, OrderType, Position, Side
-from tests.redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
+from tests.redis_fixtures import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,9 +108,9 @@ def market(cid: str | None = None, volume: str = "0.10") -> OrderRequest:
 
 
 @pytest.fixture
-async def r(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:  # noqa: F811
-    redis_server.flush()
+async def r(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis(port=redis_server.port)
+    await client.flushall()
     yield client
     await client.aclose()
 

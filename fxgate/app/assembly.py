@@ -175,4 +175,5 @@ def _core_checks(
 
     health.add_check("database", database)
     health.add_check("broker", broker_check)
-    health.add_check("bus", lambda: HEALTHY if bus.healthy() else DOWN)
+    for name in bus.components:  # "bus", and "redis" for the Redis bus
+        health.add_check(name, lambda: HEALTHY if bus.healthy() else DOWN)

@@ -3,7 +3,7 @@
 A registry entry names its builder as ``"module:function"``, so choosing ``sqlite``
 never imports motor, and a backend whose module or required package is missing is
 reported as *not installed* (with the pip extra that installs it) before anything is
-built. Later backends (``mt5``, ``redis``) are one entry each.
+built. Each backend (``mt5``, ``redis``) is one entry.
 """
 
 from __future__ import annotations
@@ -87,7 +87,18 @@ STORES: Registry[StoreBuilder] = Registry(
     },
 )
 
-BUSES: Registry[BusBuilder] = Registry("bus.backend", {"local": Backend("fxgate.bus.local:build")})
+BUSES: Registry[BusBuilder] = Registry(
+    "bus.backend",
+    {
+        "local": Backend("fxgate.bus.local:build"),
+        "redis": Backend(
+            "fxgate.bus.redis:build",
+            requires=("redis",),
+            extra="redis",
+            check="fxgate.bus.redis:check",
+        ),
+    },
+)
 
 BROKERS: Registry[BrokerBuilder] = Registry(
     "broker.backend",

@@ -9,6 +9,7 @@ from fxgate.hub.hub import Hub
 
 class LocalBus:
     name = "local"
+    components = ("bus",)
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub

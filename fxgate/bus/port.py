@@ -7,13 +7,21 @@ from typing import Protocol
 from fxgate.domain.events import Event
 
 
+class BusUnavailable(Exception):
+    """The bus cannot start (Redis unreachable); the message is the operator's line."""
+
+
 class Bus(Protocol):
     name: str
+    #: The health components this bus reports (``healthy()`` for each): ``bus``, and
+    #: ``redis`` for the Redis bus.
+    components: tuple[str, ...]
 
     def publish(self, event: Event) -> None:
-        """Hand an event over for delivery; never blocks."""
+        """Hand an event over for delivery; never blocks, never awaits the network."""
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Connect; raises :class:`BusUnavailable` when it cannot."""
 
     async def stop(self) -> None: ...
 

@@ -86,9 +86,40 @@ class StoreSettings(Section):
 
 
 class BusSettings(Section):
-    backend: str = Field("local", description="local: in-process, one worker.")
+    """How events travel between producers and hubs. ``local``: in-process, one worker;
+    history of the trading channels kept in the store. ``redis``: every node's hub gets
+    every node's events through Redis, which numbers them and keeps their history."""
+
+    backend: str = Field(
+        "local",
+        description="local: in-process, one worker; redis: several workers and hosts"
+        " through Redis (the redis extra).",
+    )
     redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", description="The Redis the redis bus (and the cluster) use."
+        "redis://127.0.0.1:6379/0",
+        description="The Redis of the redis bus (redis://, rediss:// or unix://);"
+        " secret-bearing with a password: prefer FXGATE_BUS_REDIS_URL.",
+    )
+    redis_prefix: str = Field(
+        "fxgate",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of fxgate's Redis keys and channel: two deployments can"
+        " share one Redis.",
+    )
+    redis_timeout: float = Field(
+        2.0, gt=0, description="Seconds to connect to Redis or wait for one command."
+    )
+    redis_queue: int = Field(
+        10_000,
+        ge=100,
+        description="Events waiting for Redis before each one is delivered locally"
+        " instead (a slow Redis never blocks the event loop).",
+    )
+    history_meta_ttl: int = Field(
+        86_400,
+        gt=0,
+        description="Seconds Redis keeps a stream's offset and epoch after its last"
+        " message; later, the stream starts a new epoch.",
     )
     leader_lease: float = Field(
         5.0,
@@ -258,6 +289,12 @@ class WsSettings(Section):
     connections_per_minute: int = Field(10, ge=1, description="Per user.")
     queue_max_bytes: int = Field(
         1024 * 1024, ge=4096, description="Per-connection outbound backlog before 4008."
+    )
+    recovery_max_messages: int = Field(
+        300,
+        ge=0,
+        description="Most messages a since recovery replays; a larger gap gets a"
+        " snapshot (recovered: false). 0: no recovery.",
     )
 
 

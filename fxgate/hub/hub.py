@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fxgate.domain.errors import AuthorizationError, ValidationError
 from fxgate.domain.events import Event
 from fxgate.domain.timefmt import iso_ms
+from fxgate.hub.history import DurableHistory, HistoryPage
 from fxgate.hub.sink import Dialect, Sink
-from fxgate.hub.streams import Entry, StreamTable
+from fxgate.hub.streams import Entry, StreamTable, new_epoch
 from fxgate.plugins.channel import Channel, Filters, Principal
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,13 @@ class Hub:
         self.streams = StreamTable(epoch)
         self._index: dict[tuple[str, str], _Bucket] = {}
         self._ids = itertools.count(1)
-        self._id_prefix = f"msg_{self.streams.epoch}_"
+        self._id_prefix = f"msg_{new_epoch()}_"
+        #: Where recovery looks when memory cannot answer (Redis, the store); None:
+        #: memory only.
+        self.durable: DurableHistory | None = None
+        #: Told every message of a channel with a durable history (``history_ttl``)
+        #: numbered here, to keep it (the local bus's store history); must not block.
+        self.recorder: Callable[[Channel, str, Mapping[str, Any]], None] | None = None
         self.published = 0
         self.delivered = 0
         #: Events for channels that are not registered, by channel name.
@@ -90,8 +97,27 @@ class Hub:
 
     # -- producers -------------------------------------------------------------
 
+    def route(self, event: Event) -> tuple[Channel, str] | None:
+        """The channel and stream key of ``event``; None (counted in ``dropped``) for
+        a channel that is not registered. For a bus that numbers events elsewhere."""
+        ch = self.channels.get(event.channel)
+        if ch is None:
+            self.dropped[event.channel] = self.dropped.get(event.channel, 0) + 1
+            return None
+        if ch.scope == "user":
+            key = event.user_id or ch.shared_stream
+            if not key:
+                raise ValueError(f"channel {ch.name!r} is per-user: the event needs a user_id")
+        else:
+            key = event.key or ""
+        return ch, key
+
+    def new_id(self) -> str:
+        return self._id_prefix + str(next(self._ids))
+
     def publish(self, event: Event) -> None:
-        """Fan ``event`` out to every matching subscriber; returns without awaiting."""
+        """Fan ``event`` out to every matching subscriber, numbered here (the local
+        bus); returns without awaiting."""
         ch = self.channels.get(event.channel)
         if ch is None:
             self.dropped[event.channel] = self.dropped.get(event.channel, 0) + 1
@@ -102,17 +128,44 @@ class Hub:
                 raise ValueError(f"channel {ch.name!r} is per-user: the event needs a user_id")
         else:
             key = event.key or ""
-        payload = ch.payload(event)
+        self.fan_out(ch, key, ch.payload(event), iso_ms(event.ts), self.new_id())
+
+    def fan_out(
+        self,
+        ch: Channel,
+        key: str,
+        payload: Mapping[str, Any],
+        timestamp: str,
+        msg_id: str,
+        offset: int = 0,
+        epoch: str | None = None,
+    ) -> bool:
+        """Deliver one message of stream (``ch``, ``key``) to the local subscribers.
+
+        Without ``epoch`` the hub numbers it (next offset of the stream); with one, the
+        message was numbered by the bus (Redis) and carries the offset every node gives
+        it: one already seen in that epoch is dropped (False), another epoch replaces
+        the stream's (its history was lost, the memory of the old one goes too).
+        """
         stream = self.streams.get(ch.name, key)
-        stream.offset += 1
+        if epoch is None:
+            stream.offset += 1
+        elif epoch == stream.epoch:
+            if offset <= stream.offset:
+                return False
+            stream.offset = offset
+        else:
+            stream.epoch = epoch
+            stream.offset = offset
+            stream.history.clear()
         envelope = {
             "type": ch.message_type,
             "channel": ch.name,
             "data": payload,
-            "timestamp": iso_ms(event.ts),
-            "id": self._id_prefix + str(next(self._ids)),
+            "timestamp": timestamp,
+            "id": msg_id,
             "offset": stream.offset,
-            "epoch": self.streams.epoch,
+            "epoch": stream.epoch,
         }
         self.published += 1
         frames: dict[Dialect, bytes | None] = {}
@@ -121,21 +174,24 @@ class Hub:
             history.append(Entry(stream.offset, envelope))
             if len(history) > ch.history_size:
                 history.popleft()
+            if ch.history_ttl and self.recorder is not None:
+                self.recorder(ch, key, envelope)
         index = self._index
         bucket = index.get((ch.name, key))
         wild = index.get((ch.name, ALL)) if ch.scope == "public" and key else None
         if bucket is None and wild is None:
-            return
+            return True
         ckey = (ch.name, key) if ch.conflate else None
         if bucket is not None and wild is not None:
             targets = self._targets(ch, payload, (bucket, wild))
             self._send(targets, ch, envelope, frames, ckey)
-            return
+            return True
         b = bucket if bucket is not None else wild
         assert b is not None
         # The common case: every subscriber in one bucket takes the message as it is.
         receivers: Iterable[Sink] = self._targets(ch, payload, (b,)) if b.filtered else b.plain
         self._send(receivers, ch, envelope, frames, ckey)
+        return True
 
     @staticmethod
     def _targets(
@@ -284,30 +340,98 @@ class Hub:
             if bucket.empty():
                 del self._index[ik]
 
-    def replay(self, sub: Subscription, since: tuple[int, str] | None) -> Replay | None:
-        """Messages missed since ``since`` = (offset, epoch), when they are all kept.
+    def replay(
+        self, sub: Subscription, since: tuple[int, str] | None, limit: int = 0
+    ) -> Replay | None:
+        """Messages missed since ``since`` = (offset, epoch), from the node's memory,
+        when they are all there (and at most ``limit`` of them, 0: no cap).
 
-        Returns None when recovery is impossible (another epoch, history too short,
-        or a subscription spanning several streams): the caller sends a snapshot.
+        Returns None when memory cannot recover it (another epoch, history too short,
+        a subscription spanning several streams); :meth:`recover` then asks the
+        durable history, and the caller sends a snapshot if that cannot either.
         """
-        if since is None or not sub.channel.history_size or len(sub.keys) != 1:
+        key = self._recoverable(sub, since)
+        if key is None or since is None:
             return None
         offset, epoch = since
-        if epoch != self.streams.epoch or sub.keys[0] == ALL:
-            return None
-        stream = self.streams.find(sub.channel.name, sub.keys[0])
+        stream = self.streams.find(sub.channel.name, key)
         if stream is None:
-            return Replay(True, []) if offset == 0 else None
+            fresh = offset == 0 and epoch == self.streams.epoch and self.durable is None
+            return Replay(True, []) if fresh else None
+        if epoch != stream.epoch or (limit and stream.offset - offset > limit):
+            return None
         entries = stream.replay_after(offset)
         if entries is None:
             return None
+        return self._replay(sub, [(e.offset, e.envelope) for e in entries])
+
+    async def recover(
+        self, sub: Subscription, since: tuple[int, str] | None, limit: int
+    ) -> Replay | None:
+        """:meth:`replay`, or else the durable history's answer (a restart, another
+        node): exactly the messages after ``since`` in order, or None (a snapshot).
+
+        The caller adds ``sub`` to the index right after this returns, with no await
+        between: messages read from the durable history that this node has not
+        delivered yet (in flight on the bus) are delivered here first to the stream's
+        current subscribers, so the new one gets each message once, replayed or live.
+        """
+        found = self.replay(sub, since, limit)
+        if found is not None or self.durable is None:
+            return found
+        key = self._recoverable(sub, since)
+        if key is None or since is None or not sub.channel.history_ttl:
+            return None
+        offset, epoch = since
+        try:
+            page = await self.durable.read(sub.channel.name, key, offset, limit)
+        except Exception:
+            log.exception("history read failed", extra={"channel": sub.channel.name})
+            return None
+        if page is None or page.epoch != epoch:
+            return None
+        return self._merge(sub, key, offset, limit, page)
+
+    def _merge(
+        self, sub: Subscription, key: str, offset: int, limit: int, page: HistoryPage
+    ) -> Replay | None:
+        ch = sub.channel
+        stream = self.streams.get(ch.name, key)
+        kept: dict[int, Mapping[str, Any]] = dict(page.entries)
+        if stream.epoch == page.epoch:
+            for e in stream.history:
+                kept.setdefault(e.offset, e.envelope)
+            top = max(page.top, stream.offset)
+        else:
+            top = page.top
+        if limit and top - offset > limit:
+            return None
+        wanted = range(offset + 1, top + 1)
+        if any(o not in kept for o in wanted):
+            return None
+        # Messages this node has not delivered yet: now, to the stream's subscribers
+        # (the new one is not among them yet); the bus's copies are then duplicates.
+        caught_up = stream.offset if stream.epoch == page.epoch else 0
+        for o in range(max(caught_up, offset) + 1, top + 1):
+            env = kept[o]
+            self.fan_out(ch, key, env["data"], env["timestamp"], env["id"], o, page.epoch)
+        return self._replay(sub, [(o, kept[o]) for o in wanted])
+
+    def _recoverable(self, sub: Subscription, since: tuple[int, str] | None) -> str | None:
+        if since is None or not sub.channel.history_size or len(sub.keys) != 1:
+            return None
+        key = sub.keys[0]
+        return None if key == ALL else key
+
+    @staticmethod
+    def _replay(sub: Subscription, entries: list[tuple[int, Mapping[str, Any]]]) -> Replay:
         ch = sub.channel
         return Replay(
             True,
             [
-                e.envelope
-                for e in entries
-                if not sub.residual or ch.matches(sub.residual, e.payload)
+                envelope
+                for _, envelope in entries
+                if not sub.residual or ch.matches(sub.residual, envelope["data"])
             ],
         )
 
@@ -334,11 +458,10 @@ class Hub:
         if ch.key_filter and ch.key_filter in ch.filters and key == ALL:
             field_name = ch.filters[ch.key_filter].field
             key = str(payload.get(field_name, ""))
-        if offsets is not None:
-            offset = offsets.get(key, 0)
-        else:
-            stream = self.streams.find(ch.name, key)
-            offset = stream.offset if stream else 0
+        stream = self.streams.find(ch.name, key)
+        epoch = stream.epoch if stream is not None else self.streams.epoch
+        default = stream.offset if stream is not None else 0
+        offset = offsets.get(key, 0) if offsets is not None else default
         return {
             "type": ch.message_type,
             "channel": ch.name,
@@ -346,7 +469,7 @@ class Hub:
             "timestamp": iso_ms(),
             "id": self._id_prefix + str(next(self._ids)),
             "offset": offset,
-            "epoch": self.streams.epoch,
+            "epoch": epoch,
         }
 
     def subscriber_count(self, channel: str | None = None) -> int:
@@ -360,4 +483,4 @@ class Hub:
 _MISSING: Any = object()
 
 
-__all__ = ["ALL", "Hub", "Replay", "Subscription"]
+__all__ = ["ALL", "Channel", "Hub", "Replay", "Subscription"]

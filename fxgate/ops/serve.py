@@ -130,11 +130,7 @@ async def serve(
     if ready_callback is not None:
         ready_callback(port)
 
-    lost = asyncio.ensure_future(node.lease_lost.wait())
-    stopped = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({lost, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    lost.cancel()
-    stopped.cancel()
+    await stop.wait()
     log.info("shutting down", extra={"connections": len(node.sessions)})
     if status is None:
         systemd.notify("STOPPING=1")
@@ -145,13 +141,7 @@ async def serve(
     await node.stop()
     await server.close_all_connections()
     log.info("stopped")
-    # A leader that lost its lease exits non-zero: systemd (Restart=on-failure) or the
-    # workers' supervisor starts it again, as a follower.
-    return EXIT_LEASE_LOST if node.lease_lost.is_set() else 0
-
-
-#: EX_TEMPFAIL: the trading lease was lost; start again.
-EXIT_LEASE_LOST = 75
+    return 0
 
 
 def on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:

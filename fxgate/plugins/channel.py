@@ -70,6 +70,13 @@ class Channel:
     min_role: ClassVar[Role] = Role.VIEWER
     #: Messages kept per stream for ``since`` recovery; 0 turns recovery off.
     history_size: ClassVar[int] = 200
+    #: Seconds the stream's history is kept beyond the node's memory, so that a client
+    #: resumes after a daemon restart or on another node: in Redis with the Redis bus,
+    #: in the store with the local bus; refreshed by each message. 0: memory only.
+    history_ttl: ClassVar[float] = 0.0
+    #: About this node only (its health): delivered to this node's clients and never
+    #: sent to other nodes over a shared bus.
+    node_local: ClassVar[bool] = False
     #: One line for ``GET /channels`` and the docs.
     description: ClassVar[str] = ""
     #: Fields an event published from outside (``POST /api/v1/publish``) must carry.

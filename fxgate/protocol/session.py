@@ -28,7 +28,7 @@ from fxgate.domain.errors import (
     RateLimitError,
     ValidationError,
 )
-from fxgate.hub.hub import Hub, Subscription
+from fxgate.hub.hub import Hub, Replay, Subscription
 from fxgate.hub.sink import Dialect, Sink
 from fxgate.plugins.channel import Principal
 from fxgate.protocol import canonical as wire
@@ -352,22 +352,33 @@ class Session:
                         )
                     )
                     continue
-                self.hub.add(sub)
+                if item.since is None:
+                    self.hub.add(sub)
                 self.subs.setdefault(sub.channel.name, []).append(sub)
                 self._count += 1
                 fresh.append((sub, item))
-            replays = {}
+            ready: list[tuple[Subscription, Replay | None]] = []
             for sub, item in fresh:
-                replay = self.hub.replay(sub, item.since)
-                replays[id(sub)] = replay
+                replay = None
+                if item.since is not None:
+                    # Memory, else the durable history (a restart, another node); the
+                    # subscription joins the hub right after, with no await between.
+                    replay = await self.hub.recover(
+                        sub, item.since, self.limits.recovery_max_messages
+                    )
+                    if self.closed:
+                        return
+                    if sub not in self.subs.get(sub.channel.name, ()):
+                        continue  # unsubscribed meanwhile
+                    self.hub.add(sub)
+                ready.append((sub, replay))
                 ack = self._ack(sub)
                 if item.since is not None:
                     ack["recovered"] = replay is not None
                 acks.append(ack)
             if acks:
                 self._acknowledge(acks)
-            for sub, _item in fresh:
-                replay = replays[id(sub)]
+            for sub, replay in ready:
                 if replay is not None:
                     for envelope in replay.envelopes:
                         payload = self.dialect.encode_event(sub.channel, envelope)

@@ -1,10 +1,10 @@
 """Trading commands to the leader over a Redis stream, answered on a reply channel.
 
-A node that does not lead ``XADD``s each command to ``fxgate:commands`` (request id, op,
+A node that does not lead ``XADD``s each command to ``<prefix>:commands`` (request id, op,
 user, arguments as JSON, its reply channel, a deadline) and waits up to
-``bus.command_timeout`` for the answer on ``fxgate:reply:<node>``. The leader reads the
+``bus.command_timeout`` for the answer on ``<prefix>:reply:<node>``. The leader reads the
 stream in the consumer group ``leader`` (``XREADGROUP``), runs each command on its
-trading service, keeps the answer for ten minutes under ``fxgate:cmd:result:<id>``,
+trading service, keeps the answer for ten minutes under ``<prefix>:cmd:result:<id>``,
 publishes it, and only then ``XACK``s it. Delivery is at least once:
 
 - a leader that dies before the ``XACK`` leaves the entry pending; the next leader claims
@@ -42,6 +42,7 @@ from fxgate.services.ports.cluster import TradingCommands
 
 log = logging.getLogger(__name__)
 
+#: The command stream's name under the default prefix (``bus.redis_prefix``).
 STREAM = "fxgate:commands"
 GROUP = "leader"
 RESULT_TTL = 600
@@ -62,11 +63,14 @@ class CommandRouter:
         lease: Lease,
         *,
         timeout: float,
+        prefix: str = "fxgate",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
         self.node_id = node_id
-        self.reply_channel = f"fxgate:reply:{node_id}"
+        self._prefix = prefix
+        self.stream = f"{prefix}:commands"
+        self.reply_channel = f"{prefix}:reply:{node_id}"
         self._lease = lease
         #: The trading service commands run on here (set before the node starts).
         self.local: TradingCommands | None = None
@@ -89,7 +93,7 @@ class CommandRouter:
         try:
             try:
                 await self._redis.xadd(
-                    STREAM,
+                    self.stream,
                     {
                         "rid": rid,
                         "op": op,
@@ -127,7 +131,7 @@ class CommandRouter:
 
     async def _kept(self, rid: str) -> dict[str, Any] | None:
         with contextlib.suppress(Exception):
-            raw = await self._redis.get(f"fxgate:cmd:result:{rid}")
+            raw = await self._redis.get(f"{self._prefix}:cmd:result:{rid}")
             if raw is not None:
                 kept: dict[str, Any] = json.loads(raw)
                 return kept
@@ -161,7 +165,7 @@ class CommandRouter:
 
     async def ensure_group(self) -> None:
         try:
-            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            await self._redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
         except Exception as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -173,7 +177,7 @@ class CommandRouter:
         start = "0-0"
         while True:  # XAUTOCLAIM: every entry delivered to a consumer that never acked
             claimed = await self._redis.xautoclaim(
-                STREAM, GROUP, self.node_id, min_idle_time=0, start_id=start, count=BATCH
+                self.stream, GROUP, self.node_id, min_idle_time=0, start_id=start, count=BATCH
             )
             start = _text(claimed[0])
             if start == "0-0":
@@ -182,7 +186,7 @@ class CommandRouter:
         while True:
             block = None if after == "0" else 1000
             got = await self._redis.xreadgroup(
-                GROUP, self.node_id, {STREAM: after}, count=BATCH, block=block
+                GROUP, self.node_id, {self.stream: after}, count=BATCH, block=block
             )
             entries = got[0][1] if got else []
             if after == "0" and not entries:
@@ -196,24 +200,24 @@ class CommandRouter:
 
     async def _handle(self, entry_id: Any, fields: dict[str, str]) -> None:
         rid = fields.get("rid", "")
-        result_key = f"fxgate:cmd:result:{rid}"
+        result_key = f"{self._prefix}:cmd:result:{rid}"
         kept = await self._redis.get(result_key)
         if kept is not None:
             reply_raw = _text(kept)
         elif float(fields.get("deadline", "0")) < self._clock():
             log.info("dropped a trading command past its deadline", extra={"rid": rid})
-            await self._redis.xack(STREAM, GROUP, entry_id)
+            await self._redis.xack(self.stream, GROUP, entry_id)
             return
         else:
             reply = await self._execute(rid, fields)
             reply_raw = json.dumps(reply)
             await self._redis.set(result_key, reply_raw, ex=RESULT_TTL)
         await self._redis.publish(fields.get("reply", ""), reply_raw)
-        await self._redis.xack(STREAM, GROUP, entry_id)
+        await self._redis.xack(self.stream, GROUP, entry_id)
 
     async def _execute(self, rid: str, fields: dict[str, str]) -> dict[str, Any]:
         op, args = fields.get("op", ""), json.loads(fields.get("args", "{}"))
-        started = f"fxgate:cmd:started:{rid}"
+        started = f"{self._prefix}:cmd:started:{rid}"
         first = await self._redis.set(started, self.node_id, nx=True, ex=RESULT_TTL)
         if not first and not (op == "place_order" and args["request"].get("client_order_id")):
             exc = unavailable(

@@ -1,9 +1,9 @@
 """The trading leader's lease in Redis, with a fencing token.
 
-``fxgate:leader`` holds ``<node>:<token>`` with a TTL of ``bus.leader_lease``: taken only
+``<prefix>:leader`` holds ``<node>:<token>`` with a TTL of ``bus.leader_lease``: taken only
 when absent (``SET NX PX``, in a script that also draws the token), renewed by its holder
 every third of the lease, deleted by its holder on a clean stop. The token is
-``INCR fxgate:leader:fence``: every new leader has a larger one than any before it.
+``INCR <prefix>:leader:fence``: every new leader has a larger one than any before it.
 
 Two fences keep a paused old leader (a VM stalled, a process stopped under a debugger)
 from writing after another took over:
@@ -31,8 +31,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-LEADER_KEY = "fxgate:leader"
-FENCE_KEY = "fxgate:leader:fence"
 
 _ACQUIRE = """
 if redis.call('exists', KEYS[1]) == 1 then return 0 end
@@ -63,9 +61,12 @@ class Lease:
         *,
         lease: float,
         eligible: bool = True,
+        prefix: str = "fxgate",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
+        self._key = f"{prefix}:leader"
+        self._fence_key = f"{prefix}:leader:fence"
         self.node_id = node_id
         self.lease = lease
         self.eligible = eligible
@@ -95,7 +96,7 @@ class Lease:
 
     async def try_acquire(self) -> bool:
         sent = self._clock()
-        keys, args = [LEADER_KEY, FENCE_KEY], [self.node_id, self._px]
+        keys, args = [self._key, self._fence_key], [self.node_id, self._px]
         token = int(await self._acquire(keys=keys, args=args))
         if token:
             self.token = token
@@ -104,7 +105,7 @@ class Lease:
 
     async def renew(self) -> bool:
         sent = self._clock()
-        if not int(await self._renew(keys=[LEADER_KEY], args=[self._value, self._px])):
+        if not int(await self._renew(keys=[self._key], args=[self._value, self._px])):
             return False
         self._valid_until = sent + self.lease * (1 - DRIFT)
         return True
@@ -112,20 +113,24 @@ class Lease:
     async def still_mine(self) -> bool:
         if not self.valid():
             return False
-        value = await self._redis.get(LEADER_KEY)
+        value = await self._redis.get(self._key)
         return bool(value is not None and _text(value) == self._value)
 
     async def release(self) -> None:
         if self.token is not None:
             with contextlib.suppress(Exception):
-                await self._release(keys=[LEADER_KEY], args=[self._value])
+                await self._release(keys=[self._key], args=[self._value])
         self.token = None
 
     async def campaign(
-        self, on_elected: Callable[[], Awaitable[None]], on_lost: Callable[[], None]
+        self,
+        on_elected: Callable[[], Awaitable[None]],
+        on_lost: Callable[[], None],
+        on_follow: Callable[[], None] = lambda: None,
     ) -> None:
         """Forever: take the lease when it is free (if eligible), keep it, and call
-        ``on_lost`` (once) when it cannot be kept, whether Redis said so or the clock."""
+        ``on_lost`` (once) when it cannot be kept, whether Redis said so or the clock;
+        ``on_follow`` whenever another node is seen holding it."""
         step = self.lease / 3
         while True:
             try:
@@ -133,6 +138,8 @@ class Lease:
                     if self.eligible and await self.try_acquire():
                         log.info("elected trading leader", extra={"token": self.token})
                         await on_elected()
+                    elif await self._redis.exists(self._key):
+                        on_follow()
                 elif not await self.renew():
                     self._lose(on_lost, "another node holds the lease")
                 self.reachable = True
@@ -147,7 +154,14 @@ class Lease:
             await asyncio.sleep(step)
 
     def _lose(self, on_lost: Callable[[], None], why: str) -> None:
-        log.error("lost the trading lease: %s", why, extra={"token": self.token})
+        log.error(
+            "lost the trading lease (%s): this node serves as a follower until it is restarted",
+            why,
+            extra={"token": self.token},
+        )
+        # A broker stopped here holds state another leader has since changed: it is not
+        # started again in this process (a restart reloads it from the store).
+        self.eligible = False
         self.token = None
         self._valid_until = 0.0
         on_lost()

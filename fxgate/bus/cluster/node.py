@@ -36,12 +36,13 @@ class RedisCluster:
         lease: float,
         timeout: float,
         eligible: bool,
+        prefix: str = "fxgate",
         name: str | None = None,
     ) -> None:
         self._redis = redis
         self.node_id = name or node_id()
-        self.lease = Lease(redis, self.node_id, lease=lease, eligible=eligible)
-        self.router = CommandRouter(redis, self.node_id, self.lease, timeout=timeout)
+        self.lease = Lease(redis, self.node_id, lease=lease, eligible=eligible, prefix=prefix)
+        self.router = CommandRouter(redis, self.node_id, self.lease, timeout=timeout, prefix=prefix)
         self.commands = ClusterCommands(self.router)
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -63,7 +64,11 @@ class RedisCluster:
         self.router.local = local
 
     async def start(
-        self, *, on_elected: Callable[[], Awaitable[None]], on_lost: Callable[[], None]
+        self,
+        *,
+        on_elected: Callable[[], Awaitable[None]],
+        on_lost: Callable[[], None],
+        on_follow: Callable[[], None],
     ) -> None:
         await self._redis.ping()
         await self.router.ensure_group()
@@ -83,7 +88,7 @@ class RedisCluster:
             on_lost()
 
         self._tasks.append(
-            loop.create_task(self.lease.campaign(elected, lost), name="cluster-lease")
+            loop.create_task(self.lease.campaign(elected, lost, on_follow), name="cluster-lease")
         )
 
     async def _serve(self) -> None:
@@ -109,12 +114,16 @@ def build(settings: Settings) -> RedisCluster:
     """The cluster of a node whose bus is ``redis``: the same ``bus.redis_url``."""
     import redis.asyncio as redis
 
-    client = redis.from_url(settings.bus.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    wait = settings.bus.redis_timeout
+    client = redis.from_url(
+        settings.bus.redis_url, socket_timeout=wait + 2, socket_connect_timeout=wait
+    )
     return RedisCluster(
         client,
         lease=settings.bus.leader_lease,
         timeout=settings.bus.command_timeout,
         eligible=settings.broker.leader_eligible,
+        prefix=settings.bus.redis_prefix,
     )
 
 

@@ -76,9 +76,15 @@ class Cluster(Protocol):
         """The trading service the commands run on while this node leads."""
 
     async def start(
-        self, *, on_elected: Callable[[], Awaitable[None]], on_lost: Callable[[], None]
+        self,
+        *,
+        on_elected: Callable[[], Awaitable[None]],
+        on_lost: Callable[[], None],
+        on_follow: Callable[[], None],
     ) -> None:
-        """Join: campaign for the lease (when eligible) and listen for answers."""
+        """Join: campaign for the lease (when eligible) and listen for answers.
+        ``on_lost``: this node no longer leads (its broker must stop); ``on_follow``:
+        another node leads (a market feed still running here must stop)."""
 
     async def stop(self) -> None: ...
 

@@ -1,0 +1,271 @@
+"""The Redis bus with real daemons and a real ``redis-server``: several nodes, one feed.
+
+Every node here is a ``fxgate serve`` process with ``bus.backend = "redis"`` on the one
+Redis of the module (``redis_server``) and one shared state directory (one SQLite file:
+the users, keys and trading records every node reads). Events are published with the
+admin publish API on one node and read by socket clients on the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Daemon, _issue, run_sync, until
+from tests.redis_fixtures import RedisServer
+from tests.wsclient import Client
+
+_n = itertools.count(1)
+
+
+class Node(Daemon):
+    """A daemon on the shared state directory; its log in a folder of its own."""
+
+    def __init__(self, log_dir: Path, shared: Path, env: dict[str, str]) -> None:
+        super().__init__(log_dir, {**env, "FXGATE_STATE_DIR": str(shared)})
+        self.shared = shared
+
+    def token(self, user: str, role: str = "trader", **_: Any) -> str:
+        return str(run_sync(_issue(self.shared, user, role, None, "pro")))
+
+
+class Cluster:
+    def __init__(self, root: Path, redis: RedisServer) -> None:
+        self.root = root
+        self.shared = root / "shared"
+        self.redis = redis
+        self.nodes: list[Node] = []
+
+    def node(self, **env: str) -> Node:
+        n = Node(
+            self.root / f"node{next(_n)}",
+            self.shared,
+            {
+                "FXGATE_BUS_BACKEND": "redis",
+                "FXGATE_BUS_REDIS_URL": self.redis.url,
+                "FXGATE_BUS_REDIS_PREFIX": self.root.name.replace("-", "_")[-20:],
+                "FXGATE_PAPER_TICK_RATE": "0.0001",
+                "FXGATE_SERVER_RATE_LIMIT_PER_MINUTE": "100000",
+                **env,
+            },
+        )
+        self.nodes.append(n)
+        return n
+
+    def start(self, count: int) -> list[Node]:
+        # One after the other: the first creates the schema and the signing key.
+        return [self.node().start() for _ in range(count)]
+
+    def stop_all(self) -> None:
+        for n in self.nodes:
+            if n.proc is not None:
+                n.stop(timeout=5)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, redis_server)
+    try:
+        yield c
+    finally:
+        c.stop_all()
+
+
+HTTP = httpx.Client(timeout=10)
+
+
+def publish_alert(node: Node, user: str, title: str) -> None:
+    admin = node.token("admin_" + user, "admin")
+    r = HTTP.post(
+        node.url("/api/v1/publish"),
+        json={
+            "channel": "alerts",
+            "userId": user,
+            "data": {"type": "INFO", "severity": "INFO", "title": title, "message": title},
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def connect(node: Node, user: str, role: str = "trader") -> Client:
+    c = await Client.connect(node.ws_url() + "?token=" + node.token(user, role))
+    await c.type("connection")
+    return c
+
+
+async def alert(c: Client, title: str | None = None, timeout: float = 5) -> dict[str, Any]:
+    return await c.wait_for(
+        lambda m: (
+            m.get("type") == "alert"
+            and not m["data"].get("snapshot")
+            and (title is None or m["data"]["title"] == title)
+        ),
+        timeout,
+    )
+
+
+def health(node: Node) -> dict[str, Any]:
+    body: dict[str, Any] = HTTP.get(node.url("/health")).json()
+    return body
+
+
+async def test_an_event_published_on_one_node_reaches_every_node_once_same_offset(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.start(3)
+    user = "fan_user"
+    clients = [await connect(n, user) for n in (a, b, c)]
+    for cl in clients:
+        await cl.subscribe("alerts")
+    publish_alert(a, user, "one")
+    got = [await alert(cl, "one") for cl in clients]
+    assert len({(m["offset"], m["epoch"], m["id"]) for m in got}) == 1
+    publish_alert(c, user, "two")
+    second = [await alert(cl, "two") for cl in clients]
+    assert {m["offset"] for m in second} == {got[0]["offset"] + 1}
+    for cl in clients:
+        # Once: nothing more for this stream before the pong.
+        assert [m for m in await cl.barrier() if m.get("type") == "alert"] == []
+        await cl.close()
+    assert all(health(n)["components"]["redis"] == "HEALTHY" for n in (a, b, c))
+
+
+async def test_since_recovers_across_a_node_change_and_a_restart_of_every_node(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.start(3)
+    user = "resume_user"
+    async with await connect(a, user) as cl:
+        await cl.subscribe("alerts")
+        publish_alert(b, user, "seen")
+        seen = await alert(cl, "seen")
+    publish_alert(b, user, "missed-1")
+    publish_alert(a, user, "missed-2")
+    async with await connect(c, user) as watcher:  # both are through Redis already
+        await watcher.subscribe("alerts")
+        publish_alert(c, user, "marker")
+        await alert(watcher, "marker")
+    since = {"offset": seen["offset"], "epoch": seen["epoch"]}
+    async with await connect(c, user) as cl:
+        ack = await cl.subscribe({"name": "alerts", "since": since})
+        assert ack["channels"][0]["recovered"] is True
+        replay = [await alert(cl) for _ in range(3)]
+        assert [m["data"]["title"] for m in replay] == ["missed-1", "missed-2", "marker"]
+        assert [m["offset"] for m in replay] == [seen["offset"] + i for i in (1, 2, 3)]
+        last = replay[-1]
+
+    for n in (a, b, c):
+        n.stop()
+    a.start()
+    b.start()
+    publish_alert(a, user, "after-restart")
+    async with await connect(b, user) as cl:
+        since = {"offset": last["offset"], "epoch": last["epoch"]}
+        ack = await cl.subscribe({"name": "alerts", "since": since})
+        assert ack["channels"][0]["recovered"] is True
+        got = await alert(cl)
+        assert (got["data"]["title"], got["offset"], got["epoch"]) == (
+            "after-restart",
+            last["offset"] + 1,
+            last["epoch"],
+        )
+        assert [m for m in await cl.barrier() if m.get("type") == "alert"] == []
+
+
+async def test_redis_lost_and_back_empty_means_health_down_then_new_epochs_and_snapshots(
+    cluster: Cluster, redis_server: RedisServer
+) -> None:
+    a, b = cluster.start(2)
+    user = "fault_user"
+    async with await connect(a, user) as cl:
+        await cl.subscribe("alerts")
+        publish_alert(a, user, "before")
+        before = await alert(cl, "before")
+
+        redis_server.stop()
+        down = await until(
+            lambda: (h := health(a))["components"].get("redis") == "DOWN" and h,
+            timeout=10,
+            what="redis DOWN in /health",
+        )
+        assert down["components"]["bus"] == "DOWN"
+        metrics = HTTP.get(a.url("/metrics")).text
+        assert 'fxgate_component_up{component="redis"} 0.0' in metrics
+        # The node's own events still reach its own clients, on an epoch of their own.
+        publish_alert(a, user, "while-down")
+        local = await alert(cl, "while-down")
+        assert local["epoch"] != before["epoch"]
+
+        redis_server.start()  # empty: everything Redis held is gone
+        for n in (a, b):
+            await until(
+                lambda n=n: health(n)["components"].get("redis") == "HEALTHY",
+                timeout=15,
+                what="redis HEALTHY again",
+            )
+        publish_alert(b, user, "after")
+        after = await alert(cl, "after")
+        assert after["epoch"] not in (before["epoch"], local["epoch"])
+
+    for since in (before, local):
+        async with await connect(b, user) as cl:
+            ack = await cl.subscribe(
+                {"name": "alerts", "since": {"offset": since["offset"], "epoch": since["epoch"]}}
+            )
+            assert ack["channels"][0]["recovered"] is False
+    # The new epoch recovers as usual.
+    async with await connect(b, user) as cl:
+        ack = await cl.subscribe(
+            {"name": "alerts", "since": {"offset": after["offset"], "epoch": after["epoch"]}}
+        )
+        assert ack["channels"][0]["recovered"] is True
+        assert [m for m in await cl.barrier() if m.get("type") == "alert"] == []
+
+
+def test_redis_unreachable_at_start_is_one_clear_line(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    node = Node(
+        tmp_path / "n",
+        tmp_path / "shared",
+        {
+            "FXGATE_BUS_BACKEND": "redis",
+            "FXGATE_BUS_REDIS_URL": f"redis://:hunter2@127.0.0.1:{free_port()}/0",
+            "FXGATE_BUS_REDIS_TIMEOUT": "0.5",
+        },
+    )
+    with pytest.raises(RuntimeError):
+        node.start(timeout=20)
+    log = node.log()
+    lines = [line for line in log.splitlines() if "cannot start" in line]
+    assert len(lines) == 1, log
+    assert "bus.redis_url: Redis at redis://:***@127.0.0.1" in lines[0]
+    assert "unreachable" in lines[0]
+    assert "hunter2" not in log
+    assert "Traceback" not in log
+
+
+async def test_the_system_channel_says_redis_is_down(
+    cluster: Cluster, redis_server: RedisServer
+) -> None:
+    (a,) = cluster.start(1)
+    async with await connect(a, "sys_admin", "admin") as admin:
+        await admin.subscribe("system")
+        redis_server.stop()
+        try:
+            msg = await admin.wait_for(
+                lambda m: (
+                    m.get("type") == "system"
+                    and m["data"].get("components", {}).get("redis") == "DOWN"
+                ),
+                timeout=15,
+            )
+            assert msg["data"]["components"]["bus"] == "DOWN"
+        finally:
+            redis_server.start()
