@@ -74,7 +74,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
     # Listen from the start: quotes that arrive while the last bars load are not lost.
     market.add_listener(candles.on_quote)
     trading = TradingService(
-        backend.broker,
+        backend.broker if cluster is None else cluster.broker_view(backend.broker),
         writer.trading,
         bus.publish,
         audit=store.audit,

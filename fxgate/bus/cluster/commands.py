@@ -37,7 +37,14 @@ from typing import Any
 from fxgate.bus.cluster.lease import Lease
 from fxgate.bus.cluster.wire import decode, encode, error_in, error_out
 from fxgate.domain.errors import ErrorCode, FxgateError
-from fxgate.domain.trading import Order, OrderChanges, OrderRequest, Position
+from fxgate.domain.trading import (
+    Account,
+    AccountTerms,
+    Order,
+    OrderChanges,
+    OrderRequest,
+    Position,
+)
 from fxgate.services.ports.cluster import TradingCommands
 
 log = logging.getLogger(__name__)
@@ -80,8 +87,14 @@ class CommandRouter:
         self._subscribed = asyncio.Event()
         #: True once this node leads *and* its broker has started (commands run here).
         self.leading = False
+        #: This node's broker, for the reads followers send (see ``follower.py``).
+        self.broker: Any = None
 
     # -- the sender's side ---------------------------------------------------------------
+
+    async def read(self, op: str, user_id: str, args: dict[str, Any]) -> Any:
+        """A read of the leader's broker state (``account``, ``positions``, ...)."""
+        return await self.call(f"read.{op}", user_id, None, args)
 
     async def call(self, op: str, user_id: str, actor: str | None, args: dict[str, Any]) -> Any:
         """Run ``op`` on the leader; its result, or its refusal raised here."""
@@ -219,7 +232,10 @@ class CommandRouter:
         op, args = fields.get("op", ""), json.loads(fields.get("args", "{}"))
         started = f"{self._prefix}:cmd:started:{rid}"
         first = await self._redis.set(started, self.node_id, nx=True, ex=RESULT_TTL)
-        if not first and not (op == "place_order" and args["request"].get("client_order_id")):
+        again_ok = op.startswith("read.") or (
+            op == "place_order" and args["request"].get("client_order_id")
+        )
+        if not first and not again_ok:
             exc = unavailable(
                 "Trading leader changed while this request ran; its outcome is unknown:"
                 " check your orders and positions before sending it again",
@@ -236,6 +252,11 @@ class CommandRouter:
         return {"rid": rid, "ok": True, "value": encode(value)}
 
     async def _run(self, op: str, user_id: str, actor: str | None, args: dict[str, Any]) -> Any:
+        if op.startswith("read."):
+            read = _READS.get(op)
+            if read is None or self.broker is None:
+                raise FxgateError(f"unknown broker read {op!r}")
+            return await read(self.broker, user_id, args)
         run = _OPS.get(op)
         if run is None:
             raise FxgateError(f"unknown trading command {op!r}")
@@ -289,10 +310,31 @@ _OPS: dict[str, _Op] = {
 }
 
 
+_READS: dict[str, Callable[[Any, str, dict[str, Any]], Awaitable[Any]]] = {
+    "read.account": lambda b, user, a: b.account(user),
+    "read.account_terms": lambda b, user, a: b.account_terms(user),
+    "read.positions": lambda b, user, a: b.positions(user, a.get("symbol")),
+    "read.position": lambda b, user, a: b.position(user, int(a["ticket"])),
+    "read.orders": lambda b, user, a: b.orders(user, a.get("symbol")),
+}
+_READ_TYPES: dict[str, type] = {
+    "read.account": Account,
+    "read.account_terms": AccountTerms,
+    "read.positions": Position,
+    "read.position": Position,
+    "read.orders": Order,
+}
+
+
 def _result(op: str, reply: dict[str, Any]) -> Any:
     if not reply.get("ok"):
         raise error_in(reply["error"])
     value = reply["value"]
+    if op in _READ_TYPES:
+        cls = _READ_TYPES[op]
+        if isinstance(value, list):
+            return [decode(cls, v) for v in value]
+        return decode(cls, value)
     if op == "place_order":
         order, created = value
         return decode(Order, order), bool(created)

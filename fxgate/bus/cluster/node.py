@@ -14,8 +14,10 @@ from typing import Any, cast
 
 from fxgate.bus.cluster.commands import ClusterCommands, CommandRouter
 from fxgate.bus.cluster.fence import FencedStore
+from fxgate.bus.cluster.follower import FollowerBroker
 from fxgate.bus.cluster.lease import Lease
 from fxgate.config.settings import Settings
+from fxgate.services.ports.broker import Broker
 from fxgate.services.ports.cluster import TradingCommands
 from fxgate.services.ports.store import Store
 
@@ -62,6 +64,10 @@ class RedisCluster:
 
     def attach(self, local: TradingCommands) -> None:
         self.router.local = local
+
+    def broker_view(self, broker: Broker) -> Broker:
+        self.router.broker = broker
+        return cast(Broker, FollowerBroker(broker, self.router))
 
     async def start(
         self,

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from fxgate.domain.trading import Order, OrderChanges, OrderRequest, Position
+from fxgate.services.ports.broker import Broker
 from fxgate.services.ports.store import Store
 
 
@@ -70,6 +71,11 @@ class Cluster(Protocol):
     def fence(self, store: Store) -> Store:
         """``store`` with its trading writes behind :meth:`lease_valid` (for the broker
         and the trading service)."""
+        ...
+
+    def broker_view(self, broker: Broker) -> Broker:
+        """``broker`` for the trading service: itself while this node leads; while it
+        does not, one whose account, position and order reads the leader answers."""
         ...
 
     def attach(self, local: TradingCommands) -> None:
