@@ -76,9 +76,7 @@ async def test_a_rest_order_on_b_fills_on_leader_a_and_reaches_b_and_c_clients(
             got = await cl.read_until(
                 lambda ms: (
                     any(m.get("type") == "trade" for m in ms)
-                    and any(
-                        m["data"].get("orderId") == order["id"] for m in order_messages(ms)
-                    )
+                    and any(m["data"].get("orderId") == order["id"] for m in order_messages(ms))
                 ),
                 timeout=10,
             )
@@ -121,13 +119,12 @@ async def test_the_leader_killed_during_a_burst_loses_and_doubles_no_acknowledge
         await watcher.barrier()
         pool = concurrent.futures.ThreadPoolExecutor(4)
         loop = asyncio.get_running_loop()
-        first = [loop.run_in_executor(pool, place, cid) for cid in cids[:8]]
-        await asyncio.gather(*first)
+        burst = [loop.run_in_executor(pool, place, cid) for cid in cids]
+        await until(lambda: len(acked) >= 4, timeout=20, what="the burst under way")
         killed_at = time.monotonic()
         assert a.proc is not None
-        a.proc.send_signal(signal.SIGKILL)
-        rest = [loop.run_in_executor(pool, place, cid) for cid in cids[8:]]
-        await asyncio.gather(*rest)
+        a.proc.send_signal(signal.SIGKILL)  # orders in flight, some on the leader
+        await asyncio.gather(*burst)
         pool.shutdown()
         leader = await until(
             lambda: next((n for n in (b, c) if leads(n)), None), timeout=10, what="a new leader"

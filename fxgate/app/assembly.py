@@ -88,7 +88,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         activity=activity,
     )
     if cluster is not None:
-        cluster.attach(trading)
+        cluster.attach(trading, flush=getattr(bus, "flush", None))
     health = HealthMonitor(activity=activity)
     api = NodeAPI(
         version=__version__,

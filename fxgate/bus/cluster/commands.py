@@ -89,6 +89,8 @@ class CommandRouter:
         self.leading = False
         #: This node's broker, for the reads followers send (see ``follower.py``).
         self.broker: Any = None
+        #: Awaited before a write is answered: the events it caused are out on the bus.
+        self.flush: Callable[[], Awaitable[None]] | None = None
 
     # -- the sender's side ---------------------------------------------------------------
 
@@ -262,7 +264,10 @@ class CommandRouter:
             raise FxgateError(f"unknown trading command {op!r}")
         if self.local is None:
             raise FxgateError("trading commands arrived before the trading service")
-        return await run(self.local, user_id, actor, args)
+        result = await run(self.local, user_id, actor, args)
+        if self.flush is not None:
+            await self.flush()
+        return result
 
 
 def _text(value: Any) -> str:

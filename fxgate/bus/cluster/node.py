@@ -62,8 +62,11 @@ class RedisCluster:
     def fence(self, store: Store) -> Store:
         return cast(Store, FencedStore(store, self.lease.valid))
 
-    def attach(self, local: TradingCommands) -> None:
+    def attach(
+        self, local: TradingCommands, flush: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self.router.local = local
+        self.router.flush = flush
 
     def broker_view(self, broker: Broker) -> Broker:
         self.router.broker = broker

@@ -78,8 +78,11 @@ class Cluster(Protocol):
         does not, one whose account, position and order reads the leader answers."""
         ...
 
-    def attach(self, local: TradingCommands) -> None:
-        """The trading service the commands run on while this node leads."""
+    def attach(
+        self, local: TradingCommands, flush: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """The trading service the commands run on while this node leads, and the bus's
+        ``flush``: a write is answered once the events it caused are on the bus."""
 
     async def start(
         self,
