@@ -306,8 +306,12 @@ BAD_SETTINGS = {
         "broker.backend = \"mt5\": MetaTrader5 is not installed (pip install 'fxgate[mt5]')",
     ),
     "unknown bus": (
-        {"FXGATE_BUS_BACKEND": "redis"},
-        'bus.backend = "redis": unknown backend (known: "local")',
+        {"FXGATE_BUS_BACKEND": "kafka"},
+        'bus.backend = "kafka": unknown backend (known: "local", "redis")',
+    ),
+    "workers without redis": (
+        {"FXGATE_SERVER_WORKERS": "2"},
+        'server.workers = 2: more than one worker needs bus.backend = "redis"',
     ),
     "unknown store": (
         {"FXGATE_STORE_BACKEND": "postgres"},
