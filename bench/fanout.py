@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cluster_bench
 from fxdaemon import BenchDaemon, add_daemon_arguments
 
 BENCH = Path(__file__).resolve().parent
@@ -287,7 +288,8 @@ def run_once(args: argparse.Namespace, clients: int, tick_rate: float, pinned: b
                 if line.startswith("# window start") or line.startswith("# window end"):
                     key = line.split()[-1]
                     with contextlib.suppress(OSError):
-                        samples[key] = (time.monotonic(), proc_cpu_secs(pid), machine_busy_secs())
+                        cpu = cluster_bench.tree_cpu_secs(pid, proc_cpu_secs)
+                        samples[key] = (time.monotonic(), cpu, machine_busy_secs())
                     if key == "start" and args.profile:
                         profiler.append(start_profiler(args, pid, clients, tick_rate))
                 print("   loadgen:", line.rstrip(), file=sys.stderr)
@@ -490,6 +492,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "without the feed's batching delay (not the target's measure)",
     )
     add_daemon_arguments(p)
+    cluster_bench.add_cluster_arguments(p)
     p.add_argument("--json", type=Path, default=None, help="also write every run to this file")
     p.add_argument("--strict", action="store_true", help="exit 1 when a condition is not met")
     return p.parse_args(argv)
@@ -505,7 +508,11 @@ def main(argv: list[str] | None = None) -> int:
         print("fanout: not pinning (needs taskset and >= 2 cores)", file=sys.stderr)
     runs: list[Run] = []
     try:
-        if args.find_max:
+        if cluster_bench.wanted(args):
+            runs = cluster_bench.run_matrix(args, pinned, run_once, pin)
+            print_table(runs)
+            cluster_bench.print_comparison(runs)
+        elif args.find_max:
             runs = find_max(args, args.clients[0], pinned)
         else:
             for clients in args.clients:
