@@ -105,6 +105,7 @@ LOT = 0.01
 RAISED_LIMITS = {
     "FXGATE_SERVER_RATE_LIMIT_PER_MINUTE": "1000000",  # 100 requests/min per user
     "FXGATE_AUTH_LOGIN_ATTEMPTS_PER_MINUTE": "1000000",  # 10 logins/min per email+address
+    "FXGATE_TIERS": '{"free": {"api_calls_per_day": 0}}',  # the daily REST quota per tier
 }
 GENERATOR_CPU_WARN = 80.0
 

@@ -13,15 +13,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pluggy
 
 from fxgate.app.tasks import Tasks
 from fxgate.bus.port import Bus, BusUnavailable
 from fxgate.config.settings import Settings
+from fxgate.domain.errors import Disconnect
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
+from fxgate.hub.connections import ConnectionRegistry
 from fxgate.hub.hub import Hub
 from fxgate.plugins.api import PluginAPI
 from fxgate.plugins.manager import await_me_maybe
@@ -29,7 +31,7 @@ from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.services.activity import ActivityFeed
 from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.sealing import Sealer, SealError
-from fxgate.services.auth.tokens import TokenService
+from fxgate.services.auth.tokens import Claims, TokenService
 from fxgate.services.auth.user_status import UserStatus
 from fxgate.services.health import HealthMonitor
 from fxgate.services.market import MarketService
@@ -40,10 +42,20 @@ from fxgate.services.ports.store import Store
 from fxgate.services.signals import SignalBook
 from fxgate.services.trading import TradingService
 
-if TYPE_CHECKING:
-    from fxgate.protocol.session import Session
-
 log = logging.getLogger(__name__)
+
+
+class LiveSession(Protocol):
+    """A connected client's session, of any dialect, as shutdown and the kicks see it."""
+
+    @property
+    def claims(self) -> Claims | None: ...
+
+    def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None: ...
+
+    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
+        """What this session's client is told before close 1001, in its dialect."""
+        ...
 
 
 class StartupError(Exception):
@@ -107,7 +119,9 @@ class Node:
         self.signals = signals
         self.connection_rate = SlidingWindowCounter(settings.ws.connections_per_minute)
         #: Live sessions, for shutdown and for closing those of a retired key.
-        self.sessions: set[Session] = set()
+        self.sessions: set[LiveSession] = set()
+        #: Authenticated sockets of every endpoint, by user (``/auth/sessions``).
+        self.connections = ConnectionRegistry()
         self.started_at = time.time()
         self.stopping = False
         self._tasks = tasks

@@ -82,10 +82,14 @@ def make_entry_point_dist(where: Path, module: str) -> Path:
 class Daemon:
     """``fxgate serve`` in a subprocess, as an operator would run it."""
 
-    def __init__(self, state_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.state_dir = state_dir
         self.port = free_port()
         self.extra_env = env or {}
+        #: More ``fxgate serve`` arguments (``--demo``).
+        self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = state_dir / "daemon.log"
 
@@ -120,6 +124,7 @@ class Daemon:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                *self.args,
             ],
             env=self.env,
             stdout=log,

@@ -39,7 +39,7 @@ async def test_a_built_node_has_every_part_and_the_builtin_channels(tmp_path: Pa
     node = build_node(Settings(state_dir=tmp_path, disable_plugins=["analytics"]))
     assert set(node.hub.channels) == {
         "trades", "positions", "orders", "market-data", "alerts", "system", "account", "logs",
-        "signals",
+        "signals", "news", "orderbook", "market-trades",
     }  # fmt: skip
     assert node.api.trading is node.trading
     assert node.api.market is node.market

@@ -323,7 +323,7 @@ BAD_SETTINGS = {
     ),
     "unknown paper symbol": (
         {"FXGATE_PAPER_SYMBOLS": '["EURUSD","EURUSX"]'},
-        "paper.symbols: unknown symbols ['EURUSX']; known: ['AUDUSD', 'EURGBP',",
+        "paper.symbols: unknown symbols ['EURUSX']; known: ['AUDUSD', 'BTCUSD',",
     ),
     "unknown plugin disabled": (
         {"FXGATE_DISABLE_PLUGINS": '["alertz"]'},

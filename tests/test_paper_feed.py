@@ -129,7 +129,7 @@ def test_a_new_market_already_has_a_plausible_quote_per_symbol() -> None:
         assert q.close != q.bid
         assert q.change == round(q.bid - q.close, q.digits)
         assert q.day_low <= min(q.bid, q.open) <= max(q.bid, q.open) <= q.day_high
-    assert sim.latest("BTCUSD") is None
+    assert sim.latest("DOGEUSD") is None
 
 
 # -- realism ----------------------------------------------------------------------------
@@ -289,8 +289,8 @@ def test_set_quote_rounds_to_the_symbols_digits_and_refuses_nonsense() -> None:
         sim.set_quote("USDJPY", 150.2, 150.1, MONDAY_10)
     with pytest.raises(ValueError, match="bid < ask"):
         sim.set_quote("USDJPY", 150.1, 150.1, MONDAY_10)
-    with pytest.raises(ValueError, match="BTCUSD"):
-        sim.set_quote("BTCUSD", 1.0, 2.0, MONDAY_10)
+    with pytest.raises(ValueError, match="DOGEUSD"):
+        sim.set_quote("DOGEUSD", 1.0, 2.0, MONDAY_10)
 
 
 def test_set_quote_lowers_the_day_low() -> None:

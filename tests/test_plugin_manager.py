@@ -24,7 +24,7 @@ def test_builtins_define_the_seed_channels() -> None:
     pm = make_plugin_manager(entry_points=False)
     assert channel_names(pm) == {
         "trades", "positions", "orders", "market-data", "alerts", "analytics", "system", "account",
-        "logs", "signals", "news",
+        "logs", "signals", "news", "orderbook", "market-trades",
     }  # fmt: skip
     assert set(BUILTIN_PLUGINS) <= {name for name, _ in pm.list_name_plugin()}
 

@@ -32,10 +32,11 @@ from fxgate.services.auth.keyring import KeyRing
 from fxgate.services.auth.sealing import Sealer, master_key_path
 from fxgate.services.auth.tokens import TokenService
 from fxgate.services.auth.user_status import UserStatus
+from fxgate.services.depth import DepthFeed
 from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
-from fxgate.services.ports.broker import Broker, BrokerHealth
+from fxgate.services.ports.broker import Broker, BrokerHealth, BrokerTape
 from fxgate.services.ports.cluster import Cluster
 from fxgate.services.ports.store import Store
 from fxgate.services.risk import RiskLimits
@@ -69,7 +70,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
 
     activity = ActivityFeed(bus.publish)
     signals = SignalBook(store.signals)
-    market = MarketService(backend.quotes, bus.publish)
+    market = MarketService(backend.quotes, bus.publish, books=backend.broker.order_book)
     candles = CandleRecorder(store.candles)
     # Listen from the start: quotes that arrive while the last bars load are not lost.
     market.add_listener(candles.on_quote)
@@ -89,6 +90,13 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
     )
     if cluster is not None:
         cluster.attach(trading, flush=getattr(bus, "flush", None))
+    # The order book and the tape are made only for watched symbols; with a shared bus
+    # the watchers may be on another node, so then they are always made.
+    wanted = hub.has_subscribers if settings.bus.backend == "local" else _always
+    depth = DepthFeed(backend.broker, bus.publish, wanted, tasks.spawn)
+    market.add_listener(depth.on_quote)
+    if isinstance(backend.broker, BrokerTape):
+        backend.broker.subscribe_tape(depth.on_trade)
     health = HealthMonitor(activity=activity)
     api = NodeAPI(
         version=__version__,
@@ -151,6 +159,10 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         cluster=cluster,
         commands=trading if cluster is None else cluster.commands,
     )
+
+
+def _always(channel: str, key: str) -> bool:
+    return True
 
 
 def _core_checks(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from fxgate.app.backends import BROKERS, BUSES, STORES
-from fxgate.config.settings import Settings
+from fxgate.config.settings import DASHBOARD_TYPES, Settings
 from fxgate.plugins.manager import (
     BUILTIN_PLUGINS,
     ENTRY_POINT_GROUP,
@@ -33,6 +33,7 @@ def problems(settings: Settings, *, plugins: bool = True) -> list[str]:
     ]
     found.extend(_unknown_disabled(settings))
     found.extend(_workers(settings))
+    found.extend(_tiers(settings))
     if plugins:
         try:
             make_plugin_manager(disabled=settings.disable_plugins, modules=settings.plugins)
@@ -63,3 +64,20 @@ def _workers(settings: Settings) -> list[str]:
             f' bus.backend = "redis" (got {settings.bus.backend!r})'
         ]
     return []
+
+
+def _tiers(settings: Settings) -> list[str]:
+    """Tiers naming dashboard types that do not exist, or a default tier that does not."""
+    found = []
+    if settings.dashboard.default_tier not in settings.tiers:
+        found.append(
+            f"dashboard.default_tier: {settings.dashboard.default_tier!r} is not one of"
+            f" [tiers] ({', '.join(sorted(settings.tiers))})"
+        )
+    for name, tier in settings.tiers.items():
+        unknown = sorted(set(tier.types) - set(DASHBOARD_TYPES))
+        if unknown:
+            found.append(
+                f"tiers.{name}.types: unknown types {unknown}; known: {list(DASHBOARD_TYPES)}"
+            )
+    return found

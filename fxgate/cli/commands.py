@@ -74,19 +74,26 @@ def serve(args: argparse.Namespace) -> int:
     server = settings.server.model_copy(update={k: v for k, v in given if v is not None})
     settings = settings.model_copy(update={"server": server})
     from fxgate.node import StartupError
+    from fxgate.ops.demo import is_loopback
     from fxgate.ops.logging import setup_logging
     from fxgate.ops.serve import run
 
+    demo = bool(getattr(args, "demo", False))
+    if demo and not is_loopback(server.host):
+        raise CliError(
+            f"--demo publishes a trader's API key and secret: listen on a loopback address"
+            f" (--host 127.0.0.1), not {server.host}"
+        )
     setup_logging(settings.log.level, settings.log.format)
     try:
         if args.listen_fd is None and settings.server.workers > 1:
-            return _supervise(settings, args)
-        return run(settings, listen_fd=args.listen_fd, status_fd=args.status_fd)
+            return _supervise(settings, args, demo=demo)
+        return run(settings, demo=demo, listen_fd=args.listen_fd, status_fd=args.status_fd)
     except StartupError as exc:
         raise CliError(f"cannot start: {exc}") from None
 
 
-def _supervise(settings: Settings, args: argparse.Namespace) -> int:
+def _supervise(settings: Settings, args: argparse.Namespace, *, demo: bool) -> int:
     """Check the settings once, here, then run the workers (each checks them again)."""
     from fxgate.app.validation import problems
     from fxgate.node import StartupError
@@ -96,7 +103,7 @@ def _supervise(settings: Settings, args: argparse.Namespace) -> int:
     if found:
         raise StartupError("; ".join(found))
     argv = ["--config", str(args.config)] if args.config is not None else []
-    argv += ["--workers", str(settings.server.workers)]
+    argv += ["--workers", str(settings.server.workers)] + (["--demo"] if demo else [])
     return supervise(settings, argv)
 
 

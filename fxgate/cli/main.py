@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port; 0 = any)")
     serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="create seed 004's demo trader (API key demo_api_key, secret demo_secret);"
+        " only on a loopback address",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         help="worker processes sharing the port (overrides server.workers; more than 1"

@@ -177,6 +177,8 @@ class PaperSettings(Section):
             "EURGBP",
             "EURJPY",
             "XAUUSD",
+            "BTCUSD",
+            "ETHUSD",
         ]
     )
     initial_balance: Decimal = Field(Decimal("10000"), ge=0)
@@ -296,6 +298,14 @@ class WsSettings(Section):
         description="Most messages a since recovery replays; a larger gap gets a"
         " snapshot (recovered: false). 0: no recovery.",
     )
+    anonymous_market_data: bool = Field(
+        False,
+        description="Let /ws/market-data (seed 004) take clients without a token, limited"
+        " to public market data; off: they are refused with 4001.",
+    )
+    anonymous_connections_per_minute: int = Field(
+        30, ge=1, description="Anonymous /ws/market-data connections per client address."
+    )
 
 
 class RiskSettings(Section):
@@ -315,6 +325,74 @@ class AnalyticsSettings(Section):
 
 class SystemSettings(Section):
     status_interval: float = Field(30.0, gt=0, description="Seconds between system messages.")
+
+
+#: What a dashboard (``/ws/dashboard``, seed 000) can receive, by ``type``.
+DASHBOARD_TYPES = ("trading_status", "system_metrics", "market_data", "notification", "analytics")
+
+
+class DashboardSettings(Section):
+    """``/ws/dashboard`` (seed 000): pacing, the per-user cap, compression."""
+
+    interval: float = Field(
+        1.0, gt=0, description="Seconds: trading_status goes out on change, at most this often."
+    )
+    metrics_interval: float = Field(10.0, gt=0, description="Seconds between system_metrics.")
+    max_messages_per_second: int = Field(
+        100,
+        ge=1,
+        description="Messages per user per second across all their dashboard connections"
+        " (seed 000); market data is batched to stay under it, trading events wait.",
+    )
+    default_tier: str = Field(
+        "free", description="The tier of a token whose tier claim names none of [tiers]."
+    )
+    compression: bool = Field(
+        True, description="Accept permessage-deflate when a client offers it."
+    )
+    compression_threshold: int = Field(
+        512, ge=0, description="Bytes: smaller messages go out uncompressed."
+    )
+    compression_level: int = Field(6, ge=1, le=9, description="zlib level.")
+    notification_ttl: int = Field(
+        300, gt=0, description="Seconds until a notification's expires_at."
+    )
+    volatility_window: float = Field(
+        300.0, gt=0, description="Seconds of prices the volatility label is measured over."
+    )
+    activity_size: int = Field(
+        10, ge=1, le=100, description="Entries of analytics.recent_activity."
+    )
+
+
+class TierSettings(Section):
+    """One subscription tier: what its tokens' dashboards get (``tier`` claim)."""
+
+    types: list[str] = Field(
+        default_factory=lambda: list(DASHBOARD_TYPES), description="Dashboard message types."
+    )
+    symbols: list[str] = Field(
+        default_factory=lambda: ["*"], description='Market-data symbols; ["*"]: all.'
+    )
+    market_data_per_second: float = Field(
+        1.0, gt=0, le=1000, description="market_data messages per second (batched)."
+    )
+    api_calls_per_day: int = Field(
+        0, ge=0, description="REST requests per user per UTC day; 0: no daily quota."
+    )
+
+
+def _default_tiers() -> dict[str, TierSettings]:
+    return {
+        "free": TierSettings(
+            types=["trading_status", "system_metrics", "market_data", "notification"],
+            symbols=["EURUSD", "GBPUSD", "USDJPY"],
+            market_data_per_second=1.0,
+            api_calls_per_day=10_000,
+        ),
+        "pro": TierSettings(market_data_per_second=5.0, api_calls_per_day=100_000),
+        "enterprise": TierSettings(market_data_per_second=20.0, api_calls_per_day=0),
+    }
 
 
 class Settings(BaseSettings):
@@ -340,6 +418,11 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     system: SystemSettings = SystemSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    tiers: dict[str, TierSettings] = Field(
+        default_factory=_default_tiers,
+        description="Subscription tiers by name (the token's tier claim).",
+    )
     plugins: list[str] = Field(
         default_factory=list, description="Extra plugin modules to load, by import name."
     )
@@ -347,6 +430,15 @@ class Settings(BaseSettings):
         default_factory=list, description="Plugins (built-in or third-party) not to register."
     )
     state_dir: Path = Field(Path("var"), description="Where the SQLite file lives.")
+
+    def tier(self, name: str) -> tuple[str, TierSettings]:
+        """The tier a token's ``tier`` claim names, or ``dashboard.default_tier`` for a
+        name the config does not know (so an unknown tier never gets more than it)."""
+        found = self.tiers.get(name)
+        if found is not None:
+            return name, found
+        default = self.dashboard.default_tier
+        return default, self.tiers.get(default) or TierSettings()
 
     @field_validator("state_dir", mode="before")
     @classmethod

@@ -96,6 +96,7 @@ class Disconnects:
     TOKEN_EXPIRED = Disconnect(CloseCode.AUTHENTICATION, "Token expired", True)
     KEY_RETIRED = Disconnect(CloseCode.AUTHENTICATION, "Signing key retired", True)
     USER_DISABLED = Disconnect(CloseCode.AUTHENTICATION, "User disabled", False)
+    SESSION_ENDED = Disconnect(CloseCode.AUTHENTICATION, "Session ended", False)
     SLOW_CONSUMER = Disconnect(CloseCode.SLOW_CONSUMER, "Slow consumer", True)
     RATE_LIMITED = Disconnect(CloseCode.RATE_LIMITED, "Rate limit exceeded", True)
     TOO_MANY_CONNECTIONS = Disconnect(CloseCode.RATE_LIMITED, "Too many connections", True)

@@ -40,6 +40,9 @@ class SymbolSpec:
     stops_level_points: int = 0
     margin_hedged: Decimal | None = None
     margin_hedged_use_leg: bool = True
+    #: MT5's ``SYMBOL_MARGIN_INITIAL`` rate, the multiplier of every margin formula (1 for
+    #: the forex pairs and metals here; crypto CFDs are charged a fifth of their value).
+    margin_rate: Decimal = Decimal(1)
 
     @property
     def point(self) -> Decimal:
@@ -136,4 +139,54 @@ DEFAULT_SYMBOLS: tuple[SymbolSpec, ...] = (
         daily_volatility=0.009,
         start_price=Decimal("2030.00"),
     ),
+    # Crypto CFDs (seed 004 trades BTC/USD): one coin per lot, quoted in dollars and
+    # cents as MT5 brokers do, traded around the clock (``trading_hours = "24x7"`` keeps
+    # them open under the ``forex`` schedule), margined in MT5's CFD mode (price times
+    # contract, no leverage) at a rate of 0.2: 1:5, as MT5 brokers commonly give crypto
+    # CFDs (ESMA's retail limit is 1:2), so that seed 004's example order (1 BTC) fits a
+    # 10,000 USD demo account.
+    SymbolSpec(
+        symbol="BTCUSD",
+        description="Bitcoin vs US Dollar",
+        kind="crypto",
+        base="BTC",
+        quote="USD",
+        digits=2,
+        contract_size=Decimal(1),
+        volume_max=Decimal(20),
+        typical_spread_points=3500,
+        daily_volatility=0.03,
+        start_price=Decimal("95000.00"),
+        trading_hours="24x7",
+        margin_rate=Decimal("0.2"),
+    ),
+    SymbolSpec(
+        symbol="ETHUSD",
+        description="Ethereum vs US Dollar",
+        kind="crypto",
+        base="ETH",
+        quote="USD",
+        digits=2,
+        contract_size=Decimal(1),
+        volume_max=Decimal(200),
+        typical_spread_points=250,
+        daily_volatility=0.04,
+        start_price=Decimal("3400.00"),
+        trading_hours="24x7",
+        margin_rate=Decimal("0.2"),
+    ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketTrade:
+    """One execution on the market's tape (seed 004's ``trades``): the market's, not an
+    account's deal. ``side`` is the aggressor's (``buy`` lifted the ask, ``sell`` hit
+    the bid); ``volume`` is in lots; ``id`` is unique per symbol and grows."""
+
+    symbol: str
+    price: float
+    volume: float
+    side: str  # buy | sell
+    ts: float
+    id: str

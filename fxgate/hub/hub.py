@@ -472,6 +472,13 @@ class Hub:
             "epoch": epoch,
         }
 
+    def has_subscribers(self, channel: str, key: str) -> bool:
+        """Whether anything here takes ``channel`` events of stream ``key``: two dict
+        lookups, so that a producer can skip building events nobody would receive (the
+        order book per tick)."""
+        index = self._index
+        return (channel, key) in index or (channel, ALL) in index
+
     def subscriber_count(self, channel: str | None = None) -> int:
         return sum(
             len(b.plain) + len(b.filtered)

@@ -25,6 +25,7 @@ from fxgate.domain.errors import Disconnects
 from fxgate.domain.timefmt import iso_ms
 from fxgate.node import Node
 from fxgate.ops import systemd
+from fxgate.ops.demo import ensure_demo_trader
 from fxgate.ops.workers import StatusPipe
 from fxgate.protocol.canonical import encode
 from fxgate.web.app import make_app
@@ -64,6 +65,7 @@ async def serve(
     settings: Settings,
     *,
     ready_callback: Any = None,
+    demo: bool = False,
     listen_fd: int | None = None,
     status: StatusPipe | None = None,
 ) -> int:
@@ -81,6 +83,8 @@ async def serve(
         sockets = [inherited]
     try:
         await node.start()
+        if demo:
+            await ensure_demo_trader(node)
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -160,8 +164,14 @@ async def _watchdog(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def run(settings: Settings, *, listen_fd: int | None = None, status_fd: int | None = None) -> int:
+def run(
+    settings: Settings,
+    *,
+    demo: bool = False,
+    listen_fd: int | None = None,
+    status_fd: int | None = None,
+) -> int:
     # A watchdog kill (SIGABRT) or a hang then leaves the stuck stack in the journal.
     faulthandler.enable()
     status = StatusPipe(status_fd) if status_fd is not None else None
-    return asyncio.run(serve(settings, listen_fd=listen_fd, status=status))
+    return asyncio.run(serve(settings, demo=demo, listen_fd=listen_fd, status=status))

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fxgate import hookimpl
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
-from fxgate.domain.trading import Account, Deal, Order, Position
+from fxgate.domain.trading import Account, Deal, Order, OrderBook, Position
 from fxgate.plugins.channel import Channel, Filter, Filters, Principal, Scope
 from fxgate.services.health import HealthReport
 from fxgate.services.presenters import (
     account_payload,
+    order_book_payload,
     order_payload,
     position_payload,
     trade_payload,
@@ -68,6 +69,10 @@ class MarketReads(Protocol):
 
     def latest(self, symbols: Iterable[str] | None = None) -> list[Quote]:
         """The latest quote of each symbol (all of them when ``symbols`` is None)."""
+        ...
+
+    async def order_book(self, symbol: str, depth: int = 10) -> OrderBook:
+        """The broker's depth of market (synthetic on the paper broker)."""
         ...
 
 
@@ -171,6 +176,7 @@ __all__ = [
     "TradingReads",
     "account_payload",
     "hookimpl",
+    "order_book_payload",
     "order_payload",
     "position_payload",
     "trade_payload",

@@ -33,6 +33,8 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "logs": "fxgate_plugins.logs",
     "signals": "fxgate_plugins.signals",
     "news": "fxgate_plugins.news",
+    "orderbook": "fxgate_plugins.orderbook",
+    "market-trades": "fxgate_plugins.market_trades",
 }
 
 

@@ -119,7 +119,9 @@ class Session:
         self._timers = timers
         self._bucket = TokenBucket(limits.max_messages_per_second, timers.time)
         self._connection_rate = connection_rate
-        self._on_authenticated = on_authenticated
+        #: Called once the session knows its user; a transport may set it after
+        #: construction (the socket base lists the connection in the node's registry).
+        self.on_authenticated = on_authenticated
         self._clock = clock
         self._expiry: Cancellable | None = None
         self._auth_deadline: Cancellable | None = None
@@ -182,8 +184,8 @@ class Session:
             self._auth_deadline = None
         self._schedule_expiry(claims.exp)
         self.conn.send(self.welcome_message(claims))
-        if self._on_authenticated is not None:
-            self._on_authenticated(self)
+        if self.on_authenticated is not None:
+            self.on_authenticated(self)
 
     def welcome_message(self, claims: Claims) -> bytes:
         """The first message once authenticated (seed 001's ``connection``)."""

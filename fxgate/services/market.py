@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
+from fxgate.domain.errors import TradingError
 from fxgate.domain.events import Event
 from fxgate.domain.market import Quote, SymbolSpec
+from fxgate.domain.trading import OrderBook
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,11 @@ class MarketService:
         publish: Callable[[Event], None],
         *,
         clock: Callable[[], float] = time.time,
+        books: Callable[[str, int], Awaitable[OrderBook]] | None = None,
     ) -> None:
         self.source = source
+        #: The broker's depth of market (``Broker.order_book``), for the orderbook channel.
+        self._books = books
         self._publish = publish
         self._clock = clock
         self._listeners: list[Callable[[Quote], None]] = []
@@ -74,6 +79,12 @@ class MarketService:
     def latest(self, symbols: Iterable[str] | None = None) -> list[Quote]:
         names = self.source.specs if symbols is None else symbols
         return [q for s in names if (q := self.source.latest(s)) is not None]
+
+    async def order_book(self, symbol: str, depth: int = 10) -> OrderBook:
+        """The broker's order book of ``symbol``; ``TradingError`` when it has none."""
+        if self._books is None:
+            raise TradingError("This broker has no order book", details={"symbol": symbol})
+        return await self._books(symbol, depth)
 
     def set_quote(self, symbol: str, bid: float, ask: float) -> Quote:
         quote = self.source.set_quote(symbol, bid, ask, self._clock())

@@ -44,6 +44,7 @@ from fxgate.services.ports.store.trading import TradingStore
 from fxgate.services.risk import DailyLossMonitor, RiskLimits, check_order
 from fxgate.services.trade_history import TradeHistory
 from fxgate.services.trading_lines import TradingLines
+from fxgate.services.usage import UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class TradingService:
         spawn: Callable[..., Any],
         clock: Callable[[], float] = time.time,
         history_users: int = 1000,
+        usage: UsageMeter | None = None,
         activity: ActivityLog | None = None,
     ) -> None:
         self.broker = broker
@@ -78,6 +80,8 @@ class TradingService:
         self._spawn = spawn
         self._clock = clock
         self.limits = limits
+        #: Today's fills and refusals per user (seed 000's usage and success rate).
+        self.usage = usage if usage is not None else UsageMeter(clock)
         self.loss_monitor = DailyLossMonitor(limits, clock=clock)
         # One lock per (user, clientOrderId) while requests for it are in flight.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -149,6 +153,7 @@ class TradingService:
             )
             order = await broker.place_order(user_id, request)
         except FxgateError as exc:
+            self.usage.rejection(user_id)
             await self._audit_for(
                 user_id,
                 actor,
@@ -319,6 +324,7 @@ class TradingService:
             # Fills happen on requests and on price moves (pending orders, SL/TP,
             # stop-out) alike: the audit log and the trade history get every one.
             self.history.on_deal(data)
+            self.usage.execution(data.user_id)
             self.lines.filled(data)
             self._spawn(
                 self._audit(

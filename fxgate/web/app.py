@@ -13,7 +13,9 @@ from fxgate.web.ops import HealthHandler, MetricsHandler, ReadyHandler, metrics_
 from fxgate.web.rest.base import ApiHandler, error_body
 from fxgate.web.rest.routes import rest_routes
 from fxgate.web.ws.canonical import CanonicalSocket
+from fxgate.web.ws.dashboard import DashboardCollector, Dashboards, DashboardSocket
 from fxgate.web.ws.seed003 import seed003_route
+from fxgate.web.ws.seed004 import seed004_routes
 from fxgate.web.ws.writer import Flusher
 
 #: Every method some handler implements; Tornado refuses others before any handler runs.
@@ -108,14 +110,21 @@ class FxgateApplication(tornado.web.Application):
 def make_app(node: Node) -> tornado.web.Application:
     flusher = Flusher()
     ws: dict[str, Any] = {"node": node, "flusher": flusher}
+    dashboards = Dashboards(node)
+    registry = metrics_registry(node)
+    registry.register(DashboardCollector(dashboards))
     routes: list[Any] = [
         (r"/api/ws/?", CanonicalSocket, ws),
+        (r"/ws/dashboard/?", DashboardSocket, {**ws, "dashboards": dashboards}),
         seed003_route(node, flusher),
         (r"/health", HealthHandler, {"node": node}),
         (r"/ready", ReadyHandler, {"node": node}),
-        (r"/metrics", MetricsHandler, {"registry": metrics_registry(node)}),
+        (r"/metrics", MetricsHandler, {"registry": registry}),
     ]
-    routes.extend(rest_routes(node))
+    rest = rest_routes(node)
+    routes.extend(rest)
+    # Seed 004's sockets log in with the REST API-key login's own service.
+    routes.extend(seed004_routes(node, flusher, rest[0][2]["ctx"].sessions))
     builtin = {r[0] for r in routes}
     for result in node.pm.hook.register_routes(api=node.api):
         for route in result or ():

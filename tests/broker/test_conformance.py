@@ -516,6 +516,28 @@ async def test_the_latest_quote(h: Harness) -> None:
         await h.broker.quote("GBPUSD")  # no price yet
 
 
+async def test_the_order_book_is_depth_around_the_quote(h: Harness) -> None:
+    """Seed 004's ``orderbook``: best prices first, the top of the book at the quote
+    (paper: its synthetic book; MT5: ``market_book_add`` + ``market_book_get``)."""
+    b = h.broker
+    book = await b.order_book("EURUSD", 3)
+    assert book.symbol == "EURUSD"
+    assert 1 <= len(book.bids) <= 3
+    assert 1 <= len(book.asks) <= 3
+    assert (book.bids[0].price, book.asks[0].price) == (D("1.08490"), D("1.08500"))
+    bids = [lv.price for lv in book.bids]
+    asks = [lv.price for lv in book.asks]
+    assert bids == sorted(bids, reverse=True)
+    assert asks == sorted(asks)
+    assert all(lv.volume > 0 for lv in (*book.bids, *book.asks))
+    await h.quote("EURUSD", "1.08600", "1.08610")
+    moved = await b.order_book("EURUSD", 3)
+    assert (moved.bids[0].price, moved.asks[0].price) == (D("1.08600"), D("1.08610"))
+    with pytest.raises(ValidationError) as info:
+        await b.order_book("NOPE")
+    assert info.value.details["field"] == "symbol"
+
+
 async def test_margin_preview_ignores_open_positions(h: Harness) -> None:
     b = h.broker
     # 1000 EUR at the ask 1.08500 = 1085.00; a sell at the bid 1.08490 = 1084.90

@@ -97,3 +97,28 @@ async def test_logout_revokes_an_access_token_jti(store: Store) -> None:
     await store.sessions.revoke_jti("j1", datetime.now(UTC) + timedelta(minutes=15))  # twice ok
     assert await store.sessions.is_jti_revoked("j1") is True
     assert await store.sessions.is_jti_revoked("j2") is False
+
+
+async def test_live_refresh_tokens_are_the_spendable_ones(store: Store) -> None:
+    uid = await make_user(store)
+    other = await make_user(store, "other")
+    soon = datetime.now(UTC) + WEEK
+    for jti, fam, user in (
+        ("a1", "fa", uid),
+        ("b1", "fb", uid),
+        ("c1", "fc", uid),
+        ("o1", "fo", other),
+    ):
+        await store.sessions.save_refresh_token(
+            jti=jti, family_id=fam, user_id=user, expires_at=soon
+        )
+    await store.sessions.save_refresh_token(
+        jti="old", family_id="fd", user_id=uid, expires_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    assert await store.sessions.mark_refresh_token_used("a1")  # rotated: a2 is the live one
+    await store.sessions.save_refresh_token(jti="a2", family_id="fa", user_id=uid, expires_at=soon)
+    await store.sessions.revoke_refresh_family("fb")
+    live = await store.sessions.live_refresh_tokens(uid)
+    assert sorted(t.jti for t in live) == ["a2", "c1"]
+    assert {t.family_id for t in live} == {"fa", "fc"}
+    assert await store.sessions.live_refresh_tokens("nobody") == []

@@ -23,6 +23,7 @@ from typing import Any
 
 from fxgate.brokers.paper.engine import PaperEngine
 from fxgate.brokers.paper.settings import PaperSettings
+from fxgate.brokers.paper.tape import TapeMaker
 from fxgate.brokers.paper.tickets import TicketAllocator
 from fxgate.domain.errors import NotFoundError, refused
 from fxgate.domain.market import Quote, SymbolSpec
@@ -37,7 +38,12 @@ from fxgate.domain.trading import (
     Position,
     Side,
 )
-from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind, BrokerListener
+from fxgate.services.ports.broker import (
+    BrokerEvent,
+    BrokerEventKind,
+    BrokerListener,
+    TapeListener,
+)
 from fxgate.services.ports.store.errors import StoreUnavailableError
 from fxgate.services.ports.store.trading import TradingStore
 
@@ -79,6 +85,8 @@ class PaperBroker:
             kwargs["is_open"] = is_open
         self.engine = PaperEngine(specs, settings, **kwargs)
         self._listeners: list[BrokerListener] = []
+        self._tape = TapeMaker(self.engine.specs)
+        self._tape_listeners: list[TapeListener] = []
         self._quotes: dict[str, Quote] = {}
         # (records, waiter, announce): floating figures are stored through the same
         # queue, so a stale revaluation can never be written after a newer change.
@@ -134,6 +142,11 @@ class PaperBroker:
     def subscribe(self, listener: BrokerListener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def subscribe_tape(self, listener: TapeListener) -> Callable[[], None]:
+        """``BrokerTape``: the market's executions, made from the ticks (see tape.py)."""
+        self._tape_listeners.append(listener)
+        return lambda: self._tape_listeners.remove(listener)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -261,6 +274,11 @@ class PaperBroker:
         if quote.symbol not in self.engine.specs:
             return
         self._quotes[quote.symbol] = quote
+        if self._tape_listeners:
+            trade = self._tape.on_quote(quote)
+            if trade is not None:
+                for tape_listener in self._tape_listeners:
+                    tape_listener(trade)
         result = self.engine.on_quote(quote)
         if result.changes:
             self._submit(result.changes, None)

@@ -24,7 +24,7 @@ def check(settings: Settings) -> list[str]:
 def build(settings: Settings, store: Store) -> BrokerBackend:
     s = settings.paper
     specs: list[SymbolSpec] = [KNOWN[n] for n in s.symbols]
-    hours = make_hours(s.market_hours)
+    hours = make_hours(s.market_hours, specs)
     feed = MarketSimulator(specs, seed=s.seed, hours=hours, tick_rate=s.tick_rate)
     broker = PaperBroker(specs, store.trading, settings=s, is_open=hours.is_open)
     return BrokerBackend(broker, feed, broker.on_quote)

@@ -10,7 +10,9 @@ Two schedules, chosen by name in the config (``market_hours``):
     5 p.m. New York, the FX convention for the end of the trading day. Precious metals
     (symbols whose base is XAU, XAG, XPT or XPD) also stop for the one-hour daily break
     that brokers inherit from the CME: 22:00-23:00 UTC from Monday to Thursday. Sunday
-    22:00 opens them together with currencies, and Friday 22:00 closes everything.
+    22:00 opens them together with currencies, and Friday 22:00 closes everything but
+    the instruments whose spec says ``trading_hours = "24x7"`` (the crypto CFDs), which
+    trade around the clock, weekends included, as crypto CFDs do at MT5 brokers.
 
 All times are fixed UTC, ignoring daylight saving: real sessions shift by an hour twice a
 year, and a simulator that moved its week with the New York clock would make tests depend
@@ -33,7 +35,10 @@ Seed 000's ``london_open``-style names are a dialect's business: it maps these.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Final, Protocol
+
+from fxgate.domain.market import SymbolSpec
 
 DAY: Final = 86_400
 WEEK: Final = 7 * DAY
@@ -119,8 +124,12 @@ class ForexHours:
 
     name: Final = "forex"
 
-    def __init__(self, break_bases: frozenset[str] = METAL_BASES) -> None:
+    def __init__(
+        self, break_bases: frozenset[str] = METAL_BASES, always_open: Iterable[str] = ()
+    ) -> None:
         self._break_bases = break_bases
+        #: Symbols that trade around the clock (crypto CFDs), whatever the week says.
+        self._always = frozenset(always_open)
 
     @staticmethod
     def _week_start(ts: float) -> float:
@@ -132,6 +141,8 @@ class ForexHours:
         return symbol[:3] in self._break_bases
 
     def is_open(self, symbol: str, ts: float) -> bool:
+        if symbol in self._always:
+            return True
         w = ts - self._week_start(ts)
         if w >= _TRADING_WEEK:
             return False
@@ -147,6 +158,8 @@ class ForexHours:
         return start + (w // DAY) * DAY + _DAILY_BREAK
 
     def next_close(self, symbol: str, ts: float) -> float:
+        if symbol in self._always:
+            return math.inf
         if not self.is_open(symbol, ts):
             return ts
         start = self._week_start(ts)
@@ -166,11 +179,12 @@ class ForexHours:
 HOURS_CHOICES: Final = ("24x7", "forex")
 
 
-def make_hours(name: str) -> MarketHours:
-    """Build the schedule the config names, refusing a typo instead of trading 24x7."""
+def make_hours(name: str, specs: Iterable[SymbolSpec] = ()) -> MarketHours:
+    """Build the schedule the config names, refusing a typo instead of trading 24x7.
+    Under ``forex``, the ``specs`` whose ``trading_hours`` is ``"24x7"`` stay open."""
     if name == "24x7":
         return AlwaysOpen()
     if name == "forex":
-        return ForexHours()
+        return ForexHours(always_open=(s.symbol for s in specs if s.trading_hours == "24x7"))
     choices = ", ".join(HOURS_CHOICES)
     raise ValueError(f"unknown market hours {name!r}: choose one of {choices}")

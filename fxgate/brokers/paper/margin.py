@@ -7,9 +7,14 @@ with the paper broker's margin rate of 1):
 - ``SYMBOL_CALC_MODE_FOREX`` (forex pairs): margin = lots * contract_size / leverage, in
   the *margin currency* (the base: EUR for EURUSD); profit = (close - open) *
   contract_size * lots, in the *profit currency* (the quote: JPY for USDJPY).
-- ``SYMBOL_CALC_MODE_CFDLEVERAGE`` (XAUUSD and other non-forex instruments here):
+- ``SYMBOL_CALC_MODE_CFDLEVERAGE`` (XAUUSD and the other metals and commodities here):
   margin = lots * contract_size * market_price / leverage; multiplying by the price
   makes it an amount of the quote currency (USD for XAUUSD); profit as for forex.
+- ``SYMBOL_CALC_MODE_CFD`` (the crypto CFDs, BTCUSD and ETHUSD): margin = lots *
+  contract_size * market_price * margin_rate, without the account's leverage (MT5.md's
+  table); the spec's ``margin_rate`` (0.2 for crypto) is what limits the exposure.
+
+Every formula is multiplied by the symbol's ``margin_rate`` (MT5's initial margin rate).
 
 Which price is used (MetaTrader 5 Help, "Margin Calculation: Retail Forex, Futures",
 https://www.metatrader5.com/en/terminal/help/trading_advanced/margin_forex):
@@ -55,7 +60,7 @@ applies them per symbol, from each leg's margin at current rates. ``order_calc_m
 ignores open positions, as MT5's does; the check before a fill charges what the fill adds
 to the account's margin, so a hedging order on a full account is not refused.
 
-Not modelled: per-symbol margin rates (all 1) and initial/maintenance margins.
+Not modelled: maintenance margins, and margin rates per side or per order type.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ Rates = Mapping[str, BidAsk | Quote | tuple[Decimal, Decimal]]
 
 class CalcMode(enum.StrEnum):
     FOREX = "forex"
+    CFD = "cfd"
     CFD_LEVERAGE = "cfd_leverage"
 
 
@@ -91,8 +97,13 @@ class RateSide(enum.Enum):
 
 
 def calc_mode(spec: SymbolSpec) -> CalcMode:
-    """Forex pairs use MT5's Forex mode; metals and everything else CFD-leverage mode."""
-    return CalcMode.FOREX if spec.kind == "forex" else CalcMode.CFD_LEVERAGE
+    """Forex pairs use MT5's Forex mode, crypto CFDs its CFD mode (no leverage), metals
+    and everything else CFD-leverage mode."""
+    if spec.kind == "forex":
+        return CalcMode.FOREX
+    if spec.kind == "crypto":
+        return CalcMode.CFD
+    return CalcMode.CFD_LEVERAGE
 
 
 def bid_ask(value: BidAsk | Quote | tuple[Decimal, Decimal]) -> BidAsk:
@@ -176,9 +187,13 @@ def margin_amount(
     spec: SymbolSpec, volume: Decimal, price: Decimal, leverage: int
 ) -> tuple[Decimal, str]:
     """The margin in its own currency, before conversion: ``(amount, currency)``."""
-    if calc_mode(spec) is CalcMode.FOREX:
-        return volume * spec.contract_size / leverage, spec.margin_currency
-    return volume * spec.contract_size * price / leverage, spec.profit_currency
+    mode = calc_mode(spec)
+    rate = spec.margin_rate
+    if mode is CalcMode.FOREX:
+        return volume * spec.contract_size / leverage * rate, spec.margin_currency
+    if mode is CalcMode.CFD:
+        return volume * spec.contract_size * price * rate, spec.profit_currency
+    return volume * spec.contract_size * price / leverage * rate, spec.profit_currency
 
 
 def required_margin(

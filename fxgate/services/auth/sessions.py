@@ -30,7 +30,7 @@ from fxgate.services.auth.passwords import (
 )
 from fxgate.services.auth.tokens import Claims, TokenService, family_marker
 from fxgate.services.ports.store.audit import AuditLog
-from fxgate.services.ports.store.records import RefreshToken, User, email_key
+from fxgate.services.ports.store.records import ApiKey, RefreshToken, User, email_key
 from fxgate.services.ports.store.sessions import SessionStore
 from fxgate.services.ports.store.users import UserStore
 
@@ -140,29 +140,7 @@ class SessionService:
         self, api_key: str, signature: str, timestamp: int, *, ip: str = ""
     ) -> Session:
         """A session for a program that signed ``POST /auth/login`` with its key."""
-        try:
-            key = await self.api_keys.verify_signature(api_key, signature, timestamp)
-        except AuthenticationError as exc:
-            await self._audit(
-                "anonymous",
-                "auth.login_failed",
-                f"apikey:{api_key[:40]}",
-                method="api_key",
-                reason=exc.message,
-                ip=ip,
-            )
-            raise
-        user = await self.users.get(key.user_id)
-        if user is None or user.disabled:
-            await self._audit(
-                key.user_id,
-                "auth.login_failed",
-                key.user_id,
-                method="api_key",
-                reason="disabled",
-                ip=ip,
-            )
-            raise AuthenticationError("Account disabled")
+        user, key = await self._check_api_key(api_key, signature, timestamp, ip=ip, via="")
         session = await self._open(user, family_id=secrets.token_hex(16))
         await self._audit(
             user.id,
@@ -174,6 +152,50 @@ class SessionService:
             jti=session.claims.jti,
         )
         return session
+
+    async def verify_api_key(
+        self, api_key: str, signature: str, timestamp: int, *, ip: str = "", via: str = ""
+    ) -> User:
+        """The user behind a signed API-key login, for a socket that logs in once
+        (seed 004's ``/ws/trading``): the same signed string, window, replay refusal and
+        audit as :meth:`login_with_api_key`, but no token and no refresh-token session,
+        since the connection itself is what stays logged in."""
+        user, key = await self._check_api_key(api_key, signature, timestamp, ip=ip, via=via)
+        await self._audit(
+            user.id, "auth.login", user.id, method="api_key", api_key=key.key_id, ip=ip, via=via
+        )
+        return user
+
+    async def _check_api_key(
+        self, api_key: str, signature: str, timestamp: int, *, ip: str, via: str
+    ) -> tuple[User, ApiKey]:
+        extra = {"via": via} if via else {}
+        try:
+            key = await self.api_keys.verify_signature(api_key, signature, timestamp)
+        except AuthenticationError as exc:
+            await self._audit(
+                "anonymous",
+                "auth.login_failed",
+                f"apikey:{api_key[:40]}",
+                method="api_key",
+                reason=exc.message,
+                ip=ip,
+                **extra,
+            )
+            raise
+        user = await self.users.get(key.user_id)
+        if user is None or user.disabled:
+            await self._audit(
+                key.user_id,
+                "auth.login_failed",
+                key.user_id,
+                method="api_key",
+                reason="disabled",
+                ip=ip,
+                **extra,
+            )
+            raise AuthenticationError("Account disabled")
+        return user, key
 
     async def _open(self, user: User, *, family_id: str, refresh_ttl: int | None = None) -> Session:
         ttl = refresh_ttl if refresh_ttl is not None else self.refresh_ttl

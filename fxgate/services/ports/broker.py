@@ -74,7 +74,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from fxgate.domain.market import Quote, SymbolSpec
+from fxgate.domain.market import MarketTrade, Quote, SymbolSpec
 from fxgate.domain.trading import (
     Account,
     AccountTerms,
@@ -295,3 +295,25 @@ class BrokerHealth(Protocol):
 
     @property
     def health(self) -> str: ...
+
+
+#: Receives the market's executions on the event loop; it must not block.
+TapeListener = Callable[[MarketTrade], None]
+
+
+@runtime_checkable
+class BrokerTape(Protocol):
+    """A broker that reports the market's executions (seed 004's ``trades`` tape),
+    not only its accounts' deals. Optional: the hub's ``market-trades`` channel is fed
+    from every broker that has it.
+
+    The paper broker makes its tape from its ticks and tick volumes
+    (:mod:`fxgate.brokers.paper.tape`). The MT5 adapter can implement it from the ticks
+    it already sweeps with ``copy_ticks_from(symbol, since, n, COPY_TICKS_TRADES)``:
+    each tick with ``TICK_FLAG_LAST`` is a trade at ``last`` of ``volume_real`` lots,
+    bought with ``TICK_FLAG_BUY`` and sold with ``TICK_FLAG_SELL``, ``time_msc`` its
+    time; a symbol whose server sends no trades (spot FX) has an empty tape."""
+
+    def subscribe_tape(self, listener: TapeListener) -> Callable[[], None]:
+        """Register a listener for every market execution; returns its unregister."""
+        ...

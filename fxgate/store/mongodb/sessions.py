@@ -53,6 +53,13 @@ class MongoSessions:
         d = await self._m.c("refresh_tokens").find_one({"_id": jti})
         return None if d is None else docs.refresh_token_from(d)
 
+    async def live_refresh_tokens(self, user_id: str) -> list[RefreshToken]:
+        cursor = self._m.c("refresh_tokens").find(
+            {"user_id": user_id, "used_at": None, "revoked_at": None, "expires_at": {"$gt": now()}}
+        )
+        found = [docs.refresh_token_from(d) async for d in cursor]
+        return sorted(found, key=lambda t: t.created_at, reverse=True)
+
     async def mark_refresh_token_used(self, jti: str) -> bool:
         # The filter is the compare-and-set: the server applies it atomically.
         d = await self._m.c("refresh_tokens").find_one_and_update(

@@ -47,6 +47,15 @@ def get_refresh_token(conn: sqlite3.Connection, jti: str) -> RefreshToken | None
     return None if row is None else _refresh_token(row)
 
 
+def live_refresh_tokens(conn: sqlite3.Connection, user_id: str) -> list[RefreshToken]:
+    rows = conn.execute(
+        "SELECT * FROM refresh_tokens WHERE user_id = ? AND used_at IS NULL"
+        " AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC",
+        (user_id, ts(now())),
+    ).fetchall()
+    return [_refresh_token(r) for r in rows]
+
+
 def mark_refresh_token_used(conn: sqlite3.Connection, jti: str) -> bool:
     # The WHERE clause is the compare-and-set: one UPDATE, so exactly one caller wins.
     with write_tx(conn):
@@ -98,6 +107,9 @@ class SQLiteSessions:
 
     async def get_refresh_token(self, jti: str) -> RefreshToken | None:
         return await self._w.run(get_refresh_token, jti)
+
+    async def live_refresh_tokens(self, user_id: str) -> list[RefreshToken]:
+        return await self._w.run(live_refresh_tokens, user_id)
 
     async def mark_refresh_token_used(self, jti: str) -> bool:
         return await self._w.run(mark_refresh_token_used, jti)

@@ -18,6 +18,7 @@ from fxgate.web.rest import (
     health,
     market,
     openapi,
+    sessions,
     signals,
     strategies,
     trading,
@@ -27,6 +28,7 @@ from fxgate.web.rest.context import RestContext
 
 HANDLER_GROUPS: tuple[tuple[type[ApiHandler], ...], ...] = (
     auth.HANDLERS,
+    sessions.HANDLERS,
     apikeys.HANDLERS,
     market.HANDLERS,
     strategies.HANDLERS,

@@ -21,6 +21,7 @@ from decimal import Decimal
 from fxgate.domain.errors import FxgateError, NotFoundError, ValidationError
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.roles import Role
+from fxgate.domain.symbols import SymbolNames
 from fxgate.domain.timefmt import iso_ms, parse_iso
 from fxgate.domain.trading import (
     Account,
@@ -42,6 +43,7 @@ from fxgate.web.rest.parsing import field_error, invalid
 from fxgate.web.rest.trading_models import (
     AccountPageQuery,
     AccountQuery,
+    BalanceOut,
     CancelledOut,
     ClosePositionQuery,
     DealOut,
@@ -233,6 +235,11 @@ class TradingHandler(ApiHandler):
     def spec(self, symbol: str) -> SymbolSpec | None:
         return self.node.market.source.specs.get(symbol)
 
+    def symbol(self, written: str) -> tuple[str, bool]:
+        """The broker's symbol for ``BTCUSD`` or ``BTC/USD`` (seed 004), and whether it
+        was written ``BASE/QUOTE`` (the order is then answered in that form)."""
+        return SymbolNames(self.node.market.source.specs.values()).resolve(written)
+
     def trading(self) -> TradingService:
         return self.node.trading
 
@@ -269,16 +276,21 @@ class OrdersHandler(TradingHandler):
         errors=(404,),
     )
     async def list_orders(self, query: OrdersQuery) -> op.Page[OrderOut]:
+        symbol, slashed = self.symbol(query.symbol) if query.symbol else (None, False)
         orders, total = await self.trading().list_orders(
             await self.account_id(query.account),
             status=query.status,
-            symbol=query.symbol.upper() if query.symbol else None,
+            symbol=symbol,
             start=_date(query.start_date, "startDate"),
             end=_date(query.end_date, "endDate"),
             offset=query.offset,
             limit=query.limit,
         )
-        return op.Page([order_out(o) for o in orders], total=total)
+        out = [order_out(o) for o in orders]
+        if slashed and query.symbol:
+            for item in out:  # answered in the form it was asked
+                item.symbol = query.symbol.upper()
+        return op.Page(out, total=total)
 
     @op.post(
         summary="Place an order",
@@ -294,6 +306,7 @@ class OrdersHandler(TradingHandler):
     )
     async def place_order(self, body: OrderCreate, query: AccountQuery) -> op.Reply[OrderOut]:
         user_id = await self.account_id(query.account)
+        symbol, slashed = self.symbol(body.symbol)
         kind = OrderType(body.type)
         stop_price = body.stop_price
         price = body.price
@@ -310,7 +323,7 @@ class OrdersHandler(TradingHandler):
                     ],
                 )
         _check_digits(
-            self.spec(body.symbol.upper()),
+            self.spec(symbol),
             {
                 "price": price,
                 "stopPrice": stop_price,
@@ -321,7 +334,7 @@ class OrdersHandler(TradingHandler):
         if kind is OrderType.STOP and price is None:
             price = stop_price  # seed 003 names a stop order's trigger stopPrice
         request = OrderRequest(
-            symbol=body.symbol.upper(),
+            symbol=symbol,
             type=kind,
             side=Side(body.side),
             volume=body.quantity,
@@ -340,8 +353,11 @@ class OrdersHandler(TradingHandler):
             order, created = await self.commands().place_order(
                 user_id, request, actor=self.actor(user_id)
             )
+        out = order_out(order)
+        if slashed:
+            out.symbol = body.symbol.upper()  # answered in the form it was asked
         if created:
-            return op.Reply(order_out(order), message="Order placed", status=201)
+            return op.Reply(out, message="Order placed", status=201)
         differ = _differences(request, order)
         if differ:
             raise ValidationError(
@@ -351,7 +367,7 @@ class OrdersHandler(TradingHandler):
                 details={"differs": differ},
                 status=409,
             )
-        return op.Reply(order_out(order), message="Order already placed", status=200)
+        return op.Reply(out, message="Order already placed", status=200)
 
 
 class OrderHandler(TradingHandler):
@@ -533,6 +549,30 @@ class PortfolioHandler(TradingHandler):
         )
 
 
+class BalancesHandler(TradingHandler):
+    path = "/trading/balances"
+
+    @op.get(
+        summary="Your balances by currency (seed 004's getBalances)",
+        query=AccountQuery,
+        response=list[BalanceOut],
+        errors=(404,),
+    )
+    async def balances(self, query: AccountQuery) -> list[BalanceOut]:
+        account = await self.trading().account(await self.account_id(query.account))
+        return [
+            BalanceOut(
+                currency=account.currency,
+                total=account.balance,
+                available=account.free_margin,
+                locked=account.margin,
+                equity=account.equity,
+                unrealized_pn_l=account.profit,
+                updated_at=iso_ms(account.updated_at),
+            )
+        ]
+
+
 class DealsHandler(TradingHandler):
     path = "/trading/deals"
 
@@ -556,5 +596,6 @@ HANDLERS: tuple[type[ApiHandler], ...] = (
     PositionsHandler,
     PositionHandler,
     PortfolioHandler,
+    BalancesHandler,
     DealsHandler,
 )

@@ -224,6 +224,18 @@ class PortfolioOut(ResponseModel):
     performance: PerformanceOut
 
 
+class BalanceOut(ResponseModel):
+    """Seed 004's ``getBalances``: one row per account currency (one, on MT5 accounts)."""
+
+    currency: str
+    total: JsonDecimal = Field(description="The balance: closed P&L included.")
+    available: JsonDecimal = Field(description="Free margin: what new orders may use.")
+    locked: JsonDecimal = Field(description="Margin held by open positions.")
+    equity: JsonDecimal = Field(description="Balance plus floating P&L.")
+    unrealized_pn_l: JsonDecimal = Field(alias="unrealizedPnL")
+    updated_at: str
+
+
 class DealOut(ResponseModel):
     ticket: int
     order_ticket: int

@@ -25,6 +25,7 @@ from fxgate.domain.errors import (
 )
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms
+from fxgate.hub.connections import LiveConnection
 from fxgate.hub.sink import Dialect
 from fxgate.node import Node
 from fxgate.plugins.channel import Principal
@@ -65,6 +66,8 @@ class SocketBase(WebSocketHandler):
         self.claims: Claims | None = None
         self.session: Session | None = None
         self.writer: FrameWriter | None = None
+        #: This socket's entry in the node's connection registry, once authenticated.
+        self.listed: LiveConnection | None = None
 
     # Tornado's settings-driven limits, from our config.
     @property
@@ -132,6 +135,16 @@ class SocketBase(WebSocketHandler):
             dialect=framed(self.dialect),
         )
         self.session = self.make_session(self.writer)
+        # Every dialect's socket is listed under its user once authenticated (before
+        # whatever the dialect's own session asked to be told).
+        own = self.session.on_authenticated
+
+        def authenticated(session: Session) -> None:
+            self.register_live(session.claims, session.disconnect)
+            if own is not None:
+                own(session)
+
+        self.session.on_authenticated = authenticated
         self.node.sessions.add(self.session)
         self.session.start(self.claims)
 
@@ -151,7 +164,26 @@ class SocketBase(WebSocketHandler):
         if self.session is not None:
             await self.session.on_message(message)
 
+    def register_live(self, claims: Claims | None, close: Any) -> None:
+        """List this socket under its user (``GET /auth/sessions``) once authenticated;
+        ``close(disconnect)`` is how ``DELETE /auth/sessions/:id`` ends it."""
+        if claims is None or self.listed is not None:
+            return
+        self.listed = LiveConnection(
+            endpoint=self.request.path,
+            claims=claims,
+            close=close,
+            remote=str(self.request.remote_ip or ""),
+        )
+        self.node.connections.add(self.listed)
+
+    def unregister_live(self) -> None:
+        if self.listed is not None:
+            self.node.connections.discard(self.listed)
+            self.listed = None
+
     def on_close(self) -> None:
+        self.unregister_live()
         if self.writer is not None:
             self.writer.close()
         if self.session is not None:

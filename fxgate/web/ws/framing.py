@@ -56,3 +56,16 @@ def framed(dialect: Dialect) -> FramedDialect:
     if found is None or found.inner is not dialect:
         found = _FRAMED[id(dialect)] = FramedDialect(dialect)
     return found
+
+
+_TEXT_DEFLATED = 0xC1  # FIN + RSV1 (permessage-deflate, RFC 7692) + opcode 1
+
+
+def deflated_text_frame(data: bytes) -> bytes:
+    """A text frame whose payload ``data`` is already compressed (RSV1 set)."""
+    n = len(data)
+    if n < 126:
+        return bytes((_TEXT_DEFLATED, n)) + data
+    if n < 65536:
+        return struct.pack("!BBH", _TEXT_DEFLATED, 126, n) + data
+    return struct.pack("!BBQ", _TEXT_DEFLATED, 127, n) + data

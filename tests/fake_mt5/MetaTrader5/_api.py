@@ -276,7 +276,11 @@ def symbol_record(t: Terminal, name: str) -> SymbolInfo:
     if selected and h.ticks:
         msc, bid, ask, _, _ = h.ticks[-1]
     point = float(spec.point)
-    forex = calc_mode(spec) is CalcMode.FOREX
+    mode = calc_mode(spec)
+    trade_calc_mode = {
+        CalcMode.FOREX: c.SYMBOL_CALC_MODE_FOREX,
+        CalcMode.CFD: c.SYMBOL_CALC_MODE_CFD,
+    }.get(mode, c.SYMBOL_CALC_MODE_CFDLEVERAGE)
     quote = t.feed.latest(name)
     return SymbolInfo(
         custom=False, chart_mode=c.SYMBOL_CHART_MODE_BID, select=selected, visible=selected,
@@ -284,7 +288,7 @@ def symbol_record(t: Terminal, name: str) -> SymbolInfo:
         volumelow=0, time=msc // 1000, digits=spec.digits,
         spread=round((ask - bid) / point) if selected else 0, spread_float=True,
         ticks_bookdepth=10,
-        trade_calc_mode=c.SYMBOL_CALC_MODE_FOREX if forex else c.SYMBOL_CALC_MODE_CFDLEVERAGE,
+        trade_calc_mode=trade_calc_mode,
         trade_mode=t.trade_modes[name], start_time=0, expiration_time=0,
         trade_stops_level=spec.stops_level_points, trade_freeze_level=0,
         trade_exemode=c.SYMBOL_TRADE_EXECUTION_MARKET, swap_mode=c.SYMBOL_SWAP_MODE_POINTS,
@@ -316,7 +320,7 @@ def symbol_record(t: Terminal, name: str) -> SymbolInfo:
         category="", currency_base=spec.base, currency_profit=spec.profit_currency,
         currency_margin=spec.margin_currency, bank="", description=spec.description,
         exchange="", formula="", isin="", name=name, page="",
-        path=("Forex\\" if forex else "Metals\\") + name,
+        path={CalcMode.FOREX: "Forex\\", CalcMode.CFD: "Crypto\\"}.get(mode, "Metals\\") + name,
     )  # fmt: skip
 
 

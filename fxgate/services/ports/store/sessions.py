@@ -22,6 +22,11 @@ class SessionStore(Protocol):
 
     async def get_refresh_token(self, jti: str) -> RefreshToken | None: ...
 
+    async def live_refresh_tokens(self, user_id: str) -> list[RefreshToken]:
+        """The user's refresh tokens that can still be spent (not used, not revoked,
+        not expired): one per live login session, newest first."""
+        ...
+
     async def mark_refresh_token_used(self, jti: str) -> bool:
         """Spend a refresh token, as one atomic compare-and-set.
 

@@ -1,0 +1,401 @@
+"""One user's dashboard feed: their state, and the pacing of what their connections get.
+
+The feed is the hub's sink for the user's channels (``positions account orders trades
+alerts analytics`` and ``signals`` when it exists) and is its own encoder: the hub
+calls ``encode_event`` once per event for it, with the canonical envelope, and the feed
+keeps what the event changed and answers None (nothing for the hub to deliver). What
+goes out is decided here, on the feed's own schedule:
+
+* ``notification`` per alert, fill, rejected order or signal: never dropped, in order;
+* ``trading_status`` when positions, the account or signals changed, at most every
+  ``dashboard.interval`` (a state, so the latest replaces an unsent one);
+* ``analytics`` when a trade closed or the summary changed, at most as often;
+* ``system_metrics`` and ``market_data`` when the process-wide tickers offer them
+  (the latest replaces an unsent one; unsent market batches merge, latest per symbol).
+
+Everything goes through one :class:`~fxgate.protocol.dashboard.budget.SendBudget` per
+user, so the user's connections together get at most ``max_messages_per_second``; the
+trading types come first, market data waits and merges. A message is encoded once per
+user and framed once per framer among the user's connections (``Outgoing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from fxgate.config.settings import DashboardSettings
+from fxgate.domain.errors import AuthorizationError, Disconnect, Disconnects
+from fxgate.hub.hub import Hub, Subscription
+from fxgate.hub.sink import Dialect
+from fxgate.plugins.channel import Channel, Principal
+from fxgate.protocol.dashboard import messages as m
+from fxgate.protocol.dashboard import wire
+from fxgate.protocol.dashboard.budget import SendBudget
+from fxgate.protocol.dashboard.outgoing import Framer, Outgoing
+
+if TYPE_CHECKING:
+    from fxgate.protocol.session import Cancellable, Timers
+
+log = logging.getLogger(__name__)
+
+#: The canonical channels a feed listens to, when the daemon has them.
+CHANNELS = ("positions", "account", "orders", "trades", "alerts", "analytics", "signals")
+#: The types that are a state: a slow socket keeps only the latest one waiting. Market
+#: batches (each carries only what changed) and notifications are kept in order.
+STATES: dict[str, object] = {
+    t: ("dashboard", t) for t in ("trading_status", "analytics", "system_metrics")
+}
+#: Unsent notifications past which the user's connections cannot keep up: 4008.
+MAX_QUEUED = 10_000
+
+
+class Viewer(Protocol):
+    """A dashboard connection, as its feed sees it."""
+
+    types: set[str]
+    framer: Framer
+
+    def push(self, frame: bytes, conflate_key: object | None = None) -> None:
+        """Queue a frame for the socket (never blocks); while the socket is blocked, a
+        frame with the same ``conflate_key`` replaces the one waiting."""
+
+    def kick(self, disconnect: Disconnect) -> None: ...
+
+
+class DashboardReads(Protocol):
+    """What a feed reads once, when it starts (the web layer adapts the services)."""
+
+    async def summary(self, user_id: str) -> Mapping[str, Any]:
+        """Seed 000's ``performance_summary`` of the user's trading so far."""
+        ...
+
+    async def recent_trades(self, user_id: str, n: int) -> list[Mapping[str, Any]]:
+        """The user's last ``n`` deals as canonical trade payloads, oldest first."""
+        ...
+
+
+class UserFeed:
+    name = "dashboard-feed"
+
+    def __init__(
+        self,
+        *,
+        principal: Principal,
+        hub: Hub,
+        reads: DashboardReads,
+        settings: DashboardSettings,
+        budget: SendBudget,
+        timers: Timers,
+        clock: Callable[[], float],
+        on_signal: Callable[[str], None] | None = None,
+    ) -> None:
+        self.principal = principal
+        self.dialect: Dialect = self
+        self.user_id = principal.user_id
+        self.hub = hub
+        self.reads = reads
+        self.settings = settings
+        self.budget = budget
+        self._timers = timers
+        self._clock = clock
+        self._on_signal = on_signal
+        self.viewers: list[Viewer] = []
+        self.positions: dict[str, Mapping[str, Any]] = {}
+        self.account: Mapping[str, Any] | None = None
+        self.signals: dict[str, Mapping[str, Any]] = {}
+        self.summary: Mapping[str, Any] | None = None
+        self.activity: deque[dict[str, Any]] = deque(maxlen=settings.activity_size)
+        self._buffered: list[tuple[str, Mapping[str, Any], float]] | None = []
+        self._loading: asyncio.Future[None] | None = None
+        self._notes: deque[Outgoing] = deque()
+        self._status_due = False
+        self._status_at = -1e18
+        self._analytics_due = False
+        self._analytics_at = -1e18
+        self._metrics: Outgoing | None = None
+        self._market: Outgoing | None = None
+        self._market_entries: dict[str, Mapping[str, Any]] | None = None
+        self._market_src: Mapping[str, Mapping[str, Any]] = {}
+        self._market_meta: tuple[str, str] = ("closed", "low")
+        self._timer: Cancellable | None = None
+        self._timer_at = float("inf")
+        self._flush_soon = False
+        self.closed = False
+        self.subs: list[Subscription] = []
+        for name in CHANNELS:
+            if name not in hub.channels:
+                continue
+            try:
+                sub = hub.make_subscription(self, name, None)
+            except AuthorizationError:
+                continue  # a channel above the user's role: not on their dashboard
+            hub.add(sub)
+            self.subs.append(sub)
+
+    # -- the hub's side: Sink and Dialect ----------------------------------------------
+
+    def encode_event(self, channel: Channel, envelope: Mapping[str, Any]) -> bytes | None:
+        data = envelope.get("data")
+        if isinstance(data, Mapping) and not self.closed:
+            if self._buffered is not None:
+                self._buffered.append((channel.name, data, self._clock()))
+            else:
+                self._apply(channel.name, data, self._clock())
+                self._soon()
+        return None
+
+    def deliver(self, frame: bytes, conflate_key: object | None = None) -> None:
+        """Never called: ``encode_event`` answers None."""
+
+    def kick(self, disconnect: Disconnect) -> None:
+        for viewer in list(self.viewers):
+            viewer.kick(disconnect)
+
+    # -- state --------------------------------------------------------------------------
+
+    def _apply(self, channel: str, data: Mapping[str, Any], ts: float, live: bool = True) -> None:
+        """Take one event (``live``) or snapshot item (not news: no notification)."""
+        ttl = self.settings.notification_ttl
+        if channel == "positions":
+            key = str(data.get("ticket"))
+            if str(data.get("status", "OPEN")).upper() == "CLOSED":
+                self.positions.pop(key, None)
+            else:
+                self.positions[key] = data
+            self._status_due = True
+        elif channel == "account":
+            self.account = data
+            self._status_due = True
+        elif channel == "trades":
+            self._note(m.from_trade(data, ts, ttl), ts)
+            self.activity.appendleft(m.activity_of_trade(data, ts))
+            self._analytics_due = True
+        elif channel == "orders":
+            note = m.from_order(data, ts, ttl)
+            if note is not None:
+                self._note(note, ts)
+        elif channel == "alerts":
+            self._note(m.from_alert(data, ts, ttl), ts)
+        elif channel == "analytics":
+            if data.get("type") == "PERFORMANCE_SUMMARY" and "performance_summary" in data:
+                self.summary = data["performance_summary"]
+                self._analytics_due = True
+        elif channel == "signals":
+            self._apply_signal(data, ts, ttl, live)
+
+    def _apply_signal(self, data: Mapping[str, Any], ts: float, ttl: int, live: bool) -> None:
+        key = m.signal_key(data)
+        if m.signal_active(data):
+            new = key not in self.signals
+            self.signals[key] = data
+            if new and live:
+                self._note(m.from_signal(data, ts, ttl), ts)
+                self.activity.appendleft(m.activity_of_signal(data, ts))
+                self._analytics_due = True
+                if self._on_signal is not None:
+                    self._on_signal(self.user_id)
+        else:
+            self.signals.pop(key, None)
+        self._status_due = True
+
+    def _note(self, data: dict[str, Any], ts: float) -> None:
+        self._notes.append(
+            Outgoing("notification", wire.message("notification", data, ts, self.user_id))
+        )
+        if len(self._notes) > MAX_QUEUED:
+            log.warning("dashboard notifications piling up", extra={"user": self.user_id})
+            self._notes.clear()
+            self.kick(Disconnects.SLOW_CONSUMER)
+
+    async def ready(self) -> None:
+        """Wait until the feed has read the user's state (once, for every viewer)."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load())
+        await asyncio.shield(self._loading)
+
+    async def _load(self) -> None:
+        try:
+            for sub in self.subs:
+                if sub.channel.name in ("positions", "account", "signals"):
+                    for item in await sub.channel.snapshot(self.principal, {}):
+                        self._apply(sub.channel.name, item, self._clock(), live=False)
+            self.summary = await self.reads.summary(self.user_id)
+            for trade in await self.reads.recent_trades(self.user_id, self.activity.maxlen or 10):
+                self.activity.appendleft(m.activity_of_trade(trade, _trade_time(trade)))
+        except Exception:
+            log.exception("dashboard state could not be read", extra={"user": self.user_id})
+        # Events that came while reading are newer than what was read (or the same).
+        buffered, self._buffered = self._buffered or [], None
+        for channel, data, ts in buffered:
+            self._apply(channel, data, ts)
+        # The first viewer gets the state as it is now; what happened meanwhile and
+        # is news (fills, alerts) follows it.
+        self._status_due = self._analytics_due = False
+        if self._notes:
+            self._soon()
+
+    # -- viewers ------------------------------------------------------------------------
+
+    def add(self, viewer: Viewer, extra: Iterable[Outgoing] = ()) -> None:
+        """A connection joins: it gets the current state of each of its types now
+        (counted, and sent even over the cap: a dashboard must start complete)."""
+        self.viewers.append(viewer)
+        now = self._timers.time()
+        first = [self.status_message(), self.analytics_message(), *extra]
+        sent = 0
+        for out in first:
+            if out.kind in viewer.types:
+                viewer.push(out.frame(viewer.framer), STATES.get(out.kind))
+                sent += 1
+        self.budget.record(now, sent)
+
+    def remove(self, viewer: Viewer) -> None:
+        if viewer in self.viewers:
+            self.viewers.remove(viewer)
+
+    def close(self) -> None:
+        self.closed = True
+        for sub in self.subs:
+            self.hub.remove(sub)
+        self.subs.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- messages -----------------------------------------------------------------------
+
+    def status_message(self) -> Outgoing:
+        data = m.trading_status(self.signals.values(), self.positions.values(), self.account)
+        return Outgoing(
+            "trading_status", wire.message("trading_status", data, self._clock(), self.user_id)
+        )
+
+    def analytics_message(self) -> Outgoing:
+        data = m.analytics(self.summary, self.activity)
+        return Outgoing("analytics", wire.message("analytics", data, self._clock(), self.user_id))
+
+    def offer_metrics(self, out: Outgoing) -> None:
+        self._metrics = out
+        self._soon()
+
+    def offer_market(
+        self, out: Outgoing, entries: Mapping[str, Mapping[str, Any]], meta: tuple[str, str]
+    ) -> None:
+        """A tier's market batch. Taken as it is (shared bytes) when nothing is waiting;
+        merged with the waiting one (latest per symbol, encoded for this user) when the
+        user's budget held the last one back."""
+        if self._market is None and self._market_entries is None:
+            if not self._notes and not self._flush_soon:
+                # Nothing waits ahead of it: straight out, no flush callback per user.
+                wait = self._send(out, self._timers.time())
+                if not wait:
+                    return
+            self._market = out
+            self._market_src = entries
+        else:
+            merged = dict(self._market_entries or self._market_src)
+            merged.update(entries)
+            self._market_entries = merged
+            self._market = None
+        self._market_meta = meta
+        self._soon()
+
+    def _merged_market(self) -> Outgoing:
+        assert self._market_entries is not None
+        session, volatility = self._market_meta
+        data = {
+            "symbols": [self._market_entries[s] for s in sorted(self._market_entries)],
+            "market_session": session,
+            "volatility": volatility,
+        }
+        return Outgoing("market_data", wire.message("market_data", data, self._clock()))
+
+    # -- pacing -------------------------------------------------------------------------
+
+    def _soon(self) -> None:
+        if not self._flush_soon and not self.closed:
+            self._flush_soon = True
+            self._timers.call_later(0, self._flush)
+
+    def _wake(self, delay: float) -> None:
+        at = self._timers.time() + delay
+        if self._timer is not None:
+            if self._timer_at <= at:
+                return
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._timers.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        self._flush()
+
+    def _send(self, out: Outgoing, now: float) -> float:
+        """Send to the viewers that take its type; 0 when done, else seconds to wait."""
+        targets = [v for v in self.viewers if out.kind in v.types]
+        if not targets:
+            return 0.0
+        if not self.budget.take(now, len(targets)):
+            return self.budget.wait(now, len(targets))
+        key = STATES.get(out.kind)
+        for v in targets:
+            v.push(out.frame(v.framer), key)
+        return 0.0
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        if self.closed or self._buffered is not None:
+            return
+        now = self._timers.time()
+        interval = self.settings.interval
+        while self._notes:
+            wait = self._send(self._notes[0], now)
+            if wait:
+                self._wake(wait)
+                return
+            self._notes.popleft()
+        for kind in ("trading_status", "analytics"):
+            due = self._status_due if kind == "trading_status" else self._analytics_due
+            if not due:
+                continue
+            last = self._status_at if kind == "trading_status" else self._analytics_at
+            if now < last + interval:
+                self._wake(last + interval - now)
+                continue
+            out = self.status_message() if kind == "trading_status" else self.analytics_message()
+            wait = self._send(out, now)
+            if wait:
+                self._wake(wait)
+                return
+            if kind == "trading_status":
+                self._status_due, self._status_at = False, now
+            else:
+                self._analytics_due, self._analytics_at = False, now
+        if self._metrics is not None:
+            wait = self._send(self._metrics, now)
+            if wait:
+                self._wake(wait)
+                return
+            self._metrics = None
+        if self._market is not None or self._market_entries is not None:
+            out = self._market if self._market is not None else self._merged_market()
+            wait = self._send(out, now)
+            if wait:
+                self._wake(wait)
+                return
+            self._market = None
+            self._market_entries = None
+
+
+def _trade_time(trade: Mapping[str, Any]) -> float:
+    ts = trade.get("executedAt")
+    try:
+        return datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

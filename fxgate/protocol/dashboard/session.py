@@ -1,0 +1,207 @@
+"""One ``/ws/dashboard`` connection: its types, its client frames, its limits.
+
+Authenticated before the upgrade (token by query or header), so a session starts with
+its claims. Its tier is the token's ``tier`` claim (an unknown one is
+``dashboard.default_tier``), and it gets every type the tier allows until a
+``subscribe`` narrows it. Client frames get the canonical limits: the message rate and
+size of ``[ws]``, an error for anything malformed, and the connection stays open.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from fxgate.config.settings import Settings
+from fxgate.domain.errors import (
+    AuthorizationError,
+    Disconnect,
+    Disconnects,
+    FxgateError,
+    RateLimitError,
+    ValidationError,
+)
+from fxgate.plugins.channel import Principal
+from fxgate.protocol.dashboard import wire
+from fxgate.protocol.dashboard.feed import UserFeed
+from fxgate.protocol.dashboard.outgoing import Framer
+from fxgate.protocol.dashboard.registry import DashboardHub
+from fxgate.protocol.limits import TokenBucket
+from fxgate.protocol.session import Cancellable, Timers
+from fxgate.services.auth.tokens import Claims
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """The connection's writer: frames in order, replies framed by it, and the close."""
+
+    def control(self, frame: bytes, conflate_key: object | None = None) -> None: ...
+
+    def send(self, payload: bytes) -> None: ...
+
+    def kick(self, disconnect: Disconnect) -> None: ...
+
+
+class DashboardSession:
+    def __init__(
+        self,
+        *,
+        dash: DashboardHub,
+        claims: Claims,
+        transport: Transport,
+        framer: Framer,
+        settings: Settings,
+        timers: Timers,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.dash = dash
+        self.claims: Claims | None = claims
+        self.transport = transport
+        self.framer = framer
+        self.limits = settings.ws
+        self.tier, terms = settings.tier(claims.tier)
+        self.allowed: tuple[str, ...] = tuple(terms.types)
+        self.types: set[str] = set(self.allowed)
+        self.session_id = "dash_" + uuid.uuid4().hex[:16]
+        self.principal = Principal(claims.sub, claims.role, self.tier, self.session_id)
+        self.feed: UserFeed | None = None
+        self._timers = timers
+        self._clock = clock
+        self._bucket = TokenBucket(self.limits.max_messages_per_second, timers.time)
+        self._last_rate_error = -1e18
+        self._dropped = (0.0, 0)
+        self._expiry: Cancellable | None = None
+        self.closing = False
+        self.closed = False
+
+    # -- the feed's side (Viewer) -------------------------------------------------------
+
+    def push(self, frame: bytes, conflate_key: object | None = None) -> None:
+        if not self.closing:
+            self.transport.control(frame, conflate_key)
+
+    def kick(self, disconnect: Disconnect) -> None:
+        self.disconnect(disconnect)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        claims = self.claims
+        assert claims is not None
+        self._expiry = self._timers.call_later(
+            max(0.0, claims.exp - self._clock()), self.disconnect, Disconnects.TOKEN_EXPIRED
+        )
+        self.transport.send(
+            wire.connection(
+                self.session_id, claims.sub, self.tier, self.allowed, self._ordered(self.types)
+            )
+        )
+        feed = await self.dash.join(self.principal, self.tier, self)
+        if self.closed:
+            self.dash.leave(feed, self)
+            return
+        self.feed = feed
+
+    def shutdown_notice(self, canonical_notice: bytes) -> bytes:
+        """A restart is told as a seed 000 ``notification``, not seed 001's message."""
+        return wire.shutdown_notice(self.principal.user_id, self._clock())
+
+    def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None:
+        """Close for ``disconnect``, after ``notice`` (a payload) if any."""
+        if self.closing or self.closed:
+            return
+        self.closing = True
+        if notice is not None:
+            self.transport.send(notice)
+        self.transport.kick(disconnect)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self.feed is not None:
+            self.dash.leave(self.feed, self)
+            self.feed = None
+
+    # -- client frames ---------------------------------------------------------------------
+
+    async def on_message(self, raw: str | bytes) -> None:
+        if self.closing or self.closed:
+            return
+        if not self._bucket.take():
+            self._rate_limited()
+            return
+        try:
+            if len(raw) > self.limits.max_message_size:
+                raise ValidationError(
+                    "Message too large",
+                    field="frame",
+                    reason="too_large",
+                    details={"limit": self.limits.max_message_size, "size": len(raw)},
+                )
+            cmd = wire.parse(raw)
+            if isinstance(cmd, wire.Ping):
+                self.transport.send(wire.pong())
+            elif isinstance(cmd, wire.Subscribe):
+                self._subscribe(cmd.types)
+            else:
+                self.types -= set(cmd.types)
+                self.transport.send(wire.subscribed(self._ordered(self.types)))
+        except FxgateError as exc:
+            self.transport.send(wire.error(exc))
+        except Exception:
+            log.exception("dashboard session error", extra={"session": self.session_id})
+            self.transport.send(wire.error(FxgateError("Internal error")))
+
+    def _subscribe(self, types: tuple[str, ...]) -> None:
+        """Narrow to ``types``: the allowed ones are kept, the others refused by name."""
+        refused = [t for t in types if t not in self.allowed]
+        granted = [t for t in types if t in self.allowed]
+        if granted:
+            self.types = set(granted)
+            self.transport.send(wire.subscribed(self._ordered(self.types)))
+        if refused:
+            self.transport.send(
+                wire.error(
+                    AuthorizationError(
+                        "Not included in your subscription tier",
+                        details={
+                            "types": refused,
+                            "subscription_tier": self.tier,
+                            "allowed_types": list(self.allowed),
+                        },
+                    )
+                )
+            )
+
+    def _ordered(self, types: set[str]) -> tuple[str, ...]:
+        return tuple(t for t in self.allowed if t in types)
+
+    def _rate_limited(self) -> None:
+        """Over ``ws.max_messages_per_second``: told once a second; ten times the rate
+        within a second closes with 4029, as on ``/api/ws``."""
+        now = self._timers.time()
+        start, dropped = self._dropped
+        if now - start >= 1.0:
+            start, dropped = now, 0
+        dropped += 1
+        self._dropped = (start, dropped)
+        if dropped > 10 * self.limits.max_messages_per_second:
+            self.disconnect(Disconnects.RATE_LIMITED)
+            return
+        if now - self._last_rate_error >= 1.0:
+            self._last_rate_error = now
+            self.transport.send(
+                wire.error(
+                    RateLimitError(
+                        "Rate limit exceeded",
+                        details={"limit": self.limits.max_messages_per_second, "per": "second"},
+                    )
+                )
+            )
