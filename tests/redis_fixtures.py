@@ -66,6 +66,15 @@ class RedisServer:
         except OSError:
             return False
 
+    def command(self, *args: str) -> bytes:
+        """One command in RESP, the raw reply (``CLIENT PAUSE``, ``DEBUG``...)."""
+        parts = [f"*{len(args)}\r\n".encode()]
+        for a in args:
+            parts.append(f"${len(a.encode())}\r\n{a}\r\n".encode())
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(b"".join(parts))
+            return s.recv(4096)
+
     def stop(self) -> None:
         """Kill it: with persistence off, everything it held is gone."""
         if self.proc is not None and self.proc.poll() is None:

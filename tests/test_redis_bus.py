@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import Daemon, _issue, run_sync, until
 from tests.redis_fixtures import RedisServer
+from tests.trading_helpers import Admin, Trader
 from tests.wsclient import Client
 
 _n = itertools.count(1)
@@ -136,6 +137,35 @@ async def test_an_event_published_on_one_node_reaches_every_node_once_same_offse
     assert all(health(n)["components"]["redis"] == "HEALTHY" for n in (a, b, c))
 
 
+async def test_an_order_filled_on_one_node_reaches_the_clients_of_the_others(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.start(3)
+    trader = Trader.issued(a, user_id="order_user")
+    Admin(a).quote("EURUSD", "1.10000", "1.10010")
+    clients = [await connect(n, trader.user_id) for n in (b, c)]
+    for cl in clients:
+        await cl.subscribe("orders", "trades")
+    trader.buy(0.1)
+    seen = []
+    for cl in clients:
+        got = await cl.read_until(
+            lambda ms: (
+                any(m.get("type") == "trade" for m in ms)
+                and any(
+                    m.get("type") == "order" and m["data"].get("status") == "FILLED" for m in ms
+                )
+            ),
+            timeout=10,
+        )
+        live = [m for m in got if m.get("type") in ("order", "trade")]
+        live = [m for m in live if not m["data"].get("snapshot")]
+        assert {m["data"]["ticket"] for m in live} == {live[0]["data"]["ticket"]}
+        seen.append([(m["channel"], m["offset"], m["epoch"], m["id"]) for m in live])
+        await cl.close()
+    assert seen[0] == seen[1]
+
+
 async def test_since_recovers_across_a_node_change_and_a_restart_of_every_node(
     cluster: Cluster,
 ) -> None:
@@ -228,6 +258,51 @@ async def test_redis_lost_and_back_empty_means_health_down_then_new_epochs_and_s
         assert [m for m in await cl.barrier() if m.get("type") == "alert"] == []
 
 
+async def test_events_while_redis_stalls_reach_local_clients_and_no_one_resumes_across(
+    cluster: Cluster, redis_server: RedisServer
+) -> None:
+    a = cluster.node(FXGATE_BUS_REDIS_TIMEOUT="0.3").start()
+    b = cluster.node(FXGATE_BUS_REDIS_TIMEOUT="0.3").start()
+    user = "stall_user"
+    here, there = await connect(a, user), await connect(b, user)
+    for cl in (here, there):
+        await cl.subscribe("alerts")
+    publish_alert(a, user, "before")
+    before = [await alert(cl, "before") for cl in (here, there)]
+    assert before[0]["offset"] == before[1]["offset"]
+
+    # Redis keeps its data but answers nothing for 2 s: a's publish times out.
+    assert redis_server.command("CLIENT", "PAUSE", "2000", "ALL").startswith(b"+OK")
+    publish_alert(a, user, "during")
+    during = await alert(here, "during")  # a's own client still gets it, at once
+    assert during["epoch"].startswith("local-")
+    assert "fxgate_bus_local_deliveries_total 1.0" in HTTP.get(a.url("/metrics")).text
+    await until(
+        lambda: health(a)["components"].get("redis") == "DOWN", timeout=10, what="redis DOWN"
+    )
+    await until(
+        lambda: (
+            health(a)["components"].get("redis") == "HEALTHY"
+            and health(b)["components"].get("redis") == "HEALTHY"
+        ),
+        timeout=15,
+        what="redis HEALTHY again",
+    )
+    publish_alert(a, user, "after")
+    after = [await alert(cl, "after") for cl in (here, there)]
+    # The stream got a new epoch in Redis: b's client, who never saw "during", cannot
+    # resume across it; nor can a's from its local epoch.
+    assert after[0]["epoch"] == after[1]["epoch"] != before[0]["epoch"]
+    for cl in (here, there):
+        await cl.close()
+    for node, since in ((b, before[1]), (a, during), (b, during)):
+        async with await connect(node, user) as cl:
+            ack = await cl.subscribe(
+                {"name": "alerts", "since": {"offset": since["offset"], "epoch": since["epoch"]}}
+            )
+            assert ack["channels"][0]["recovered"] is False
+
+
 def test_redis_unreachable_at_start_is_one_clear_line(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
@@ -269,3 +344,15 @@ async def test_the_system_channel_says_redis_is_down(
             assert msg["data"]["components"]["bus"] == "DOWN"
         finally:
             redis_server.start()
+
+
+def test_config_check_names_a_bad_redis_url() -> None:
+    from fxgate.app.validation import problems
+    from fxgate.config.settings import BusSettings, Settings
+
+    bad = Settings(bus=BusSettings(backend="redis", redis_url="http://u:pw@h:6379"))
+    assert problems(bad, plugins=False) == [
+        "bus.redis_url: 'http://u:***@h:6379' is not a redis://, rediss:// or unix:// URL"
+    ]
+    good = Settings(bus=BusSettings(backend="redis", redis_url="rediss://h:6380/1"))
+    assert problems(good, plugins=False) == []

@@ -66,7 +66,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         writer = cluster.fence(store)
     backend = BROKERS.builder(settings.broker.backend)(settings, writer)
     hub = Hub()
-    bus = BUSES.builder(settings.bus.backend)(settings, hub)
+    bus = BUSES.builder(settings.bus.backend)(settings, hub, store)
 
     activity = ActivityFeed(bus.publish)
     signals = SignalBook(store.signals)

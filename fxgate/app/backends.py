@@ -70,8 +70,9 @@ class Registry(Generic[B]):
 
 
 StoreBuilder = Callable[[Settings], Store]
-#: The bus delivers to the hub of this process (and, for redis, to other processes').
-BusBuilder = Callable[[Settings, Hub], Bus]
+#: The bus delivers to the hub of this process (and, for redis, to other processes');
+#: the local bus keeps the trading channels' history in the store.
+BusBuilder = Callable[[Settings, Hub, Store], Bus]
 BrokerBuilder = Callable[[Settings, Store], BrokerBackend]
 
 STORES: Registry[StoreBuilder] = Registry(

@@ -46,6 +46,7 @@ from fxgate.domain.timefmt import iso_ms
 from fxgate.hub.history import HistoryPage
 from fxgate.hub.hub import Channel, Hub
 from fxgate.hub.streams import new_epoch
+from fxgate.services.ports.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,11 @@ class RedisBus:
             socket_timeout=s.redis_timeout,
             socket_connect_timeout=s.redis_timeout,
         )
+        # The subscription waits for messages as long as none come: no read timeout
+        # (a dead Redis closes its socket; a stalled one is the monitor's to notice).
+        self._sub = aioredis.Redis.from_url(
+            s.redis_url, socket_timeout=None, socket_connect_timeout=s.redis_timeout
+        )
         self._sha = ""
         self._epoch_script = self._redis.register_script(NEW_EPOCH_LUA)
         self._queue: deque[tuple[Channel, str, Mapping[str, Any], str, str]] = deque()
@@ -125,7 +131,23 @@ class RedisBus:
         self._taken = 0
         self._gone = 0
         self._flushes: list[tuple[int, asyncio.Future[None]]] = []
+        #: A batch is on its way to Redis (stop waits for it).
+        self._sending = False
+        #: Started: events before (start-up lines, nobody subscribed yet) are only
+        #: delivered here, and mark nothing.
+        self._started = False
         hub.durable = self
+
+    # -- for the rest of the node (leader lease, command stream) ----------------------
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The bus's Redis connection pool, for other Redis users of the node."""
+        return self._redis
+
+    def key(self, *parts: str) -> str:
+        """A Redis key under this deployment's prefix (``bus.redis_prefix``)."""
+        return ":".join((self._prefix, *parts))
 
     # -- keys --------------------------------------------------------------------------
 
@@ -152,20 +174,32 @@ class RedisBus:
             loop.create_task(self._listener(ready), name="redis-bus-listener"),
             loop.create_task(self._monitor(), name="redis-bus-monitor"),
         ]
-        await asyncio.wait_for(ready, self._timeout * 2)
+        try:
+            await asyncio.wait_for(ready, self._timeout * 2)
+        except TimeoutError:
+            await self.stop()
+            raise BusUnavailable(
+                f"bus.redis_url: Redis at {redacted(self._url)} took no subscription"
+            ) from None
+        self._started = True
 
     async def stop(self) -> None:
         # What is queued still goes out (briefly), so a clean stop loses nothing.
         deadline = asyncio.get_running_loop().time() + self._timeout
-        while self._queue and self._writing and asyncio.get_running_loop().time() < deadline:
+        while (
+            (self._queue or self._sending)
+            and self._writing
+            and asyncio.get_running_loop().time() < deadline
+        ):
             self._wake.set()
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()
+        for client in (self._redis, self._sub):
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     def healthy(self) -> bool:
         return self._writing and self._listening
@@ -214,7 +248,7 @@ class RedisBus:
         """Redis cannot take it: this node's clients still get it, and a stream with
         history is marked so that no client ever resumes across it silently."""
         self.local_deliveries += 1
-        if ch.history_size:
+        if ch.history_size and self._started:
             self._dirty.add((ch.name, key))
             stream = self._hub.streams.get(ch.name, key)
             if not stream.epoch.startswith("local-"):
@@ -229,6 +263,7 @@ class RedisBus:
             self._wake.clear()
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+                self._sending = True
                 try:
                     await self._send(batch)
                     self._writing = True
@@ -241,6 +276,8 @@ class RedisBus:
                     while self._queue:
                         self._deliver_here(*self._queue.popleft())
                         self._went(1)
+                finally:
+                    self._sending = False
                 self._went(len(batch))
 
     async def _send(self, batch: list[tuple[Channel, str, Mapping[str, Any], str, str]]) -> None:
@@ -278,7 +315,7 @@ class RedisBus:
     async def _listener(self, ready: asyncio.Future[None]) -> None:
         delay = 0.1
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
                 if self._listening is False and not ready.done():
@@ -341,7 +378,8 @@ class RedisBus:
 
     async def _recovered(self) -> None:
         """Redis is back: new epochs for the streams delivered only here, and the
-        durable streams this node knows caught up from Redis's history."""
+        durable streams this node's clients hold caught up from Redis's history (what
+        other nodes published while this one could not hear them)."""
         try:
             for channel, key in list(self._dirty):
                 await self._epoch_script(
@@ -352,7 +390,8 @@ class RedisBus:
                 if not ch.history_ttl:
                     continue
                 for key in self._hub.streams.keys_of(name):
-                    await self._catch_up(ch, key)
+                    if self._hub.has_subscribers(name, key):
+                        await self._catch_up(ch, key)
         except (RedisError, OSError) as exc:
             log.warning("Redis resync incomplete (%s)", exc)
 
@@ -397,8 +436,8 @@ class RedisBus:
         return HistoryPage(epoch.decode(), int(top or 0), entries)
 
 
-def build(settings: Settings, hub: Hub) -> RedisBus:
-    """The ``redis`` bus backend (the ``redis`` extra)."""
+def build(settings: Settings, hub: Hub, store: Store) -> RedisBus:
+    """The ``redis`` bus backend (the ``redis`` extra); the history is Redis's."""
     return RedisBus(settings, hub)
 
 

@@ -296,7 +296,7 @@ class WsSettings(Section):
         300,
         ge=0,
         description="Most messages a since recovery replays; a larger gap gets a"
-        " snapshot (recovered: false). 0: no recovery.",
+        " snapshot (recovered: false). 0: no cap.",
     )
     anonymous_market_data: bool = Field(
         False,

@@ -404,7 +404,7 @@ class Hub:
             top = max(page.top, stream.offset)
         else:
             top = page.top
-        if limit and top - offset > limit:
+        if offset > top or (limit and top - offset > limit):
             return None
         wanted = range(offset + 1, top + 1)
         if any(o not in kept for o in wanted):
@@ -478,6 +478,15 @@ class Hub:
         order book per tick)."""
         index = self._index
         return (channel, key) in index or (channel, ALL) in index
+
+    def position(self, channel: str, key: str) -> tuple[int, str]:
+        """Where stream (``channel``, ``key``) stands on this node: the ``since`` that
+        resumes right after its last message (for a server-side resume book, which
+        notes it when a client goes away and subscribes with it later)."""
+        stream = self.streams.find(channel, key)
+        if stream is None:
+            return (0, self.streams.epoch)
+        return (stream.offset, stream.epoch)
 
     def subscriber_count(self, channel: str | None = None) -> int:
         return sum(

@@ -45,8 +45,10 @@ class Stream:
     def replay_after(self, offset: int) -> list[Entry] | None:
         """Entries after ``offset``, or None when some of them are no longer kept (or
         never arrived: a hole in the offsets is a loss, never skipped silently)."""
-        if offset >= self.offset:
+        if offset == self.offset:
             return []
+        if offset > self.offset:
+            return None  # ahead of this stream: offsets that mean nothing here
         if not self.history or self.history[0].offset > offset + 1:
             return None
         entries = [e for e in self.history if e.offset > offset]

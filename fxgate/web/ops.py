@@ -87,6 +87,13 @@ class NodeCollector(Collector):
             subs.add_metric([name], hub.subscriber_count(name))
         yield subs
         yield CounterMetricFamily("fxgate_ticks", "Quotes produced", value=node.market.ticks)
+        local = getattr(node.bus, "local_deliveries", None)
+        if local is not None:  # the Redis bus
+            yield CounterMetricFamily(
+                "fxgate_bus_local_deliveries",
+                "Events Redis could not take, delivered to this node's clients only",
+                value=local,
+            )
         up = GaugeMetricFamily(
             "fxgate_component_up", "1 when a component is healthy", labels=["component"]
         )

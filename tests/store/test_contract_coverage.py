@@ -87,6 +87,7 @@ def test_the_bundle_has_every_area() -> None:
         "candles",
         "strategies",
         "signals",
+        "history",
     }
     assert all(protocol_methods(proto) for proto in AREAS.values())
 

@@ -37,6 +37,7 @@ from fxgate.store.mongodb.api_keys import MongoApiKeys
 from fxgate.store.mongodb.audit import MongoAudit
 from fxgate.store.mongodb.candles import MongoCandles
 from fxgate.store.mongodb.conn import Collection, Mongo, translating_errors
+from fxgate.store.mongodb.history import MongoHistory
 from fxgate.store.mongodb.sessions import MongoSessions
 from fxgate.store.mongodb.signals import MongoSignals
 from fxgate.store.mongodb.signing_keys import MongoSigningKeys
@@ -83,6 +84,7 @@ class MongoStore:
         self.candles = MongoCandles(self._m)
         self.strategies = MongoStrategies(self._m)
         self.signals = MongoSignals(self._m)
+        self.history = MongoHistory(self._m)
 
     @property
     def kind(self) -> StoreKind:

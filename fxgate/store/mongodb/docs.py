@@ -76,6 +76,14 @@ INDEXES: tuple[tuple[str, Sort, Mapping[str, Any]], ...] = (
     ("signals", [("user_id", ASC), ("ts", DESC)], {}),
     ("signals", [("symbol", ASC), ("ts", DESC)], {}),
     (
+        "history",
+        [("channel", ASC), ("key", ASC), ("epoch", ASC), ("offset", ASC)],
+        {"unique": True},
+    ),
+    ("history", [("expires_at", ASC)], {"expireAfterSeconds": 0}),
+    ("history", [("epoch", ASC)], {}),
+    ("history_heads", [("channel", ASC), ("key", ASC), ("epoch", ASC)], {"unique": True}),
+    (
         "candles",
         [("symbol", ASC), ("interval", ASC), ("open_time", ASC)],
         {"unique": True},

@@ -1,7 +1,7 @@
 """The embedded default store: one SQLite file, driven from one dedicated thread.
 
 One module per area (``users``, ``api_keys``, ``signing_keys``, ``sessions``, ``audit``,
-``trading``, ``candles``, ``strategies``, ``signals``), each a class over the shared
+``trading``, ``candles``, ``strategies``, ``signals``, ``history``), each a class over the shared
 :class:`~fxgate.store.sqlite.worker.Worker` that owns the connection and its thread;
 :class:`SQLiteStore` bundles them with the lifecycle.
 
@@ -20,6 +20,7 @@ from fxgate.services.ports.store import StoreKind
 from fxgate.store.sqlite.api_keys import SQLiteApiKeys
 from fxgate.store.sqlite.audit import SQLiteAudit
 from fxgate.store.sqlite.candles import SQLiteCandles
+from fxgate.store.sqlite.history import SQLiteHistory
 from fxgate.store.sqlite.sessions import SQLiteSessions
 from fxgate.store.sqlite.signals import SQLiteSignals
 from fxgate.store.sqlite.signing_keys import SQLiteSigningKeys
@@ -46,6 +47,7 @@ class SQLiteStore:
         self.candles = SQLiteCandles(self._worker)
         self.strategies = SQLiteStrategies(self._worker)
         self.signals = SQLiteSignals(self._worker)
+        self.history = SQLiteHistory(self._worker)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SQLiteStore:

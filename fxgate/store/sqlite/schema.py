@@ -14,7 +14,7 @@ Version 1's ``signals`` and ``history`` tables have had no reader or writer sinc
 store was split by area (issue 6: nothing called their methods). They stay, empty, so
 that no released step changes; an area that needs them again reuses them, or a new step
 drops them. Version 2 does that for ``signals`` (issue 8's signals area), which needs
-its filter fields as columns.
+its filter fields as columns, and version 3 for ``history`` (issue 10's history area).
 """
 
 from __future__ import annotations
@@ -191,6 +191,35 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX signals_ts ON signals (ts)",
             "CREATE INDEX signals_user_ts ON signals (user_id, ts)",
             "CREATE INDEX signals_symbol_ts ON signals (symbol, ts)",
+        ),
+    ),
+    (
+        3,
+        (
+            # Version 1's table was never written (see the module docstring).
+            "DROP TABLE history",
+            """CREATE TABLE history (
+                channel TEXT NOT NULL,
+                key TEXT NOT NULL,
+                epoch TEXT NOT NULL,
+                stream_offset INTEGER NOT NULL,
+                expires_at TEXT NOT NULL,
+                doc TEXT NOT NULL,
+                PRIMARY KEY (channel, key, epoch, stream_offset)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX history_expires ON history (expires_at)",
+            """CREATE TABLE history_heads (
+                channel TEXT NOT NULL,
+                key TEXT NOT NULL,
+                epoch TEXT NOT NULL,
+                stream_offset INTEGER NOT NULL,
+                PRIMARY KEY (channel, key, epoch)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE history_run (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                epoch TEXT NOT NULL,
+                clean INTEGER NOT NULL
+            )""",
         ),
     ),
 )

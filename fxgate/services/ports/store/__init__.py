@@ -1,7 +1,8 @@
 """The store port: everything fxgate keeps across restarts, split by area.
 
 Each area is a Protocol of its own (``users``, ``api_keys``, ``signing_keys``,
-``sessions``, ``audit``, ``trading``, ``candles``, ``strategies``, ``signals``), and a
+``sessions``, ``audit``, ``trading``, ``candles``, ``strategies``, ``signals``,
+``history``), and a
 service is handed only the areas it uses: the key ring gets ``signing_keys``, the
 API-key service ``api_keys`` and ``audit``. :class:`Store` bundles them with the lifecycle; the node
 holds it. ``sqlite`` (the embedded default) and ``mongodb`` implement every area, and
@@ -27,6 +28,7 @@ from typing import Literal, Protocol
 from fxgate.services.ports.store.api_keys import ApiKeyStore
 from fxgate.services.ports.store.audit import AuditLog
 from fxgate.services.ports.store.candles import CandleStore
+from fxgate.services.ports.store.history import HistoryStore
 from fxgate.services.ports.store.sessions import SessionStore
 from fxgate.services.ports.store.signals import SignalStore
 from fxgate.services.ports.store.signing_keys import SigningKeyStore
@@ -71,6 +73,9 @@ class Store(Protocol):
 
     @property
     def signals(self) -> SignalStore: ...
+
+    @property
+    def history(self) -> HistoryStore: ...
 
     async def open(self) -> None:
         """Connect, and create or migrate the schema and indexes. Idempotent."""
