@@ -12,14 +12,19 @@ publishes it, and only then ``XACK``s it. Delivery is at least once:
 - an entry whose answer is kept is answered again, not run again (dedup by request id);
 - an entry that a dead leader *started* but did not answer is run again only when that
   is safe: an order with a ``clientOrderId`` (the trading service returns the order it
-  already placed, from the store); anything else is answered ``SERVICE_UNAVAILABLE``
-  ("outcome unknown"), since running it twice could trade twice;
+  already placed, from the store); anything else is answered
+  ``SERVICE_UNAVAILABLE`` ("outcome unknown"), since running it twice could trade twice;
 - an entry past its deadline is dropped unrun: its sender has already told its client
   that nothing was done.
 
 The leader runs its own node's commands directly (no hop), behind the same fence. Pub/sub
 drops a message to a subscriber that is reconnecting: a sender that times out reads the
 kept answer once before it gives up.
+
+Every order placed is marked *announced* in Redis once its events are on the bus. An
+order found again by its ``clientOrderId`` without that mark was stored by a leader that
+died before its events went out: the new leader announces it again (its order, fills,
+position and account), so no client misses it; in that window events are at least once.
 """
 
 from __future__ import annotations
@@ -244,14 +249,32 @@ class CommandRouter:
                 reason="outcome_unknown",
             )
             return {"rid": rid, "ok": False, "error": error_out(exc)}
+        user = fields.get("user", "")
         try:
-            value = await self._run(op, fields.get("user", ""), fields.get("actor") or None, args)
+            value = await self._run(op, user, fields.get("actor") or None, args)
         except FxgateError as exc:
             return {"rid": rid, "ok": False, "error": error_out(exc)}
         except Exception:
             log.exception("a trading command failed on the leader", extra={"op": op})
             return {"rid": rid, "ok": False, "error": error_out(FxgateError())}
         return {"rid": rid, "ok": True, "value": encode(value)}
+
+    async def _announced(self, user_id: str, placed: tuple[Order, bool]) -> None:
+        """Mark a placed order as announced (its events are out); an order returned by
+        ``clientOrderId`` without the mark was stored by a leader that died before its
+        events went out: announce it again (events are at least once in that window)."""
+        order, created = placed
+        mark = f"{self._prefix}:cmd:announced:{user_id}:{order.id}"
+        if not created and not await self._redis.exists(mark):
+            again = getattr(self.local, "reannounce", None)
+            if again is not None:
+                log.warning(
+                    "announcing again an order a dead leader stored", extra={"order": order.id}
+                )
+                await again(user_id, order)
+                if self.flush is not None:
+                    await self.flush()
+        await self._redis.set(mark, 1, ex=RESULT_TTL)
 
     async def _run(self, op: str, user_id: str, actor: str | None, args: dict[str, Any]) -> Any:
         if op.startswith("read."):
@@ -267,6 +290,8 @@ class CommandRouter:
         result = await run(self.local, user_id, actor, args)
         if self.flush is not None:
             await self.flush()
+        if op == "place_order":
+            await self._announced(user_id, result)
         return result
 
 
