@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 import pluggy
@@ -34,6 +34,7 @@ from fxgate.services.auth.sealing import Sealer, SealError
 from fxgate.services.auth.tokens import Claims, TokenService
 from fxgate.services.auth.user_status import UserStatus
 from fxgate.services.health import HealthMonitor
+from fxgate.services.market import CHANNEL as MARKET_CHANNEL
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker
@@ -180,6 +181,7 @@ class Node:
             await await_me_maybe(result)
         self.spawn(self.candles.record(self.market.symbols), name="candle-recorder")
         if self.cluster is not None:
+            self.hub.taps[MARKET_CHANNEL] = self._follow_price
             try:
                 await self.cluster.start(
                     on_elected=self._lead, on_lost=self._lose, on_follow=self._follow
@@ -222,6 +224,16 @@ class Node:
         if self._leading:
             self._leading = False
             self.spawn(self.broker.stop(), name="broker-stop")
+
+    def _follow_price(self, symbol: str, payload: Mapping[str, Any]) -> None:
+        """A price of the leader's feed, kept here too: REST quotes and the snapshots
+        of new subscribers on this node show the prices every node streams."""
+        if self._leading:
+            return
+        try:
+            self.market.source.set_quote(symbol, payload["bid"], payload["ask"], time.time())
+        except Exception:  # a source that cannot take prices (MT5): its own are kept
+            log.debug("cannot keep the leader's price", extra={"symbol": symbol})
 
     def _follow(self) -> None:
         """Another node leads: its feed is the one every node streams."""

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import Daemon, until
 from tests.redis_fixtures import RedisServer
 from tests.test_redis_bus import Cluster, Node, connect, health
-from tests.trading_helpers import Trader, unique
+from tests.trading_helpers import Admin, Trader, unique
 from tests.wsclient import Client
 
 pytestmark = pytest.mark.timeout(180)
@@ -88,6 +88,26 @@ async def test_a_rest_order_on_b_fills_on_leader_a_and_reaches_b_and_c_clients(
     assert again["id"] == order["id"]
     orders = Trader(c, trader.user_id, trader.token).orders()
     assert [o["id"] for o in orders] == [order["id"]]
+
+
+async def test_one_market_feed_the_leaders_and_followers_snapshots_show_its_prices(
+    nodes: Nodes,
+) -> None:
+    a, _, c = nodes.nodes
+    user = unique("md")
+
+    def eurusd(m: dict[str, Any]) -> bool:
+        return m.get("type") == "market_data" and m["data"]["symbol"] == "EURUSD"
+
+    async with await connect(c, user) as live:
+        await live.subscribe({"name": "market-data", "filters": {"symbol": ["EURUSD"]}})
+        Admin(a).quote("EURUSD", "1.23456", "1.23466")  # on the leader's feed
+        tick = await live.wait_for(lambda m: eurusd(m) and m["data"]["bid"] == 1.23456, 10)
+        assert not tick["data"].get("snapshot")
+    async with await connect(c, user) as fresh:
+        await fresh.subscribe({"name": "market-data", "filters": {"symbol": ["EURUSD"]}})
+        first = await fresh.wait_for(eurusd, 5)
+        assert first["data"]["bid"] == 1.23456, "a follower's snapshot is the leader's price"
 
 
 async def test_the_leader_killed_during_a_burst_loses_and_doubles_no_acknowledged_order(
