@@ -13,6 +13,8 @@ import concurrent.futures
 import itertools
 import os
 import signal
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,6 +195,34 @@ async def test_trading_commands_are_refused_clearly_while_redis_is_down(
 # -- serve --workers N ------------------------------------------------------------------
 
 
+class NotifySocket:
+    """systemd's end of sd_notify: each datagram with the pid that sent it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.setblocking(False)
+        self.got: list[tuple[int, str]] = []
+
+    def read(self) -> list[tuple[int, str]]:
+        while True:
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            except BlockingIOError:
+                return self.got
+            pid = next(
+                (struct.unpack("iII", d[:12])[0] for lvl, kind, d in ancillary
+                 if lvl == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS),
+                -1,
+            )  # fmt: skip
+            self.got.append((pid, data.decode()))
+
+    def saw(self, text: str) -> bool:
+        return any(text in m for _, m in self.read())
+
+
 def children(pid: int) -> set[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return {int(p) for p in path.read_text().split()} if path.exists() else set()
@@ -201,9 +231,12 @@ def children(pid: int) -> set[int]:
 async def test_workers_share_one_port_a_killed_worker_comes_back_and_sigterm_drains_all(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
+    notify = NotifySocket(tmp_path / "notify")
     d = Daemon(
         tmp_path / "workers",
         {
+            "NOTIFY_SOCKET": str(notify.path),
+            "WATCHDOG_USEC": "1000000",
             "FXGATE_SERVER_WORKERS": "2",
             "FXGATE_BUS_BACKEND": "redis",
             "FXGATE_BUS_REDIS_URL": redis_server.url,
@@ -215,6 +248,12 @@ async def test_workers_share_one_port_a_killed_worker_comes_back_and_sigterm_dra
         assert d.proc is not None
         await until(lambda: len(children(d.proc.pid)) == 2, timeout=20, what="two workers")  # type: ignore[union-attr]
         workers = children(d.proc.pid)
+        # Only the supervisor notifies: READY once both workers serve, then WATCHDOG.
+        await until(lambda: notify.saw("WATCHDOG=1"), timeout=10, what="WATCHDOG=1")
+        ready = [m for _, m in notify.read() if m.startswith("READY=1")]
+        assert len(ready) == 1
+        assert "with 2 workers" in ready[0]
+        assert {pid for pid, _ in notify.read()} == {d.proc.pid}
         user = unique("w")
         token = d.token(user)
         clients = [await Client.connect(d.ws_url() + "?token=" + token) for _ in range(8)]
@@ -247,5 +286,8 @@ async def test_workers_share_one_port_a_killed_worker_comes_back_and_sigterm_dra
             assert await cl.closed_with(timeout=10) == 1001
         assert d.proc.wait(20) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in back)
+        assert notify.saw("STOPPING=1")
+        assert {pid for pid, _ in notify.read()} == {d.proc.pid}
     finally:
         d.stop(timeout=5)
+        notify.sock.close()
