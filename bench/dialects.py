@@ -24,8 +24,13 @@ class BenchDialect:
     subscribed: str
     #: A substring every market-data frame contains.
     market: str
-    #: Engine.IO framing (Socket.IO): answer ``2`` pings with ``3``, events are ``42[...]``.
+    #: Engine.IO framing (Socket.IO): ``hello[0]`` (the Socket.IO connect) goes out on the
+    #: Engine.IO open packet, the other frames on the connect's ack ``40``; every ``2`` ping
+    #: is answered with ``3``; events are ``42[...]``.
     engineio: bool = False
+    #: The frames are the canonical envelope: the load generator's own parser reads them
+    #: (the markers are then not passed) - the reference every dialect is compared with.
+    canonical_envelope: bool = False
     #: Offer permessage-deflate and inflate frames with RSV1 set (``dashboard-deflate``).
     deflate: bool = False
     #: ``FXGATE_…`` settings the daemon needs for this row (``bench/fanout.py`` sets them).
@@ -38,6 +43,19 @@ CANONICAL = BenchDialect(
     hello=('{"type":"subscribe","channels":["market-data"]}',),
     subscribed='"type":"subscription"',
     market='"channel":"market-data"',
+    canonical_envelope=True,
+)
+
+#: Seed 002 (issue 8): Socket.IO v5 over Engine.IO v4 on the websocket transport; the
+#: token in the CONNECT packet, as the seed's ``io(url, {auth: {token}})`` sends it, and in
+#: the query, as its Flask example reads it.
+SOCKETIO = BenchDialect(
+    name="socketio",
+    path="/socket.io/?EIO=4&transport=websocket&token={token}",
+    hello=('40{"token":"{token}"}', '42["subscribe",{"channels":["quotes"]}]'),
+    subscribed='42["subscribed"',
+    market='42["quotes"',
+    engineio=True,
 )
 
 #: Seed 003's ``/ws``: first-message auth, then every symbol's ``price_update``.
@@ -69,7 +87,9 @@ SEED004_MARKET_DATA = BenchDialect(
 )
 
 
-DIALECTS: dict[str, BenchDialect] = {d.name: d for d in (CANONICAL, SEED003, SEED004_MARKET_DATA)}
+DIALECTS: dict[str, BenchDialect] = {
+    d.name: d for d in (CANONICAL, SOCKETIO, SEED003, SEED004_MARKET_DATA)
+}
 
 # Seed 000 (issue 9): ``/ws/dashboard``. Market data comes batched: one ``market_data``
 # frame carries every symbol of the tier that changed since the last batch, each with its

@@ -10,10 +10,18 @@
  * "# window start" and "# window end" that bench/fanout.py uses to sample the server's
  * CPU over the same window.
  *
+ * Other dialects (bench/dialects.py): --hello FRAME (repeatable) replaces the subscribe
+ * frame, --subscribed and --market give substrings that mark the subscription answer and
+ * the market-data frames, and --engineio speaks Engine.IO v4 / Socket.IO v5 over the
+ * WebSocket. Those frames go through a generic reader (any nesting, ISO or numeric
+ * timestamps, offsets where present, loss by counting otherwise); without --subscribed and
+ * --market the canonical envelope's own parser runs, unchanged.
+ *
  * No external libraries: gcc -O2 -o loadgen loadgen.c
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -58,8 +66,22 @@ typedef struct {
     buf_t frag; /* a fragmented message being reassembled */
     int frag_op;
     int want_out;
+    int eio_stage;     /* Engine.IO: 0 awaiting the open packet, 1 the Socket.IO connect, 2 up */
+    struct gen_s *gen; /* generic dialects: per-symbol counts (loss without offsets) */
+    int deflate;       /* permessage-deflate agreed */
+    int frag_rsv1;     /* the fragmented message being reassembled is compressed */
+    struct z_stream_s *zs; /* own inflate stream, when the server keeps its context */
     int64_t last_off[MAX_SYMBOLS];
 } conn_t;
+
+/* Per connection and symbol, for dialects without offsets: the newest tick time seen, how
+ * many ticks in a row carried it (two ticks may share a millisecond), and how many ticks
+ * with a time inside the loss window arrived. */
+typedef struct gen_s {
+    double last_ts[MAX_SYMBOLS];
+    uint32_t run[MAX_SYMBOLS];
+    uint32_t count[MAX_SYMBOLS];
+} gen_t;
 
 /* ---- options ---- */
 static int o_clients = 10;
@@ -67,6 +89,14 @@ static double o_duration = 10, o_warmup = 2, o_rate = 300, o_connect_timeout = 0
 static const char *o_url = NULL;
 static const char *o_subscribe = "{\"type\":\"subscribe\",\"channels\":[\"market-data\"]}";
 static int o_verbose = 0;
+#define MAX_HELLO 64
+static const char *o_hello[MAX_HELLO]; /* frames sent once the socket is open */
+static int o_nhello;
+static const char *o_sub_marker, *o_market_marker; /* generic dialects only */
+static size_t g_sub_marker_len, g_market_marker_len;
+static int o_engineio, o_deflate;
+static double o_loss_grace = -1;
+static int g_generic; /* markers given: the generic reader instead of the canonical parser */
 
 /* ---- target ---- */
 static char g_host[320], g_port[16], g_path[4096];
@@ -91,6 +121,11 @@ static int g_nsym;
 static uint64_t g_sym_overflow;
 static int64_t g_sym_max_off[MAX_SYMBOLS];   /* highest offset any connection has seen */
 static int64_t g_sym_start_off[MAX_SYMBOLS]; /* ... when the window opened */
+static double g_sym_max_ts[MAX_SYMBOLS];      /* newest tick time any connection has seen */
+static uint32_t g_sym_max_run[MAX_SYMBOLS];   /* ... and the most ticks one saw carry it */
+static uint64_t g_sym_ticks[MAX_SYMBOLS];     /* distinct tick times inside the loss window */
+static double g_loss_lo, g_loss_hi;           /* the loss window, wall ms (tick times) */
+static int g_used_offsets, g_used_counts;
 
 /* ---- stats (reset when the window opens, except the whole-run ones) ---- */
 static uint64_t s_messages, s_market, s_lat_n, s_gaps, s_dups, s_snapshots, s_bytes, s_parse_err;
@@ -103,6 +138,8 @@ static uint64_t s_hist_over;
 static uint64_t r_closed_by_server, r_eof, r_connect_failed, r_retries, r_pings;
 static int r_close_code[16], r_close_cnt[16], r_nclose;
 static int r_http_status_fail; /* last non-101 status that failed a connection */
+static uint64_t r_sio_refused, r_quote_overflow;
+static char g_unmatched[240]; /* the first frame no marker matched: a hint for a new row */
 
 static double mono_now(void)
 {
@@ -384,6 +421,7 @@ static int symbol_index(const char *s, size_t n)
         return -1;
     g_sym_max_off[g_nsym] = INT64_MIN;
     g_sym_start_off[g_nsym] = INT64_MIN;
+    g_sym_max_ts[g_nsym] = -1;
     memcpy(g_sym[g_nsym], s, n);
     g_sym[g_nsym][n] = 0;
     g_sym_len[g_nsym] = n;
@@ -549,8 +587,11 @@ static void send_handshake(conn_t *c)
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\nUser-Agent: fxgate-loadgen\r\n\r\n",
-                     g_path, g_host, g_port, key64);
+                     "Sec-WebSocket-Version: 13\r\nUser-Agent: fxgate-loadgen\r\n%s\r\n",
+                     g_path, g_host, g_port, key64,
+                     o_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                 "client_max_window_bits\r\n"
+                               : "");
     if (n <= 0 || (size_t)n >= sizeof(req))
         die("request too long");
     buf_append(&c->out, req, (size_t)n);
@@ -575,6 +616,12 @@ static void conn_close(conn_t *c, int new_state)
     buf_free(&c->in);
     buf_free(&c->out);
     buf_free(&c->frag);
+    free(c->gen);
+    c->gen = NULL;
+    if (c->zs) { /* its inflate state is left to the process's exit: a few per run */
+        free(c->zs);
+        c->zs = NULL;
+    }
 }
 
 static void record_close_code(int code)
@@ -669,13 +716,511 @@ static void on_message(conn_t *c, const char *p, size_t len, double now_ms)
         s_hist_over++;
 }
 
+/* ------------------------------------------------------------------------- */
+/* Generic dialects (bench/dialects.py): frames told apart by marker substrings, quotes
+ * found wherever they are nested. */
+
+typedef struct {
+    const char *sym;
+    size_t sym_len;
+    double ts;
+    int64_t off;
+    unsigned char have_ts, have_off, snapshot, have_bid;
+} quote_t;
+
+#define MAX_QUOTES 64
+#define MAX_DEPTH 4
+
+typedef struct {
+    quote_t q[MAX_QUOTES];
+    int nq;
+    quote_t env; /* the top-level object's own fields, when it is not a quote itself */
+} gmsg_t;
+
+/* An ISO 8601 string, or a number: epoch milliseconds above 1e11, else epoch seconds. */
+static int parse_ts_value(const char *v, const char *end, double *out)
+{
+    if (*v == '"')
+        return parse_iso_ms(v + 1, end - 1, out);
+    if (*v == '-' || (*v >= '0' && *v <= '9')) {
+        char *endp;
+        double x = strtod(v, &endp);
+        if (endp == v)
+            return -1;
+        *out = x > 1e11 ? x : x * 1000.0;
+        return 0;
+    }
+    return -1;
+}
+
+/* A key that looks like an instrument (EURUSD, BTC/USD): the symbol of a keyed quote map. */
+static int symbol_like(const char *k, size_t kl)
+{
+    int upper = 0;
+    if (kl == 0 || kl >= sizeof(g_sym[0]))
+        return 0;
+    for (size_t i = 0; i < kl; i++) {
+        char ch = k[i];
+        if (ch >= 'A' && ch <= 'Z')
+            upper = 1;
+        else if (!((ch >= '0' && ch <= '9') || ch == '/' || ch == '.' || ch == '_' || ch == '-'))
+            return 0;
+    }
+    return upper;
+}
+
+static const char *walk_value(const char *p, const char *e, int depth, gmsg_t *g,
+                              const char *pkey, size_t pkl);
+
+static const char *walk_object(const char *p, const char *e, int depth, gmsg_t *g,
+                               const char *pkey, size_t pkl)
+{
+    quote_t cur;
+    memset(&cur, 0, sizeof(cur));
+    int nested_before = g->nq;
+    p++;
+    for (;;) {
+        p = skip_ws(p, e);
+        if (p >= e)
+            return NULL;
+        if (*p == '}') {
+            p++;
+            break;
+        }
+        if (*p != '"')
+            return NULL;
+        const char *k = p + 1;
+        p = skip_string(p, e);
+        if (!p)
+            return NULL;
+        size_t kl = (size_t)(p - 1 - k);
+        p = skip_ws(p, e);
+        if (p >= e || *p != ':')
+            return NULL;
+        p = skip_ws(p + 1, e);
+        const char *v = p;
+        if (p < e && (*p == '{' || *p == '[') && depth < MAX_DEPTH)
+            p = walk_value(p, e, depth + 1, g, k, kl);
+        else
+            p = skip_value(p, e);
+        if (!p)
+            return NULL;
+        if (KEY_IS(k, kl, "symbol") && *v == '"') {
+            cur.sym = v + 1;
+            cur.sym_len = (size_t)(p - v - 2);
+        } else if (KEY_IS(k, kl, "timestamp")) {
+            if (parse_ts_value(v, p, &cur.ts) == 0)
+                cur.have_ts = 1;
+        } else if (KEY_IS(k, kl, "offset") && (*v == '-' || (*v >= '0' && *v <= '9'))) {
+            cur.off = strtoll(v, NULL, 10);
+            cur.have_off = 1;
+        } else if (KEY_IS(k, kl, "snapshot")) {
+            cur.snapshot = *v == 't';
+        } else if (KEY_IS(k, kl, "bid")) {
+            cur.have_bid = 1;
+        }
+        p = skip_ws(p, e);
+        if (p < e && *p == ',')
+            p++;
+    }
+    if (!cur.sym && cur.have_bid && pkey && symbol_like(pkey, pkl)) {
+        cur.sym = pkey;
+        cur.sym_len = pkl;
+    }
+    /* An object with a symbol around quotes of its own ({"symbol":"EUR/USD","data":{
+     * "symbol":…}}) is their envelope, not one more quote. */
+    if (cur.sym && g->nq == nested_before) {
+        if (g->nq < MAX_QUOTES)
+            g->q[g->nq++] = cur;
+        else
+            r_quote_overflow++;
+    } else if (depth == 0) {
+        g->env = cur;
+    }
+    return p;
+}
+
+static const char *walk_array(const char *p, const char *e, int depth, gmsg_t *g)
+{
+    p++;
+    for (;;) {
+        p = skip_ws(p, e);
+        if (p >= e)
+            return NULL;
+        if (*p == ']')
+            return p + 1;
+        if ((*p == '{' || *p == '[') && depth < MAX_DEPTH)
+            p = walk_value(p, e, depth + 1, g, NULL, 0);
+        else
+            p = skip_value(p, e);
+        if (!p)
+            return NULL;
+        p = skip_ws(p, e);
+        if (p < e && *p == ',')
+            p++;
+    }
+}
+
+static const char *walk_value(const char *p, const char *e, int depth, gmsg_t *g,
+                              const char *pkey, size_t pkl)
+{
+    if (p >= e)
+        return NULL;
+    if (*p == '{')
+        return walk_object(p, e, depth, g, pkey, pkl);
+    if (*p == '[')
+        return walk_array(p, e, depth, g);
+    return skip_value(p, e);
+}
+
+static void record_latency(double lat, int first)
+{
+    if (lat < 0)
+        lat = 0;
+    if (first) {
+        size_t fb = (size_t)(lat * 10.0);
+        s_first_hist[fb < HIST_BUCKETS ? fb : HIST_BUCKETS - 1]++;
+        s_first_n++;
+        if (lat > s_first_max)
+            s_first_max = lat;
+    }
+    s_lat_n++;
+    s_lat_sum += lat;
+    if (lat > s_lat_max)
+        s_lat_max = lat;
+    size_t b = (size_t)(lat * 10.0);
+    if (b < HIST_BUCKETS)
+        s_hist[b]++;
+    else
+        s_hist_over++;
+}
+
+/* Offsets: as the canonical parser does. Returns 1 when this is the tick's first arrival. */
+static int account_offset(conn_t *c, int si, int64_t off, int measuring)
+{
+    int first = 0;
+    int64_t last = c->last_off[si];
+    g_used_offsets = 1;
+    if (last != INT64_MIN) {
+        if (off > last + 1) {
+            if (measuring)
+                s_gaps += (uint64_t)(off - last - 1);
+        } else if (off <= last) {
+            if (measuring)
+                s_dups++;
+        }
+    }
+    if (last == INT64_MIN || off > last)
+        c->last_off[si] = off;
+    if (off > g_sym_max_off[si]) {
+        g_sym_max_off[si] = off;
+        first = 1;
+    }
+    return first;
+}
+
+/* No offsets: count the ticks of each (connection, symbol) whose time falls inside the
+ * loss window; at the end every connection should have as many as the feed made. A tick
+ * is known by its time and, when several share one, by its rank among them (the k-th
+ * EURUSD tick of 12:00:00.123); the feed's count is the ticks any connection saw. Returns
+ * 1 on the tick's first arrival. */
+static int account_count(conn_t *c, int si, double ts, int measuring)
+{
+    int first = 0;
+    int in_window = measuring && ts >= g_loss_lo && ts < g_loss_hi;
+    uint32_t run = 1;
+    g_used_counts = 1;
+    if (c->gen) {
+        gen_t *g = c->gen;
+        if (ts < g->last_ts[si]) { /* older than one already seen */
+            if (measuring)
+                s_dups++;
+            return 0;
+        }
+        run = ts == g->last_ts[si] ? g->run[si] + 1 : 1;
+        g->last_ts[si] = ts;
+        g->run[si] = run;
+        if (in_window)
+            g->count[si]++;
+    }
+    if (ts > g_sym_max_ts[si] || (ts == g_sym_max_ts[si] && run > g_sym_max_run[si])) {
+        first = 1;
+        if (in_window)
+            g_sym_ticks[si]++;
+        g_sym_max_ts[si] = ts;
+        g_sym_max_run[si] = run;
+    }
+    return first;
+}
+
+static int send_hello(conn_t *c, int from)
+{
+    for (int i = from; i < o_nhello; i++)
+        if (send_frame(c, 0x1, o_hello[i], strlen(o_hello[i])) < 0)
+            return -1;
+    return 0;
+}
+
+static void market_quotes(conn_t *c, const char *p, const char *e, double now_ms, int measuring)
+{
+    gmsg_t g;
+    g.nq = 0;
+    memset(&g.env, 0, sizeof(g.env));
+    if (!walk_value(skip_ws(p, e), e, 0, &g, NULL, 0)) {
+        if (measuring)
+            s_parse_err++;
+        return;
+    }
+    if (g.nq == 0) /* a market frame without a symbol: one update, no per-symbol accounting */
+        g.q[g.nq++] = g.env;
+    for (int i = 0; i < g.nq; i++) {
+        quote_t *q = &g.q[i];
+        if (!q->have_ts && g.env.have_ts) {
+            q->ts = g.env.ts;
+            q->have_ts = 1;
+        }
+        if (!q->have_off && g.env.have_off && g.nq == 1) {
+            q->off = g.env.off;
+            q->have_off = 1;
+        }
+        int snapshot = q->snapshot || g.env.snapshot;
+        if (measuring) {
+            s_market++;
+            if (snapshot)
+                s_snapshots++;
+        }
+        int first = 0;
+        if (q->sym) {
+            int si = symbol_index(q->sym, q->sym_len);
+            if (si < 0)
+                g_sym_overflow++;
+            else if (q->have_off)
+                first = account_offset(c, si, q->off, measuring);
+            else if (q->have_ts)
+                first = account_count(c, si, q->ts, measuring);
+        }
+        if (measuring && !snapshot && q->have_ts)
+            record_latency(now_ms - q->ts, first);
+    }
+}
+
+/* Engine.IO packets on an open socket; returns 1 when the frame was consumed here, 0 when
+ * it is a Socket.IO event to read, -1 when the connection closed. */
+static int engineio_packet(conn_t *c, const char *p, size_t len)
+{
+    if (len == 0)
+        return 1;
+    switch (p[0]) {
+    case '0': /* open: {"sid","pingInterval","pingTimeout","maxPayload"} */
+        if (c->eio_stage == 0) { /* hello[0] is the Socket.IO connect; the rest follows its ack */
+            c->eio_stage = 1;
+            if (o_nhello > 0 && send_frame(c, 0x1, o_hello[0], strlen(o_hello[0])) < 0)
+                goto gone;
+        }
+        return 1;
+    case '2': { /* the server's ping: pong with the same payload */
+        char pong[128];
+        if (len > sizeof(pong))
+            len = sizeof(pong);
+        pong[0] = '3';
+        memcpy(pong + 1, p + 1, len - 1);
+        r_pings++;
+        if (send_frame(c, 0x1, pong, len) < 0)
+            goto gone;
+        return 1;
+    }
+    case '1': /* Engine.IO close */
+        record_close_code(1);
+        r_closed_by_server++;
+        conn_close(c, ST_CLOSED);
+        return -1;
+    case '4':
+        if (len >= 2 && p[1] == '0') { /* Socket.IO connect ack: {"sid"} */
+            if (c->eio_stage == 1) {
+                c->eio_stage = 2;
+                if (send_hello(c, 1) < 0)
+                    goto gone;
+            }
+            return 1;
+        }
+        if (len >= 2 && p[1] == '4') { /* connect_error: refused */
+            if (!r_sio_refused++)
+                fprintf(stderr, "loadgen: Socket.IO connect refused: %.*s\n",
+                        (int)(len < 300 ? len : 300), p);
+            conn_close(c, ST_FAILED);
+            g_failed++;
+            r_connect_failed++;
+            return -1;
+        }
+        if (len >= 2 && p[1] == '1') { /* Socket.IO disconnect */
+            record_close_code(41);
+            r_closed_by_server++;
+            conn_close(c, ST_CLOSED);
+            return -1;
+        }
+        return 0;
+    default: /* 3 pong, 5 upgrade, 6 noop */
+        return 1;
+    }
+gone:
+    r_eof++;
+    r_closed_by_server++;
+    conn_close(c, ST_CLOSED);
+    return -1;
+}
+
+/* Returns -1 when the connection closed while handling the frame. */
+static int on_message_generic(conn_t *c, const char *p, size_t len, double now_ms)
+{
+    int measuring = g_phase == PH_MEASURE;
+    if (measuring) {
+        s_messages++;
+        s_bytes += len;
+    }
+    const char *e = p + len;
+    if (o_engineio) {
+        int r = engineio_packet(c, p, len);
+        if (r)
+            return r < 0 ? -1 : 0;
+    }
+    if (!c->subscribed && memmem(p, len, o_sub_marker, g_sub_marker_len)) {
+        c->subscribed = 1; /* and read on: the marker may be the first market frame's */
+        g_subscribed++;
+    }
+    if (!memmem(p, len, o_market_marker, g_market_marker_len)) {
+        if (!g_unmatched[0] && !c->subscribed)
+            snprintf(g_unmatched, sizeof(g_unmatched), "%.*s",
+                     (int)(len < sizeof(g_unmatched) - 1 ? len : sizeof(g_unmatched) - 1), p);
+        return 0;
+    }
+    if (o_engineio) { /* 42[...], 42<ack id>[...], 42/namespace,[...] */
+        p++;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+        if (p < e && *p == '/') {
+            const char *comma = memchr(p, ',', (size_t)(e - p));
+            p = comma ? comma + 1 : e;
+        }
+    }
+    market_quotes(c, p, e, now_ms, measuring);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* permessage-deflate (RFC 7692), for --deflate rows: zlib is loaded with dlopen when the
+ * row asks for it, so the load generator still builds with no library at all. */
+
+#if !defined(LOADGEN_NO_ZLIB_H) && __has_include(<zlib.h>)
+#define ZLIB_CONST
+#include <zlib.h>
+#else /* zlib's ABI, stable since 1.0: the fields and the two calls used here */
+typedef struct z_stream_s {
+    const unsigned char *next_in;
+    unsigned avail_in;
+    unsigned long total_in;
+    unsigned char *next_out;
+    unsigned avail_out;
+    unsigned long total_out;
+    const char *msg;
+    void *state;
+    void *zalloc, *zfree, *opaque;
+    int data_type;
+    unsigned long adler, reserved;
+} z_stream;
+#define Z_OK 0
+#define Z_STREAM_END 1
+#define Z_BUF_ERROR (-5)
+#define Z_SYNC_FLUSH 2
+#define ZLIB_VERSION "1.2.13" /* zlib checks the major version only */
+#endif
+
+static int (*zf_inflateInit2_)(z_stream *, int, const char *, int);
+static int (*zf_inflate)(z_stream *, int);
+static int (*zf_inflateReset)(z_stream *);
+static z_stream g_zs; /* shared when the server takes no context over between messages */
+static int g_zs_ready;
+static buf_t g_inflated;
+static uint64_t r_deflate_negotiated, r_inflated, r_inflate_err;
+
+static void zlib_load(void)
+{
+    void *h = dlopen("libz.so.1", RTLD_NOW);
+    if (!h)
+        h = dlopen("libz.so", RTLD_NOW);
+    if (!h)
+        die("--deflate needs zlib (libz.so.1)");
+    zf_inflateInit2_ = (int (*)(z_stream *, int, const char *, int))dlsym(h, "inflateInit2_");
+    zf_inflate = (int (*)(z_stream *, int))dlsym(h, "inflate");
+    zf_inflateReset = (int (*)(z_stream *))dlsym(h, "inflateReset");
+    if (!zf_inflateInit2_ || !zf_inflate || !zf_inflateReset)
+        die("zlib without inflateInit2_/inflate/inflateReset");
+}
+
+static int zs_init(z_stream *zs)
+{
+    memset(zs, 0, sizeof(*zs));
+    return zf_inflateInit2_(zs, -15, ZLIB_VERSION, (int)sizeof(z_stream)) == Z_OK ? 0 : -1;
+}
+
+/* Inflates one compressed message (the tail 00 00 ff ff appended, RFC 7692 7.2.2) into
+ * g_inflated; returns -1 on a corrupt stream. */
+static int inflate_message(conn_t *c, const unsigned char *in, size_t n)
+{
+    static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+    z_stream *zs = c->zs;
+    if (!zs) {
+        if (!g_zs_ready) {
+            if (zs_init(&g_zs) < 0)
+                die("inflateInit2 failed");
+            g_zs_ready = 1;
+        }
+        zs = &g_zs;
+        zf_inflateReset(zs);
+    }
+    g_inflated.len = 0;
+    for (int part = 0; part < 2; part++) {
+        zs->next_in = part ? tail : in;
+        zs->avail_in = (unsigned)(part ? sizeof(tail) : n);
+        while (zs->avail_in > 0) {
+            buf_reserve(&g_inflated, g_inflated.len + 65536);
+            zs->next_out = (unsigned char *)g_inflated.p + g_inflated.len;
+            zs->avail_out = (unsigned)(g_inflated.cap - g_inflated.len);
+            int rc = zf_inflate(zs, Z_SYNC_FLUSH);
+            g_inflated.len = g_inflated.cap - zs->avail_out;
+            if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+                r_inflate_err++;
+                return -1;
+            }
+            if (rc == Z_STREAM_END)
+                break;
+        }
+    }
+    r_inflated++;
+    return 0;
+}
+
+/* The handshake's answer: whether deflate was agreed, and whether the server keeps its
+ * compression context between messages (then this connection needs its own stream). */
+static void deflate_negotiate(conn_t *c, const char *hdr, size_t n)
+{
+    if (!memmem(hdr, n, "permessage-deflate", 18))
+        return;
+    c->deflate = 1;
+    r_deflate_negotiated++;
+    if (memmem(hdr, n, "server_no_context_takeover", 26))
+        return;
+    c->zs = malloc(sizeof(z_stream));
+    if (!c->zs || zs_init(c->zs) < 0)
+        die("inflateInit2 failed");
+}
+
 /* Parses complete frames in p[0..n); returns bytes consumed, or -1 if the connection closed. */
 static ssize_t parse_frames(conn_t *c, char *p, size_t n, double now_ms)
 {
     size_t pos = 0;
     while (n - pos >= 2) {
         unsigned char *f = (unsigned char *)p + pos;
-        int fin = f[0] & 0x80, op = f[0] & 0x0f, masked = f[1] & 0x80;
+        int fin = f[0] & 0x80, op = f[0] & 0x0f, masked = f[1] & 0x80, rsv1 = f[0] & 0x40;
         uint64_t len = f[1] & 0x7f;
         size_t h = 2;
         if (len == 126) {
@@ -711,18 +1256,46 @@ static ssize_t parse_frames(conn_t *c, char *p, size_t n, double now_ms)
         switch (op) {
         case 0x1:
         case 0x2:
-            if (fin) {
-                on_message(c, (char *)pl, (size_t)len, now_ms);
+            if (rsv1 && c->deflate && fin) {
+                if (inflate_message(c, pl, (size_t)len) < 0) {
+                    if (g_phase == PH_MEASURE)
+                        s_parse_err++;
+                } else if (on_message_generic(c, g_inflated.p, g_inflated.len, now_ms) < 0) {
+                    return -1;
+                }
+            } else if (fin) {
+                if (!g_generic)
+                    on_message(c, (char *)pl, (size_t)len, now_ms);
+                else if (on_message_generic(c, (char *)pl, (size_t)len, now_ms) < 0)
+                    return -1;
             } else {
                 c->frag.len = 0;
                 c->frag_op = op;
+                c->frag_rsv1 = rsv1 && c->deflate;
                 buf_append(&c->frag, pl, (size_t)len);
             }
             break;
         case 0x0:
             buf_append(&c->frag, pl, (size_t)len);
             if (fin) {
-                on_message(c, c->frag.p, c->frag.len, now_ms);
+                const char *msg = c->frag.p;
+                size_t msg_len = c->frag.len;
+                if (c->frag_rsv1) {
+                    c->frag_rsv1 = 0;
+                    if (inflate_message(c, (unsigned char *)c->frag.p, c->frag.len) < 0) {
+                        if (g_phase == PH_MEASURE)
+                            s_parse_err++;
+                        c->frag.len = 0;
+                        break;
+                    }
+                    msg = g_inflated.p;
+                    msg_len = g_inflated.len;
+                }
+                if (!g_generic) {
+                    on_message(c, msg, msg_len, now_ms);
+                } else if (on_message_generic(c, msg, msg_len, now_ms) < 0) {
+                    return -1;
+                }
                 c->frag.len = 0;
             }
             break;
@@ -831,9 +1404,22 @@ static void on_readable(conn_t *c)
         g_open++;
         g_ever_open++;
         size_t hl = (size_t)(end + 4 - p);
+        if (o_deflate)
+            deflate_negotiate(c, p, hl);
         p += hl;
         n -= hl;
-        if (send_frame(c, 0x1, o_subscribe, strlen(o_subscribe)) < 0) {
+        if (g_generic) {
+            c->gen = malloc(sizeof(gen_t));
+            if (!c->gen)
+                die("out of memory");
+            for (int s = 0; s < MAX_SYMBOLS; s++) {
+                c->gen->last_ts[s] = -1;
+                c->gen->run[s] = 0;
+                c->gen->count[s] = 0;
+            }
+        }
+        /* Engine.IO waits for the server's open packet before its first frame. */
+        if (!o_engineio && send_hello(c, 0) < 0) {
             r_eof++;
             r_closed_by_server++;
             conn_close(c, ST_CLOSED);
@@ -933,6 +1519,8 @@ static void usage(void)
             "usage: loadgen --url ws://HOST:PORT/PATH?token=JWT [--clients N] [--duration D]\n"
             "               [--warmup W] [--rate CONNECTS_PER_SEC] [--connect-timeout S]\n"
             "               [--subscribe JSON] [--verbose]\n"
+            "               [--hello FRAME]... [--subscribed MARKER --market MARKER]\n"
+            "               [--engineio] [--deflate] [--loss-grace S]\n"
             "Prints one JSON line with the measured window's statistics.\n");
     exit(2);
 }
@@ -977,6 +1565,14 @@ int main(int argc, char **argv)
             o_verbose = 1;
             continue;
         }
+        if (!strcmp(a, "--engineio")) {
+            o_engineio = 1;
+            continue;
+        }
+        if (!strcmp(a, "--deflate")) {
+            o_deflate = 1;
+            continue;
+        }
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             usage();
         if (!v)
@@ -995,6 +1591,16 @@ int main(int argc, char **argv)
             o_connect_timeout = atof(v);
         else if (!strcmp(a, "--subscribe"))
             o_subscribe = v;
+        else if (!strcmp(a, "--hello")) {
+            if (o_nhello >= MAX_HELLO)
+                die("too many --hello frames");
+            o_hello[o_nhello++] = v;
+        } else if (!strcmp(a, "--subscribed"))
+            o_sub_marker = v;
+        else if (!strcmp(a, "--market"))
+            o_market_marker = v;
+        else if (!strcmp(a, "--loss-grace"))
+            o_loss_grace = atof(v);
         else
             usage();
         i++;
@@ -1003,6 +1609,21 @@ int main(int argc, char **argv)
         usage();
     if (o_connect_timeout <= 0)
         o_connect_timeout = 30 + o_clients / o_rate * 3;
+    g_generic = o_sub_marker || o_market_marker || o_engineio;
+    if (o_nhello == 0 && !g_generic) /* a dialect may send nothing (it pushes unasked) */
+        o_hello[o_nhello++] = o_subscribe;
+    if (g_generic && (!o_sub_marker || !o_market_marker || !*o_sub_marker || !*o_market_marker))
+        die("--subscribed and --market are both needed for a dialect (and --engineio)");
+    if (g_generic) {
+        g_sub_marker_len = strlen(o_sub_marker);
+        g_market_marker_len = strlen(o_market_marker);
+    }
+    if (o_deflate)
+        zlib_load();
+    if (o_loss_grace < 0)
+        o_loss_grace = o_duration / 2 < 2.0 ? o_duration / 2 : 2.0;
+    if (o_loss_grace >= o_duration)
+        die("--loss-grace must be shorter than --duration");
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -1073,6 +1694,11 @@ int main(int argc, char **argv)
                 g_inflight = 0;
                 fprintf(stderr, "# connected: %d open, %d subscribed, %d failed in %.1f s\n",
                         g_open, g_subscribed, g_failed, connect_secs);
+                if (g_generic && g_subscribed < g_open && g_unmatched[0])
+                    fprintf(stderr,
+                            "loadgen: no subscribed marker on %d connections; a frame that "
+                            "matched no marker: %s\n",
+                            g_open - g_subscribed, g_unmatched);
                 g_phase = PH_WARMUP;
                 phase_end = now + o_warmup;
             }
@@ -1084,6 +1710,8 @@ int main(int argc, char **argv)
             cpu0 = rusage_secs();
             connected_at_window = g_open;
             memcpy(g_sym_start_off, g_sym_max_off, sizeof(g_sym_max_off));
+            g_loss_lo = wall_ms();
+            g_loss_hi = g_loss_lo + (o_duration - o_loss_grace) * 1000.0;
             fprintf(stderr, "# window start\n");
             fflush(stderr);
         }
@@ -1115,6 +1743,28 @@ int main(int argc, char **argv)
     for (int i = 0; i < g_nsym; i++)
         if (g_sym_start_off[i] != INT64_MIN && g_sym_max_off[i] > g_sym_start_off[i])
             feed_ticks += (uint64_t)(g_sym_max_off[i] - g_sym_start_off[i]);
+    /* Without offsets: what each subscribed connection missed of the ticks timed inside
+     * the loss window (the feed's count there: the distinct tick times anyone saw). */
+    uint64_t count_ticks = 0, missing = 0;
+    for (int i = 0; i < g_nsym; i++)
+        count_ticks += g_sym_ticks[i];
+    for (int i = 0; i < o_clients && count_ticks; i++) {
+        conn_t *c = &g_conns[i];
+        if (c->state != ST_OPEN || !c->subscribed || !c->gen)
+            continue;
+        for (int si = 0; si < g_nsym; si++)
+            if (g_sym_ticks[si] > c->gen->count[si])
+                missing += g_sym_ticks[si] - c->gen->count[si];
+    }
+    double feed_rate = window > 0 ? feed_ticks / window : 0.0;
+    if (!feed_ticks && count_ticks) {
+        feed_ticks = count_ticks;
+        feed_rate = count_ticks / ((g_loss_hi - g_loss_lo) / 1000.0);
+    }
+    const char *loss_method = g_used_offsets ? (g_used_counts ? "offset+count" : "offset")
+                                             : (g_used_counts ? "count" : "none");
+    if (!g_generic)
+        loss_method = "offset";
     fprintf(stderr, "# window end\n");
     fflush(stderr);
 
@@ -1126,10 +1776,14 @@ int main(int argc, char **argv)
            "\"bytes\":%llu,\"symbols\":%d,\"open_at_end\":%d,\"connect_failed\":%llu,"
            "\"connect_retries\":%llu,\"connect_secs\":%.2f,\"pings\":%llu,\"eof\":%llu,"
            "\"feed_ticks\":%llu,\"feed_ticks_per_sec\":%.1f,\"first_p50_ms\":%.1f,"
-           "\"first_p99_ms\":%.1f,\"first_max_ms\":%.1f,\"close_codes\":{",
+           "\"first_p99_ms\":%.1f,\"first_max_ms\":%.1f,\"market_per_sec\":%.1f,"
+           "\"offset_gaps\":%llu,\"missing_by_count\":%llu,\"loss_method\":\"%s\","
+           "\"loss_window_secs\":%.3f,\"sio_refused\":%llu,\"quote_overflow\":%llu,"
+           "\"deflate_negotiated\":%llu,\"inflated\":%llu,\"inflate_errors\":%llu,"
+           "\"close_codes\":{",
            o_clients, connected_at_window, window, (unsigned long long)s_messages,
            window > 0 ? s_messages / window : 0.0, percentile(0.50), percentile(0.99), s_lat_max,
-           (unsigned long long)s_gaps, (unsigned long long)r_closed_by_server,
+           (unsigned long long)(s_gaps + missing), (unsigned long long)r_closed_by_server,
            window > 0 ? 100.0 * cpu / window : 0.0, percentile(0.90), percentile(0.999),
            s_lat_n ? s_lat_sum / (double)s_lat_n : 0.0, (unsigned long long)s_lat_n,
            (unsigned long long)s_market, (unsigned long long)s_snapshots,
@@ -1137,9 +1791,14 @@ int main(int argc, char **argv)
            (unsigned long long)s_bytes, g_nsym, g_open, (unsigned long long)r_connect_failed,
            (unsigned long long)r_retries, connect_secs, (unsigned long long)r_pings,
            (unsigned long long)r_eof, (unsigned long long)feed_ticks,
-           window > 0 ? feed_ticks / window : 0.0,
-           hist_percentile(s_first_hist, s_first_n, s_first_max, 0.50),
-           hist_percentile(s_first_hist, s_first_n, s_first_max, 0.99), s_first_max);
+           feed_rate, hist_percentile(s_first_hist, s_first_n, s_first_max, 0.50),
+           hist_percentile(s_first_hist, s_first_n, s_first_max, 0.99), s_first_max,
+           window > 0 ? s_market / window : 0.0, (unsigned long long)s_gaps,
+           (unsigned long long)missing, loss_method,
+           g_used_counts ? (g_loss_hi - g_loss_lo) / 1000.0 : 0.0,
+           (unsigned long long)r_sio_refused, (unsigned long long)r_quote_overflow,
+           (unsigned long long)r_deflate_negotiated, (unsigned long long)r_inflated,
+           (unsigned long long)r_inflate_err);
     for (int i = 0; i < r_nclose; i++)
         printf("%s\"%d\":%d", i ? "," : "", r_close_code[i], r_close_cnt[i]);
     printf("}");

@@ -25,6 +25,7 @@ from fxgate.domain.events import Event
 from fxgate.domain.market import Quote
 from fxgate.hub.connections import ConnectionRegistry
 from fxgate.hub.hub import Hub
+from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.api import PluginAPI
 from fxgate.plugins.manager import await_me_maybe
 from fxgate.protocol.limits import SlidingWindowCounter
@@ -121,6 +122,9 @@ class Node:
         self.connection_rate = SlidingWindowCounter(settings.ws.connections_per_minute)
         #: Live sessions, for shutdown and for closing those of a retired key.
         self.sessions: set[LiveSession] = set()
+        #: Where each user's trading streams stood when their last connection closed,
+        #: for the dialects whose clients cannot send an offset (fxgate.hub.resume).
+        self.resume = ResumeBook(hub, settings.ws.recovery_window)
         #: Authenticated sockets of every endpoint, by user (``/auth/sessions``).
         self.connections = ConnectionRegistry()
         self.started_at = time.time()

@@ -4,7 +4,10 @@ known behaviour, and a brief run of the REST latency benchmark.
 ``bench/loadgen.c`` is compiled with gcc (CI installs it; a missing compiler fails here
 on purpose) and pointed at a `websockets` server that streams market_data messages with
 known offsets, pings each client once and, in the second story, skips offsets and
-closes one connection with 4008. The JSON line must count exactly what was sent.
+closes one connection with 4008. The JSON line must count exactly what was sent. The
+dialect stories point it, with the ``socketio`` row of ``bench/dialects.py``, at
+``bench/seed002_reference.py`` (python-socketio): Engine.IO framing, pings the server
+sends, numeric timestamps, and loss counted without offsets.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -20,12 +24,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("EURUSD", "XAUUSD")
+sys.path.insert(0, str(ROOT / "bench"))
+
+from dialects import DIALECTS, SOCKETIO  # noqa: E402
+from fanout import dialect_arguments  # noqa: E402
 
 
 def iso_ms(ts: float) -> str:
@@ -115,7 +125,7 @@ def loadgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def serve_in_thread(feed: StubFeed) -> Iterator[int]:
+def serve_in_thread(feed: StubFeed | BatchFeed, **options: Any) -> Iterator[int]:
     """The stub server on a free port, in a thread with its own event loop."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -123,7 +133,7 @@ def serve_in_thread(feed: StubFeed) -> Iterator[int]:
     stop = asyncio.Event()
 
     async def main() -> None:
-        async with serve(feed.handler, "127.0.0.1", 0) as server:
+        async with serve(feed.handler, "127.0.0.1", 0, **options) as server:
             port.append(server.sockets[0].getsockname()[1])
             ready.set()
             await stop.wait()
@@ -197,6 +207,227 @@ def test_loadgen_counts_gaps_and_server_closes(loadgen: Path) -> None:
     lost_share = result["gaps"] / (result["gaps"] + result["market_data"])
     assert 0.2 < lost_share < 0.3
     assert result["parse_errors"] == 0
+
+
+@dataclass
+class BatchFeed:
+    """A dialect that pushes unasked, batches both symbols in one frame, stamps in epoch
+    ms and has no offsets; frames rotate between a map keyed by symbol, a list of quotes
+    and a list of per-symbol envelopes around their quote (one update each, not two), and
+    go in pairs with the same timestamp (two ticks in one millisecond). Every client gets
+    the same ticks, except that the first never gets EURUSD in one frame of five."""
+
+    clients: list[ServerConnection] = field(default_factory=list)
+    producer: asyncio.Task[None] | None = None
+
+    def frame(self, n: int, now_ms: float, first: bool) -> str:
+        quotes = {sym: {"bid": 1.1, "ask": 1.2, "timestamp": now_ms} for sym in SYMBOLS}
+        if first and n % 5 == 0:
+            del quotes["EURUSD"]
+        data: object = quotes
+        if n % 3 == 1:
+            data = {"quotes": [{"symbol": sym, **q} for sym, q in quotes.items()]}
+        elif n % 3 == 2:
+            data = [{"symbol": sym, "data": {"symbol": sym, **q}} for sym, q in quotes.items()]
+        return json.dumps({"type": "market_data", "data": data, "session": {"london": True}})
+
+    async def produce(self) -> None:
+        n = 0
+        now_ms = 0.0
+        while True:
+            n += 1
+            if n % 2:
+                now_ms = time.time() * 1000.0
+            for i, ws in enumerate(list(self.clients)):
+                with contextlib.suppress(Exception):  # a client gone at the end of its run
+                    await ws.send(self.frame(n, now_ms, i == 0))
+            await asyncio.sleep(0.005)
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.clients.append(ws)
+        if self.producer is None:
+            self.producer = asyncio.create_task(self.produce())
+        await ws.wait_closed()
+        self.clients.remove(ws)
+        if not self.clients:
+            self.producer.cancel()
+            self.producer = None
+
+
+COMPRESSION: dict[str, dict[str, Any]] = {
+    "plain": {"compression": None},
+    # The server's context kept between messages: an inflate stream per connection.
+    "deflate": {"compression": "deflate"},
+    # Each message compressed on its own (the dashboard's shared frames): one stream.
+    "deflate-no-context": {
+        "compression": None,
+        "extensions": [ServerPerMessageDeflateFactory(server_no_context_takeover=True)],
+    },
+}
+
+
+@pytest.mark.parametrize("compression", list(COMPRESSION))
+def test_loadgen_reads_batched_quotes_without_offsets(loadgen: Path, compression: str) -> None:
+    feed = BatchFeed()
+    deflate = ["--deflate"] if compression != "plain" else []
+    with serve_in_thread(feed, **COMPRESSION[compression]) as port:
+        out = subprocess.run(
+            [
+                *(str(loadgen), "--url", f"ws://127.0.0.1:{port}/ws/dashboard", *deflate),
+                *("--subscribed", '"type": "market_data"', "--market", '"type": "market_data"'),
+                *("--clients", "2", "--duration", "1.5", "--warmup", "0.3"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert result["connected"] == 2
+    assert result["symbols"] == 2
+    assert result["parse_errors"] == 0
+    assert result["loss_method"] == "count"
+    # Each frame carries two quotes, except the first client's every fifth (one).
+    assert result["market_data"] == pytest.approx(2 * result["messages"] * 0.95, rel=0.03)
+    assert result["latency_samples"] == result["market_data"]
+    assert 0 <= result["p50_ms"] <= result["p99_ms"] < 1000
+    # The loss window is the first 0.75 s: one EURUSD tick in five missing, for one client.
+    eurusd_ticks = result["feed_ticks"] / 2
+    assert result["missing_by_count"] == pytest.approx(eurusd_ticks / 5, abs=2)
+    assert result["missing_by_count"] > 5
+    if deflate:
+        assert result["deflate_negotiated"] == 2
+        assert result["inflated"] >= result["messages"] > 0
+        assert result["inflate_errors"] == 0
+    else:
+        assert result["inflated"] == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def seed002_server(*options: str) -> Iterator[int]:
+    """bench/seed002_reference.py (python-socketio on Tornado) on a free port, until /health."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, str(ROOT / "bench" / "seed002_reference.py"), "serve"),
+            *("--stack", "python-socketio", "--port", str(port), *options),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[0].decode(errors="replace")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), timeout=1) as conn,
+            ):
+                conn.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+                if conn.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+            assert time.monotonic() < deadline, "the reference server did not start"
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_loadgen_speaks_socketio_and_counts_loss_without_offsets(loadgen: Path) -> None:
+    """Engine.IO open, Socket.IO connect with the token, subscribe, every server ping
+    answered (a missed pong would drop the client within 0.6 s), ``42["quotes",…]`` with
+    epoch-seconds timestamps measured; the first client misses every 4th tick and, with no
+    offsets to go by, the count of what it received against the feed shows it."""
+    with seed002_server(
+        *("--symbols", ",".join(SYMBOLS), "--tick-rate", "40", "--timestamps", "seconds"),
+        *("--ping-interval", "0.3", "--ping-timeout", "0.3", "--skip-first-every", "4"),
+    ) as port:
+        path, options = dialect_arguments(SOCKETIO, "test-token", list(SYMBOLS))
+        out = subprocess.run(
+            [
+                *(str(loadgen), "--url", f"ws://127.0.0.1:{port}{path}", *options),
+                *("--clients", "2", "--duration", "2", "--warmup", "0.3"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert result["connected"] == 2
+    assert result["open_at_end"] == 2
+    assert result["closed_by_server"] == 0, result["close_codes"]
+    assert result["pings"] >= 2 * 5  # 2 s at one ping per 0.3 s, per client
+    assert result["symbols"] == 2
+    assert result["parse_errors"] == 0
+    assert result["loss_method"] == "count"
+    assert result["offset_gaps"] == 0
+    # The loss window is the first second: 40 ticks/s x 2 symbols.
+    assert 60 <= result["feed_ticks"] <= 90, result
+    # One tick in four never sent to one client (a tick late past the grace on a busy
+    # machine counts as missing too: hence the margin).
+    assert result["missing_by_count"] == result["gaps"]
+    assert result["missing_by_count"] == pytest.approx(result["feed_ticks"] / 4, abs=4), result
+    assert result["latency_samples"] == result["market_data"] > 200
+    assert 0 <= result["p50_ms"] <= result["p99_ms"] < 1000
+
+
+# Every row of bench/dialects.py but the canonical one, which runs first anyway.
+SERVED_ROWS = tuple(name for name in DIALECTS if name != "canonical")
+
+
+def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) -> None:
+    """``fanout.py --dialect all --reference …``, briefly: the canonical endpoint of a real
+    daemon first, then every row of ``bench/dialects.py`` on its own daemon, then
+    seed 002's stack over the ``socketio`` row; one table, each as a share of the
+    canonical run, and every client of every row subscribed and counted."""
+    report = tmp_path / "fanout.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fanout.py"),
+            *("--clients", "2", "--duration", "1.5", "--warmup", "0.3", "--tick-rate", "5"),
+            *("--dialect", "all", "--reference", "python-socketio"),
+            *("--no-pin", "--json", str(report)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| endpoint | N | tick rate, ticks/s total (observed) | delivered updates/s |" in (
+        out.stdout
+    )
+    assert "| canonical `/api/ws` | 2 | 50 (" in out.stdout
+    assert "| python-socketio (seed 002, python-socketio) | 2 | 50 (" in out.stdout
+    runs = json.loads(report.read_text())
+    assert [(r["dialect"], r["reference"]) for r in runs] == [
+        ("canonical", ""),
+        *((name, "") for name in SERVED_ROWS),
+        ("socketio", "python-socketio"),
+    ]
+    for run in runs:
+        lg = run["loadgen"]
+        assert lg["connected"] == 2, run
+        assert lg["open_at_end"] == 2, run
+        assert lg["closed_by_server"] == 0, run
+        assert lg["parse_errors"] == 0, run
+        assert lg["latency_samples"] > 0, run
+        assert lg["symbols"] == 10, run
+        assert lg["gaps"] == 0, run
+        assert 0.5 < run["share_of_canonical"] < 1.5, run
+    assert runs[0]["loadgen"]["loss_method"] == "offset"
+    assert runs[0]["share_of_canonical"] == 1.0
 
 
 def test_rest_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:

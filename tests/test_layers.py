@@ -51,6 +51,9 @@ ONLY_IN: dict[str, tuple[str, ...]] = {
     "pymongo": ("fxgate.store.mongodb",),
     "MetaTrader5": ("fxgate.brokers.mt5",),
     "mt5linux": ("fxgate.brokers.mt5",),
+    # Socket.IO (seed 002): Engine.IO is a transport, the packet codec a dialect's.
+    "engineio": ("fxgate.web",),
+    "socketio": ("fxgate.protocol",),
 }
 
 

@@ -306,6 +306,22 @@ class WsSettings(Section):
     anonymous_connections_per_minute: int = Field(
         30, ge=1, description="Anonymous /ws/market-data connections per client address."
     )
+    recovery_window: float = Field(
+        120.0,
+        ge=0,
+        description="Seconds after a user's last connection closed within which the next"
+        " one of a dialect without offsets (Socket.IO) gets the missed trading events"
+        " replayed; later, fresh lists and snapshots.",
+    )
+
+
+class SocketIOSettings(Section):
+    list_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds: at most one positions_update/orders_update per user per"
+        " interval while prices move (the first change after a quiet spell goes out at once).",
+    )
 
 
 class RiskSettings(Section):
@@ -415,6 +431,7 @@ class Settings(BaseSettings):
     mt5: Mt5Settings = Mt5Settings()
     auth: AuthSettings = AuthSettings()
     ws: WsSettings = WsSettings()
+    socketio: SocketIOSettings = SocketIOSettings()
     risk: RiskSettings = RiskSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     system: SystemSettings = SystemSettings()

@@ -140,8 +140,11 @@ async def serve(
         systemd.notify("STOPPING=1")
     node.announce_stopping()
     node.stopping = True
-    server.stop()
+    # Clients are told first and the listening socket closed after: a polling client
+    # (Socket.IO) may need a new TCP connection to fetch its notice. New connections
+    # meanwhile are refused by the handlers (node.stopping), with a status.
     await close_clients(node, settings.server.shutdown_grace)
+    server.stop()
     await node.stop()
     await server.close_all_connections()
     log.info("stopped")

@@ -16,6 +16,7 @@ from fxgate.web.ws.canonical import CanonicalSocket
 from fxgate.web.ws.dashboard import DashboardCollector, Dashboards, DashboardSocket
 from fxgate.web.ws.seed003 import seed003_route
 from fxgate.web.ws.seed004 import seed004_routes
+from fxgate.web.ws.socketio import SocketIOEndpoint, SocketIOHandler
 from fxgate.web.ws.writer import Flusher
 
 #: Every method some handler implements; Tornado refuses others before any handler runs.
@@ -115,6 +116,8 @@ def make_app(node: Node) -> tornado.web.Application:
     registry.register(DashboardCollector(dashboards))
     routes: list[Any] = [
         (r"/api/ws/?", CanonicalSocket, ws),
+        # Seed 002's Socket.IO (docs/dialects.md).
+        (r"/socket\.io/?", SocketIOHandler, {"endpoint": SocketIOEndpoint(node, flusher)}),
         (r"/ws/dashboard/?", DashboardSocket, {**ws, "dashboards": dashboards}),
         seed003_route(node, flusher),
         (r"/health", HealthHandler, {"node": node}),

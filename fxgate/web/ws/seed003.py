@@ -46,6 +46,8 @@ class Seed003Socket(SocketBase):
             dialect=self.dialect,
             connection_rate=self.node.connection_rate,
             timers=asyncio.get_running_loop(),
+            # Seed 003's client cannot send an offset: the node remembers (issue 8).
+            resume=self.node.resume,
         )
 
 

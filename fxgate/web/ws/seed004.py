@@ -185,6 +185,8 @@ class TradingSocket(_Seed004Socket):
             encoders=kit.trading,
             use_form=use_form,
             ip=self.request.remote_ip or "",
+            # Seed 004's client cannot send an offset: the node remembers (issue 8).
+            resume=self.node.resume,
         )
         self.live = session
         self.node.sessions.add(session)
