@@ -82,7 +82,6 @@ class Supervisor:
     async def _spawn(self, worker: Worker) -> None:
         read_fd, write_fd = os.pipe()
         env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_ENV}
-        env["FXGATE_WORKER_SLOT"] = str(worker.slot)
         worker.ready = asyncio.Event()
         worker.beat = time.monotonic()
         worker.started = time.monotonic()
