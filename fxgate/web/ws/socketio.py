@@ -191,7 +191,11 @@ class _LoopTimers:
 
 class SocketIOHandler(WebSocketHandler):
     """python-engineio's Tornado handler, with fxgate's limits and origin rule: plain
-    HTTP requests are the polling transport, an upgrade is the websocket one."""
+    HTTP requests are the polling transport, an upgrade is the websocket one.
+
+    Adapted from ``engineio/async_drivers/tornado.py`` (python-engineio, MIT licence,
+    Miguel Grinberg), whose handler offers no hook for the frame size, the origin rule
+    or compression."""
 
     def initialize(self, endpoint: SocketIOEndpoint) -> None:
         self.endpoint = endpoint
