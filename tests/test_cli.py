@@ -313,6 +313,14 @@ BAD_SETTINGS = {
         {"FXGATE_SERVER_WORKERS": "2"},
         'server.workers = 2: more than one worker needs bus.backend = "redis"',
     ),
+    "bus not installed": (
+        {"FXGATE_BUS_BACKEND": "redis", "SHADOW": "redis"},
+        "bus.backend = \"redis\": not installed (pip install 'fxgate[redis]')",
+    ),
+    "bad redis url": (
+        {"FXGATE_BUS_BACKEND": "redis", "FXGATE_BUS_REDIS_URL": "http://h:6379"},
+        "bus.redis_url: 'http://h:6379' is not a redis://, rediss:// or unix:// URL",
+    ),
     "unknown store": (
         {"FXGATE_STORE_BACKEND": "postgres"},
         'store.backend = "postgres": unknown backend (known: "sqlite", "mongodb")',

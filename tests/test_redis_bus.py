@@ -8,6 +8,7 @@ admin publish API on one node and read by socket clients on the others.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,8 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
+    if redis_server.proc is None:  # a failed fault test left it stopped
+        redis_server.start()
     c = Cluster(tmp_path, redis_server)
     try:
         yield c
@@ -100,7 +103,7 @@ async def connect(node: Node, user: str, role: str = "trader") -> Client:
     return c
 
 
-async def alert(c: Client, title: str | None = None, timeout: float = 5) -> dict[str, Any]:
+async def alert(c: Client, title: str | None = None, timeout: float = 10) -> dict[str, Any]:
     return await c.wait_for(
         lambda m: (
             m.get("type") == "alert"
@@ -164,6 +167,52 @@ async def test_an_order_filled_on_one_node_reaches_the_clients_of_the_others(
         seen.append([(m["channel"], m["offset"], m["epoch"], m["id"]) for m in live])
         await cl.close()
     assert seen[0] == seen[1]
+
+
+async def test_a_burst_from_two_nodes_reaches_three_in_one_order_without_gaps(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.start(3)
+    user = "burst_user"
+    clients = [await connect(n, user) for n in (a, b, c)]
+    for cl in clients:
+        await cl.subscribe("alerts")
+
+    def batch(node: Node, tag: str) -> None:
+        events = [
+            {
+                "channel": "alerts",
+                "userId": user,
+                "data": {"type": "I", "severity": "INFO", "title": f"{tag}{i}", "message": "m"},
+            }
+            for i in range(150)
+        ]
+        admin = node.token("admin_" + tag, "admin")
+        r = HTTP.post(
+            node.url("/api/v1/publish"),
+            json={"events": events},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert r.status_code == 200, r.text
+
+    await asyncio.gather(asyncio.to_thread(batch, a, "a"), asyncio.to_thread(batch, b, "b"))
+    seen = []
+    for cl in clients:
+        got = await cl.read_until(lambda ms: len(alerts_of(ms)) >= 300, timeout=20)
+        live = alerts_of(got)
+        offsets = [m["offset"] for m in live]
+        assert offsets == list(range(offsets[0], offsets[0] + 300))
+        seen.append([(m["id"], m["offset"], m["epoch"]) for m in live])
+        # Each node's own order: a's events in a's order, b's in b's.
+        titles = [m["data"]["title"] for m in live]
+        for tag in "ab":
+            assert [t for t in titles if t[0] == tag] == [f"{tag}{i}" for i in range(150)]
+        await cl.close()
+    assert seen[0] == seen[1] == seen[2]
+
+
+def alerts_of(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in msgs if m.get("type") == "alert" and not m["data"].get("snapshot")]
 
 
 async def test_since_recovers_across_a_node_change_and_a_restart_of_every_node(
@@ -231,6 +280,13 @@ async def test_redis_lost_and_back_empty_means_health_down_then_new_epochs_and_s
         publish_alert(a, user, "while-down")
         local = await alert(cl, "while-down")
         assert local["epoch"] != before["epoch"]
+        # And the market data the node still receives (its own feed) reaches them.
+        await cl.subscribe({"name": "market-data", "filters": {"symbol": "EURUSD"}})
+        Admin(a).quote("EURUSD", "1.20000", "1.20010")
+        tick = await cl.wait_for(
+            lambda m: m.get("type") == "market_data" and not m["data"].get("snapshot")
+        )
+        assert tick["data"]["symbol"] == "EURUSD"
 
         redis_server.start()  # empty: everything Redis held is gone
         for n in (a, b):

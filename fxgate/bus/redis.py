@@ -23,6 +23,10 @@ anything) and, once Redis is back, a new epoch in Redis too, so a client of anot
 node that resumes across the lost message gets ``recovered: false`` and a snapshot,
 never a silent gap. After an outage the node also catches up the durable streams it
 knows from Redis's history, so its clients get what other nodes published meanwhile.
+The price of local delivery: the node's clients got messages that no other node's did
+(they resume with a snapshot, as said), and a batch that timed out but that Redis ran
+after all reaches this node's clients a second time, under Redis's epoch; refusing
+instead would have left every client of the node without its own node's updates.
 """
 
 from __future__ import annotations
