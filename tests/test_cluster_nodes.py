@@ -53,7 +53,9 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -
 
 
 def leads(node: Daemon) -> bool:
-    return "elected trading leader" in node.log()
+    """Leads now: elected, and not demoted since."""
+    log = node.log()
+    return log.rfind("elected trading leader") > log.rfind("lost the trading lease")
 
 
 def order_messages(got: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,6 +171,29 @@ async def test_the_leader_killed_during_a_burst_loses_and_doubles_no_acknowledge
     assert {o["id"] for o in orders} == set(acked.values())
     positions = on_new.positions()
     assert len(positions) == len(cids), "the new leader's broker holds each fill once"
+
+
+async def test_a_paused_leader_loses_its_lease_writes_nothing_and_follows(nodes: Nodes) -> None:
+    alive = [n for n in nodes.nodes if n.proc is not None and n.proc.poll() is None]
+    old = next(n for n in alive if leads(n))
+    other = next(n for n in alive if n is not old)
+    assert old.proc is not None
+    old.proc.send_signal(signal.SIGSTOP)  # a stalled VM, a debugger: no renewal, no exit
+    try:
+        await until(lambda: leads(other), timeout=10, what="the other node elected")
+    finally:
+        old.proc.send_signal(signal.SIGCONT)
+    await until(
+        lambda: "lost the trading lease" in old.log(), timeout=10, what="the old leader demoted"
+    )
+    # The old leader serves on as a follower: its orders go to the new leader.
+    trader = Trader.issued(old)
+    order = trader.buy(0.1, clientOrderId="after-pause")
+    assert order["status"] == "filled"
+    assert old.log().count("elected trading leader") == 1
+    assert not leads(old)
+    positions = Trader(other, trader.user_id, trader.token).positions()
+    assert [p["ticket"] for p in positions] == [order["ticket"]]
 
 
 async def test_trading_commands_are_refused_clearly_while_redis_is_down(

@@ -7,8 +7,10 @@ stream in the consumer group ``leader`` (``XREADGROUP``), runs each command on i
 trading service, keeps the answer for ten minutes under ``<prefix>:cmd:result:<id>``,
 publishes it, and only then ``XACK``s it. Delivery is at least once:
 
-- a leader that dies before the ``XACK`` leaves the entry pending; the next leader claims
-  every pending entry (``XAUTOCLAIM``) before it reads new ones;
+- a leader that dies (or is paused past its lease) before the ``XACK`` leaves the entry
+  pending; the next leader claims every pending entry (``XAUTOCLAIM``) before it reads
+  new ones, and after that, every second, whatever another consumer has held unacked
+  for a second;
 - an entry whose answer is kept is answered again, not run again (dedup by request id);
 - an entry that a dead leader *started* but did not answer is run again only when that
   is safe: an order with a ``clientOrderId`` (the trading service returns the order it
@@ -61,6 +63,9 @@ RESULT_TTL = 600
 #: Entries kept in the stream (trimmed approximately on every XADD).
 STREAM_MAXLEN = 10_000
 BATCH = 64
+#: Milliseconds a command may stay unacknowledged with another consumer before the
+#: leader takes it (and half of it: how long one read of new commands blocks).
+CLAIM_IDLE_MS = 1000
 
 
 def unavailable(message: str, **details: Any) -> FxgateError:
@@ -191,32 +196,44 @@ class CommandRouter:
                 raise
 
     async def serve(self) -> None:
-        """While this node leads: take over what the last leader left pending, then
-        run each new command in order, until the lease is no longer ours."""
+        """While this node leads: take over what other consumers hold (all of it at
+        first: the last leader's; then whatever stays unacknowledged for a second, e.g.
+        taken by a leader that was paused and lost its lease), and run each new command
+        in order, until the lease is no longer ours."""
         await self.ensure_group()
-        start = "0-0"
-        while True:  # XAUTOCLAIM: every entry delivered to a consumer that never acked
-            claimed = await self._redis.xautoclaim(
-                self.stream, GROUP, self.node_id, min_idle_time=0, start_id=start, count=BATCH
+        idle = 0
+        while True:
+            if not await self._claim(idle):
+                return
+            idle = CLAIM_IDLE_MS
+            got = await self._redis.xreadgroup(
+                GROUP, self.node_id, {self.stream: ">"}, count=BATCH, block=CLAIM_IDLE_MS // 2
             )
+            if not await self._run_entries(got[0][1] if got else []):
+                return
+
+    async def _claim(self, min_idle: int) -> bool:
+        start = "0-0"
+        while True:  # XAUTOCLAIM: entries delivered to a consumer that did not ack them
+            claimed = await self._redis.xautoclaim(
+                self.stream, GROUP, self.node_id, min_idle_time=min_idle, start_id=start,
+                count=BATCH,
+            )  # fmt: skip
+            if not await self._run_entries(claimed[1]):
+                return False
             start = _text(claimed[0])
             if start == "0-0":
-                break
-        after = "0"  # this consumer's own pending entries first (the claimed ones), then new
-        while True:
-            block = None if after == "0" else 1000
-            got = await self._redis.xreadgroup(
-                GROUP, self.node_id, {self.stream: after}, count=BATCH, block=block
-            )
-            entries = got[0][1] if got else []
-            if after == "0" and not entries:
-                after = ">"
+                return True
+
+    async def _run_entries(self, entries: list[Any]) -> bool:
+        for entry_id, fields in entries:
+            if fields is None:  # trimmed away meanwhile
                 continue
-            for entry_id, fields in entries:
-                if not await self._lease.still_mine():
-                    log.warning("not the leader any more: leaving commands to the next one")
-                    return
-                await self._handle(entry_id, {_text(k): _text(v) for k, v in fields.items()})
+            if not await self._lease.still_mine():
+                log.warning("not the leader any more: leaving commands to the next one")
+                return False
+            await self._handle(entry_id, {_text(k): _text(v) for k, v in fields.items()})
+        return True
 
     async def _handle(self, entry_id: Any, fields: dict[str, str]) -> None:
         rid = fields.get("rid", "")
