@@ -173,7 +173,9 @@ async def test_the_leader_killed_during_a_burst_loses_and_doubles_no_acknowledge
     assert len(positions) == len(cids), "the new leader's broker holds each fill once"
 
 
-async def test_a_paused_leader_loses_its_lease_writes_nothing_and_follows(nodes: Nodes) -> None:
+async def test_a_paused_leader_loses_its_lease_to_another_and_serves_on_as_follower(
+    nodes: Nodes,
+) -> None:
     alive = [n for n in nodes.nodes if n.proc is not None and n.proc.poll() is None]
     old = next(n for n in alive if leads(n))
     other = next(n for n in alive if n is not old)
