@@ -2,14 +2,16 @@
 
 The ``mt5`` backend is built from the registry exactly as the daemon builds it (a real
 SQLite store, ``MarketService`` stepping the adapter's tick feed), over the fake
-``MetaTrader5`` package of ``tests/fake_mt5`` with S symbols ticking at R ticks/s each
-(fxgate's ten instruments, then the fake's synthetic ``EURUSD.s01`` …) and P positions
-opened "by hand" before the adapter connects. Over the measured window
-it reports:
+``MetaTrader5`` package of ``tests/fake_mt5`` (set up by ``bench/mt5_fake.py``, in the
+adapter's worker process, or in this one with ``--worker thread``) with S symbols
+ticking at R ticks/s each (fxgate's ten instruments, then the fake's synthetic
+``EURUSD.s01`` …) and P positions opened "by hand" before the adapter connects. Over
+the measured window it reports:
 
-- the adapter's CPU (the event loop's thread and the terminal worker together, minus
-  the time spent inside the fake's own functions, which a real terminal spends in its
-  own process), in % of one core;
+- the adapter's CPU (the event loop's thread and the terminal worker together: with
+  ``--worker process``, the default, the worker's child process counts too; minus the
+  time spent inside the fake's own functions, which a real terminal spends in its own
+  process), in % of one core;
 - the event loop's longest stall while the adapter polls: a 1 ms timer on the loop,
   and how late it fired;
 - the tick-to-client latency the adapter adds: from the tick's time in the terminal
@@ -21,6 +23,7 @@ Targets (issue 7): CPU under 10 % of one core, no stall over 5 ms, p99 under one
 
     python bench/mt5.py                      # 30 symbols at 10 Hz, 200 positions, 20 s
     python bench/mt5.py --symbols 30 --rate 10 --positions 200 --duration 20 --call-latency 0.5
+    python bench/mt5.py --worker thread      # the terminal's owner a thread, as before
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import json
 import logging
@@ -39,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,107 +63,6 @@ def put_fake_first() -> None:
     sys.path.insert(1, str(ROOT))
     for name in [m for m in sys.modules if m == "MetaTrader5" or m.startswith("MetaTrader5.")]:
         del sys.modules[name]
-
-
-# ---- what the fake spends ------------------------------------------------------------------
-
-
-class FakeMeter:
-    """Wraps the fake package's functions (the adapter calls them by name on the module,
-    as it would the real one) to add up the thread CPU they take and note the longest
-    call, and optionally to wait ``latency`` seconds first, standing for the named pipe's
-    round trip: with the GIL released (``time.sleep``, as a well-behaved blocking read) or,
-    with ``hold_gil``, held (libc ``usleep`` called through ``ctypes.PyDLL``), as the real
-    package may do (its binary imports no GIL-releasing function; unverified)."""
-
-    def __init__(self, module: Any, latency: float, *, hold_gil: bool = False) -> None:
-        self.cpu = 0.0
-        self.longest = (0.0, "")
-        self.calls: Counter[str] = Counter()
-        self.wall: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        wait: Callable[[], object] | None = None
-        if latency and hold_gil:
-            usleep, micros = ctypes.PyDLL(None).usleep, int(latency * 1e6)
-            wait = lambda: usleep(micros)  # noqa: E731
-        elif latency:
-            wait = lambda: time.sleep(latency)  # noqa: E731
-        for name in module.__all__:
-            fn = getattr(module, name)
-            if callable(fn) and not isinstance(fn, type) and name[0].islower():
-                setattr(module, name, self._wrap(name, fn, wait))
-
-    def _wrap(
-        self, name: str, fn: Callable[..., Any], wait: Callable[[], object] | None
-    ) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if wait is not None:
-                wait()
-            began, began_wall = time.thread_time(), time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent = time.thread_time() - began
-                wall = time.perf_counter() - began_wall
-                with self._lock:
-                    self.cpu += spent
-                    self.calls[name] += 1
-                    self.wall[name] += wall
-                    if wall > self.longest[0]:
-                        self.longest = (wall, name)
-
-        return call
-
-
-@dataclass
-class Produced:
-    """Every tick the fake's market made, as ``(symbol, time_msc)``, once ``recording``."""
-
-    recording: bool = False
-    ticks: set[tuple[str, int]] = field(default_factory=set)
-    count: int = 0
-
-
-def install_fake(args: argparse.Namespace) -> tuple[FakeMeter, Produced]:
-    """A fresh fake terminal with the symbols, the tick rate and the positions; returns
-    its meter and the record of the ticks it produces."""
-    import MetaTrader5 as mt5
-    from MetaTrader5 import _control, _market
-
-    from fxgate.domain.market import DEFAULT_SYMBOLS
-
-    # fxgate's instruments first, then the fake's synthetic EURUSD.s01 … up to --symbols.
-    base = [s.symbol for s in DEFAULT_SYMBOLS][: args.symbols]
-    _control.reset(
-        {
-            "symbols": base,
-            "market_watch": base,
-            "synthetic_symbols": args.symbols - len(base),
-            "tick_rate": args.rate,
-            "seed": 1,
-            "balance": "10000000",
-            "leverage": 500,
-            "max_ticks": 20_000,
-        }
-    )
-    terminal = _control.get()
-    names = list(terminal.specs)
-    assert len(names) == args.symbols, names
-    produced = Produced()
-    symbol_of = {id(h): name for name, h in terminal.history.items()}
-    add = _market.SymbolHistory.add
-
-    def counted(self: Any, ts: float, bid: float, ask: float) -> tuple[int, int]:
-        msc, flags = add(self, ts, bid, ask)
-        if produced.recording:
-            produced.ticks.add((symbol_of[id(self)], msc))
-            produced.count += 1
-        return msc, flags
-
-    _market.SymbolHistory.add = counted  # type: ignore[method-assign]
-    for i in range(args.positions):
-        _control.open_position(names[i % len(names)], "buy" if i % 2 else "sell", "0.01")
-    return FakeMeter(mt5, args.call_latency / 1000, hold_gil=args.hold_gil), produced
 
 
 # ---- the event loop's stalls and the process's CPU ------------------------------------------
@@ -193,6 +94,17 @@ def thread_cpu() -> dict[int, float]:
     return out
 
 
+def run_queue_wait(tid: int) -> float:
+    """Seconds thread ``tid`` of this process has spent runnable but waiting for a CPU
+    (``schedstat``): a stall with this high is the machine's load; a thread waiting for
+    the GIL sleeps, so a GIL stall does not show here."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except OSError:
+        return float("nan")
+
+
 def machine_busy() -> float:
     """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
     with open("/proc/stat") as f:
@@ -222,6 +134,7 @@ class Result:
     call_latency_ms: float
     hold_gil: bool
     duration: float
+    worker: str = "process"
     ticks_produced: int = 0
     ticks_delivered: int = 0
     ticks_repeated: int = 0
@@ -238,7 +151,10 @@ class Result:
     cpu_adapter_pct: float = 0.0
     cpu_loop_pct: float = 0.0
     cpu_worker_pct: float = 0.0
+    cpu_child_pct: float = 0.0
     other_load_pct: float = 0.0
+    #: how long the loop's thread was runnable but had no CPU, ms per second (load)
+    loop_cpu_wait_ms_per_s: float = 0.0
     events: dict[str, int] = field(default_factory=dict)
     fake_calls_per_sec: float = 0.0
     fake_longest_call_ms: float = 0.0
@@ -259,6 +175,93 @@ async def measure_probe_cost(seconds: float) -> float:
     return 100 * (time.process_time() - began_cpu) / (time.perf_counter() - began)
 
 
+@dataclass
+class FakeStats:
+    """What the fake did in the measured window."""
+
+    cpu: float
+    longest: tuple[float, str]
+    calls: Counter[str]
+    wall: dict[str, float]
+    produced: set[tuple[str, int]]
+    count: int
+    child_cpu: float = 0.0  # the worker process's own CPU (process mode)
+
+
+class InProcessFake:
+    """``--worker thread``: the fake in this process, read directly."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from mt5_fake import install_fake
+
+        self.meter, self.produced = install_fake(
+            args.symbols, args.rate, args.positions, args.call_latency, args.hold_gil
+        )
+
+    def attach(self, broker: Any) -> None:
+        pass
+
+    async def begin(self) -> None:
+        self.produced.recording = True
+        with self.meter.lock:
+            self.meter.cpu = 0.0
+            self.meter.longest = (0.0, "")
+            self.meter.calls.clear()
+            self.meter.wall.clear()
+
+    async def end(self) -> FakeStats:
+        self.produced.recording = False
+        m = self.meter
+        with m.lock:
+            return FakeStats(
+                m.cpu, m.longest, Counter(m.calls), dict(m.wall), set(self.produced.ticks),
+                self.produced.count,
+            )  # fmt: skip
+
+
+class ChildFake:
+    """``--worker process``: the fake in the adapter's worker process, set up there by
+    ``mt5_fake.api`` and read back over the worker's pipe."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from fxgate.brokers.mt5.process import ProcessTerminal
+
+        options = {
+            "symbols": args.symbols,
+            "rate": args.rate,
+            "positions": args.positions,
+            "call_latency_ms": args.call_latency,
+            "hold_gil": args.hold_gil,
+        }
+        path = os.pathsep.join([str(FAKE), str(ROOT), str(ROOT / "bench")])
+        self.terminal = ProcessTerminal(("mt5_fake", "api", options), env={"PYTHONPATH": path})
+        self._child_cpu = 0.0
+
+    def attach(self, broker: Any) -> None:
+        broker.terminal = self.terminal  # instead of the real package's spec
+
+    async def begin(self) -> None:
+        await self.terminal.call("bench_begin")
+        self._child_cpu = process_cpu(self.terminal.pid)
+
+    async def end(self) -> FakeStats:
+        got = await self.terminal.call("bench_end")
+        child = process_cpu(self.terminal.pid) - self._child_cpu
+        return FakeStats(
+            got["cpu"], tuple(got["longest"]), Counter(got["calls"]), got["wall"],  # type: ignore[arg-type]
+            {(sym, msc) for sym, msc in got["produced"]}, got["count"], child,
+        )  # fmt: skip
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of another process."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     from fxgate.app.backends import BROKERS, STORES
     from fxgate.config.settings import Settings
@@ -275,9 +278,14 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         call_latency_ms=args.call_latency,
         hold_gil=args.hold_gil,
         duration=args.duration,
+        worker=args.worker,
     )
+    if args.sweep_part is not None:
+        from fxgate.brokers.mt5 import session
+
+        session.SWEEP_PART = args.sweep_part
     probe_cost = await measure_probe_cost(min(2.0, max(0.5, args.warmup)))
-    meter, produced = install_fake(args)
+    fake = InProcessFake(args) if args.worker == "thread" else ChildFake(args)
     settings = Settings(
         state_dir=state_dir,
         broker={"backend": "mt5"},
@@ -285,6 +293,7 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
             "owner": OWNER,
             "poll_interval": args.poll_interval,
             "trade_poll_interval": args.trade_poll_interval,
+            "worker": args.worker,
         },
     )
     problems = BROKERS.problems("mt5", settings)
@@ -293,6 +302,7 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     store = STORES.builder(settings.store.backend)(settings)
     await store.open()
     backend = BROKERS.builder("mt5")(settings, store)
+    fake.attach(backend.broker)
 
     measuring = False
     latencies: list[float] = []
@@ -324,20 +334,16 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     try:
         await asyncio.sleep(args.warmup)
         loop_tid = threading.get_native_id()
-        produced.recording = True
-        cpu_before, fake_before, calls_before = thread_cpu(), meter.cpu, meter.calls.total()
-        busy_before = machine_busy()
-        meter.longest = (0.0, "")
-        meter.calls.clear()
-        meter.wall.clear()
-        calls_before = 0
+        await fake.begin()
+        cpu_before, busy_before = thread_cpu(), machine_busy()
+        waited_before = run_queue_wait(loop_tid)
         probe.lateness.clear()
         measuring, began = True, time.perf_counter()
         await asyncio.sleep(args.duration)
         measuring, elapsed = False, time.perf_counter() - began
-        cpu_after, fake_after, calls_after = thread_cpu(), meter.cpu, meter.calls.total()
-        busy_after = machine_busy()
-        produced.recording = False
+        cpu_after, busy_after = thread_cpu(), machine_busy()
+        waited = run_queue_wait(loop_tid) - waited_before
+        stats = await fake.end()
         await backend.broker.flush()
         await asyncio.sleep(2 * args.poll_interval)
     finally:
@@ -350,29 +356,31 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         await store.close()
 
     spent = {tid: cpu_after[tid] - cpu_before.get(tid, 0.0) for tid in cpu_after}
-    total = sum(spent.values())
+    total = sum(spent.values()) + stats.child_cpu
     loop_cpu = spent.get(loop_tid, 0.0)
     result.cpu_total_pct = 100 * total / elapsed
     result.cpu_loop_pct = 100 * loop_cpu / elapsed
     result.cpu_worker_pct = 100 * (total - loop_cpu) / elapsed
-    result.cpu_fake_pct = 100 * (fake_after - fake_before) / elapsed
+    result.cpu_child_pct = 100 * stats.child_cpu / elapsed
+    result.cpu_fake_pct = 100 * stats.cpu / elapsed
     result.other_load_pct = max(0.0, 100 * (busy_after - busy_before - total) / elapsed)
     result.cpu_probe_pct = probe_cost
+    result.loop_cpu_wait_ms_per_s = 1000 * waited / elapsed
     result.cpu_adapter_pct = max(
         0.0, result.cpu_total_pct - result.cpu_fake_pct - result.cpu_probe_pct
     )
-    result.fake_calls_per_sec = (calls_after - calls_before) / elapsed
-    result.fake_longest_call_ms = 1000 * meter.longest[0]
-    result.fake_longest_call = meter.longest[1]
+    result.fake_calls_per_sec = stats.calls.total() / elapsed
+    result.fake_longest_call_ms = 1000 * stats.longest[0]
+    result.fake_longest_call = stats.longest[1]
     result.fake_calls = {
-        name: (round(n / elapsed, 1), round(1000 * meter.wall[name] / n, 3))
-        for name, n in meter.calls.most_common()
+        name: (round(n / elapsed, 1), round(1000 * stats.wall[name] / n, 3))
+        for name, n in stats.calls.most_common()
     }
     result.duration = elapsed
-    result.ticks_produced = produced.count
+    result.ticks_produced = stats.count
     result.ticks_repeated = sum(n - 1 for n in seen.values() if n > 1)
     result.ticks_delivered = sum(delivered.values())
-    result.ticks_missing = len(produced.ticks - set(seen))
+    result.ticks_missing = len(stats.produced - set(seen))
     result.latency_p50_ms = 1000 * percentile(latencies, 50)
     result.latency_p99_ms = 1000 * percentile(latencies, 99)
     result.latency_max_ms = 1000 * max(latencies, default=float("nan"))
@@ -428,7 +436,9 @@ def print_table(results: list[Result]) -> None:
         print(row(r))
     print()
     for r in results:
-        label = f"{r.symbols} × {r.rate:g}, {r.positions} positions"
+        label = f"{r.symbols} × {r.rate:g}, {r.positions} positions, worker {r.worker}"
+        if r.worker == "process":
+            label += f" (its process {r.cpu_child_pct:.1f} %, fake included)"
         gil = " (GIL held)" if r.hold_gil else ""
         print(
             f"- {label}: poll {r.poll_interval * 1000:.0f} ms, trade poll "
@@ -436,7 +446,8 @@ def print_table(results: list[Result]) -> None:
             f"{r.fake_calls_per_sec:,.0f} terminal calls/s, the longest "
             f"{r.fake_longest_call_ms:.1f} ms ({r.fake_longest_call}); process CPU "
             f"{r.cpu_total_pct:.1f} % (probe {r.cpu_probe_pct:.1f} % and fake "
-            f"{r.cpu_fake_pct:.1f} % excluded); events in the window {r.events}"
+            f"{r.cpu_fake_pct:.1f} % excluded); the loop waited for a CPU "
+            f"{r.loop_cpu_wait_ms_per_s:.1f} ms/s; events in the window {r.events}"
         )
         for failure in r.failures:
             print(f"  NOT MET: {failure}")
@@ -481,6 +492,18 @@ def main() -> None:
         type=float,
         default=None,
         help="sys.setswitchinterval in ms (Python's default 5): a diagnostic for GIL waits",
+    )
+    p.add_argument(
+        "--worker",
+        choices=["process", "thread"],
+        default="process",
+        help="mt5.worker: the terminal's owner in a child process (default) or a thread",
+    )
+    p.add_argument(
+        "--sweep-part",
+        type=int,
+        default=None,
+        help="symbols per part of a tick sweep (session.SWEEP_PART, 5): a diagnostic",
     )
     p.add_argument("--pin", type=int, default=None, help="run on this CPU only (sched_setaffinity)")
     p.add_argument("--json", type=Path, default=None, help="write the raw numbers here")

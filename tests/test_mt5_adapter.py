@@ -9,6 +9,7 @@ for reconnection poll a condition with a deadline.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from fxgate.brokers.mt5.broker import Mt5Broker
-from fxgate.brokers.mt5.terminal import Terminal
+from fxgate.brokers.mt5.thread import ThreadTerminal
 from fxgate.domain.errors import AuthorizationError, TradingError
 from fxgate.domain.trading import OrderRequest, OrderStatus, OrderType, Side
 from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind
@@ -191,7 +192,7 @@ async def test_the_bridge_gone_and_back(tmp_path: Path) -> None:
     await store.open()
     api = Breakable(fake_terminal())
     broker = Mt5Broker(
-        Terminal(lambda: api),
+        ThreadTerminal(lambda: api),
         store.trading,
         owner=OWNER,
         symbols=["EURUSD"],
@@ -282,6 +283,17 @@ async def test_every_tick_between_two_polls_arrives_once(world: World) -> None:
     await world.broker.flush()  # a second poll repeats nothing
     got = [(q.bid, q.ask) for q in feed.step(time.time()) if q.symbol == "EURUSD"]
     assert got == prices
+
+
+async def test_two_sweeps_at_once_deliver_each_tick_once(world: World) -> None:
+    """A ``flush()`` beside the loop's own sweep: the cursors cross to the worker with
+    the job, so the second sweep must wait for the first one's, not read the same ticks."""
+    feed = world.broker.feed
+    feed.step(time.time())
+    world.fake.set_price("EURUSD", 1.0851, 1.0852)
+    await asyncio.gather(world.broker.flush(), world.broker.flush())
+    got = [(q.bid, q.ask) for q in feed.step(time.time()) if q.symbol == "EURUSD"]
+    assert got == [(1.0851, 1.0852)]
 
 
 async def test_quotes_go_stale_once_when_the_terminal_is_lost(world: World) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fxgate.brokers.mt5.feed import Cursor, read_ticks
+from fxgate.brokers.mt5.jobs import read_ticks
 from fxgate.brokers.mt5.terminal import TerminalError
 
 IPC_TIMEOUT = -10005
@@ -32,15 +32,16 @@ class Terminal:
 
 
 def test_a_terminal_lost_mid_sweep_moves_no_cursor_and_loses_no_tick() -> None:
-    cursors = {"EURUSD": Cursor(msc=500), "GBPUSD": Cursor(msc=500)}
+    cursors = {"EURUSD": (500, 0, True), "GBPUSD": (500, 0, True)}
     terminal = Terminal()
     with pytest.raises(TerminalError):
-        read_ticks(terminal, cursors)
-    assert cursors["EURUSD"].msc == 500  # EURUSD was read, but nothing was delivered
+        read_ticks(terminal, cursors)  # type: ignore[arg-type]
+    # EURUSD was read, but nothing was delivered: the caller has no cursor to move
 
     terminal.lost = False
-    got = read_ticks(terminal, cursors)
+    got, moved = read_ticks(terminal, cursors)  # type: ignore[arg-type]
     assert [t["time_msc"] for t in got["EURUSD"]] == [1_000, 2_000]
     assert [t["time_msc"] for t in got["GBPUSD"]] == [1_500]
-    assert (cursors["EURUSD"].msc, cursors["GBPUSD"].msc) == (2_000, 1_500)
-    assert read_ticks(terminal, cursors) == {}  # and once only
+    assert moved == {"EURUSD": (2_000, 1, True), "GBPUSD": (1_500, 1, True)}
+    cursors.update(moved)
+    assert read_ticks(terminal, cursors) == ({}, {})  # type: ignore[arg-type]  # once only

@@ -238,6 +238,11 @@ class Mt5Settings(Section):
     bridge: str = Field(
         "", description="Empty: the MetaTrader5 package; mt5linux://127.0.0.1:18812: the bridge."
     )
+    worker: Literal["process", "thread"] = Field(
+        "process",
+        description="process: the terminal's owner is a child process (no GIL shared with"
+        " the event loop); thread: a thread of the daemon.",
+    )
 
 
 class AuthSettings(Section):

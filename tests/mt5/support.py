@@ -6,7 +6,10 @@ package does. One adapter per user needs one terminal each, so :class:`BoundTerm
 is a module-like object that points the fake at its own terminal for the length of
 each call (under one lock: the fake's calls are quick and the adapters' workers are the
 only callers). The adapter takes any object with the package's functions, as it takes
-the ``mt5linux`` client.
+the ``mt5linux`` client. Driving the fake from the test's own process needs the worker
+in that process too: these adapters run their terminal in a thread
+(:class:`~fxgate.brokers.mt5.thread.ThreadTerminal`, ``mt5.worker = "thread"``); the
+default child process is tested over the fake's HTTP control (``test_mt5_worker.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from MetaTrader5._terminal import USER as FAKE_USER  # noqa: E402, F401  (for te
 from MetaTrader5._terminal import Terminal as FakeTerminal  # noqa: E402
 
 from fxgate.brokers.mt5.broker import Mt5Broker  # noqa: E402
-from fxgate.brokers.mt5.terminal import Terminal  # noqa: E402
+from fxgate.brokers.mt5.thread import ThreadTerminal  # noqa: E402
 from fxgate.domain.market import DEFAULT_SYMBOLS  # noqa: E402
 from fxgate.services.ports.store.trading import TradingStore  # noqa: E402
 
@@ -71,4 +74,4 @@ def make_adapter(fake: FakeTerminal, store: TradingStore, owner: str, **kwargs: 
         "reconnect_max": 0.05,
         **kwargs,
     }
-    return Mt5Broker(Terminal(lambda: api), store, owner=owner, **options)
+    return Mt5Broker(ThreadTerminal(lambda: api), store, owner=owner, **options)

@@ -1,10 +1,15 @@
 """The ``mt5`` broker: a MetaTrader 5 terminal behind the broker port.
 
 The only package of fxgate that imports ``MetaTrader5`` (or ``mt5linux``), and only in
-:mod:`fxgate.brokers.mt5.terminal`. Modules, one idea each:
+:mod:`fxgate.brokers.mt5.terminal`, in the worker. Modules, one idea each:
 
-- ``terminal``: the one worker thread that owns the terminal; records become dicts there;
-- ``jobs``: what runs in that thread, one hop per step (connect, a poll, a look-up);
+- ``terminal``: the package as the worker calls it (records become dicts there), and
+  the ``Worker`` port the adapter uses;
+- ``process``: the worker as a child process (the default), ``worker`` its main, and
+  ``wire`` the pipe's frames between them;
+- ``thread``: the worker as a thread of the daemon (``mt5.worker = "thread"``, tests);
+- ``jobs``: what runs in the worker, by name, one hop per step (connect, a poll, a
+  look-up, the tick sweep and its filtering);
 - ``convert``: those dicts become fxgate's domain records (nothing above sees MT5 types);
 - ``requests``: fxgate orders become ``TradeRequest`` dicts, retcodes become errors;
 - ``sync``: one poll of positions, orders, deals and account, diffed into changes;

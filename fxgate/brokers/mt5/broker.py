@@ -33,7 +33,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from fxgate.brokers.mt5 import jobs
 from fxgate.brokers.mt5.convert import Meta
 from fxgate.brokers.mt5.reads import ORDER_CALC, Mt5Reads, entry_price
 from fxgate.brokers.mt5.requests import (
@@ -151,13 +150,13 @@ class Mt5Broker(Mt5Reads):
     async def _send(self, req: dict[str, Any], tok: str, *, refresh: Side | None = None) -> int:
         """``order_check``, then ``order_send`` (requotes retried, answers never lost):
         the ticket of the order the request made."""
-        check = await self._run(lambda c: c("order_check", req))
+        check = await self._run("call", "order_check", (req,))
         code = int(check.get("retcode", 0))
         if code not in DONE:
             raise error_for(code, str(check.get("comment", "")))
         for attempt in range(RETRIES + 1):
             try:
-                result = await self.terminal.run(lambda c: c("order_send", req))
+                result = await self.terminal.call("order_send", req)
             except TerminalError as exc:
                 return await self._after_lost_answer(exc, tok)
             code = int(result.get("retcode", 0))
@@ -179,7 +178,7 @@ class Mt5Broker(Mt5Reads):
             )
         magic = self.magic
         try:
-            ticket = await self.terminal.run(lambda c: jobs.find_request(c, tok, magic, _LOOKBACK))
+            ticket = await self.terminal.run("find_request", tok, magic, _LOOKBACK)
         except TerminalError as lookup:
             if lookup.lost:
                 self._lost(lookup)
@@ -193,7 +192,7 @@ class Mt5Broker(Mt5Reads):
             if exc is not None and exc.lost:
                 self._lost(exc)
             raise terminal_down(exc.message if exc is not None else "no answer")
-        return ticket
+        return int(ticket)
 
     def _order(self, user_id: str, order_id: str) -> Order:
         ticket = ticket_of_order_id(order_id)
@@ -326,7 +325,7 @@ class Mt5Broker(Mt5Reads):
         """A modification or removal: sent once; a lost answer is resolved by the poll
         that follows (sending it again would be harmless, but is not needed)."""
         try:
-            result = await self.terminal.run(lambda c: c("order_send", req))
+            result = await self.terminal.call("order_send", req)
         except TerminalError as exc:
             if exc.lost:
                 self._lost(exc)

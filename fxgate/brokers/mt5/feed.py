@@ -1,10 +1,9 @@
 """The streamed symbols' ticks, polled from the terminal, as the market service's source.
 
-Each poll asks ``copy_ticks_from`` for the ticks since the last one seen (its second,
-since the package takes seconds) and skips those already delivered: every tick at an
-earlier millisecond, and as many at the last millisecond as were delivered before, so a
-tick is neither lost between polls nor repeated. A symbol whose tick history cannot be
-read falls back to ``symbol_info_tick`` (new when its ``time_msc`` moved). The market
+Each poll (:func:`.jobs.read_ticks`, in the worker) asks ``copy_ticks_from`` for the
+ticks since each symbol's :class:`Cursor` and answers only the new ones, with the cursors
+that moved; :meth:`TickFeed.take` moves them with the ticks, so a sweep lost halfway
+moves none. The market
 service steps this source as it steps the paper simulator, and is woken (``wake_with``)
 as soon as a poll has buffered quotes: a timer guessing when the poll is back added up
 to 10 ms to a tick's latency.
@@ -19,16 +18,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from fxgate.brokers.mt5 import convert
-from fxgate.brokers.mt5.terminal import Calls, TerminalError
+from fxgate.brokers.mt5.jobs import CursorState
 from fxgate.domain.errors import refused
 from fxgate.domain.market import Quote, SymbolSpec
-
-COPY_TICKS_ALL = -1
-MAX_TICKS = 1000
 
 
 @dataclass(slots=True)
@@ -64,55 +59,6 @@ class Day:
         return self.open, self.high, self.low, self.close
 
 
-def read_ticks(calls: Calls, cursors: dict[str, Cursor]) -> dict[str, list[dict[str, Any]]]:
-    """In the worker: the new ticks of each symbol (``cursors`` is the worker's own).
-
-    A sweep is all or nothing: the cursors move only once every symbol has been read, so
-    a terminal lost halfway (the error goes up, the ticks read so far with it) leaves
-    them where the last delivered sweep put them, and the sweep after the reconnect reads
-    those ticks again instead of skipping them.
-    """
-    out: dict[str, list[dict[str, Any]]] = {}
-    moved: dict[str, tuple[int, int]] = {}
-    for symbol, cur in cursors.items():
-        rows: list[dict[str, Any]] = []
-        if cur.msc and cur.history:
-            try:
-                since = datetime.fromtimestamp(cur.msc // 1000, UTC)
-                rows = calls("copy_ticks_from", symbol, since, MAX_TICKS, COPY_TICKS_ALL)
-            except TerminalError as exc:
-                if exc.lost:
-                    raise
-                cur.history = False
-        if not cur.msc or not cur.history:
-            try:
-                tick = calls("symbol_info_tick", symbol)
-            except TerminalError as exc:
-                if exc.lost:
-                    raise
-                continue
-            rows = [tick] if tick.get("time_msc") and (tick.get("bid") or tick.get("ask")) else []
-        fresh: list[dict[str, Any]] = []
-        seen_at_last = 0
-        for row in rows:
-            msc = int(row["time_msc"])
-            if msc < cur.msc:
-                continue
-            if msc == cur.msc:
-                seen_at_last += 1
-                if seen_at_last <= cur.at_msc:
-                    continue
-            fresh.append(row)
-        if fresh:
-            last = int(fresh[-1]["time_msc"])
-            same = sum(1 for r in fresh if int(r["time_msc"]) == last)
-            moved[symbol] = (last, same + (cur.at_msc if last == cur.msc else 0))
-            out[symbol] = fresh
-    for symbol, (msc, at_msc) in moved.items():
-        cursors[symbol].msc, cursors[symbol].at_msc = msc, at_msc
-    return out
-
-
 class TickFeed:
     """The ``QuoteSource`` of the mt5 backend (``fxgate.services.market``)."""
 
@@ -146,8 +92,20 @@ class TickFeed:
             self.cursors[spec.symbol] = Cursor()
             self._days[spec.symbol] = Day(close=prev_close)
 
-    def take(self, ticks: dict[str, list[dict[str, Any]]]) -> list[Quote]:
-        """New ticks from a poll become quotes, buffered for the market service."""
+    def cursor_states(self) -> dict[str, CursorState]:
+        """The cursors as a sweep takes them (plain tuples, to cross to the worker)."""
+        return {s: (c.msc, c.at_msc, c.history) for s, c in self.cursors.items()}
+
+    def take(
+        self,
+        ticks: dict[str, list[dict[str, Any]]],
+        moved: dict[str, CursorState] | None = None,
+    ) -> list[Quote]:
+        """New ticks from a poll become quotes, buffered for the market service; the
+        cursors the sweep moved move with them."""
+        for symbol, (msc, at_msc, history) in (moved or {}).items():
+            cur = self.cursors[symbol]
+            cur.msc, cur.at_msc, cur.history = msc, at_msc, history
         self.polled_at = self._clock()
         self._next = self.polled_at + self.interval
         out: list[Quote] = []

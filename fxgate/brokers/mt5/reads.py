@@ -4,15 +4,15 @@ the account and its records, margin and profit previews (see :mod:`.broker`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fxgate.brokers.mt5 import convert, jobs
+from fxgate.brokers.mt5 import convert
 from fxgate.brokers.mt5.requests import terminal_down
 from fxgate.brokers.mt5.session import Mt5Session
-from fxgate.brokers.mt5.terminal import Calls, TerminalError
+from fxgate.brokers.mt5.terminal import TerminalError
 from fxgate.brokers.paper.margin import BidAsk
 from fxgate.domain.errors import AuthorizationError, NotFoundError, invalid_field, refused
 from fxgate.domain.market import Quote, SymbolSpec
@@ -46,7 +46,7 @@ class Mt5Reads(Mt5Session):
         if not self.connected:
             raise terminal_down(self.last_error or "not connected")
 
-        info = await self._run(lambda c: jobs.select(c, name))
+        info = await self._run("select", name)
         if info is None:
             raise invalid_field("symbol", f"Unknown symbol {name}", "unknown_symbol", symbol=name)
         return self._remember_symbol(info)
@@ -61,20 +61,20 @@ class Mt5Reads(Mt5Session):
     async def _prices(self, symbol: str) -> BidAsk:
         """The current bid/ask, from the terminal (not the last poll)."""
 
-        row = await self._run(lambda c: jobs.maybe(c, "symbol_info_tick", symbol))
+        row = await self._run("maybe", "symbol_info_tick", symbol)
         if not row or not row.get("bid") or not row.get("ask"):
             raise refused(f"No price for {symbol} yet", "no_price", symbol=symbol)
         d = self._digits(symbol)
         return BidAsk(convert.price(row["bid"], d), convert.price(row["ask"], d))
 
-    async def _run(self, fn: Callable[[Calls], Any]) -> Any:
+    async def _run(self, job: str, *args: Any) -> Any:
         """A call on behalf of a request: a lost terminal, or a call the package
         refused (``last_error()`` -2 invalid arguments, ...), is a TRADING_ERROR with the
         terminal's words, never an internal error."""
         if not self.connected:
             raise terminal_down(self.last_error or "not connected")
         try:
-            return await self.terminal.run(fn)
+            return await self.terminal.run(job, *args)
         except TerminalError as exc:
             if exc.lost:
                 self._lost(exc)
@@ -89,7 +89,7 @@ class Mt5Reads(Mt5Session):
     async def order_book(self, symbol: str, depth: int = 10) -> OrderBook:
         await self.symbol(symbol)
 
-        rows = await self._run(lambda c: jobs.book(c, symbol))
+        rows = await self._run("book", symbol)
         return convert.order_book(symbol, rows, self._digits(symbol), depth, self._clock())
 
     async def candles(
@@ -106,7 +106,7 @@ class Mt5Reads(Mt5Session):
         if not limit:
             return []
 
-        rows = await self._run(lambda c: jobs.rates(c, symbol, tf, start, end, limit))
+        rows = await self._run("rates", symbol, tf, start, end, limit)
         bars = convert.candles(symbol, interval, rows, self._digits(symbol))
         if end is not None:
             bars = [b for b in bars if b.open_time < end]
@@ -136,7 +136,7 @@ class Mt5Reads(Mt5Session):
         )
 
     async def account_terms(self, user_id: str) -> AccountTerms:
-        acc = await self._run(lambda c: c("account_info"))
+        acc = await self._run("call", "account_info")
         return convert.terms(acc)
 
     async def positions(self, user_id: str, symbol: str | None = None) -> Sequence[Position]:
@@ -194,18 +194,10 @@ class Mt5Reads(Mt5Session):
         return round_money(convert.dec(value), self.ledger.currency)
 
     async def _calc(self, name: str, args: tuple[Any, ...]) -> Any:
-        def calc(c: Calls) -> Any:
-            try:
-                return c(name, *args)
-            except TerminalError as exc:
-                if exc.lost:
-                    raise
-                return exc
-
-        value = await self._run(calc)
-        if isinstance(value, TerminalError):
-            raise refused(f"The terminal cannot compute it: {value.message}", "no_price")
-        return value
+        answer = await self._run("calc", name, args)
+        if "error" in answer:
+            raise refused(f"The terminal cannot compute it: {answer['error']}", "no_price")
+        return answer["value"]
 
     def _may_see(self, user_id: str) -> None:
         """Previews are the account's (its currency, leverage): the owner's only."""

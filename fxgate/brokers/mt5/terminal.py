@@ -1,31 +1,35 @@
-"""The one owner of the terminal: a worker thread through which every call goes.
+"""The package as the terminal's one owner sees it, and the worker port the adapter uses.
 
 The MetaTrader5 package has no push API, is not documented as thread safe, keeps
 ``last_error()`` as process-wide state, and blocks on a named pipe (or, through
-``mt5linux``, a TCP round trip). So every call runs in one thread of a single-thread
-executor, off the event loop, and a call's failure is read from ``last_error()`` in the
-same thread, at once. Results leave the thread as plain Python values (``_asdict()``
-dicts, lists, numpy rows as dicts), so nothing above this module sees an MT5 type or an
-RPyC proxy. Only this module imports ``MetaTrader5`` or ``mt5linux``.
+``mt5linux``, a TCP round trip). So every call runs in one worker that owns the
+terminal, off the event loop, and a call's failure is read from ``last_error()`` there,
+at once. Results leave the worker as plain Python values (``_asdict()`` dicts, lists,
+numpy rows as dicts), so nothing above this module sees an MT5 type or an RPyC proxy.
+
+The worker is a child process by default (:mod:`.process`, whose child is
+:mod:`.worker`): the package's calls, the fake's or mt5linux's Python and the
+conversion to plain values would otherwise hold the event loop's GIL (bench/README.md,
+"MT5"). A thread (:mod:`.thread`) remains for in-process tests and ``mt5.worker =
+"thread"``. Both run the same named jobs (:mod:`.jobs`). Only this module imports
+``MetaTrader5`` or ``mt5linux`` (in the worker).
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import socket
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol
 from urllib.parse import urlsplit
-
-T = TypeVar("T")
 
 #: ``last_error()`` codes of the package's IPC layer (MT5.md): the terminal is not
 #: running (-10004 no connection), too slow (-10005 timeout), or the pipe broke.
 IPC_ERRORS = frozenset(range(-10005, -9999))
 #: Our own code for an exception from the bridge or the package (connection lost).
 BRIDGE_LOST = -20000
+#: Our own code for a worker process that exited (or could not start): the terminal is
+#: lost with it, and the next call starts a new one.
+WORKER_LOST = -20001
 NOT_LOGGED_IN = -6
 AUTO_TRADING_DISABLED = -8
 
@@ -42,7 +46,7 @@ class TerminalError(Exception):
     @property
     def lost(self) -> bool:
         """The terminal (or the bridge to it) is gone, rather than the request bad."""
-        return self.code in IPC_ERRORS or self.code in (BRIDGE_LOST, NOT_LOGGED_IN)
+        return self.code in IPC_ERRORS or self.code in (BRIDGE_LOST, WORKER_LOST, NOT_LOGGED_IN)
 
 
 def parse_bridge(url: str) -> tuple[str, int]:
@@ -91,7 +95,7 @@ def plain(value: Any) -> Any:
 
 
 class Calls:
-    """The package as seen from inside the worker thread (never from the event loop)."""
+    """The package as seen from inside the worker (never from the event loop)."""
 
     def __init__(self, api: Any) -> None:
         self.api = api
@@ -120,40 +124,24 @@ class Calls:
         return int(code), str(message)
 
 
-class Terminal:
-    """The worker: ``await terminal.run(fn)`` runs ``fn(calls)`` in the owning thread.
+class Worker(Protocol):
+    """The terminal's one owner, as the adapter sees it: ``await worker.run("read_state",
+    since)`` runs the job of that name (:data:`.jobs.JOBS`) there and answers its plain
+    result, or raises :class:`TerminalError`.
 
-    Grouping several calls in one ``fn`` (a whole poll) costs one hop between the loop
-    and the thread instead of one per call. ``api`` is built lazily in the thread, so a
-    bridge that is down fails a call, not the daemon's start-up.
+    A job groups the calls of one step (a whole poll), so a step costs one hop to the
+    worker, not one per call. Jobs run one at a time, in the order they were asked for.
     """
 
-    def __init__(self, api_factory: Callable[[], Any]) -> None:
-        self._factory = api_factory
-        self._calls: Calls | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mt5")
-
-    async def run(self, fn: Callable[[Calls], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._invoke, fn)
+    async def run(self, job: str, *args: Any) -> Any: ...
 
     async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return await self.run(lambda c: c(name, *args, **kwargs))
-
-    def _invoke(self, fn: Callable[[Calls], T]) -> T:
-        if self._calls is None:
-            try:
-                self._calls = Calls(self._factory())
-            except Exception as exc:
-                raise TerminalError(
-                    BRIDGE_LOST, f"{type(exc).__name__}: {exc}", "connect"
-                ) from None
-        return fn(self._calls)
+        """One package call (the ``call`` job)."""
+        ...
 
     def forget(self) -> None:
-        """Drop the bridge's connection so that the next call makes a new one (in the
-        worker, after whatever call is running)."""
-        self._executor.submit(setattr, self, "_calls", None)
+        """Drop the connection to the terminal (the bridge's, the package's handle) so
+        that the next call makes a new one, after whatever call is running."""
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        """Stop the worker (the process ends; no orphan)."""
