@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cluster_bench
 from dialects import CANONICAL, DIALECTS, SOCKETIO, BenchDialect
 from fxdaemon import BenchDaemon, add_daemon_arguments
 
@@ -401,7 +402,8 @@ def run_once(
                 if line.startswith("# window start") or line.startswith("# window end"):
                     key = line.split()[-1]
                     with contextlib.suppress(OSError):
-                        samples[key] = (time.monotonic(), proc_cpu_secs(pid), machine_busy_secs())
+                        cpu = cluster_bench.tree_cpu_secs(pid, proc_cpu_secs)
+                        samples[key] = (time.monotonic(), cpu, machine_busy_secs())
                     if key == "start" and args.profile:
                         profiler.append(start_profiler(args, pid, clients, tick_rate))
                 print("   loadgen:", line.rstrip(), file=sys.stderr)
@@ -744,6 +746,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "a lower one measures their latency at a load they sustain)",
     )
     add_daemon_arguments(p)
+    cluster_bench.add_cluster_arguments(p)
     p.add_argument("--json", type=Path, default=None, help="also write every run to this file")
     p.add_argument("--strict", action="store_true", help="exit 1 when a condition is not met")
     return p.parse_args(argv)
@@ -762,7 +765,11 @@ def main(argv: list[str] | None = None) -> int:
         print("fanout: --find-max runs the canonical endpoint only", file=sys.stderr)
         return 2
     try:
-        if args.dialect or args.reference:
+        if cluster_bench.wanted(args):
+            runs = cluster_bench.run_matrix(args, pinned, run_once, pin)
+            print_table(runs)
+            cluster_bench.print_comparison(runs)
+        elif args.dialect or args.reference:
             runs = compare(args, pinned)
         elif args.find_max:
             runs = find_max(args, args.clients[0], pinned)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 import pluggy
@@ -35,9 +35,11 @@ from fxgate.services.auth.sealing import Sealer, SealError
 from fxgate.services.auth.tokens import Claims, TokenService
 from fxgate.services.auth.user_status import UserStatus
 from fxgate.services.health import HealthMonitor
+from fxgate.services.market import CHANNEL as MARKET_CHANNEL
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker
+from fxgate.services.ports.cluster import Cluster, TradingCommands
 from fxgate.services.ports.store import Store
 from fxgate.services.signals import SignalBook
 from fxgate.services.trading import TradingService
@@ -85,6 +87,8 @@ class Node:
         health: HealthMonitor,
         activity: ActivityFeed,
         signals: SignalBook,
+        cluster: Cluster | None = None,
+        commands: TradingCommands | None = None,
     ) -> None:
         self.settings = settings
         self.version = api.version
@@ -104,6 +108,13 @@ class Node:
         self.market = market
         self.candles = candles
         self.trading = trading
+        #: Where trading writes go: ``trading`` itself in one process; with the redis
+        #: bus, the leader (here or over Redis), see ``fxgate.services.ports.cluster``.
+        self.commands: TradingCommands = commands if commands is not None else trading
+        #: This node's place in a cluster (None: one process, the broker runs here).
+        self.cluster = cluster
+        self._leading = False
+        self._feed: asyncio.Task[Any] | None = None
         self.health = health
         #: The ``logs`` channel's feed: users' trading lines, admins' system lines.
         self.activity = activity
@@ -169,17 +180,22 @@ class Node:
             await self.bus.start()
         except BusUnavailable as exc:
             raise StartupError(str(exc)) from None
-        await self.broker.start()
-        if self._quote_listener is not None:
-            for quote in self.market.latest():  # prices before the first tick
-                self._quote_listener(quote)
-            self.market.add_listener(self._quote_listener)
-        await self.trading.restore()
+        if self.cluster is None:
+            await self._lead()
 
         for result in self.pm.hook.startup(api=self.api):
             await await_me_maybe(result)
         self.spawn(self.candles.record(self.market.symbols), name="candle-recorder")
-        self.spawn(self.market.run(), name="market-feed")
+        if self.cluster is not None:
+            self.hub.taps[MARKET_CHANNEL] = self._follow_price
+            try:
+                await self.cluster.start(
+                    on_elected=self._lead, on_lost=self._lose, on_follow=self._follow
+                )
+            except Exception as exc:
+                raise StartupError(
+                    f"bus.redis_url: cannot reach Redis for the cluster: {exc}"
+                ) from None
         self.spawn(self._refresh_keys(), name="keyring-refresh")
         self.spawn(self.user_status.run(self._kick_disabled), name="user-status-refresh")
         self.spawn(self._purge_expired(), name="store-purge")
@@ -195,6 +211,41 @@ class Node:
             store=s.store.backend,
             bus=s.bus.backend,
         )
+
+    async def _lead(self) -> None:
+        """Run the broker here: restore its state from the store (paper) or connect to
+        the terminal (MT5), then the market feed, the one feed every node streams."""
+        await self.broker.start()
+        self._leading = True
+        if self._quote_listener is not None:
+            for quote in self.market.latest():  # prices before the first tick
+                self._quote_listener(quote)
+            self.market.add_listener(self._quote_listener)
+        await self.trading.restore()
+        self._feed = self.spawn(self.market.run(), name="market-feed")
+
+    def _lose(self) -> None:
+        """No lease: the broker stops (its writes are fenced already). The market feed
+        goes on, so this node's clients keep their prices, until another leads."""
+        if self._leading:
+            self._leading = False
+            self.spawn(self.broker.stop(), name="broker-stop")
+
+    def _follow_price(self, symbol: str, payload: Mapping[str, Any]) -> None:
+        """A price of the leader's feed, kept here too: REST quotes and the snapshots
+        of new subscribers on this node show the prices every node streams."""
+        if self._leading:
+            return
+        try:
+            self.market.source.set_quote(symbol, payload["bid"], payload["ask"], time.time())
+        except Exception:  # a source that cannot take prices (MT5): its own are kept
+            log.debug("cannot keep the leader's price", extra={"symbol": symbol})
+
+    def _follow(self) -> None:
+        """Another node leads: its feed is the one every node streams."""
+        if self._feed is not None and not self._leading:
+            self._feed.cancel()
+            self._feed = None
 
     def announce_stopping(self) -> None:
         """Tell admins' dashboards, while they are still connected, that the daemon stops."""
@@ -245,6 +296,9 @@ class Node:
             except Exception:
                 log.exception("a shutdown hook failed")
         await self._tasks.cancel_all()
-        await self.broker.stop()
+        if self._leading:
+            await self.broker.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.bus.stop()
         await self.store.close()

@@ -309,6 +309,10 @@ BAD_SETTINGS = {
         {"FXGATE_BUS_BACKEND": "kafka"},
         'bus.backend = "kafka": unknown backend (known: "local", "redis")',
     ),
+    "workers without redis": (
+        {"FXGATE_SERVER_WORKERS": "2"},
+        'server.workers = 2: more than one worker needs bus.backend = "redis"',
+    ),
     "bus not installed": (
         {"FXGATE_BUS_BACKEND": "redis", "SHADOW": "redis"},
         "bus.backend = \"redis\": not installed (pip install 'fxgate[redis]')",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pluggy
 
 from fxgate import __version__
-from fxgate.app.backends import BROKERS, BUSES, STORES
+from fxgate.app.backends import BROKERS, BUSES, CLUSTER, STORES, load
 from fxgate.app.plugin_api import NodeAPI
 from fxgate.app.tasks import Tasks
 from fxgate.app.validation import problems
@@ -37,6 +37,7 @@ from fxgate.services.health import DEGRADED, DOWN, HEALTHY, HealthMonitor
 from fxgate.services.market import MarketService
 from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker, BrokerHealth, BrokerTape
+from fxgate.services.ports.cluster import Cluster
 from fxgate.services.ports.store import Store
 from fxgate.services.risk import RiskLimits
 from fxgate.services.signals import SignalBook
@@ -57,7 +58,13 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
 
     tasks = Tasks()
     store = STORES.builder(settings.store.backend)(settings)
-    backend = BROKERS.builder(settings.broker.backend)(settings, store)
+    cluster: Cluster | None = None
+    writer = store  # what the broker and the trading service write through
+    if settings.bus.backend == "redis":
+        # Several nodes: only the leader's broker may write; the fence sees to it.
+        cluster = load(CLUSTER.builder)(settings)
+        writer = cluster.fence(store)
+    backend = BROKERS.builder(settings.broker.backend)(settings, writer)
     hub = Hub()
     bus = BUSES.builder(settings.bus.backend)(settings, hub, store)
 
@@ -68,8 +75,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
     # Listen from the start: quotes that arrive while the last bars load are not lost.
     market.add_listener(candles.on_quote)
     trading = TradingService(
-        backend.broker,
-        store.trading,
+        backend.broker if cluster is None else cluster.broker_view(backend.broker),
+        writer.trading,
         bus.publish,
         audit=store.audit,
         limits=RiskLimits(
@@ -81,6 +88,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         history_users=settings.analytics.cache_users,
         activity=activity,
     )
+    if cluster is not None:
+        cluster.attach(trading, flush=getattr(bus, "flush", None))
     # The order book and the tape are made only for watched symbols; with a shared bus
     # the watchers may be on another node, so then they are always made.
     wanted = hub.has_subscribers if settings.bus.backend == "local" else _always
@@ -106,7 +115,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
                 hub.register(channel)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
-    _core_checks(health, store, market, backend.broker, bus)
+    _core_checks(health, store, market, backend.broker, bus, cluster)
     for result in pm.hook.health_checks(api=api):
         for name, check in (result or {}).items():
             health.add_check(name, check)
@@ -147,6 +156,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         health=health,
         activity=activity,
         signals=signals,
+        cluster=cluster,
+        commands=trading if cluster is None else cluster.commands,
     )
 
 
@@ -155,12 +166,19 @@ def _always(channel: str, key: str) -> bool:
 
 
 def _core_checks(
-    health: HealthMonitor, store: Store, market: MarketService, broker: Broker, bus: Bus
+    health: HealthMonitor,
+    store: Store,
+    market: MarketService,
+    broker: Broker,
+    bus: Bus,
+    cluster: Cluster | None,
 ) -> None:
     async def database() -> str:
         return HEALTHY if await store.ping() else DOWN
 
     def broker_check() -> str:
+        if cluster is not None and not cluster.is_leader:
+            return HEALTHY  # the broker runs on the leader; this node sends it commands
         if not market.running:
             return DOWN
         if isinstance(broker, BrokerHealth):

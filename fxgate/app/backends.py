@@ -116,3 +116,7 @@ BROKERS: Registry[BrokerBuilder] = Registry(
         ),
     },
 )
+
+#: With ``bus.backend = "redis"``: the lease, the fence and the command routing
+#: (``fxgate.bus.cluster``), built beside the bus on the same ``bus.redis_url``.
+CLUSTER = Backend("fxgate.bus.cluster:build", requires=("redis",), extra="redis")

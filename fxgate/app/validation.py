@@ -32,6 +32,7 @@ def problems(settings: Settings, *, plugins: bool = True) -> list[str]:
         *BROKERS.problems(settings.broker.backend, settings),
     ]
     found.extend(_unknown_disabled(settings))
+    found.extend(_workers(settings))
     found.extend(_tiers(settings))
     if plugins:
         try:
@@ -51,6 +52,17 @@ def _unknown_disabled(settings: Settings) -> list[str]:
     unknown = [name for name in settings.disable_plugins if name not in known]
     if unknown:
         return [f"disable_plugins: unknown plugins {unknown}; known: {sorted(known)}"]
+    return []
+
+
+def _workers(settings: Settings) -> list[str]:
+    """Each worker has its own hub: only the redis bus carries one worker's events to
+    the others' clients (and keeps one broker for all of them)."""
+    if settings.server.workers > 1 and settings.bus.backend != "redis":
+        return [
+            f"server.workers = {settings.server.workers}: more than one worker needs"
+            f' bus.backend = "redis" (got {settings.bus.backend!r})'
+        ]
     return []
 
 

@@ -131,6 +131,11 @@ class RedisBus:
         self._dirty: set[tuple[str, str]] = set()
         self.local_deliveries = 0
         self._mark_tasks: set[asyncio.Task[None]] = set()
+        # flush(): items taken in, items gone out (to Redis or, failing it, delivered
+        # here), and who waits for a count (the cluster's trading replies).
+        self._taken = 0
+        self._gone = 0
+        self._flushes: list[tuple[int, asyncio.Future[None]]] = []
         #: A batch is on its way to Redis (stop waits for it).
         self._sending = False
         #: Started: events before (start-up lines, nobody subscribed yet) are only
@@ -222,7 +227,27 @@ class RedisBus:
             self._deliver_here(*item)
             return
         self._queue.append(item)
+        self._taken += 1
         self._wake.set()
+
+    async def flush(self) -> None:
+        """Return once every event published so far has gone to Redis (or, Redis
+        failing, to this node's clients): a trading command is answered only after the
+        events it caused are out, so a leader killed right after answering loses none."""
+        if self._gone >= self._taken:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushes.append((self._taken, waiter))
+        await waiter
+
+    def _went(self, count: int) -> None:
+        self._gone += count
+        if self._flushes:
+            ready = [w for w in self._flushes if w[0] <= self._gone]
+            self._flushes = [w for w in self._flushes if w[0] > self._gone]
+            for _, waiter in ready:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _deliver_here(
         self, ch: Channel, key: str, payload: Mapping[str, Any], ts: str, msg_id: str
@@ -257,8 +282,10 @@ class RedisBus:
                         self._deliver_here(*item)
                     while self._queue:
                         self._deliver_here(*self._queue.popleft())
+                        self._went(1)
                 finally:
                     self._sending = False
+                self._went(len(batch))
 
     async def _send(self, batch: list[tuple[Channel, str, Mapping[str, Any], str, str]]) -> None:
         pipe = self._redis.pipeline(transaction=False)

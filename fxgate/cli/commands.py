@@ -70,9 +70,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_for(args)
-    server = settings.server.model_copy(
-        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    )
+    given = (("host", args.host), ("port", args.port), ("workers", args.workers))
+    server = settings.server.model_copy(update={k: v for k, v in given if v is not None})
     settings = settings.model_copy(update={"server": server})
     from fxgate.node import StartupError
     from fxgate.ops.demo import is_loopback
@@ -87,9 +86,25 @@ def serve(args: argparse.Namespace) -> int:
         )
     setup_logging(settings.log.level, settings.log.format)
     try:
-        return run(settings, demo=demo)
+        if args.listen_fd is None and settings.server.workers > 1:
+            return _supervise(settings, args, demo=demo)
+        return run(settings, demo=demo, listen_fd=args.listen_fd, status_fd=args.status_fd)
     except StartupError as exc:
         raise CliError(f"cannot start: {exc}") from None
+
+
+def _supervise(settings: Settings, args: argparse.Namespace, *, demo: bool) -> int:
+    """Check the settings once, here, then run the workers (each checks them again)."""
+    from fxgate.app.validation import problems
+    from fxgate.node import StartupError
+    from fxgate.ops.workers import supervise
+
+    found = problems(settings)
+    if found:
+        raise StartupError("; ".join(found))
+    argv = ["--config", str(args.config)] if args.config is not None else []
+    argv += ["--workers", str(settings.server.workers)] + (["--demo"] if demo else [])
+    return supervise(settings, argv)
 
 
 def keys(args: argparse.Namespace) -> int:

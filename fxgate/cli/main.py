@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="create seed 004's demo trader (API key demo_api_key, secret demo_secret);"
         " only on a loopback address",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the port (overrides server.workers; more than 1"
+        ' needs bus.backend = "redis")',
+    )
+    # A worker of `serve --workers N`: the supervisor's listening socket and status pipe.
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)
 
     keys = sub.add_parser("keys", help="JWT signing keys", description="Manage the signing keys.")
     _config_arg(keys)

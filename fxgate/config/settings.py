@@ -61,6 +61,13 @@ class ServerSettings(Section):
         le=1024 * 1024,
         description="Bytes of request line and headers; larger gets 431.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes sharing the port (a supervisor runs them); more"
+        ' than 1 needs bus.backend = "redis".',
+    )
 
 
 class LogSettings(Section):
@@ -114,6 +121,20 @@ class BusSettings(Section):
         description="Seconds Redis keeps a stream's offset and epoch after its last"
         " message; later, the stream starts a new epoch.",
     )
+    leader_lease: float = Field(
+        5.0,
+        ge=1,
+        le=300,
+        description="Seconds the trading leader's lease in Redis lasts unless renewed:"
+        " another node takes over within this when the leader dies.",
+    )
+    command_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=120,
+        description="Seconds a trading command sent to the leader waits for its answer"
+        " before the client gets SERVICE_UNAVAILABLE.",
+    )
 
 
 class BrokerSettings(Section):
@@ -121,6 +142,11 @@ class BrokerSettings(Section):
         "paper",
         description="paper: the built-in simulated market; mt5: a MetaTrader 5 terminal"
         " (the [mt5] section).",
+    )
+    leader_eligible: bool = Field(
+        True,
+        description="With the redis bus: whether this node may become the trading leader"
+        " (run the broker); false on nodes that cannot reach the MT5 terminal.",
     )
 
 

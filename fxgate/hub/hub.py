@@ -78,6 +78,10 @@ class Hub:
         #: Told every message of a channel with a durable history (``history_ttl``)
         #: numbered here, to keep it (the local bus's store history); must not block.
         self.recorder: Callable[[Channel, str, Mapping[str, Any]], None] | None = None
+        #: Told every message of a channel as it is fanned out, one call per message
+        #: (not per client), by channel name: a follower node keeps its market prices
+        #: current from the leader's feed this way. Must not block.
+        self.taps: dict[str, Callable[[str, Mapping[str, Any]], None]] = {}
         self.published = 0
         self.delivered = 0
         #: Events for channels that are not registered, by channel name.
@@ -168,6 +172,9 @@ class Hub:
             "epoch": stream.epoch,
         }
         self.published += 1
+        tap = self.taps.get(ch.name)
+        if tap is not None:
+            tap(key, payload)
         frames: dict[Dialect, bytes | None] = {}
         if ch.history_size:
             history = stream.history

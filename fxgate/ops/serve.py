@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from fxgate.domain.timefmt import iso_ms
 from fxgate.node import Node
 from fxgate.ops import systemd
 from fxgate.ops.demo import ensure_demo_trader
+from fxgate.ops.workers import StatusPipe
 from fxgate.protocol.canonical import encode
 from fxgate.web.app import make_app
 from fxgate.web.server import listen, make_server
@@ -59,11 +61,26 @@ async def close_clients(node: Node, grace: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def serve(settings: Settings, *, ready_callback: Any = None, demo: bool = False) -> int:
+async def serve(
+    settings: Settings,
+    *,
+    ready_callback: Any = None,
+    demo: bool = False,
+    listen_fd: int | None = None,
+    status: StatusPipe | None = None,
+) -> int:
+    """One process serving: alone, or as a worker of :mod:`fxgate.ops.workers` (then
+    ``listen_fd`` is the supervisor's bound socket and ``status`` its pipe, and the
+    supervisor, not this process, speaks to systemd)."""
     # Built (settings checked) but not started: nothing on disk yet. Then the port,
     # then the state, so that a port in use leaves no master key or signing key.
     node = build_node(settings)
-    sockets = listen(settings)
+    if listen_fd is None:
+        sockets = listen(settings)
+    else:
+        inherited = socket.socket(fileno=listen_fd)
+        inherited.setblocking(False)
+        sockets = [inherited]
     try:
         await node.start()
         if demo:
@@ -106,16 +123,21 @@ async def serve(settings: Settings, *, ready_callback: Any = None, demo: bool = 
         "localhost" if settings.server.host in ("0.0.0.0", "") else settings.server.host,
         port,
     )
-    systemd.notify(f"READY=1\nSTATUS=serving on port {port}\nMAINPID={os.getpid()}")
-    watchdog = systemd.watchdog_interval()
-    if watchdog:
-        node.spawn(_watchdog(watchdog), name="watchdog")
+    if status is not None:
+        status.send(b"R")
+        node.spawn(status.beat(), name="worker-heartbeat")
+    else:
+        systemd.notify(f"READY=1\nSTATUS=serving on port {port}\nMAINPID={os.getpid()}")
+        watchdog = systemd.watchdog_interval()
+        if watchdog:
+            node.spawn(_watchdog(watchdog), name="watchdog")
     if ready_callback is not None:
         ready_callback(port)
 
     await stop.wait()
     log.info("shutting down", extra={"connections": len(node.sessions)})
-    systemd.notify("STOPPING=1")
+    if status is None:
+        systemd.notify("STOPPING=1")
     node.announce_stopping()
     node.stopping = True
     # Clients are told first and the listening socket closed after: a polling client
@@ -145,7 +167,14 @@ async def _watchdog(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def run(settings: Settings, *, demo: bool = False) -> int:
+def run(
+    settings: Settings,
+    *,
+    demo: bool = False,
+    listen_fd: int | None = None,
+    status_fd: int | None = None,
+) -> int:
     # A watchdog kill (SIGABRT) or a hang then leaves the stuck stack in the journal.
     faulthandler.enable()
-    return asyncio.run(serve(settings, demo=demo))
+    status = StatusPipe(status_fd) if status_fd is not None else None
+    return asyncio.run(serve(settings, demo=demo, listen_fd=listen_fd, status=status))

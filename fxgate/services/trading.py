@@ -126,6 +126,21 @@ class TradingService:
                 return existing, False
             return await self._place(user_id, request, actor), True
 
+    async def reannounce(self, user_id: str, order: Order) -> None:
+        """Publish again what ``order`` changed: itself, its fills, its position and the
+        account. For a trading leader that took over an order its predecessor stored but
+        may have died before announcing (events are at least once in that window)."""
+        self._publish(Event("orders", order, user_id=user_id))
+        deals, _ = await self.store.list_deals(user_id, start=None, limit=1000)
+        for deal in sorted(deals, key=lambda d: d.ticket):
+            if deal.order_ticket == order.ticket:
+                self._publish(Event("trades", deal, user_id=user_id))
+        if order.position_ticket is not None:
+            position = self.broker.open_position(user_id, order.position_ticket)
+            if position is not None:
+                self._publish(Event("positions", position, user_id=user_id))
+        self._publish(Event("account", await self.broker.account(user_id), user_id=user_id))
+
     async def _place(self, user_id: str, request: OrderRequest, actor: str | None) -> Order:
         broker = self.broker
         spec = await broker.symbol(request.symbol)

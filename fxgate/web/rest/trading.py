@@ -35,6 +35,7 @@ from fxgate.domain.trading import (
     Side,
     TimeInForce,
 )
+from fxgate.services.ports.cluster import TradingCommands
 from fxgate.services.trading import TradingService
 from fxgate.web.rest import registry as op
 from fxgate.web.rest.base import ApiHandler
@@ -242,6 +243,10 @@ class TradingHandler(ApiHandler):
     def trading(self) -> TradingService:
         return self.node.trading
 
+    def commands(self) -> TradingCommands:
+        """Where trading writes go: the trading service itself, or the cluster's leader."""
+        return self.node.commands
+
     async def account_id(self, account: str | None) -> str:
         """Whose account this request acts on: the caller's own, unless an admin names
         another with ``?account=`` (identity still comes from the token alone). The named
@@ -345,7 +350,7 @@ class OrdersHandler(TradingHandler):
             expires_at=_expiry(body.expires_at),
         )
         with rest_fields(ORDER_BODY_FIELDS):
-            order, created = await self.trading().place_order(
+            order, created = await self.commands().place_order(
                 user_id, request, actor=self.actor(user_id)
             )
         out = order_out(order)
@@ -406,7 +411,7 @@ class OrderHandler(TradingHandler):
             expires_at=_expiry(body.expires_at),
         )
         with rest_fields(ORDER_BODY_FIELDS):
-            order = await self.trading().modify_order(
+            order = await self.commands().modify_order(
                 user_id, order_id, changes, actor=self.actor(user_id)
             )
         return order_out(order)
@@ -420,7 +425,7 @@ class OrderHandler(TradingHandler):
     )
     async def cancel_order(self, order_id: str, query: AccountQuery) -> op.Reply[CancelledOut]:
         user_id = await self.account_id(query.account)
-        order = await self.trading().cancel_order(user_id, order_id, actor=self.actor(user_id))
+        order = await self.commands().cancel_order(user_id, order_id, actor=self.actor(user_id))
         out = CancelledOut(
             id=order.id, status=str(order.status), cancelled_at=_ts(order.cancelled_at)
         )
@@ -476,7 +481,7 @@ class PositionHandler(TradingHandler):
         if current is not None:
             prices = {"stopLoss": body.stop_loss, "takeProfit": body.take_profit}
             _check_digits(self.spec(current.symbol), prices)
-        position = await self.trading().modify_position(
+        position = await self.commands().modify_position(
             user_id, ticket, body.stop_loss, body.take_profit, actor=self.actor(user_id)
         )
         return position_out(position)
@@ -492,7 +497,7 @@ class PositionHandler(TradingHandler):
         self, position_id: str, query: ClosePositionQuery
     ) -> op.Reply[PositionOut]:
         user_id = await self.account_id(query.account)
-        position = await self.trading().close_position(
+        position = await self.commands().close_position(
             user_id, position_ticket(position_id), query.volume, actor=self.actor(user_id)
         )
         return op.Reply(position_out(position), message="Position closed")

@@ -180,7 +180,7 @@ class TradingSocket(_Seed004Socket):
             names=kit.names,
             specs=self.node.market.source.specs,
             auth=kit.auth,
-            desk=self.node.trading,
+            desk=self.node.commands,  # the leader, with the redis bus
             connection_rate=self.node.connection_rate,
             encoders=kit.trading,
             use_form=use_form,
