@@ -304,6 +304,47 @@ async def test_a_replayed_or_stale_signature_is_refused(demo: Daemon) -> None:
     assert HTTP.post(demo.url("/api/v1/auth/login"), json=body).status_code == 401
 
 
+async def test_a_trading_socket_is_an_api_key_session_its_owner_alone_can_end(
+    demo: Daemon,
+) -> None:
+    owner = Trader.logged_in(demo)
+    r = owner.post("/auth/api-keys", {"name": "bot"})
+    assert r.status_code == 201, r.text
+    key, secret = r.json()["data"]["id"], r.json()["data"]["secret"]
+    stranger = Trader.logged_in(demo)
+    first = await trading_socket(demo, auth_frame(key, secret))
+    second = await trading_socket(demo, auth_frame(key, secret))
+
+    r = owner.get("/auth/sessions")
+    assert r.status_code == 200, r.text
+    [session] = [s for s in r.json()["data"] if s["kind"] == "api_key"]
+    assert session["id"] == f"key_{key}"
+    assert session["current"] is False
+    assert session["expiresAt"] is None
+    endpoints = [c["endpoint"] for c in session["connections"]]
+    assert endpoints == ["/ws/trading", "/ws/trading"]
+
+    # another user neither sees it nor may end it
+    theirs = stranger.get("/auth/sessions").json()["data"]
+    assert all(s["id"] != session["id"] and s["kind"] != "api_key" for s in theirs)
+    assert stranger.request("DELETE", f"/auth/sessions/{session['id']}").status_code == 404
+    assert owner.request("DELETE", "/auth/sessions/key_nope").status_code == 404
+
+    ended = owner.request("DELETE", f"/auth/sessions/{session['id']}")
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["data"] == {
+        "id": session["id"], "closedConnections": 2, "revokedTokens": 0,
+    }  # fmt: skip
+    assert await first.closed_with() == 4001
+    assert await second.closed_with() == 4001
+    left = owner.get("/auth/sessions").json()["data"]
+    assert all(s["kind"] != "api_key" for s in left)
+    # nothing else was revoked: the owner's token still works and the key logs in again
+    assert owner.get("/auth/api-keys").status_code == 200
+    async with await trading_socket(demo, auth_frame(key, secret)):
+        pass
+
+
 async def test_malformed_trading_frames_are_answered_and_the_socket_stays(demo: Daemon) -> None:
     c = await Client.connect(demo.ws_url("/ws/trading"))
     await c.send({"type": "place_order", "id": "early", "order": {}})

@@ -28,6 +28,9 @@ class LiveConnection:
     claims: Claims
     close: Callable[[Disconnect], None]
     remote: str = ""
+    #: The API key a socket logged in with (``/ws/trading``): it has no token, so it is
+    #: listed as a session of its own, ``key_<api key id>``.
+    api_key: str | None = None
     connected_at: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: f"conn_{next(_ids)}")
 

@@ -99,6 +99,7 @@ class TradingSession(Seed004Session):
         ip: str = "",
         clock: Callable[[], float] = time.time,
         resume: ResumeMarks | None = None,
+        on_login: Callable[[TradingSession], None] | None = None,
     ) -> None:
         super().__init__(hub=hub, limits=limits, conn=conn, timers=timers)
         self.names = names
@@ -114,6 +115,9 @@ class TradingSession(Seed004Session):
         self._ip = ip
         self._clock = clock
         self.subs: list[Subscription] = []
+        #: The API key id the socket logged in with; ``on_login`` is told once it has.
+        self.api_key: str | None = None
+        self._on_login = on_login
         self._deadline: Cancellable | None = None
 
     def start(self) -> None:
@@ -167,6 +171,9 @@ class TradingSession(Seed004Session):
         self.claims = Claims(user.id, role, user.tier, now, 0, "", "")
         self.principal = Principal(user.id, role, user.tier, self.session_id)
         self.conn.principal = self.principal
+        self.api_key = cmd.api_key
+        if self._on_login is not None:
+            self._on_login(self)
         if self._resume is not None:
             await self._resume.load(user.id, self._timers.time())
             if self.closed or self.closing:

@@ -164,7 +164,7 @@ class SocketBase(WebSocketHandler):
         if self.session is not None:
             await self.session.on_message(message)
 
-    def register_live(self, claims: Claims | None, close: Any) -> None:
+    def register_live(self, claims: Claims | None, close: Any, api_key: str | None = None) -> None:
         """List this socket under its user (``GET /auth/sessions``) once authenticated;
         ``close(disconnect)`` is how ``DELETE /auth/sessions/:id`` ends it."""
         if claims is None or self.listed is not None:
@@ -174,6 +174,7 @@ class SocketBase(WebSocketHandler):
             claims=claims,
             close=close,
             remote=str(self.request.remote_ip or ""),
+            api_key=api_key,
         )
         self.node.connections.add(self.listed)
 

@@ -187,6 +187,8 @@ class TradingSocket(_Seed004Socket):
             ip=self.request.remote_ip or "",
             # Seed 004's client cannot send an offset: the node remembers (issue 8).
             resume=self.node.resume,
+            # Listed as an API-key session (GET /auth/sessions, ``key_<id>``) once in.
+            on_login=lambda s: self.register_live(s.claims, s.disconnect, api_key=s.api_key),
         )
         self.live = session
         self.node.sessions.add(session)
