@@ -18,7 +18,9 @@ from fxgate.domain.errors import Disconnect, ValidationError
 from fxgate.domain.events import Event
 from fxgate.domain.roles import Role
 from fxgate.hub.hub import Hub
+from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.channel import Channel, Filter, Filters, Principal
+from fxgate.protocol.dashboard import messages as m
 from fxgate.protocol.dashboard import wire
 from fxgate.protocol.dashboard.budget import SendBudget
 from fxgate.protocol.dashboard.clock import market_session
@@ -361,3 +363,70 @@ async def test_a_channel_above_the_users_role_is_left_out() -> None:
     feed = await dash.join(Principal("vic", Role.VIEWER, "pro"), "pro", v)
     assert [s.channel.name for s in feed.subs] == ["positions"]
     assert v.of("trading_status")
+
+
+async def test_a_resume_replays_missed_fills_as_notifications_within_the_cap() -> None:
+    clock = FakeClock()
+    hub, dash = make_dash(clock)
+    book = ResumeBook(hub, window=120.0)
+    first = Viewer(Framer(), clock=clock)
+    book.opened("ann")
+    feed = await dash.join(PRO, "pro", first)
+    hub.publish(fill("ann", 1))
+    clock.advance(2)
+    assert len(first.of("notification")) == 1
+    dash.leave(feed, first)
+    book.closed("ann", clock.time())
+
+    for n in range(2, 152):  # 150 fills while away
+        hub.publish(fill("ann", n))
+    clock.advance(10)
+    again = Viewer(Framer(), clock=clock)
+    book.opened("ann")
+    now = clock.time()
+    await dash.join(PRO, "pro", again, lambda ch: book.since("ann", ch, now))
+    clock.advance(5)
+    notes = again.of("notification")
+    assert [n["data"]["id"] for n in notes] == [
+        m.from_trade(fill("ann", n).data, 0, 0)["id"] for n in range(2, 152)
+    ]
+    # the state came first, then the missed news, at most 100 a second
+    assert [m["type"] for m in map(json.loads, again.frames[:2])] == [
+        "trading_status",
+        "analytics",
+    ]
+    for t in again.pushed_at:
+        assert sum(1 for u in again.pushed_at if t <= u < t + 1) <= 100
+
+    # a second viewer meanwhile: a fresh subscriber, nothing replayed
+    tab = Viewer(Framer(), clock=clock)
+    await dash.join(PRO, "pro", tab, lambda ch: book.since("ann", ch, clock.time()))
+    clock.advance(2)
+    assert tab.of("notification") == []
+
+
+@pytest.mark.parametrize(
+    ("late", "missed"), [(121.0, 1), (1.0, 300)], ids=["past-the-window", "past-the-history"]
+)
+async def test_no_resume_past_the_window_or_the_history_only_the_state(
+    late: float, missed: int
+) -> None:
+    clock = FakeClock()
+    hub, dash = make_dash(clock)
+    book = ResumeBook(hub, window=120.0)  # and the channels keep 200 messages
+    v = Viewer(Framer(), clock=clock)
+    book.opened("ann")
+    feed = await dash.join(PRO, "pro", v)
+    dash.leave(feed, v)
+    book.closed("ann", clock.time())
+    for n in range(missed):
+        hub.publish(fill("ann", n))
+    clock.advance(late)
+    again = Viewer(Framer(), clock=clock)
+    book.opened("ann")
+    now = clock.time()
+    await dash.join(PRO, "pro", again, lambda ch: book.since("ann", ch, now))
+    clock.advance(2)
+    assert again.of("notification") == []
+    assert again.of("trading_status")
+    assert again.of("analytics")

@@ -93,6 +93,7 @@ class UserFeed:
         timers: Timers,
         clock: Callable[[], float],
         on_signal: Callable[[str], None] | None = None,
+        since: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         self.principal = principal
         self.dialect: Dialect = self
@@ -111,6 +112,8 @@ class UserFeed:
         self.summary: Mapping[str, Any] | None = None
         self.activity: deque[dict[str, Any]] = deque(maxlen=settings.activity_size)
         self._buffered: list[tuple[str, Mapping[str, Any], float]] | None = []
+        #: Events missed while the user was away (a resume), applied once state is read.
+        self._missed: list[tuple[str, Mapping[str, Any], float]] = []
         self._loading: asyncio.Future[None] | None = None
         self._notes: deque[Outgoing] = deque()
         self._status_due = False
@@ -136,6 +139,7 @@ class UserFeed:
                 continue  # a channel above the user's role: not on their dashboard
             hub.add(sub)
             self.subs.append(sub)
+            self._take_missed(sub, (since or {}).get(name))
 
     # -- the hub's side: Sink and Dialect ----------------------------------------------
 
@@ -158,8 +162,28 @@ class UserFeed:
 
     # -- state --------------------------------------------------------------------------
 
-    def _apply(self, channel: str, data: Mapping[str, Any], ts: float, live: bool = True) -> None:
-        """Take one event (``live``) or snapshot item (not news: no notification)."""
+    def _take_missed(self, sub: Subscription, since: tuple[int, str] | None) -> None:
+        """What ``sub``'s stream got after ``since`` (the user's resume mark), taken
+        right as ``sub`` joins the hub: later events are live (buffered), none twice.
+        Nothing when the hub no longer holds them all: the fresh state only."""
+        if since is None:
+            return
+        replay = self.hub.replay(sub, since)
+        for env in replay.envelopes if replay is not None else ():
+            data = env.get("data")
+            if isinstance(data, Mapping):
+                self._missed.append((sub.channel.name, data, _event_time(env, self._clock)))
+
+    def _apply(
+        self,
+        channel: str,
+        data: Mapping[str, Any],
+        ts: float,
+        live: bool = True,
+        activity: bool = True,
+    ) -> None:
+        """Take one event (``live``) or snapshot item (not news: no notification).
+        ``activity`` False: a trade already in ``recent_activity`` (read with the state)."""
         ttl = self.settings.notification_ttl
         if channel == "positions":
             key = str(data.get("ticket"))
@@ -173,7 +197,8 @@ class UserFeed:
             self._status_due = True
         elif channel == "trades":
             self._note(m.from_trade(data, ts, ttl), ts)
-            self.activity.appendleft(m.activity_of_trade(data, ts))
+            if activity:
+                self.activity.appendleft(m.activity_of_trade(data, ts))
             self._analytics_due = True
         elif channel == "orders":
             note = m.from_order(data, ts, ttl)
@@ -219,6 +244,12 @@ class UserFeed:
         await asyncio.shield(self._loading)
 
     async def _load(self) -> None:
+        # Missed events first (older than the state read next, which supersedes their
+        # state): their notifications are queued in order, ahead of the live ones.
+        missed, self._missed = self._missed, []
+        for channel, data, ts in missed:
+            self._apply(channel, data, ts, activity=False)
+        read_trades = False
         try:
             for sub in self.subs:
                 if sub.channel.name in ("positions", "account", "signals"):
@@ -227,8 +258,14 @@ class UserFeed:
             self.summary = await self.reads.summary(self.user_id)
             for trade in await self.reads.recent_trades(self.user_id, self.activity.maxlen or 10):
                 self.activity.appendleft(m.activity_of_trade(trade, _trade_time(trade)))
+            read_trades = True
         except Exception:
             log.exception("dashboard state could not be read", extra={"user": self.user_id})
+        if not read_trades:
+            # The recent trades read would have listed the missed ones: list them here.
+            for channel, data, ts in missed:
+                if channel == "trades":
+                    self.activity.appendleft(m.activity_of_trade(data, ts))
         # Events that came while reading are newer than what was read (or the same).
         buffered, self._buffered = self._buffered or [], None
         for channel, data, ts in buffered:
@@ -253,6 +290,8 @@ class UserFeed:
                 viewer.push(out.frame(viewer.framer), STATES.get(out.kind))
                 sent += 1
         self.budget.record(now, sent)
+        if self._notes:
+            self._soon()  # news read with the state (a resume's missed events) follows it
 
     def remove(self, viewer: Viewer) -> None:
         if viewer in self.viewers:
@@ -350,8 +389,8 @@ class UserFeed:
 
     def _flush(self) -> None:
         self._flush_soon = False
-        if self.closed or self._buffered is not None:
-            return
+        if self.closed or self._buffered is not None or not self.viewers:
+            return  # no viewer yet: the first one's ``add`` flushes what waits
         now = self._timers.time()
         interval = self.settings.interval
         while self._notes:
@@ -391,6 +430,15 @@ class UserFeed:
                 return
             self._market = None
             self._market_entries = None
+
+
+def _event_time(envelope: Mapping[str, Any], clock: Callable[[], float]) -> float:
+    """When a replayed event happened (its envelope's timestamp), else now."""
+    ts = envelope.get("timestamp")
+    try:
+        return datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return clock()
 
 
 def _trade_time(trade: Mapping[str, Any]) -> float:

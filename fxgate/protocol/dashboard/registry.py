@@ -17,7 +17,7 @@ from fxgate.plugins.api import HealthReads
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.dashboard import wire
 from fxgate.protocol.dashboard.budget import SendBudget
-from fxgate.protocol.dashboard.feed import DashboardReads, UserFeed, Viewer
+from fxgate.protocol.dashboard.feed import CHANNELS, DashboardReads, UserFeed, Viewer
 from fxgate.protocol.dashboard.market import MarketBatcher
 from fxgate.protocol.dashboard.metrics import Uptime, metrics_data
 from fxgate.protocol.dashboard.outgoing import Outgoing
@@ -63,9 +63,17 @@ class DashboardHub:
 
     # -- joining and leaving --------------------------------------------------------------
 
-    async def join(self, principal: Principal, tier: str, viewer: Viewer) -> UserFeed:
+    async def join(
+        self,
+        principal: Principal,
+        tier: str,
+        viewer: Viewer,
+        since: Callable[[str], tuple[int, str] | None] | None = None,
+    ) -> UserFeed:
         """The viewer's feed, created (and its state read) for the user's first one; the
-        viewer gets its first messages at once."""
+        viewer gets its first messages at once. ``since`` (a resume: channel -> where
+        the user's stream stood when they went away) is asked only for a new feed: an
+        existing one has a viewer that saw every event."""
         key = (principal.user_id, tier)
         feed = self.feeds.get(key)
         if feed is None:
@@ -78,6 +86,7 @@ class DashboardHub:
                 timers=self._timers,
                 clock=self._clock,
                 on_signal=self.usage.signal,
+                since=_marks(since),
             )
             self.market.join(tier, feed)
             if self._metrics_timer is None:
@@ -140,3 +149,12 @@ class DashboardHub:
         )
         for (user_id, tier), feed in list(self.feeds.items()):
             feed.offer_metrics(self.metrics_message(user_id, tier))
+
+
+def _marks(
+    since: Callable[[str], tuple[int, str] | None] | None,
+) -> dict[str, tuple[int, str]] | None:
+    if since is None:
+        return None
+    found = {name: since(name) for name in CHANNELS}
+    return {name: s for name, s in found.items() if s is not None}

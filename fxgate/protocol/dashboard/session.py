@@ -5,6 +5,11 @@ its claims. Its tier is the token's ``tier`` claim (an unknown one is
 ``dashboard.default_tier``), and it gets every type the tier allows until a
 ``subscribe`` narrows it. Client frames get the canonical limits: the message rate and
 size of ``[ws]``, an error for anything malformed, and the connection stays open.
+
+With a ``resume`` (:class:`~fxgate.hub.resume.ResumeBook`, the node's), the session
+notes the user's connection as it starts and its end as it closes, and a reconnect
+within ``ws.recovery_window`` has its new feed replay the events the user missed
+(:meth:`~fxgate.protocol.dashboard.registry.DashboardHub.join`'s ``since``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from fxgate.domain.errors import (
     RateLimitError,
     ValidationError,
 )
+from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.dashboard import wire
 from fxgate.protocol.dashboard.feed import UserFeed
@@ -57,8 +63,11 @@ class DashboardSession:
         settings: Settings,
         timers: Timers,
         clock: Callable[[], float] = time.time,
+        resume: ResumeBook | None = None,
     ) -> None:
         self.dash = dash
+        self.resume = resume
+        self._opened = False
         self.claims: Claims | None = claims
         self.transport = transport
         self.framer = framer
@@ -100,7 +109,21 @@ class DashboardSession:
                 self.session_id, claims.sub, self.tier, self.allowed, self._ordered(self.types)
             )
         )
-        feed = await self.dash.join(self.principal, self.tier, self)
+        since = None
+        if self.resume is not None:
+            user = self.principal.user_id
+            await self.resume.load(user, self._timers.time())
+            if self.closed or self.closing:
+                return
+            self.resume.opened(user)
+            self._opened = True
+            book = self.resume
+            now = self._timers.time()
+
+            def since(channel: str) -> tuple[int, str] | None:
+                return book.since(user, channel, now)
+
+        feed = await self.dash.join(self.principal, self.tier, self, since)
         if self.closed:
             self.dash.leave(feed, self)
             return
@@ -128,6 +151,8 @@ class DashboardSession:
         if self.feed is not None:
             self.dash.leave(self.feed, self)
             self.feed = None
+        if self._opened and self.resume is not None:
+            self.resume.closed(self.principal.user_id, self._timers.time())
 
     # -- client frames ---------------------------------------------------------------------
 

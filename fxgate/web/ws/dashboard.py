@@ -6,9 +6,9 @@ connection" says. Everything after the upgrade is
 :class:`~fxgate.protocol.dashboard.session.DashboardSession`'s; this module adds the
 socket, the frame writer and the compression negotiation (:mod:`.deflate`).
 
-Missed-message replay on reconnect (issue 8, item 6) is the ``socketio`` helper's
-reusable module; its hook point is :meth:`DashboardSocket.open`, before the session
-starts: replay the user's missed trading events as notifications there.
+Missed-message replay on reconnect (issue 8, item 6): :meth:`DashboardSocket.open`
+hands the node's :class:`~fxgate.hub.resume.ResumeBook` to the session, whose feed
+replays the user's missed trading events through the dashboard's own mapping.
 """
 
 from __future__ import annotations
@@ -183,10 +183,11 @@ class DashboardSocket(SocketBase):
             framer=self.framer,
             settings=self.node.settings,
             timers=asyncio.get_running_loop(),
+            resume=self.node.resume,
         )
         self.node.sessions.add(self.dash)
         self.register_live(self.claims, self.dash.disconnect)
-        # Hook point for the reusable missed-message replay (issue 8, item 6).
+        # The session replays what the user missed (``node.resume``) as it starts.
         self._starting = asyncio.ensure_future(self.dash.start())
         self._starting.add_done_callback(_log_failure)
 
