@@ -229,6 +229,10 @@ class Node:
         goes on, so this node's clients keep their prices, until another leads."""
         if self._leading:
             self._leading = False
+            # Ticks first: a quote would fill or revalue, and so write, on a broker
+            # whose writes are refused from now on.
+            if self._quote_listener is not None:
+                self.market.remove_listener(self._quote_listener)
             self.spawn(self.broker.stop(), name="broker-stop")
 
     def _follow_price(self, symbol: str, payload: Mapping[str, Any]) -> None:

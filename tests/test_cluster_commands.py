@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from fxgate.brokers.paper.broker import PaperBroker
 from fxgate.bus.cluster.commands import GROUP, STREAM, ClusterCommands, CommandRouter
 from fxgate.bus.cluster.fence import FencedTradingStore, LeaseLostError
 from fxgate.bus.cluster.lease import Lease
 from fxgate.bus.cluster.node import cancel_each
 from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError
+from fxgate.domain.market import DEFAULT_SYMBOLS, Quote
 from fxgate.domain.trading import Order, OrderChanges, OrderRequest, OrderType, Position, Side
+from fxgate.store.sqlite import SQLiteStore
 from tests.redis_fixtures import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -180,6 +185,89 @@ async def test_a_paused_leader_stops_writing_when_its_lease_runs_out_by_its_own_
         await fenced.save()
     assert inner.saved == 1
     assert not await lease.still_mine()
+
+
+async def test_the_first_refused_write_reports_the_lost_lease_at_once(
+    r: aioredis.Redis,
+) -> None:
+    """After a pause, whichever task runs first: a write the fence refuses stops the
+    broker (``on_lost``) then and there, not at the campaign's next step."""
+    clock = Clock()
+    lease = Lease(r, "a", lease=5.0, clock=clock)
+    lost: list[str] = []
+    elected = asyncio.Event()
+
+    async def on_elected() -> None:
+        elected.set()
+
+    task = asyncio.create_task(lease.campaign(on_elected, lambda: lost.append("a")))
+    await asyncio.wait_for(elected.wait(), 5)
+
+    class Inner:
+        saved = 0
+
+        async def save(self, **records: Any) -> None:
+            self.saved += 1
+
+    inner = Inner()
+    fenced = FencedTradingStore(inner, lease.valid, lease.ran_out)
+    clock.now += 6
+    with pytest.raises(LeaseLostError):
+        await fenced.save()
+    assert lost == ["a"], "reported by the refused write, before any renewal"
+    with pytest.raises(LeaseLostError):
+        await fenced.save()
+    await cancel_each([task])
+    assert lost == ["a"]
+    assert inner.saved == 0
+
+
+async def test_a_paper_broker_fenced_out_warns_once_and_stops_writing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "fxgate.sqlite3")
+    await store.open()
+    lease = {"valid": True}
+    calls: list[int] = []
+    refusals: list[int] = []
+
+    def valid() -> bool:
+        if not lease["valid"]:
+            refusals.append(1)
+        return lease["valid"]
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store.trading, name)
+
+        async def save(self, **records: Any) -> None:
+            calls.append(1)
+            await store.trading.save(**records)
+
+    fenced = FencedTradingStore(Counting(), valid)
+    broker = PaperBroker(DEFAULT_SYMBOLS, fenced, is_open=lambda symbol, ts: True)  # type: ignore[arg-type]
+    await broker.start()
+    try:
+        broker.on_quote(Quote("EURUSD", 1.0849, 1.085, 1.0849, 1, 0, 0, 1, 1, 1, 1, 0.0, 0.0))
+        buy = OrderRequest("EURUSD", OrderType.MARKET, Side.BUY, Decimal("0.1"))
+        await broker.place_order("alice", buy)
+        stored = len(calls)
+        lease["valid"] = False
+        with caplog.at_level(logging.INFO, logger="fxgate.brokers.paper.broker"):
+            for _ in range(3):
+                with pytest.raises(LeaseLostError):
+                    await broker.place_order("alice", buy)
+            await broker.stop()
+    finally:
+        await store.close()
+    assert len(calls) == stored
+    assert len(refusals) == 1, "one refused write (no retries), then none tried"
+    records = [x for x in caplog.records if x.name == "fxgate.brokers.paper.broker"]
+    assert [(x.levelno, x.getMessage()) for x in records] == [
+        (logging.WARNING, "lost the leader lease: trading writes refused, stopping the broker")
+    ]
+    assert records[0].exc_info is None
+    assert broker.refused > 0
 
 
 async def test_a_lost_lease_is_noticed_and_reported_once(r: aioredis.Redis) -> None:

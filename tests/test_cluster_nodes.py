@@ -173,6 +173,9 @@ async def test_the_leader_killed_during_a_burst_loses_and_doubles_no_acknowledge
     assert len(positions) == len(cids), "the new leader's broker holds each fill once"
 
 
+FENCED = "lost the leader lease: trading writes refused, stopping the broker"
+
+
 async def test_a_paused_leader_loses_its_lease_to_another_and_serves_on_as_follower(
     nodes: Nodes,
 ) -> None:
@@ -180,6 +183,11 @@ async def test_a_paused_leader_loses_its_lease_to_another_and_serves_on_as_follo
     old = next(n for n in alive if leads(n))
     other = next(n for n in alive if n is not old)
     assert old.proc is not None
+    # An open position on the leader, revalued at a new price: unsaved records, which the
+    # broker tries to store when it stops, after the pause (and the fence refuses).
+    opened = Trader.issued(old).buy(0.1, clientOrderId="before-pause")
+    assert opened["status"] == "filled"
+    Admin(old).quote("EURUSD", "1.23556", "1.23566")
     old.proc.send_signal(signal.SIGSTOP)  # a stalled VM, a debugger: no renewal, no exit
     try:
         await until(lambda: leads(other), timeout=10, what="the other node elected")
@@ -188,6 +196,12 @@ async def test_a_paused_leader_loses_its_lease_to_another_and_serves_on_as_follo
     await until(
         lambda: "lost the trading lease" in old.log(), timeout=10, what="the old leader demoted"
     )
+    # Its refused writes are one expected warning, not a traceback per write.
+    await until(lambda: FENCED in old.log(), timeout=10, what="the refused writes reported")
+    lines = old.log().splitlines()
+    assert sum(FENCED in line for line in lines) == 1
+    assert not [x for x in lines if "LeaseLostError" in x and "Traceback" in x]
+    assert not [x for x in lines if "could not store trading records" in x]
     # The old leader serves on as a follower: its orders go to the new leader.
     trader = Trader.issued(old)
     order = trader.buy(0.1, clientOrderId="after-pause")

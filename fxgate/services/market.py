@@ -76,6 +76,10 @@ class MarketService:
     def add_listener(self, fn: Callable[[Quote], None]) -> None:
         self._listeners.append(fn)
 
+    def remove_listener(self, fn: Callable[[Quote], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
     def latest(self, symbols: Iterable[str] | None = None) -> list[Quote]:
         names = self.source.specs if symbols is None else symbols
         return [q for s in names if (q := self.source.latest(s)) is not None]

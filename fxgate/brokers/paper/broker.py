@@ -44,7 +44,7 @@ from fxgate.services.ports.broker import (
     BrokerListener,
     TapeListener,
 )
-from fxgate.services.ports.store.errors import StoreUnavailableError
+from fxgate.services.ports.store.errors import StoreFencedError, StoreUnavailableError
 from fxgate.services.ports.store.trading import TradingStore
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,11 @@ class PaperBroker:
         self.revalue_interval = revalue_interval
         self.healthy = True
         self.last_error: str | None = None
+        #: Set once the store refused a write for good (a cluster node that lost the
+        #: leader lease): nothing is written any more, each later write fails at once.
+        self.fenced: StoreFencedError | None = None
+        #: Records not stored since (counted, not logged one by one).
+        self.refused = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -127,6 +132,8 @@ class PaperBroker:
         self._queue.put_nowait((list(unsaved.values()), done, False))
         try:
             await asyncio.wait_for(done, 5)
+        except StoreFencedError:
+            pass  # expected on a node that lost the lease: _save said so, once
         except (TimeoutError, StoreUnavailableError):
             log.error("paper broker stopped with unsaved changes")
         for task in self._tasks:
@@ -331,6 +338,9 @@ class PaperBroker:
         deals = [r for r in records if isinstance(r, Deal)]
         positions = [r for r in records if isinstance(r, Position)]
         accounts = [r for r in records if isinstance(r, Account)]
+        if self.fenced is not None:
+            self.refused += len(records)
+            return self.fenced
         for attempt in range(_RETRIES):
             try:
                 await self.store.save(
@@ -338,6 +348,23 @@ class PaperBroker:
                 )
                 self.healthy = True
                 return None
+            except StoreFencedError as exc:
+                # Not a failure to retry or trace: this node may not write any more (the
+                # node stops this broker on the lost lease). Said once, with the counts.
+                self.fenced = exc
+                self.refused += len(records)
+                self.last_error = str(exc)
+                log.warning(
+                    "lost the leader lease: trading writes refused, stopping the broker",
+                    extra={
+                        "orders": len(orders),
+                        "deals": len(deals),
+                        "positions": len(positions),
+                        "accounts": len(accounts),
+                        "queued": self._queue.qsize(),
+                    },
+                )
+                return exc
             except Exception as exc:
                 self.last_error = str(exc)
                 log.exception("could not store trading records", extra={"attempt": attempt + 1})

@@ -12,27 +12,33 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fxgate.domain.trading import Account, Deal, Order, Position
-from fxgate.services.ports.store.errors import StoreUnavailableError
+from fxgate.services.ports.store.errors import StoreFencedError
 from fxgate.services.ports.store.records import Doc
 
 
-class LeaseLostError(StoreUnavailableError):
+class LeaseLostError(StoreFencedError):
     """A trading write on a node that does not (or no longer) hold the leader lease."""
 
 
 class FencedTradingStore:
     """A :class:`~fxgate.services.ports.store.trading.TradingStore` whose writes pass
-    ``valid()`` first; reads go straight through."""
+    ``valid()`` first; reads go straight through. A refused write calls ``refused()``
+    before it raises, so the node acts on the lost lease at once (stops its broker)
+    instead of at the lease's next renewal."""
 
-    def __init__(self, inner: Any, valid: Callable[[], bool]) -> None:
+    def __init__(
+        self, inner: Any, valid: Callable[[], bool], refused: Callable[[], None] = lambda: None
+    ) -> None:
         self._inner = inner
         self._valid = valid
+        self._refused = refused
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def _check(self) -> None:
         if not self._valid():
+            self._refused()
             raise LeaseLostError("this node is not the trading leader (no valid lease)")
 
     async def save(
@@ -58,9 +64,11 @@ class FencedTradingStore:
 class FencedStore:
     """The store with its trading area fenced, for the broker and the trading service."""
 
-    def __init__(self, inner: Any, valid: Callable[[], bool]) -> None:
+    def __init__(
+        self, inner: Any, valid: Callable[[], bool], refused: Callable[[], None] = lambda: None
+    ) -> None:
         self._inner = inner
-        self.trading = FencedTradingStore(inner.trading, valid)
+        self.trading = FencedTradingStore(inner.trading, valid, refused)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

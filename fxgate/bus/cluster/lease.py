@@ -78,6 +78,7 @@ class Lease:
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self.reachable = True
+        self._on_lost: Callable[[], None] | None = None
 
     @property
     def held(self) -> bool:
@@ -132,7 +133,11 @@ class Lease:
         ``on_lost`` (once) when it cannot be kept, whether Redis said so or the clock;
         ``on_follow`` whenever another node is seen holding it."""
         step = self.lease / 3
+        self._on_lost = on_lost
         while True:
+            # First, with no I/O: a node woken from a pause finds its lease run out and
+            # stops its broker now, not a Redis round trip later.
+            self.ran_out()
             try:
                 if self.token is None:
                     if self.eligible and await self.try_acquire():
@@ -149,9 +154,15 @@ class Lease:
                 if self.reachable:
                     log.error("cannot reach Redis for the leader lease: %s", exc)
                 self.reachable = False
-            if self.token is not None and not self.valid():
-                self._lose(on_lost, "the lease ran out before it could be renewed")
+            self.ran_out()
             await asyncio.sleep(step)
+
+    def ran_out(self) -> None:
+        """Lose the lease now if it is held but no longer valid by the clock: from the
+        campaign, and from the fence when it refuses a write (so that the first refused
+        write stops the broker, whatever task ran first after a pause)."""
+        if self.token is not None and not self.valid() and self._on_lost is not None:
+            self._lose(self._on_lost, "the lease ran out before it could be renewed")
 
     def _lose(self, on_lost: Callable[[], None], why: str) -> None:
         log.error(

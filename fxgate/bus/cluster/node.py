@@ -60,7 +60,7 @@ class RedisCluster:
         return self.lease.reachable
 
     def fence(self, store: Store) -> Store:
-        return cast(Store, FencedStore(store, self.lease.valid))
+        return cast(Store, FencedStore(store, self.lease.valid, self.lease.ran_out))
 
     def attach(
         self, local: TradingCommands, flush: Callable[[], Awaitable[None]] | None = None

@@ -24,3 +24,8 @@ class StoreUnavailableError(StoreError):
     """The backend cannot be reached right now; retrying later may succeed."""
 
     code = ErrorCode.SERVICE_UNAVAILABLE
+
+
+class StoreFencedError(StoreUnavailableError):
+    """This node may not write trading records at all any more (a cluster node that lost
+    the leader lease): an expected, final refusal, not worth a retry or a traceback."""
