@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ from fxgate.services.auth.tokens import Claims
 log = logging.getLogger(__name__)
 
 
-class Seed004Session:
+class Seed004Session(ABC):
     """Limits, errors, closing: what both sessions do alike."""
 
     def __init__(self, *, hub: Hub, limits: WsSettings, conn: Connection, timers: Timers) -> None:
@@ -84,8 +85,9 @@ class Seed004Session:
             log.exception("seed 004 session error", extra={"session": self.session_id})
             self.conn.send(common.error(FxgateError("Internal error"), rid))
 
+    @abstractmethod
     async def _handle(self, msg: Mapping[str, Any], rid: str | None) -> None:
-        raise NotImplementedError
+        """One parsed client message: each endpoint's own requests."""
 
     def close(self) -> None:
         self.closed = True
