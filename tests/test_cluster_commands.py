@@ -29,6 +29,7 @@ from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError
 from fxgate.domain.market import DEFAULT_SYMBOLS, Quote
 from fxgate.domain.trading import Order, OrderChanges, OrderRequest, OrderType, Position, Side
 from fxgate.store.sqlite import SQLiteStore
+from tests.conftest import until
 from tests.redis_fixtures import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -282,10 +283,7 @@ async def test_a_lost_lease_is_noticed_and_reported_once(r: aioredis.Redis) -> N
     await asyncio.wait_for(elected.wait(), 5)
     await r.delete("fxgate:leader")
     assert await b.try_acquire()
-    for _ in range(100):
-        if lost:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: lost, what="the old leader notices it lost the lease")
     await cancel_each([task])
     assert lost == ["a"]
     assert not a.valid()
@@ -389,12 +387,11 @@ async def test_a_new_leader_takes_over_the_pending_commands_of_a_dead_one(
     await a.join()
     await a.lead()
     try:
-        for _ in range(100):
-            pending = await r.xpending(STREAM, GROUP)
-            if pending["pending"] == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert pending["pending"] == 0, "every command taken over and acknowledged"
+
+        async def all_acknowledged() -> bool:
+            return (await r.xpending(STREAM, GROUP))["pending"] == 0
+
+        await until(all_acknowledged, what="every command taken over and acknowledged")
         assert [c[2].client_order_id for c in a.trading.calls] == ["c-fresh"], (
             "the answered one is not run again, the started one without a clientOrderId"
             " is not risked twice"

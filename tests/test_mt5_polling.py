@@ -15,6 +15,7 @@ from fxgate.brokers.mt5.session import poll_every
 from fxgate.domain.events import Event
 from fxgate.domain.market import SymbolSpec
 from fxgate.services.market import MAX_SLEEP, MarketService
+from tests.conftest import until
 
 SPEC = SymbolSpec("EURUSD", "Euro vs US Dollar", "forex", "EUR", "USD", 5, Decimal(100_000))
 
@@ -50,8 +51,7 @@ async def test_polls_start_one_interval_apart_however_long_a_poll_takes() -> Non
 
     task = asyncio.create_task(poll_every(0.1, slow_poll))
     try:
-        while len(starts) < 5:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(starts) >= 5, what="five polls started")
     finally:
         task.cancel()
     period = (starts[-1] - starts[0]) / (len(starts) - 1)
