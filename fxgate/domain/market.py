@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -62,6 +63,17 @@ class SymbolSpec:
     @property
     def profit_currency(self) -> str:
         return self.quote
+
+    def too_fine(self, prices: Mapping[str, Decimal | None]) -> list[str]:
+        """The names of the prices with more decimals than the symbol quotes: refused
+        by every entry point rather than rounded (a limit at 1.085004 on a 5-digit
+        symbol is a client bug, not 1.08500)."""
+        too_fine = []
+        for name, value in prices.items():
+            exponent = value.as_tuple().exponent if value is not None else 0
+            if isinstance(exponent, int) and -exponent > self.digits:
+                too_fine.append(name)
+        return too_fine
 
 
 @dataclass(frozen=True, slots=True)

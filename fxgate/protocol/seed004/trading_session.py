@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any, Protocol
 
 from fxgate.config.settings import WsSettings
@@ -260,24 +259,22 @@ class TradingSession(Seed004Session):
 
 
 def _check_digits(spec: SymbolSpec | None, cmd: twire.PlaceOrder) -> None:
-    """A price finer than the symbol quotes is refused, as REST refuses it (not
-    rounded: a limit at 1.085004 on a 5-digit symbol is a client bug)."""
+    """A price finer than the symbol quotes is refused, as REST refuses it."""
     if spec is None:
         return  # the trading service names the unknown symbol
-    prices: dict[str, Decimal | None] = {
+    prices = {
         "price": cmd.price,
         "stopPrice": cmd.stop_price,
         "stopLoss": cmd.stop_loss,
         "takeProfit": cmd.take_profit,
     }
-    for name, value in prices.items():
-        exponent = value.as_tuple().exponent if value is not None else 0
-        if isinstance(exponent, int) and -exponent > spec.digits:
-            raise ValidationError(
-                f"More decimals than {spec.symbol}'s {spec.digits} digits",
-                field=name,
-                reason="decimal_places",
-            )
+    too_fine = spec.too_fine(prices)
+    if too_fine:
+        raise ValidationError(
+            f"More decimals than {spec.symbol}'s {spec.digits} digits",
+            field=too_fine[0],
+            reason="decimal_places",
+        )
 
 
 def _seed_field_names(exc: FxgateError) -> None:

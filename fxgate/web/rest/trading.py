@@ -192,16 +192,10 @@ def _differences(request: OrderRequest, order: Order) -> list[str]:
 
 
 def _check_digits(spec: SymbolSpec | None, prices: Mapping[str, Decimal | None]) -> None:
-    """Refuse a price finer than the symbol quotes instead of rounding it silently: a
-    limit at 1.085004 on a 5-digit symbol is a client bug, not 1.08500."""
     if spec is None:
         return  # the trading service names the unknown symbol
-    errors = []
-    for name, value in prices.items():
-        exponent = value.as_tuple().exponent if value is not None else 0
-        if isinstance(exponent, int) and -exponent > spec.digits:
-            message = f"More decimals than {spec.symbol}'s {spec.digits} digits"
-            errors.append(field_error(name, message, "decimal_places"))
+    message = f"More decimals than {spec.symbol}'s {spec.digits} digits"
+    errors = [field_error(name, message, "decimal_places") for name in spec.too_fine(prices)]
     if errors:
         raise invalid("Invalid request body", errors)
 
