@@ -51,8 +51,9 @@ Command = Subscribe | Unsubscribe | Ping | Auth
 KNOWN_TYPES = ("subscribe", "unsubscribe", "ping", "auth")
 
 
-def parse(raw: str | bytes) -> Command:
-    """One client frame to a command; raises ``ValidationError`` with a clear message."""
+def load_object(raw: str | bytes) -> dict[str, Any]:
+    """One client frame as a JSON object, the rule of every JSON dialect: a binary
+    frame, broken JSON or a non-object is a ``VALIDATION_ERROR`` naming ``frame``."""
     if isinstance(raw, bytes):
         raise ValidationError(
             "Binary frames are not supported; send JSON text", field="frame", reason="binary"
@@ -63,6 +64,12 @@ def parse(raw: str | bytes) -> Command:
         raise ValidationError("Invalid JSON", field="frame", reason="json") from None
     if not isinstance(msg, dict):
         raise ValidationError("A message must be a JSON object", field="frame", reason="not_object")
+    return msg
+
+
+def parse(raw: str | bytes) -> Command:
+    """One client frame to a command; raises ``ValidationError`` with a clear message."""
+    msg = load_object(raw)
     kind = msg.get("type")
     if kind == "subscribe":
         return Subscribe(_sub_items(msg.get("channels")))

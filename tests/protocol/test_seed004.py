@@ -32,6 +32,7 @@ from fxgate.domain.trading import (
 )
 from fxgate.hub.hub import Hub
 from fxgate.plugins.channel import Channel, Principal
+from fxgate.protocol.canonical import load_object
 from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.protocol.seed004 import common
 from fxgate.protocol.seed004 import market_wire as mwire
@@ -148,7 +149,7 @@ def encoders() -> dict[bool, Any]:
 
 
 def parse_market(frame: str | bytes) -> mwire.Command:
-    msg = common.load_object(frame)
+    msg = load_object(frame)
     return mwire.parse(msg, common.request_id(msg))
 
 
@@ -180,7 +181,7 @@ def test_bad_market_frames_name_the_field(frame: str | bytes, field: str) -> Non
 
 
 def test_an_order_frame_becomes_a_command_with_exact_decimals() -> None:
-    msg = common.load_object(
+    msg = load_object(
         '{"type":"place_order","id":7,"order":{"symbol":"BTC/USD","side":"BUY",'
         '"type":"limit","quantity":0.1,"price":43000.10}}'
     )

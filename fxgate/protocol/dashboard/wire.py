@@ -19,6 +19,7 @@ import ujson
 from fxgate.config.settings import DASHBOARD_TYPES
 from fxgate.domain.errors import FxgateError, ValidationError
 from fxgate.domain.timefmt import iso_ms
+from fxgate.protocol.canonical import load_object
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +44,7 @@ KNOWN = ("subscribe", "unsubscribe", "ping")
 
 def parse(raw: str | bytes) -> Command:
     """One client frame to a command; raises ``ValidationError`` saying what is wrong."""
-    if isinstance(raw, bytes):
-        raise ValidationError(
-            "Binary frames are not supported; send JSON text", field="frame", reason="binary"
-        )
-    try:
-        msg = ujson.loads(raw)
-    except ValueError:
-        raise ValidationError("Invalid JSON", field="frame", reason="json") from None
-    if not isinstance(msg, dict):
-        raise ValidationError("A message must be a JSON object", field="frame", reason="not_object")
+    msg = load_object(raw)
     kind = msg.get("type")
     if kind == "ping":
         return Ping()

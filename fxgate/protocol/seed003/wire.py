@@ -17,11 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import ujson
-
 from fxgate.domain.errors import FxgateError, ValidationError
 from fxgate.domain.timefmt import iso_ms
-from fxgate.protocol.canonical import Auth, Ping, encode
+from fxgate.protocol.canonical import Auth, Ping, encode, load_object
 
 #: Seed 003's channel names -> the hub's channels they are served from.
 CHANNELS: dict[str, str] = {
@@ -57,16 +55,7 @@ def parse(raw: str | bytes) -> Command:
     An auth message without a usable token becomes ``Auth("")``: the session refuses it
     as missing credentials (an error, then 4001 on a connection not yet authenticated).
     """
-    if isinstance(raw, bytes):
-        raise ValidationError(
-            "Binary frames are not supported; send JSON text", field="frame", reason="binary"
-        )
-    try:
-        msg = ujson.loads(raw)
-    except ValueError:
-        raise ValidationError("Invalid JSON", field="frame", reason="json") from None
-    if not isinstance(msg, dict):
-        raise ValidationError("A message must be a JSON object", field="frame", reason="not_object")
+    msg = load_object(raw)
     kind = msg.get("type")
     if kind == "auth":
         token = msg.get("token")

@@ -6,26 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import ujson
-
 from fxgate.domain.errors import FxgateError, ValidationError
 from fxgate.domain.timefmt import iso_ms
 from fxgate.protocol.canonical import encode
-
-
-def load_object(raw: str | bytes) -> dict[str, Any]:
-    """One client frame as a JSON object; ``ValidationError`` naming what is wrong."""
-    if isinstance(raw, bytes):
-        raise ValidationError(
-            "Binary frames are not supported; send JSON text", field="frame", reason="binary"
-        )
-    try:
-        msg = ujson.loads(raw)
-    except ValueError:
-        raise ValidationError("Invalid JSON", field="frame", reason="json") from None
-    if not isinstance(msg, dict):
-        raise ValidationError("A message must be a JSON object", field="frame", reason="not_object")
-    return msg
 
 
 def request_id(msg: Mapping[str, Any]) -> str | None:

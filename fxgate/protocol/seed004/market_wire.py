@@ -53,7 +53,7 @@ Command = Subscribe | Unsubscribe | Ping
 
 
 def parse(msg: Mapping[str, Any], rid: str | None = None) -> Command:
-    """A loaded client frame (``seed004.common.load_object``) to a command."""
+    """A loaded client frame (``fxgate.protocol.canonical.load_object``) to a command."""
     kind = msg.get("type")
     if kind == "ping":
         return Ping(rid)

@@ -19,6 +19,7 @@ from fxgate.config.settings import WsSettings
 from fxgate.domain.errors import Disconnect, Disconnects, FxgateError, RateLimitError
 from fxgate.hub.hub import Hub
 from fxgate.plugins.channel import Principal
+from fxgate.protocol.canonical import load_object
 from fxgate.protocol.guard import InputGuard, Verdict, check_size
 from fxgate.protocol.seed004 import common
 from fxgate.protocol.session import Connection, Timers
@@ -76,7 +77,7 @@ class Seed004Session(ABC):
         rid: str | None = None
         try:
             check_size(raw, self.limits)
-            msg = common.load_object(raw)
+            msg = load_object(raw)
             rid = common.request_id(msg)
             await self._handle(msg, rid)
         except FxgateError as exc:

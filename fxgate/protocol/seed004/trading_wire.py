@@ -91,7 +91,7 @@ Command = Auth | PlaceOrder | CancelOrder | Ping
 
 
 def parse(msg: Mapping[str, Any], rid: str | None = None) -> Command:
-    """A loaded client frame (``seed004.common.load_object``) to a command."""
+    """A loaded client frame (``fxgate.protocol.canonical.load_object``) to a command."""
     kind = msg.get("type")
     if kind == "ping":
         return Ping(rid)
