@@ -14,9 +14,16 @@ timestamp, id, as JSON); each node's hub then encodes it once per dialect, as wi
 local bus. A node receives its own events through Redis too, so every hub sees every
 stream in the one order Redis gave it.
 
-A slow or lost Redis never blocks the event loop: ``publish`` appends to a bounded queue
-that one task drains in pipelined batches. When Redis cannot take an event (the queue
-full, Redis down), the node delivers it to its own clients at once (they keep the
+A slow or lost Redis never blocks the event loop: ``publish`` writes the event's script
+call to its own connection at once (the first of a loop iteration; the rest of that
+iteration in one write after it) and never awaits; replies come back in order on the
+same connection (:mod:`fxgate.bus.resp`), so many calls are in flight, each still one
+atomic script, in publish order. Incoming messages are parsed and fanned out on the
+subscription socket's own read callback. Either way a message crosses the loop only
+where the socket makes it, never through a Task wake-up (each one is one more
+iteration, and an iteration of a busy node carries a slice of its fan-out).
+When Redis cannot take an event (``redis_queue`` calls unanswered, no reply within
+``redis_timeout``, Redis down), the node delivers it to its own clients at once (they keep the
 market data and trading updates this node produces) and marks the stream: a per-user
 stream delivered locally gets a local epoch (its clients' ``since`` no longer matches
 anything) and, once Redis is back, a new epoch in Redis too, so a client of another
@@ -36,14 +43,15 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import ujson
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from fxgate.bus.port import BusUnavailable
+from fxgate.bus.resp import Link, Push, ReplyError, pack, release, take
 from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
 from fxgate.domain.timefmt import iso_ms
@@ -82,7 +90,8 @@ redis.call("del", KEYS[2])
 return 1
 """
 
-BATCH = 256
+#: An event on its way to Redis: channel, stream key, payload, timestamp, message id.
+Item: TypeAlias = tuple[Channel, str, Mapping[str, Any], str, str]
 
 
 def redacted(url: str) -> str:
@@ -120,13 +129,26 @@ class RedisBus:
         )
         self._sha = ""
         self._epoch_script = self._redis.register_script(NEW_EPOCH_LUA)
-        self._queue: deque[tuple[Channel, str, Mapping[str, Any], str, str]] = deque()
-        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        #: Publishing to Redis works (the last batch went through).
+        #: The publishing connection, while it works (None: Redis lost, events local).
+        self._pub: Link | None = None
+        #: Sent, not yet answered, in order: the item (None: a SCRIPT LOAD), when sent.
+        self._inflight: deque[tuple[Item | None, float]] = deque()
+        #: Commands of this loop iteration after its first, written together after it.
+        self._out: list[bytes] = []
+        self._corked = False
+        self._timer: asyncio.TimerHandle | None = None
+        #: Redis lost the script (restarted): the calls it refused, to send again in
+        #: order once it is loaded, and what was published meanwhile, to follow them.
+        self._reloading = False
+        self._retry: list[Item] = []
+        self._held: list[Item] = []
+        #: Publishing to Redis works (the publishing connection is up).
         self._writing = False
         #: The pub/sub subscription is live.
         self._listening = False
+        self._subscribed: asyncio.Future[None] | None = None
         #: Streams with messages delivered only here while Redis was away.
         self._dirty: set[tuple[str, str]] = set()
         self.local_deliveries = 0
@@ -136,8 +158,6 @@ class RedisBus:
         self._taken = 0
         self._gone = 0
         self._flushes: list[tuple[int, asyncio.Future[None]]] = []
-        #: A batch is on its way to Redis (stop waits for it).
-        self._sending = False
         #: Started: events before (start-up lines, nobody subscribed yet) are only
         #: delivered here, and mark nothing.
         self._started = False
@@ -170,12 +190,15 @@ class RedisBus:
             raise BusUnavailable(
                 f"bus.redis_url: Redis at {redacted(self._url)} is unreachable ({exc or 'timeout'})"
             ) from None
-        self._sha = await self._redis.script_load(PUBLISH_LUA)
-        self._writing = True
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        try:
+            await self._connect_publisher()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BusUnavailable(
+                f"bus.redis_url: Redis at {redacted(self._url)} is unreachable ({exc or 'timeout'})"
+            ) from None
         ready = loop.create_future()
         self._tasks = [
-            loop.create_task(self._publisher(), name="redis-bus-publisher"),
             loop.create_task(self._listener(ready), name="redis-bus-listener"),
             loop.create_task(self._monitor(), name="redis-bus-monitor"),
         ]
@@ -189,21 +212,19 @@ class RedisBus:
         self._started = True
 
     async def stop(self) -> None:
-        # What is queued still goes out (briefly), so a clean stop loses nothing.
-        deadline = asyncio.get_running_loop().time() + self._timeout
-        while (
-            (self._queue or self._sending)
-            and self._writing
-            and asyncio.get_running_loop().time() < deadline
-        ):
-            self._wake.set()
-            await asyncio.sleep(0.01)
+        # What is on its way still goes out (briefly), so a clean stop loses nothing.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), self._timeout)
         if self._mark_tasks:  # resume marks of the connections just closed
             await asyncio.wait(list(self._mark_tasks), timeout=self._timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._pub is not None:
+            link, self._pub = self._pub, None
+            self._writing = False
+            await release(link)
         for client in (self._redis, self._sub):
             with contextlib.suppress(Exception):
                 await client.aclose()
@@ -223,12 +244,14 @@ class RedisBus:
         if ch.node_local:
             hub.fan_out(*item)
             return
-        if not self._writing or len(self._queue) >= self._max_queue:
+        if self._pub is None or len(self._inflight) + len(self._held) >= self._max_queue:
             self._deliver_here(*item)
             return
-        self._queue.append(item)
         self._taken += 1
-        self._wake.set()
+        if self._reloading:
+            self._held.append(item)
+        else:
+            self._send(item)
 
     async def flush(self) -> None:
         """Return once every event published so far has gone to Redis (or, Redis
@@ -264,92 +287,195 @@ class RedisBus:
                 stream.history.clear()
         self._hub.fan_out(ch, key, payload, ts, msg_id)
 
-    async def _publisher(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
-                self._sending = True
-                try:
-                    await self._send(batch)
-                    self._writing = True
-                except (RedisError, OSError) as exc:
-                    if self._writing:
-                        log.error("Redis lost: publishing locally (%s)", exc)
-                    self._writing = False
-                    for item in batch:
-                        self._deliver_here(*item)
-                    while self._queue:
-                        self._deliver_here(*self._queue.popleft())
-                        self._went(1)
-                finally:
-                    self._sending = False
-                self._went(len(batch))
+    def _command(self, item: Item) -> bytes:
+        ch, key, payload, ts, msg_id = item
+        record = ujson.dumps(
+            {"c": ch.name, "k": key, "d": payload, "t": ts, "i": msg_id}, ensure_ascii=False
+        )
+        if not ch.history_size:
+            return pack("PUBLISH", self._channel, "0::" + record)
+        meta, hist = self._keys(ch.name, key)
+        return pack(
+            "EVALSHA",
+            self._sha,
+            2,
+            meta,
+            hist,
+            record,
+            ch.history_size,
+            int(ch.history_ttl),
+            self._meta_ttl,
+            new_epoch(),
+            self._channel,
+        )
 
-    async def _send(self, batch: list[tuple[Channel, str, Mapping[str, Any], str, str]]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for ch, key, payload, ts, msg_id in batch:
-            record = ujson.dumps(
-                {"c": ch.name, "k": key, "d": payload, "t": ts, "i": msg_id}, ensure_ascii=False
-            )
-            if ch.history_size:
-                meta, hist = self._keys(ch.name, key)
-                pipe.evalsha(
-                    self._sha,
-                    2,
-                    meta,
-                    hist,
-                    record,
-                    ch.history_size,
-                    int(ch.history_ttl),
-                    self._meta_ttl,
-                    new_epoch(),
-                    self._channel,
-                )
-            else:
-                pipe.publish(self._channel, "0::" + record)
+    def _send(self, item: Item | None) -> None:
+        """Write one script call (or, for None, a SCRIPT LOAD) behind those in flight."""
+        cmd = pack("SCRIPT", "LOAD", PUBLISH_LUA) if item is None else self._command(item)
+        loop = self._loop
+        assert loop is not None
+        assert self._pub is not None
+        self._inflight.append((item, loop.time()))
+        if self._timer is None:
+            self._timer = loop.call_at(loop.time() + self._timeout, self._check_replies)
+        if self._corked:
+            self._out.append(cmd)
+            return
+        # The first command of an iteration goes out now; the others of the same
+        # iteration (a burst) follow in one write.
+        self._pub.write(cmd)
+        self._corked = True
+        loop.call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        self._corked = False
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            if self._pub is not None:
+                self._pub.write(data)
+
+    def _check_replies(self) -> None:
+        """Redis owes a reply longer than ``redis_timeout``: it is lost or stalled."""
+        self._timer = None
+        if not self._inflight:
+            return
+        assert self._loop is not None
+        due = self._inflight[0][1] + self._timeout
+        if self._loop.time() >= due - 0.001:
+            self._publisher_lost(TimeoutError(f"no reply within {self._timeout:g} s"))
+        else:
+            self._timer = self._loop.call_at(due, self._check_replies)
+
+    def _on_reply(self, value: Any) -> None:
+        if isinstance(value, Push) or not self._inflight:
+            return
+        item, _ = self._inflight.popleft()
+        if item is None:  # the script loaded again: what it refused goes out, in order
+            if isinstance(value, ReplyError):
+                self._publisher_lost(value)
+                return
+            self._sha = value.decode()
+            self._reloading = False
+            again, self._retry, self._held = [*self._retry, *self._held], [], []
+            for it in again:
+                self._send(it)
+            return
+        if isinstance(value, ReplyError):
+            if str(value).startswith("NOSCRIPT"):
+                # Redis restarted (its script cache empty): every call behind this one
+                # is refused too, until the script is back; new events wait for them.
+                self._retry.append(item)
+                if not self._reloading:
+                    self._reloading = True
+                    self._send(None)
+                return
+            log.warning("Redis refused an event (%s): delivered here only", value)
+            self._deliver_here(*item)
+        self._went(1)
+
+    def _publisher_gone(self, link: Link, exc: Exception | None) -> None:
+        if link is self._pub:
+            self._publisher_lost(exc or ConnectionError("connection closed by Redis"))
+
+    def _publisher_lost(self, exc: BaseException) -> None:
+        """The publishing connection failed: what it carried unanswered is delivered
+        here (Redis may have run some of it: those reach this node twice, under Redis's
+        epoch and a local one), and so is everything until the monitor reconnects."""
+        link, self._pub = self._pub, None
+        if link is not None:
+            self._spawn(release(link))
+        if self._writing:
+            log.error("Redis lost: publishing locally (%s)", exc)
+        self._writing = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._out.clear()
+        items = [it for it, _ in self._inflight if it is not None]
+        items += self._retry + self._held
+        self._inflight.clear()
+        self._retry, self._held = [], []
+        self._reloading = False
+        for it in items:
+            self._deliver_here(*it)
+        self._went(len(items))
+
+    async def _connect_publisher(self) -> None:
+        link = Link(self._on_reply, lambda exc: self._publisher_gone(link, exc))
         try:
-            await pipe.execute()
-        except NoScriptError:
-            # Redis restarted (its script cache empty): nothing ran; load and resend.
-            # The plain publishes of the batch went out; only the scripts are resent.
+            await asyncio.wait_for(take(self._redis, link), self._timeout)
             self._sha = await self._redis.script_load(PUBLISH_LUA)
-            await self._send([item for item in batch if item[0].history_size])
+        except BaseException:
+            await release(link)
+            raise
+        self._pub = link
+        self._writing = True
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(run(), name="redis-bus-close")
+        self._mark_tasks.add(task)
+        task.add_done_callback(self._mark_tasks.discard)
 
     # -- receiving ---------------------------------------------------------------------
 
     async def _listener(self, ready: asyncio.Future[None]) -> None:
+        loop = asyncio.get_running_loop()
         delay = 0.1
         while True:
-            pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
+            lost: asyncio.Future[Exception | None] = loop.create_future()
+            self._subscribed = subscribed = loop.create_future()
+
+            def gone(exc: Exception | None, lost: asyncio.Future[Exception | None] = lost) -> None:
+                if not lost.done():
+                    lost.set_result(exc)
+
+            link = Link(self._on_push, gone)
             try:
-                await pubsub.subscribe(self._channel)
+                await asyncio.wait_for(take(self._sub, link), self._timeout)
+                link.write(pack("SUBSCRIBE", self._channel))
+                await asyncio.wait(
+                    {subscribed, lost}, timeout=self._timeout, return_when="FIRST_COMPLETED"
+                )
+                if not subscribed.done():
+                    raise ConnectionError("Redis took no subscription")
                 if self._listening is False and not ready.done():
                     ready.set_result(None)
                 elif not self._listening:
                     await self._recovered()
                 self._listening = True
                 delay = 0.1
-                while True:
-                    msg = await pubsub.get_message(timeout=1.0)
-                    if msg is not None:
-                        self._on_message(msg["data"])
+                exc = await lost
+                log.error("Redis subscription lost (%s); retrying", exc or "closed")
+                self._listening = False
             except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await release(link)
                 raise
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, TimeoutError) as exc:
                 if self._listening:
                     log.error("Redis subscription lost (%s); retrying", exc)
                 self._listening = False
             except Exception:
                 log.exception("Redis bus listener failed; retrying")
                 self._listening = False
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await release(link)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _on_push(self, value: Any) -> None:
+        """A pub/sub message, on the socket's read callback: fanned out right here."""
+        if not isinstance(value, list) or len(value) < 3:
+            return
+        kind = value[0]
+        if kind == b"message":
+            self._on_message(value[2])
+        elif kind == b"subscribe":
+            waiter = self._subscribed
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def _on_message(self, data: bytes) -> None:
         offset, epoch, body = data.split(b":", 2)
@@ -372,16 +498,20 @@ class RedisBus:
             await asyncio.sleep(1.0)
             try:
                 await self._redis.ping()
-            except (RedisError, OSError) as exc:
-                if self._writing:
-                    log.error("Redis lost (%s)", exc)
-                self._writing = False
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self._pub is not None:
+                    self._publisher_lost(exc)
                 continue
-            if not self._writing:
-                self._writing = True
-                log.info("Redis back: publishing through Redis again")
-                if self._listening:
-                    await self._recovered()
+            if self._pub is not None:
+                continue
+            try:
+                await self._connect_publisher()
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.debug("Redis answers pings but no publishing connection yet (%s)", exc)
+                continue
+            log.info("Redis back: publishing through Redis again")
+            if self._listening:
+                await self._recovered()
 
     async def _recovered(self) -> None:
         """Redis is back: new epochs for the streams delivered only here, and the

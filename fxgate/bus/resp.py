@@ -1,0 +1,174 @@
+"""A Redis connection's socket driven directly, for the Redis bus's two hot paths.
+
+Through redis-py's asyncio client, a published event cost per command a pool checkout, a
+Task (``asyncio.wait_for`` around each send on Python 3.11) and a coroutine chain per
+reply, and per pub/sub message a read under its own timer and a Task wake-up. Each Task
+wake-up is one more event-loop iteration between a tick and the hub, and on a busy node
+every iteration also carries a slice of the fan-out (the frame writer flushes a chunk
+of connections per iteration): that was most of the hop's latency, and much of its CPU.
+
+redis-py still opens the connection (URL, TLS, AUTH, HELLO, SELECT, Sentinel: whatever
+the pool's connection class does); :func:`take` then moves the connected socket to a
+:class:`Link`, which writes a command the moment it is given one and parses replies
+and pushes in ``data_received``, on the loop's own I/O callback, with no Task between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+log = logging.getLogger(__name__)
+
+
+class ReplyError(Exception):
+    """A ``-ERR ...`` reply: returned as a value, in its place among the replies."""
+
+
+class Push(list[Any]):
+    """A RESP3 push (``>``): pub/sub messages, not a reply to a command."""
+
+
+class Incomplete(Exception):
+    """The buffer ends inside a reply: wait for more bytes."""
+
+
+def pack(*args: bytes | str | int) -> bytes:
+    """One command as a RESP array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def parse(buf: bytes, pos: int) -> tuple[Any, int]:
+    """The reply that starts at ``pos`` and where the next one starts (RESP2 and the
+    RESP3 types Redis sends for these commands); raises :class:`Incomplete`."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise Incomplete
+    kind = buf[pos]
+    line = buf[pos + 1 : end]
+    pos = end + 2
+    if kind == 0x24 or kind == 0x3D:  # $ bulk, = verbatim
+        n = int(line)
+        if n < 0:
+            return None, pos
+        if len(buf) < pos + n + 2:
+            raise Incomplete
+        return buf[pos : pos + n], pos + n + 2
+    if kind in (0x2A, 0x3E, 0x7E, 0x25):  # * array, > push, ~ set, % map
+        n = int(line)
+        if n < 0:
+            return None, pos
+        items: list[Any] = Push() if kind == 0x3E else []
+        for _ in range(n * 2 if kind == 0x25 else n):
+            value, pos = parse(buf, pos)
+            items.append(value)
+        return items, pos
+    if kind == 0x3A or kind == 0x28:  # : integer, ( big number
+        return int(line), pos
+    if kind == 0x2B:  # + simple string
+        return line, pos
+    if kind == 0x2D:  # - error
+        return ReplyError(line.decode(errors="replace")), pos
+    if kind == 0x5F:  # _ null
+        return None, pos
+    if kind == 0x23:  # # boolean
+        return line == b"t", pos
+    if kind == 0x2C:  # , double
+        return float(line), pos
+    if kind == 0x7C:  # | attributes: skipped, the value follows
+        for _ in range(int(line) * 2):
+            _, pos = parse(buf, pos)
+        return parse(buf, pos)
+    raise ValueError(f"not RESP: {bytes(buf[pos - len(line) - 2 : pos])!r}")
+
+
+class Link(asyncio.Protocol):
+    """One socket to Redis: ``write`` sends at once; each reply or push goes to
+    ``on_reply`` as it is parsed; ``on_lost`` is told once when the socket is gone."""
+
+    def __init__(
+        self, on_reply: Callable[[Any], None], on_lost: Callable[[Exception | None], None]
+    ) -> None:
+        self._on_reply = on_reply
+        self._on_lost = on_lost
+        self._rest = b""
+        self._transport: asyncio.Transport | None = None
+        #: redis-py's connection object that opened the socket (closed with it).
+        self.conn: Any = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._rest:
+            data = self._rest + data
+        pos, n = 0, len(data)
+        on_reply = self._on_reply
+        try:
+            while pos < n:
+                value, pos = parse(data, pos)
+                try:
+                    on_reply(value)
+                except Exception:
+                    log.exception("Redis reply handler failed")
+        except Incomplete:
+            pass
+        except (ValueError, IndexError) as exc:
+            log.error("Redis sent what is not RESP (%s): closing the connection", exc)
+            self.close()
+            return
+        self._rest = data[pos:] if pos < n else b""
+
+    def eof_received(self) -> bool | None:
+        return None  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self._on_lost(exc)
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        """Drop the socket now (what is unsent is lost); ``on_lost`` follows."""
+        if self._transport is not None:
+            self._transport.abort()
+
+
+async def take(client: aioredis.Redis, link: Link) -> None:
+    """Open a connection the way ``client``'s pool does, then give its socket to ``link``.
+
+    The only private piece of redis-py used: the connection's stream writer, whose
+    transport is moved to ``link`` right after the handshake, when nothing is unread."""
+    conn = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+    await conn.connect()
+    writer = getattr(conn, "_writer", None)
+    if writer is None:
+        raise RedisConnectionError("the Redis connection has no stream")
+    transport = writer.transport
+    link.conn = conn
+    transport.set_protocol(link)
+    link.connection_made(transport)
+
+
+async def release(link: Link) -> None:
+    """Close ``link`` and the redis-py connection object behind it."""
+    link.close()
+    if link.conn is not None:
+        try:
+            await link.conn.disconnect(nowait=True)
+        except Exception as exc:  # already gone; nothing to keep
+            log.debug("closing a Redis connection: %s", exc)
