@@ -1,0 +1,198 @@
+"""The Redis hop itself, in one process against a real ``redis-server``: how soon a
+published event reaches the node's own hub, and that the pipelined script calls keep
+their order and their count when Redis loses its scripts; the RESP reader on its own.
+
+The multi-node stories (offsets shared by every node, faults, recovery) are
+``tests/test_redis_bus.py``'s, with real daemons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+
+from fxgate.bus.redis import RedisBus
+from fxgate.bus.resp import Incomplete, Push, ReplyError, pack, parse
+from fxgate.config.settings import BusSettings, Settings
+from fxgate.hub.hub import Hub
+from fxgate.protocol.canonical import CANONICAL
+from tests.conftest import until
+from tests.protocol.fakes import Orders, Quotes, order, quote
+from tests.protocol.test_hub import RecordingSink
+from tests.redis_fixtures import RedisServer
+
+pytestmark = pytest.mark.timeout(60)
+
+_prefix = itertools.count(1)
+
+
+class DurableOrders(Orders):
+    history_size = 1000
+    history_ttl: ClassVar[float] = 60.0
+
+
+class Node:
+    def __init__(self, redis: RedisServer, timeout: float = 2.0) -> None:
+        settings = Settings(
+            bus=BusSettings(
+                backend="redis",
+                redis_url=redis.url,
+                redis_prefix=f"hop{next(_prefix)}",
+                redis_timeout=timeout,
+            )
+        )
+        self.hub = Hub([Quotes(), DurableOrders()])
+        self.bus = RedisBus(settings, self.hub)
+        self.quotes = RecordingSink("q", CANONICAL)
+        self.orders = RecordingSink("alice", CANONICAL)
+        self.hub.add(self.hub.make_subscription(self.quotes, "quotes", None))
+        self.hub.add(self.hub.make_subscription(self.orders, "orders", None))
+
+
+@pytest.fixture
+async def node(redis_server: RedisServer) -> AsyncIterator[Node]:
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    n = Node(redis_server)
+    await n.bus.start()
+    try:
+        yield n
+    finally:
+        await n.bus.stop()
+
+
+def received(sink: RecordingSink) -> list[dict[str, Any]]:
+    return [json.loads(frame) for frame, _ in sink.got]
+
+
+async def test_an_event_reaches_the_hub_in_the_first_loop_iteration_after_redis_answers(
+    node: Node, redis_server: RedisServer
+) -> None:
+    """No Task hand-offs on the way: the command is written while ``publish`` runs,
+    and the message is fanned out by the read callback of the subscription socket.
+    (On a busy node every loop iteration on the way carries a slice of the fan-out.)"""
+    loop = asyncio.get_running_loop()
+    iterations = 0
+    at: dict[str, int] = {}
+    sink = node.quotes
+    plain_deliver = sink.deliver
+
+    def deliver(frame: bytes, key: object | None = None) -> None:
+        at.setdefault("delivered", iterations)
+        plain_deliver(frame, key)
+
+    sink.deliver = deliver  # type: ignore[method-assign]
+
+    def count() -> None:
+        nonlocal iterations
+        iterations += 1
+        if "delivered" not in at and iterations < 10_000:
+            loop.call_soon(count)
+
+    def publish() -> None:
+        node.bus.publish(quote("EURUSD", 1.1))
+        # Block the loop until Redis has run it: a PING on another connection answered
+        # after the PUBLISH means the message is already in the subscription socket.
+        assert redis_server.command("PING").startswith(b"+PONG")
+        loop.call_soon(count)
+
+    loop.call_soon(publish)
+    await until(lambda: "delivered" in at, what="the quote through Redis")
+    assert at["delivered"] <= 1, f"delivered {at['delivered']} loop iterations later"
+    assert received(sink)[0]["data"]["bid"] == 1.1
+
+
+async def test_a_burst_keeps_its_order_and_count_when_redis_loses_its_scripts(
+    node: Node, redis_server: RedisServer
+) -> None:
+    bus = node.bus
+    bus.publish(order("alice", 0))
+    await until(lambda: len(node.orders.got) == 1, what="the first order")
+    # Redis restarted with its data: the script cache is empty, the streams are not.
+    assert redis_server.command("SCRIPT", "FLUSH").startswith(b"+OK")
+    for n in range(1, 201):  # one burst, in flight together
+        bus.publish(order("alice", n))
+        if n % 50 == 0:
+            bus.publish(quote("EURUSD", 1 + n / 1e5))  # plain publishes in between
+            await asyncio.sleep(0)
+    await bus.flush()
+    await until(lambda: len(node.orders.got) == 201, what="every order")
+    got = received(node.orders)
+    assert [m["data"]["n"] for m in got] == list(range(201))
+    assert [m["offset"] for m in got] == list(range(got[0]["offset"], got[0]["offset"] + 201))
+    assert len({m["epoch"] for m in got}) == 1
+    assert bus.local_deliveries == 0
+    page = await bus.read("orders", "alice", got[0]["offset"] - 1, 1000)
+    assert page is not None
+    assert [env["data"]["n"] for _, env in page.entries] == list(range(201))
+    assert len(node.quotes.got) == 4
+
+
+async def test_a_stalled_redis_gets_its_unanswered_events_delivered_here(
+    redis_server: RedisServer,
+) -> None:
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    n = Node(redis_server, timeout=0.3)
+    await n.bus.start()
+    try:
+        assert redis_server.command("CLIENT", "PAUSE", "1500", "ALL").startswith(b"+OK")
+        for i in range(3):
+            n.bus.publish(order("alice", i))
+        await asyncio.wait_for(n.bus.flush(), 5)  # not stuck behind the stall
+        got = received(n.orders)
+        assert [m["data"]["n"] for m in got] == [0, 1, 2]
+        assert got[0]["epoch"].startswith("local-")
+        assert not n.bus.healthy()
+        await until(n.bus.healthy, timeout=15, what="the bus healthy again")
+        n.bus.publish(order("alice", 3))
+        after = await until(
+            lambda: [m for m in received(n.orders) if m["data"]["n"] == 3],
+            what="an order through Redis again",
+        )
+        assert not after[0]["epoch"].startswith("local-")
+    finally:
+        await n.bus.stop()
+
+
+# -- the RESP reader -----------------------------------------------------------------
+
+
+def parse_all(data: bytes) -> list[Any]:
+    pos, out = 0, []
+    while pos < len(data):
+        value, pos = parse(data, pos)
+        out.append(value)
+    return out
+
+
+def test_replies_and_pushes_parse_in_resp2_and_resp3() -> None:
+    data = (
+        b"+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n:7\r\n$2\r\nE1\r\n"
+        b">3\r\n$7\r\nmessage\r\n$3\r\nbus\r\n$4\r\n1:E:\r\n"
+        b"-NOSCRIPT No matching script\r\n_\r\n#t\r\n,1.5\r\n%1\r\n+a\r\n:1\r\n"
+        b"|1\r\n+ttl\r\n:3\r\n$1\r\nx\r\n=7\r\ntxt:abc\r\n"
+    )
+    values = parse_all(data)
+    assert values[:5] == [b"OK", 42, b"hello", None, [7, b"E1"]]
+    assert isinstance(values[5], Push)
+    assert values[5] == [b"message", b"bus", b"1:E:"]
+    assert isinstance(values[6], ReplyError)
+    assert str(values[6]).startswith("NOSCRIPT")
+    assert values[7:] == [None, True, 1.5, [b"a", 1], b"x", b"txt:abc"]
+
+
+def test_a_reply_cut_anywhere_waits_for_the_rest() -> None:
+    whole = pack("EVALSHA", "abc", 2, "k:m", "k:h", '{"c":"orders","d":"é"}')
+    for cut in range(len(whole)):
+        with pytest.raises(Incomplete):
+            parse(whole[:cut], 0)
+    assert parse(whole, 0) == (
+        [b"EVALSHA", b"abc", b"2", b"k:m", b"k:h", '{"c":"orders","d":"é"}'.encode()],
+        len(whole),
+    )
