@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -196,3 +199,19 @@ def test_a_reply_cut_anywhere_waits_for_the_rest() -> None:
         [b"EVALSHA", b"abc", b"2", b"k:m", b"k:h", '{"c":"orders","d":"é"}'.encode()],
         len(whole),
     )
+
+
+def test_the_hop_benchmark_runs() -> None:
+    """``bench/redis_hop.py`` (the hop alone, publish → hub) keeps working: a brief run
+    delivers every event through both buses."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, str(root / "bench" / "redis_hop.py"), "--seconds", "0.5", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    rows = out.splitlines()
+    assert [r.split(" ", 1)[0] for r in rows] == ["local", "redis"], out
+    assert "not delivered" not in out
