@@ -40,10 +40,18 @@ class RedisCluster:
         eligible: bool,
         prefix: str = "fxgate",
         name: str | None = None,
+        clock_fence: bool = True,
     ) -> None:
         self._redis = redis
         self.node_id = name or node_id()
-        self.lease = Lease(redis, self.node_id, lease=lease, eligible=eligible, prefix=prefix)
+        self.lease = Lease(
+            redis,
+            self.node_id,
+            lease=lease,
+            eligible=eligible,
+            prefix=prefix,
+            clock_fence=clock_fence,
+        )
         self.router = CommandRouter(redis, self.node_id, self.lease, timeout=timeout, prefix=prefix)
         self.commands = ClusterCommands(self.router)
         self._tasks: list[asyncio.Task[None]] = []
@@ -60,7 +68,17 @@ class RedisCluster:
         return self.lease.reachable
 
     def fence(self, store: Store) -> Store:
-        return cast(Store, FencedStore(store, self.lease.valid, self.lease.ran_out))
+        lease = self.lease
+        return cast(
+            Store,
+            FencedStore(
+                store,
+                lease.valid,
+                lease.ran_out,
+                token=lambda: lease.fence_token,
+                superseded=lease.superseded,
+            ),
+        )
 
     def attach(
         self, local: TradingCommands, flush: Callable[[], Awaitable[None]] | None = None
@@ -133,6 +151,9 @@ def build(settings: Settings) -> RedisCluster:
         timeout=settings.bus.command_timeout,
         eligible=settings.broker.leader_eligible,
         prefix=settings.bus.redis_prefix,
+        # A test hook, not a setting: shows the store's fence stopping an old leader
+        # whose own clock would not (tests/test_cluster_store_fence.py).
+        clock_fence=not os.environ.get("FXGATE_TEST_NO_CLOCK_FENCE"),
     )
 
 
