@@ -28,9 +28,11 @@ from fxgate.bus.cluster.node import cancel_each
 from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError
 from fxgate.domain.market import DEFAULT_SYMBOLS, Quote
 from fxgate.domain.trading import Order, OrderChanges, OrderRequest, OrderType, Position, Side
+from fxgate.services.ports.store.errors import StaleFenceError
 from fxgate.store.sqlite import SQLiteStore
 from tests.conftest import until
 from tests.redis_fixtures import RedisServer
+from tests.store.builders import order as record
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -269,6 +271,54 @@ async def test_a_paper_broker_fenced_out_warns_once_and_stops_writing(
     ]
     assert records[0].exc_info is None
     assert broker.refused > 0
+
+
+async def test_an_old_leader_whose_clock_still_trusts_its_lease_is_refused_by_the_store(
+    r: aioredis.Redis, tmp_path: Path
+) -> None:
+    """The lease key lost in a Redis failover: the old leader's clock says it still
+    leads, a new leader is elected and writes. The store refuses the old one's write
+    (its token is lower), and that refusal demotes it at once."""
+    store = SQLiteStore(tmp_path / "fxgate.sqlite3")
+    await store.open()
+    old, new = Lease(r, "old", lease=5.0), Lease(r, "new", lease=5.0)
+    lost: list[str] = []
+    elected = asyncio.Event()
+
+    async def on_elected() -> None:
+        elected.set()
+
+    task = asyncio.create_task(old.campaign(on_elected, lambda: lost.append("old")))
+    try:
+        await asyncio.wait_for(elected.wait(), 5)
+
+        def fenced(lease: Lease) -> FencedTradingStore:
+            return FencedTradingStore(
+                store.trading,
+                lease.valid,
+                lease.ran_out,
+                token=lambda: lease.fence_token,
+                superseded=lease.superseded,
+            )
+
+        by_old, by_new = fenced(old), fenced(new)
+        await by_old.save(orders=[record("o1")])
+        await r.delete("fxgate:leader")  # the failover's replica never had the key
+        assert await new.try_acquire()
+        assert old.valid(), "the old leader's own clock has not noticed"
+        await by_new.save(orders=[record("o2")])
+        with pytest.raises(StaleFenceError):
+            await by_old.save(orders=[record("o3")])
+        assert lost == ["old"], "the store's refusal demoted the old leader then and there"
+        assert not old.valid()
+        with pytest.raises(LeaseLostError):  # and its clock fence refuses from now on
+            await by_old.next_sequence("ticket")
+        assert await by_new.next_sequence("ticket") == 1
+        orders, _ = await store.trading.list_orders("u1")
+        assert sorted(o.id for o in orders) == ["o1", "o2"]
+    finally:
+        await cancel_each([task])
+        await store.close()
 
 
 async def test_a_lost_lease_is_noticed_and_reported_once(r: aioredis.Redis) -> None:

@@ -61,6 +61,7 @@ async def test_writes_without_a_token_are_not_fenced(store: Store) -> None:
 async def test_two_leaders_on_one_database_only_the_newer_writes(backend: Backend) -> None:
     """Two nodes over the one shared store: once the new leader has written, the old one
     is refused, however its writes interleave, and the mark survives a reopen."""
+
     def mine(order_id: str) -> Order:
         # Distinct clientOrderIds: mongomock's unique index ignores its partial filter
         # when it is built again on reopen.
