@@ -25,8 +25,11 @@ kept answer once before it gives up.
 
 Every order placed is marked *announced* in Redis once its events are on the bus. An
 order found again by its ``clientOrderId`` without that mark was stored by a leader that
-died before its events went out: the new leader announces it again (its order, fills,
-position and account), so no client misses it; in that window events are at least once.
+died before its events went out, or after some or all of them went out but before the
+mark: the new leader announces again those of its events (its order, fills, position
+and account) that are not in their streams' history (``announced``,
+:mod:`fxgate.hub.announced`), so no client misses one and none sees an order or a fill
+twice.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any
 from fxgate.bus.cluster.lease import Lease
 from fxgate.bus.cluster.wire import decode, encode, error_in, error_out
 from fxgate.domain.errors import ErrorCode, FxgateError
+from fxgate.domain.events import Event
 from fxgate.domain.trading import (
     Account,
     AccountTerms,
@@ -101,6 +105,8 @@ class CommandRouter:
         self.broker: Any = None
         #: Awaited before a write is answered: the events it caused are out on the bus.
         self.flush: Callable[[], Awaitable[None]] | None = None
+        #: Whether an event went out already (see ``_announced``); None: send again.
+        self.announced: Callable[[Event], Awaitable[bool]] | None = None
 
     # -- the sender's side ---------------------------------------------------------------
 
@@ -278,8 +284,8 @@ class CommandRouter:
 
     async def _announced(self, user_id: str, placed: tuple[Order, bool]) -> None:
         """Mark a placed order as announced (its events are out); an order returned by
-        ``clientOrderId`` without the mark was stored by a leader that died before its
-        events went out: announce it again (events are at least once in that window)."""
+        ``clientOrderId`` without the mark was stored by a leader that died before the
+        mark: announce again what of it did not go out."""
         order, created = placed
         mark = f"{self._prefix}:cmd:announced:{user_id}:{order.id}"
         if not created and not await self._redis.exists(mark):
@@ -288,7 +294,7 @@ class CommandRouter:
                 log.warning(
                     "announcing again an order a dead leader stored", extra={"order": order.id}
                 )
-                await again(user_id, order)
+                await again(user_id, order, announced=self.announced)
                 if self.flush is not None:
                     await self.flush()
         await self._redis.set(mark, 1, ex=RESULT_TTL)

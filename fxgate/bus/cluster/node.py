@@ -17,6 +17,7 @@ from fxgate.bus.cluster.fence import FencedStore
 from fxgate.bus.cluster.follower import FollowerBroker
 from fxgate.bus.cluster.lease import Lease
 from fxgate.config.settings import Settings
+from fxgate.domain.events import Event
 from fxgate.services.ports.broker import Broker
 from fxgate.services.ports.cluster import TradingCommands
 from fxgate.services.ports.store import Store
@@ -81,10 +82,14 @@ class RedisCluster:
         )
 
     def attach(
-        self, local: TradingCommands, flush: Callable[[], Awaitable[None]] | None = None
+        self,
+        local: TradingCommands,
+        flush: Callable[[], Awaitable[None]] | None = None,
+        announced: Callable[[Event], Awaitable[bool]] | None = None,
     ) -> None:
         self.router.local = local
         self.router.flush = flush
+        self.router.announced = announced
 
     def broker_view(self, broker: Broker) -> Broker:
         self.router.broker = broker
