@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from fxgate.bus.cluster.commands import ClusterCommands, CommandRouter
+from fxgate.bus.cluster.commands import CONCURRENCY, ClusterCommands, CommandRouter
 from fxgate.bus.cluster.fence import FencedStore
 from fxgate.bus.cluster.follower import FollowerBroker
 from fxgate.bus.cluster.lease import Lease
@@ -42,6 +42,7 @@ class RedisCluster:
         prefix: str = "fxgate",
         name: str | None = None,
         clock_fence: bool = True,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._redis = redis
         self.node_id = name or node_id()
@@ -53,7 +54,9 @@ class RedisCluster:
             prefix=prefix,
             clock_fence=clock_fence,
         )
-        self.router = CommandRouter(redis, self.node_id, self.lease, timeout=timeout, prefix=prefix)
+        self.router = CommandRouter(
+            redis, self.node_id, self.lease, timeout=timeout, prefix=prefix, concurrency=concurrency
+        )
         self.commands = ClusterCommands(self.router)
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -154,6 +157,7 @@ def build(settings: Settings) -> RedisCluster:
         client,
         lease=settings.bus.leader_lease,
         timeout=settings.bus.command_timeout,
+        concurrency=settings.bus.command_concurrency,
         eligible=settings.broker.leader_eligible,
         prefix=settings.bus.redis_prefix,
         # A test hook, not a setting: shows the store's fence stopping an old leader
