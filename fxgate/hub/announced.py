@@ -8,9 +8,9 @@ after the publish (the command router's ``announced`` key) leaves a window in wh
 leader dies with its events out and no mark; an event found here is not sent twice.
 
 Two messages are the same event when the fields of :data:`IDENTITY` agree: one version
-of an order (its status as of its ``updatedAt``), one execution. Positions and the
-account are state, not occurrences: sending their current state again tells a client
-nothing wrong, so they are not checked. Read only on that rare path (a take-over),
+of an order (its status and filled volume as of its ``updatedAt``), one execution.
+Positions and the account are state, not occurrences: sending their current state again
+tells a client nothing wrong, so they are not checked. Read only on that rare path (a take-over),
 never per message.
 """
 
@@ -23,7 +23,7 @@ from fxgate.hub.hub import Hub
 
 #: Per channel, the payload fields that make two messages the same event.
 IDENTITY: dict[str, tuple[str, ...]] = {
-    "orders": ("orderId", "status", "updatedAt"),
+    "orders": ("orderId", "status", "updatedAt", "filledVolume"),
     "trades": ("executionId",),
 }
 #: How many kept messages of the stream are looked through (its whole history: a
