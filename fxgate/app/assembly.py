@@ -39,9 +39,11 @@ from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker, BrokerHealth, BrokerTape
 from fxgate.services.ports.cluster import Cluster
 from fxgate.services.ports.store import Store
+from fxgate.services.quota import ApiQuota
 from fxgate.services.risk import RiskLimits
 from fxgate.services.signals import SignalBook
 from fxgate.services.trading import TradingService
+from fxgate.services.usage import UsageMeter
 
 
 def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) -> Node:
@@ -86,6 +88,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         ),
         spawn=tasks.spawn,
         history_users=settings.analytics.cache_users,
+        # The daily REST quota, in the store: every worker and node counts one quota.
+        usage=UsageMeter(quota=ApiQuota(store.usage)),
         activity=activity,
     )
     if cluster is not None:

@@ -93,6 +93,8 @@ class DashboardHub:
                 self._metrics_timer = self._timers.call_later(
                     self.settings.dashboard.metrics_interval, self._metrics_tick
                 )
+            # ``api_calls_remaining``: the stored count, kept fresh while the feed lives.
+            await self.usage.quota.watch(principal.user_id)
         await self.market.prime()
         await feed.ready()
         first = [self.metrics_message(principal.user_id, tier)]
@@ -110,6 +112,7 @@ class DashboardHub:
         self.feeds.pop((feed.user_id, tier), None)
         self.market.leave(tier, feed)
         feed.close()
+        self.usage.quota.unwatch(feed.user_id)
         budget, n = self._budgets[feed.user_id]
         if n <= 1:
             del self._budgets[feed.user_id]
