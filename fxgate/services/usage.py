@@ -55,9 +55,7 @@ class UsageMeter:
         counts = self._users.get(user_id)
         if counts is None:
             if len(self._users) >= self.MAX_USERS:
-                self._users = {
-                    u: c for u, c in self._users.items() if c.executions or c.signals
-                }
+                self._users = {u: c for u, c in self._users.items() if c.executions or c.signals}
             counts = self._users[user_id] = DayCounts()
         return counts
 

@@ -1,8 +1,9 @@
 """The embedded default store: one SQLite file, driven from one dedicated thread.
 
 One module per area (``users``, ``api_keys``, ``signing_keys``, ``sessions``, ``audit``,
-``trading``, ``candles``, ``strategies``, ``signals``, ``history``, ``usage``), each a class over the shared
-:class:`~fxgate.store.sqlite.worker.Worker` that owns the connection and its thread;
+``trading``, ``candles``, ``strategies``, ``signals``, ``history``, ``usage``), each a
+class over the shared :class:`~fxgate.store.sqlite.worker.Worker` that owns the
+connection and its thread;
 :class:`SQLiteStore` bundles them with the lifecycle.
 
 The file is shared with CLI commands (``fxgate users add``, ``fxgate keys rotate``) while
