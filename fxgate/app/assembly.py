@@ -72,6 +72,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
 
     activity = ActivityFeed(bus.publish)
     signals = SignalBook(store.signals)
+    # Every signal this node's hub publishes, whichever node accepted it.
+    hub.taps["signals"] = signals.timing.observe
     market = MarketService(backend.quotes, bus.publish, books=backend.broker.order_book)
     candles = CandleRecorder(store.candles)
     # Listen from the start: quotes that arrive while the last bars load are not lost.

@@ -40,12 +40,15 @@ class DashboardHub:
         timers: Timers,
         clock: Callable[[], float] = time.time,
         started_at: float | None = None,
+        signal_ms: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.hub = hub
         self.settings = settings
         self.reads = reads
         self.usage = usage
         self.health = health
+        #: ``signal_generation_ms`` now (``SignalTiming.median_ms``).
+        self.signal_ms = signal_ms
         self._timers = timers
         self._clock = clock
         self.market = MarketBatcher(
@@ -140,6 +143,7 @@ class DashboardHub:
             uptime=self.uptime,
             usage=self.usage,
             latency_ms=self.market.latency_ms,
+            signal_ms=self.signal_ms(),
             user_id=user_id,
             tier_name=tier,
             tier=self.settings.tier(tier)[1],
