@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from fxgate.services.quota import ApiQuota, LocalUsage
 
@@ -145,3 +146,29 @@ async def test_a_watched_user_sees_calls_made_elsewhere() -> None:
         await b.flush()
     assert b.remaining("ann", 100) == 93
     b.unwatch("ann")
+
+
+async def test_a_watched_user_outlives_midnight() -> None:
+    store = LocalUsage()
+    clock = Clock(NOON - 86_400)
+    q = ApiQuota(store, clock, margin=0)
+    await q.watch("ann")
+    await q.hit("ann", 10)
+    clock.t = NOON  # the next day: the counts start afresh, the dashboard stays
+    for _ in range(5):
+        await q.flush()
+    assert q.remaining("ann", 10) == 10
+    assert await store.api_calls("2024-01-19", ["ann"]) == {"ann": 0}  # lost with its day
+
+
+async def test_forgotten_users_are_read_again_from_the_store(monkeypatch: Any) -> None:
+    monkeypatch.setattr("fxgate.services.quota.MAX_USERS", 2)
+    store = CountingStore()
+    q = ApiQuota(store, Clock(), margin=0)
+    for user in ("ann", "bob", "cid"):
+        await q.hit(user, 100)
+    await q.flush()  # three users remembered, none pending: all forgotten
+    trips = store.trips
+    await q.hit("ann", 100)
+    assert store.trips == trips + 1  # ann's count read again
+    assert q.remaining("ann", 100) == 98

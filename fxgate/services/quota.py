@@ -45,6 +45,8 @@ FLUSH_INTERVAL = 1.0
 EXACT_MARGIN = 100
 #: Flushes between two re-reads of the watched users' counts (open dashboards).
 REFRESH_EVERY = 5
+#: Users remembered in one process before those with nothing pending are forgotten.
+MAX_USERS = 100_000
 
 
 def utc_day(t: float) -> str:
@@ -188,16 +190,17 @@ class ApiQuota:
     async def _flush(self) -> None:
         day = self._roll()
         sent = {u: c.pending for u, c in self._counts.items() if c.pending}
-        self._flushes += 1
-        if self._flushes % REFRESH_EVERY == 0:
-            for user_id in self._watched:
-                sent.setdefault(user_id, 0)
         if sent:
             await self._send(day, sent)
+        self._flushes += 1
+        if self._flushes % REFRESH_EVERY == 0:
+            await self._refresh(day, [u for u in self._watched if u not in sent])
         if self._purged != day:
             yesterday = utc_day(self._clock() - 86_400)
             await self.store.purge_api_calls(yesterday)
             self._purged = day
+        if len(self._counts) > MAX_USERS:
+            self._evict()
 
     async def _send(self, day: str, sent: Mapping[str, int]) -> None:
         counts = self._counts
@@ -207,15 +210,28 @@ class ApiQuota:
             totals = await self.store.add_api_calls(day, sent)
         finally:
             for user_id in sent:
-                c = counts.get(user_id)
-                if c is not None:
-                    c.sending = 0
+                counts[user_id].sending = 0
         if counts is not self._counts:
             return  # the day changed meanwhile: those counts are gone
         for user_id, n in sent.items():
             c = counts[user_id]
             c.pending -= n
             c.seen(totals.get(user_id, 0))
+
+    async def _refresh(self, day: str, user_ids: list[str]) -> None:
+        if not user_ids:
+            return
+        totals = await self.store.api_calls(day, user_ids)
+        if day == self._day:
+            for user_id, total in totals.items():
+                self._count(user_id).seen(total)
+
+    def _evict(self) -> None:
+        """Forget the users with nothing pending and no dashboard: safe, as the store
+        has their count and their next call reads it again."""
+        idle = [u for u, c in self._counts.items() if not c.pending and u not in self._watched]
+        for user_id in idle:
+            del self._counts[user_id]
 
     async def run(self) -> None:
         """Flush every ``interval`` seconds until cancelled; a store that fails keeps
