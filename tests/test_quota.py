@@ -172,3 +172,25 @@ async def test_forgotten_users_are_read_again_from_the_store(monkeypatch: Any) -
     await q.hit("ann", 100)
     assert store.trips == trips + 1  # ann's count read again
     assert q.remaining("ann", 100) == 98
+
+
+async def test_the_exact_path_waits_for_a_flush_of_the_same_users_calls() -> None:
+    store = CountingStore()
+    q = ApiQuota(store, Clock(), margin=5)
+    for _ in range(4):  # 10 - 4 > 5: batched
+        await q.hit("ann", 10)
+    store.gate = asyncio.Event()
+    flushing = asyncio.ensure_future(q.flush())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert await q.hit("ann", 10) is None  # batched still: 10 - 4 > 5
+    taking = asyncio.ensure_future(q.hit("ann", 10))  # exact: waits for the flush
+    await asyncio.sleep(0)
+    assert not taking.done()
+    store.gate.set()
+    await flushing
+    assert await taking is None
+    results = [await q.hit("ann", 10) for _ in range(6)]
+    assert results.count(None) == 4  # 4 + 1 + 1 + 4 = 10
+    await q.flush()
+    assert await store.api_calls("2024-01-20", ["ann"]) == {"ann": 10}

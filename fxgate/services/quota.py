@@ -134,11 +134,13 @@ class ApiQuota:
             c.pending += 1
             return None
         # The exact path: this call only if the stored total plus what this process
-        # has not sent yet stays within the quota.
-        unsent = c.pending - c.sending
-        total = await self.store.take_api_call(self._day, user_id, quota - unsent)
+        # has not sent yet stays within the quota. A flush of this user's calls under
+        # way is waited for first, so that they are counted once, either here or there.
+        if c.sending and self._flushing is not None:
+            await asyncio.wait({self._flushing})
+        total = await self.store.take_api_call(self._day, user_id, quota - c.pending)
         if total is None:
-            c.seen(quota - unsent)
+            c.seen(quota - c.pending)
             return self.retry_after()
         c.seen(total)
         return None
