@@ -238,12 +238,19 @@ class ApiQuota:
     async def run(self) -> None:
         """Flush every ``interval`` seconds until cancelled; a store that fails keeps
         the calls pending for the next flush."""
+        failing = False
         while True:
             await asyncio.sleep(self.interval)
             try:
                 await self.flush()
             except Exception as exc:
-                log.warning("could not write the REST call counts: %s", exc)
+                if not failing:  # once per outage, not once a second
+                    log.warning("could not write the REST call counts: %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("REST call counts written again")
+                failing = False
 
 
 class LocalUsage:
