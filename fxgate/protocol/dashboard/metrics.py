@@ -6,12 +6,12 @@ configured), ``api_gateway`` the overall status, ``trading_engine`` the broker a
 database together, ``notification_hub`` the bus. ``performance`` holds only measured
 numbers: ``data_latency_ms`` the age of the last tick when the hub published it,
 ``signal_generation_ms`` the median over the recent signals of the producer's
-``generationMs`` or else the signal's age when published (``fxgate.services.signal_timing``;
-null before the first signal),
-``execution_success_rate`` fills / (fills + refused orders) today (null before the
-first), ``uptime_percentage`` the share of time since start that the gateway was not
-unhealthy. ``usage`` is per user (the REST quota left today, null without a quota: the
-count in the store that every worker shares, ``fxgate.services.quota``).
+``generationMs``, or else of the signal's age when published (null before the first
+signal; ``fxgate.services.signal_timing``), ``execution_success_rate`` fills / (fills
++ refused orders) today (null before the first), ``uptime_percentage`` the share of
+time since start that the gateway was not unhealthy. ``usage`` is per user (the REST
+quota left today, null without a quota: the count in the store that every worker
+shares, ``fxgate.services.quota``).
 """
 
 from __future__ import annotations
