@@ -5,14 +5,19 @@ SQLite file, and the same count in the dashboard's ``api_calls_remaining``."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from fxgate.services.quota import EXACT_MARGIN
-from tests.conftest import Daemon, Daemons
+from tests.conftest import Daemon, Daemons, until
 from tests.dashboard_client import dashboard
-from tests.trading_helpers import Trader, unique
+from tests.redis_fixtures import RedisServer
+from tests.test_cluster_nodes import children
+from tests.trading_helpers import Trader, bearer, unique
 
 
 def tiers(quota: int) -> dict[str, str]:
@@ -99,3 +104,48 @@ async def test_two_daemons_on_one_sqlite_file_share_one_quota(
     check_refused(on_b.get("/trading/positions"), 3)
     check_refused(on_a.get("/trading/positions"), 3)
     assert await remaining(b, user) == 0
+
+
+async def test_the_workers_of_one_daemon_share_one_quota(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """``serve --workers 2``: each request on a new connection, whichever worker takes
+    it, counts against the one quota."""
+    d = Daemon(
+        tmp_path / "workers",
+        {
+            "FXGATE_SERVER_WORKERS": "2",
+            "FXGATE_BUS_BACKEND": "redis",
+            "FXGATE_BUS_REDIS_URL": redis_server.url,
+            "FXGATE_BUS_REDIS_PREFIX": f"quota{os.getpid()}",
+            "FXGATE_PAPER_TICK_RATE": "0.0001",
+            **tiers(4),
+        },
+    ).start()
+    try:
+        assert d.proc is not None
+        pid = d.proc.pid
+        await until(lambda: len(children(pid)) == 2, timeout=20, what="two workers")
+        user = unique("q")
+        headers = bearer(d.token(user, tier="free"))
+        # New connections do reach both workers: one dashboard open on one of them,
+        # /health (each worker's own count of sockets) answers 1 and 0.
+        watcher = await dashboard(d, d.token(unique("w")))
+        async with watcher:
+            seen: set[int] = set()
+            for _ in range(50):
+                with httpx.Client(timeout=5) as fresh:
+                    seen.add(fresh.get(d.url("/health")).json()["connections"])
+                if seen == {0, 1}:
+                    break
+            assert seen == {0, 1}
+        codes = []
+        for _ in range(10):
+            with httpx.Client(timeout=5) as fresh:  # a new connection: any worker
+                r = fresh.get(d.url("/api/v1/trading/positions"), headers=headers)
+            if r.status_code == 429:
+                check_refused(r, 4)
+            codes.append(r.status_code)
+        assert codes == [200] * 4 + [429] * 6
+    finally:
+        d.stop()
