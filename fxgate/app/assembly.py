@@ -40,9 +40,11 @@ from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker, BrokerHealth, BrokerTape
 from fxgate.services.ports.cluster import Cluster
 from fxgate.services.ports.store import Store
+from fxgate.services.quota import ApiQuota
 from fxgate.services.risk import RiskLimits
 from fxgate.services.signals import SignalBook
 from fxgate.services.trading import TradingService
+from fxgate.services.usage import UsageMeter
 
 
 def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) -> Node:
@@ -71,6 +73,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
 
     activity = ActivityFeed(bus.publish)
     signals = SignalBook(store.signals)
+    # Every signal this node's hub publishes, whichever node accepted it.
+    hub.taps["signals"] = signals.timing.observe
     market = MarketService(backend.quotes, bus.publish, books=backend.broker.order_book)
     candles = CandleRecorder(store.candles)
     # Listen from the start: quotes that arrive while the last bars load are not lost.
@@ -87,6 +91,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         ),
         spawn=tasks.spawn,
         history_users=settings.analytics.cache_users,
+        # The daily REST quota, in the store: every worker and node counts one quota.
+        usage=UsageMeter(quota=ApiQuota(store.usage)),
         activity=activity,
     )
     if cluster is not None:
