@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Mapping
@@ -128,6 +129,11 @@ class RedisBus:
             s.redis_url, socket_timeout=None, socket_connect_timeout=s.redis_timeout
         )
         self._sha = ""
+        # The constant head of every plain PUBLISH (market data), packed once.
+        self._publish_head = pack("PUBLISH", self._channel, "")[: -len(b"$0\r\n\r\n")]
+        # Epoch candidates for a stream Redis does not have: unique per node run and
+        # cheap (a uuid per script call was a visible share of the publish path).
+        self._epochs = itertools.count(int(new_epoch(), 16))
         self._epoch_script = self._redis.register_script(NEW_EPOCH_LUA)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -293,7 +299,8 @@ class RedisBus:
             {"c": ch.name, "k": key, "d": payload, "t": ts, "i": msg_id}, ensure_ascii=False
         )
         if not ch.history_size:
-            return pack("PUBLISH", self._channel, "0::" + record)
+            body = b"0::" + record.encode()
+            return b"%b$%d\r\n%b\r\n" % (self._publish_head, len(body), body)
         meta, hist = self._keys(ch.name, key)
         return pack(
             "EVALSHA",
@@ -305,7 +312,7 @@ class RedisBus:
             ch.history_size,
             int(ch.history_ttl),
             self._meta_ttl,
-            new_epoch(),
+            f"{next(self._epochs) % 16**12:012x}",
             self._channel,
         )
 
