@@ -399,8 +399,8 @@ class RedisBus:
             self._timer.cancel()
             self._timer = None
         self._out.clear()
-        items = [it for it, _ in self._inflight if it is not None]
-        items += self._retry + self._held
+        # In publish order: the refused calls were sent before those still in flight.
+        items = self._retry + [it for it, _ in self._inflight if it is not None] + self._held
         self._inflight.clear()
         self._retry, self._held = [], []
         self._reloading = False
