@@ -215,3 +215,37 @@ def test_the_password_file(tmp_path: Path) -> None:
     gone = ok.model_copy(update={"redis_password_file": str(tmp_path / "nope")})
     (line,) = problems(Settings(bus=gone), plugins=False)
     assert line.startswith(f"bus.redis_password_file: cannot read {tmp_path / 'nope'}")
+
+
+def test_config_check_show_redacts_the_redis_password(tmp_path: Path) -> None:
+    from tests.conftest import Daemon
+
+    url = f"redis+sentinel://:{SECRET}@h1:26379,h2/mymaster/1"
+    out = Daemon(tmp_path, env={"FXGATE_BUS_REDIS_URL": url}).cli("config", "check", "--show")
+    assert out.returncode == 0, out.stderr
+    assert '"redis_url": "redis+sentinel://:***@h1:26379,h2/mymaster/1"' in out.stdout
+    assert SECRET not in out.stdout + out.stderr
+
+
+def test_no_sentinel_at_start_is_one_clear_line(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    node = Node(
+        tmp_path / "n",
+        tmp_path / "shared",
+        {
+            "FXGATE_BUS_BACKEND": "redis",
+            "FXGATE_BUS_REDIS_URL": f"redis+sentinel://:{SECRET}@127.0.0.1:{port}/mymaster",
+            "FXGATE_BUS_REDIS_TIMEOUT": "0.5",
+        },
+    )
+    with pytest.raises(RuntimeError):
+        node.start(timeout=20)
+    log = node.log()
+    lines = [line for line in log.splitlines() if "cannot start" in line]
+    assert len(lines) == 1, log
+    assert f"bus.redis_url: Redis master 'mymaster' via sentinels 127.0.0.1:{port}" in lines[0]
+    assert "unreachable" in lines[0]
+    assert SECRET not in log
+    assert "Traceback" not in log
