@@ -104,6 +104,7 @@ class SentinelSet:
         self.workdir = workdir
         self.password = password
         auth = ["--requirepass", password, "--masterauth", password]
+        auth += ["--repl-diskless-sync-delay", "0"]  # the replica in sync at once
         self.master = RedisServer(workdir / "a", auth)
         self.replica = RedisServer(
             workdir / "b", [*auth, "--replicaof", "127.0.0.1", str(self.master.port)]
