@@ -24,6 +24,7 @@ from fxgate.app.tasks import Tasks
 from fxgate.app.validation import problems
 from fxgate.bus.port import Bus
 from fxgate.config.settings import Settings
+from fxgate.hub.announced import in_history
 from fxgate.hub.hub import Hub
 from fxgate.node import Node, StartupError
 from fxgate.plugins.manager import PluginError, make_plugin_manager
@@ -89,7 +90,7 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         activity=activity,
     )
     if cluster is not None:
-        cluster.attach(trading, flush=getattr(bus, "flush", None))
+        cluster.attach(trading, flush=getattr(bus, "flush", None), announced=in_history(hub))
     # The order book and the tape are made only for watched symbols; with a shared bus
     # the watchers may be on another node, so then they are always made.
     wanted = hub.has_subscribers if settings.bus.backend == "local" else _always
