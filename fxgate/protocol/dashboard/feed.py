@@ -94,6 +94,7 @@ class UserFeed:
         clock: Callable[[], float],
         on_signal: Callable[[str], None] | None = None,
         since: Mapping[str, tuple[int, str]] | None = None,
+        recovery_limit: int = 0,
     ) -> None:
         self.principal = principal
         self.dialect: Dialect = self
@@ -130,6 +131,10 @@ class UserFeed:
         self._flush_soon = False
         self.closed = False
         self.subs: list[Subscription] = []
+        self._recovery_limit = recovery_limit
+        #: Subscriptions with a resume mark: they join the hub in ``_load``, each right
+        #: after its missed events are recovered.
+        self._marked: list[tuple[Subscription, tuple[int, str]]] = []
         for name in CHANNELS:
             if name not in hub.channels:
                 continue
@@ -137,9 +142,12 @@ class UserFeed:
                 sub = hub.make_subscription(self, name, None)
             except AuthorizationError:
                 continue  # a channel above the user's role: not on their dashboard
-            hub.add(sub)
-            self.subs.append(sub)
-            self._take_missed(sub, (since or {}).get(name))
+            mark = (since or {}).get(name)
+            if mark is None:
+                hub.add(sub)  # live from now on (buffered until the state is read)
+                self.subs.append(sub)
+            else:
+                self._marked.append((sub, mark))
 
     # -- the hub's side: Sink and Dialect ----------------------------------------------
 
@@ -162,17 +170,23 @@ class UserFeed:
 
     # -- state --------------------------------------------------------------------------
 
-    def _take_missed(self, sub: Subscription, since: tuple[int, str] | None) -> None:
-        """What ``sub``'s stream got after ``since`` (the user's resume mark), taken
-        right as ``sub`` joins the hub: later events are live (buffered), none twice.
-        Nothing when the hub no longer holds them all: the fresh state only."""
-        if since is None:
-            return
-        replay = self.hub.replay(sub, since)
-        for env in replay.envelopes if replay is not None else ():
-            data = env.get("data")
-            if isinstance(data, Mapping):
-                self._missed.append((sub.channel.name, data, _event_time(env, self._clock)))
+    async def _recover(self) -> None:
+        """What each marked stream got after the user's resume mark, from memory or the
+        durable history (``Hub.recover``: a restart, another node). Each subscription
+        joins the hub right after its answer, with no await between, so every event
+        is either in the answer or live (buffered), never both, never neither. When
+        the history no longer holds them all: nothing, the fresh state only."""
+        marked, self._marked = self._marked, []
+        for sub, since in marked:
+            replay = await self.hub.recover(sub, since, self._recovery_limit)
+            if self.closed:
+                return  # ``close`` removed the subscriptions: this one must not join
+            self.hub.add(sub)
+            self.subs.append(sub)
+            for env in replay.envelopes if replay is not None else ():
+                data = env.get("data")
+                if isinstance(data, Mapping):
+                    self._missed.append((sub.channel.name, data, _event_time(env, self._clock)))
 
     def _apply(
         self,
@@ -244,6 +258,9 @@ class UserFeed:
         await asyncio.shield(self._loading)
 
     async def _load(self) -> None:
+        await self._recover()
+        if self.closed:
+            return
         # Missed events first (older than the state read next, which supersedes their
         # state): their notifications are queued in order, ahead of the live ones.
         missed, self._missed = self._missed, []
