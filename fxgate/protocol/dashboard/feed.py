@@ -50,12 +50,15 @@ CHANNELS = ("positions", "account", "orders", "trades", "alerts", "analytics", "
 STATES: dict[str, object] = {
     t: ("dashboard", t) for t in ("trading_status", "analytics", "system_metrics")
 }
+#: A viewer's ``push``: a frame for its socket, and the key a waiting one conflates by.
+Push = Callable[[bytes, object | None], None]
 #: Unsent notifications past which the user's connections cannot keep up: 4008.
 MAX_QUEUED = 10_000
 
 
 class Viewer(Protocol):
-    """A dashboard connection, as its feed sees it."""
+    """A dashboard connection, as its feed sees it. When its ``types`` change, it
+    tells the feed (:meth:`UserFeed.retarget`): the feed keeps who takes each type."""
 
     types: set[str]
     framer: Framer
@@ -129,6 +132,10 @@ class UserFeed:
         self._timer: Cancellable | None = None
         self._timer_at = float("inf")
         self._flush_soon = False
+        #: Per type: the viewers that take it, grouped by framer (their ``push``), and
+        #: how many. Built on the first message of the type after the viewers or their
+        #: types changed, so a batch costs one frame per framer and one call per viewer.
+        self._targets: dict[str, tuple[int, list[tuple[Framer, list[Push]]]]] = {}
         self.closed = False
         self.subs: list[Subscription] = []
         self._recovery_limit = recovery_limit
@@ -299,6 +306,7 @@ class UserFeed:
         """A connection joins: it gets the current state of each of its types now
         (counted, and sent even over the cap: a dashboard must start complete)."""
         self.viewers.append(viewer)
+        self._targets.clear()
         now = self._timers.time()
         first = [self.status_message(), self.analytics_message(), *extra]
         sent = 0
@@ -313,6 +321,23 @@ class UserFeed:
     def remove(self, viewer: Viewer) -> None:
         if viewer in self.viewers:
             self.viewers.remove(viewer)
+            self._targets.clear()
+
+    def retarget(self) -> None:
+        """A viewer's ``types`` changed (a subscribe or unsubscribe)."""
+        self._targets.clear()
+
+    def _targets_of(self, kind: str) -> tuple[int, list[tuple[Framer, list[Push]]]]:
+        found = self._targets.get(kind)
+        if found is None:
+            groups: dict[Framer, list[Push]] = {}
+            n = 0
+            for v in self.viewers:
+                if kind in v.types:
+                    groups.setdefault(v.framer, []).append(v.push)
+                    n += 1
+            found = self._targets[kind] = (n, list(groups.items()))
+        return found
 
     def close(self) -> None:
         self.closed = True
@@ -394,14 +419,16 @@ class UserFeed:
 
     def _send(self, out: Outgoing, now: float) -> float:
         """Send to the viewers that take its type; 0 when done, else seconds to wait."""
-        targets = [v for v in self.viewers if out.kind in v.types]
-        if not targets:
+        n, groups = self._targets_of(out.kind)
+        if not n:
             return 0.0
-        if not self.budget.take(now, len(targets)):
-            return self.budget.wait(now, len(targets))
+        if not self.budget.take(now, n):
+            return self.budget.wait(now, n)
         key = STATES.get(out.kind)
-        for v in targets:
-            v.push(out.frame(v.framer), key)
+        for framer, pushes in groups:
+            frame = out.frame(framer)
+            for push in pushes:
+                push(frame, key)
         return 0.0
 
     def _flush(self) -> None:

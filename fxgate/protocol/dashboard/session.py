@@ -176,7 +176,7 @@ class DashboardSession:
             elif isinstance(cmd, wire.Subscribe):
                 self._subscribe(cmd.types)
             else:
-                self.types -= set(cmd.types)
+                self._set_types(self.types - set(cmd.types))
                 self.transport.send(wire.subscribed(self._ordered(self.types)))
         except FxgateError as exc:
             self.transport.send(wire.error(exc))
@@ -189,7 +189,7 @@ class DashboardSession:
         refused = [t for t in types if t not in self.allowed]
         granted = [t for t in types if t in self.allowed]
         if granted:
-            self.types = set(granted)
+            self._set_types(set(granted))
             self.transport.send(wire.subscribed(self._ordered(self.types)))
         if refused:
             self.transport.send(
@@ -204,6 +204,11 @@ class DashboardSession:
                     )
                 )
             )
+
+    def _set_types(self, types: set[str]) -> None:
+        self.types = types
+        if self.feed is not None:
+            self.feed.retarget()  # it keeps who takes each type
 
     def _ordered(self, types: set[str]) -> tuple[str, ...]:
         return tuple(t for t in self.allowed if t in types)
