@@ -464,6 +464,16 @@ async def test_under_the_tier_rate_each_tick_goes_out_at_once() -> None:
     assert [bids(b)["EURUSD"] for _, b in batches] == [
         pytest.approx(1.1 + i * 1e-5) for i in range(100)
     ]
+    # ticks of one loop iteration share a batch; a second tick of a symbol already in
+    # it sends the batch first rather than replacing the quote (not over the rate)
+    hub.publish(tick("EURUSD", 1.2, clock.now))
+    hub.publish(tick("GBPUSD", 1.3, clock.now))
+    hub.publish(tick("EURUSD", 1.21, clock.now))
+    clock.advance(0)
+    assert [bids(b) for _, b in market_pushes(v)[100:]] == [
+        {"EURUSD": 1.2, "GBPUSD": 1.3},
+        {"EURUSD": 1.21},
+    ]
 
 
 async def test_over_the_tier_rate_batches_coalesce_latest_per_symbol_within_the_rate() -> None:

@@ -122,6 +122,11 @@ class MarketBatcher:
             return None
         entry = market_entry(data)
         symbol = entry["symbol"]
+        for t in self._active:
+            if symbol in t.dirty and t.timer is not None and not t.pace.wait(self._timers.time()):
+                # Under the rate a tick is never merged away: the waiting batch first.
+                t.timer.cancel()
+                self._flush(t)
         self.latest[symbol] = entry
         now = self._clock()
         self.volatility.observe(symbol, (entry["bid"] + entry["ask"]) / 2, now)
