@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from fxgate.config.settings import Settings
-from fxgate.domain.errors import Disconnect, ValidationError
+from fxgate.domain.errors import Disconnect, Disconnects, ValidationError
 from fxgate.domain.events import Event
 from fxgate.domain.roles import Role
 from fxgate.hub.hub import Hub
@@ -27,7 +27,9 @@ from fxgate.protocol.dashboard.budget import SendBudget
 from fxgate.protocol.dashboard.clock import market_session
 from fxgate.protocol.dashboard.pace import MarketPace
 from fxgate.protocol.dashboard.registry import DashboardHub
+from fxgate.protocol.dashboard.session import DashboardSession
 from fxgate.protocol.dashboard.volatility import VolatilityMeter
+from fxgate.services.auth.tokens import Claims
 from fxgate.services.health import HealthReport
 from fxgate.services.usage import UsageMeter
 from tests.protocol.fakes import FakeClock
@@ -182,6 +184,7 @@ class Viewer:
         self.types = set(types or wire.DASHBOARD_TYPES)
         self.frames: list[bytes] = []
         self.kicked: Disconnect | None = None
+        self.out = self.push
 
     def push(self, frame: bytes, conflate_key: object | None = None) -> None:
         self.frames.append(frame)
@@ -521,3 +524,63 @@ def test_the_market_pace_allows_a_burst_then_the_rate_and_never_more_a_second() 
     assert slow.wait(0.0) == 0
     slow.spend(0.0)
     assert slow.wait(0.0) == pytest.approx(2.0)
+
+
+class Transport:
+    """A dashboard connection's writer: what it was given, and its close."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.kicked: Disconnect | None = None
+
+    def control(self, frame: bytes, conflate_key: object | None = None) -> None:
+        assert self.kicked is None, "a frame after the close"
+        self.frames.append(frame)
+
+    def send(self, payload: bytes) -> None:
+        self.control(payload)
+
+    def kick(self, disconnect: Disconnect) -> None:
+        self.kicked = disconnect
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in map(json.loads, self.frames) if m["type"] == kind]
+
+
+async def test_a_session_narrowed_or_closing_gets_no_more_batches() -> None:
+    clock = FakeClock()
+    hub, dash = make_dash(clock)
+    claims = Claims("ann", Role.TRADER, "pro", int(clock.now), int(clock.now) + 900, "j", "k")
+    conns = [Transport(), Transport()]
+    sessions = [
+        DashboardSession(
+            dash=dash,
+            claims=claims,
+            transport=t,
+            framer=Framer(),
+            settings=dash.settings,
+            timers=clock,
+            clock=clock,
+        )
+        for t in conns
+    ]
+    for s in sessions:
+        await s.start()
+    narrowed, closing = conns
+    hub.publish(tick("GBPUSD", 1.3, clock.now))
+    clock.advance(1)
+    assert all(c.of("market_data") for c in conns)  # both took market data so far
+    await sessions[0].on_message(json.dumps({"type": "subscribe", "types": ["notification"]}))
+    before = len(narrowed.of("market_data"))
+    hub.publish(tick("EURUSD", 1.1, clock.now))
+    hub.publish(fill("ann", 1))
+    clock.advance(1)
+    assert len(narrowed.of("market_data")) == before
+    assert len(narrowed.of("notification")) == 1
+    sessions[1].disconnect(Disconnects.SESSION_ENDED)
+    closing.frames.clear()
+    hub.publish(tick("EURUSD", 1.2, clock.now))
+    hub.publish(fill("ann", 2))
+    clock.advance(1)
+    assert closing.frames == []  # nothing after the close (Transport asserts it too)
+    assert len(narrowed.of("notification")) == 2

@@ -50,10 +50,12 @@ CHANNELS = ("positions", "account", "orders", "trades", "alerts", "analytics", "
 STATES: dict[str, object] = {
     t: ("dashboard", t) for t in ("trading_status", "analytics", "system_metrics")
 }
-#: A viewer's ``push``: a frame for its socket, and the key a waiting one conflates by.
-Push = Callable[[bytes, object | None], None]
 #: Unsent notifications past which the user's connections cannot keep up: 4008.
 MAX_QUEUED = 10_000
+
+
+#: A frame for a socket, and the key a waiting one conflates by.
+Push = Callable[[bytes, object | None], None]
 
 
 class Viewer(Protocol):
@@ -62,6 +64,10 @@ class Viewer(Protocol):
 
     types: set[str]
     framer: Framer
+    #: Where the feed's messages go, called once per viewer per message: the socket's
+    #: writer itself while the connection is open (no call in between), a no-op once
+    #: it is closing (and the viewer then tells the feed, ``retarget``).
+    out: Push
 
     def push(self, frame: bytes, conflate_key: object | None = None) -> None:
         """Queue a frame for the socket (never blocks); while the socket is blocked, a
@@ -334,7 +340,7 @@ class UserFeed:
             n = 0
             for v in self.viewers:
                 if kind in v.types:
-                    groups.setdefault(v.framer, []).append(v.push)
+                    groups.setdefault(v.framer, []).append(v.out)
                     n += 1
             found = self._targets[kind] = (n, list(groups.items()))
         return found

@@ -32,7 +32,7 @@ from fxgate.domain.errors import (
 from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.dashboard import wire
-from fxgate.protocol.dashboard.feed import UserFeed
+from fxgate.protocol.dashboard.feed import Push, UserFeed
 from fxgate.protocol.dashboard.outgoing import Framer
 from fxgate.protocol.dashboard.registry import DashboardHub
 from fxgate.protocol.limits import TokenBucket
@@ -71,6 +71,7 @@ class DashboardSession:
         self.claims: Claims | None = claims
         self.transport = transport
         self.framer = framer
+        self.out: Push = transport.control
         self.limits = settings.ws
         self.tier, terms = settings.tier(claims.tier)
         self.allowed: tuple[str, ...] = tuple(terms.types)
@@ -138,6 +139,9 @@ class DashboardSession:
         if self.closing or self.closed:
             return
         self.closing = True
+        self.out = _discard
+        if self.feed is not None:
+            self.feed.retarget()
         if notice is not None:
             self.transport.send(notice)
         self.transport.kick(disconnect)
@@ -235,3 +239,7 @@ class DashboardSession:
                     )
                 )
             )
+
+
+def _discard(frame: bytes, conflate_key: object | None = None) -> None:
+    """A closing connection's ``out``: nothing more after its notice and close."""
