@@ -135,6 +135,13 @@ class BusSettings(Section):
         description="Seconds a trading command sent to the leader waits for its answer"
         " before the client gets SERVICE_UNAVAILABLE.",
     )
+    command_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Trading commands from other nodes the leader runs at once; one"
+        " user's commands always run one after the other, in the order sent.",
+    )
 
 
 class BrokerSettings(Section):
