@@ -45,12 +45,12 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import ujson
 from redis.exceptions import RedisError
 
+from fxgate.bus import redis_client
 from fxgate.bus.port import BusUnavailable
 from fxgate.bus.resp import Link, Push, ReplyError, pack, release, take
 from fxgate.config.settings import Settings
@@ -64,10 +64,13 @@ from fxgate.services.ports.store import Store
 log = logging.getLogger(__name__)
 
 #: KEYS: meta hash, history stream. ARGV: record, maxlen, history ttl (0: no XADD),
-#: meta ttl, an epoch for a new stream, the pub/sub channel.
+#: meta ttl, an epoch for a new stream, the pub/sub channel, and the epoch and offset
+#: the publishing node last saw: Redis behind them in that epoch lost history (a
+#: failover to a replica that missed the last writes), so the stream starts a new one.
 PUBLISH_LUA = """
 local epoch = redis.call("hget", KEYS[1], "e")
-if not epoch then
+if not epoch or (epoch == ARGV[7]
+    and tonumber(redis.call("hget", KEYS[1], "s") or "0") < tonumber(ARGV[8])) then
   epoch = ARGV[5]
   redis.call("hset", KEYS[1], "e", epoch)
   redis.call("del", KEYS[2])
@@ -95,14 +98,20 @@ return 1
 Item: TypeAlias = tuple[Channel, str, Mapping[str, Any], str, str]
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+#: The same test for a stream nobody publishes to after a reconnect. KEYS: meta hash,
+#: history stream. ARGV: the epoch and offset this node saw, a new epoch, meta ttl.
+REWIND_LUA = """
+if redis.call("hget", KEYS[1], "e") == ARGV[1]
+    and tonumber(redis.call("hget", KEYS[1], "s") or "0") < tonumber(ARGV[2]) then
+  redis.call("hset", KEYS[1], "e", ARGV[3])
+  redis.call("expire", KEYS[1], ARGV[4])
+  redis.call("del", KEYS[2])
+  return 1
+end
+return 0
+"""
+
+BATCH = 256
 
 
 class RedisBus:
@@ -112,22 +121,18 @@ class RedisBus:
     def __init__(self, settings: Settings, hub: Hub) -> None:
         s = settings.bus
         self._hub = hub
-        self._url = s.redis_url
+        self._where = redis_client.where(s)
         self._prefix = s.redis_prefix
         self._timeout = s.redis_timeout
         self._max_queue = s.redis_queue
         self._meta_ttl = s.history_meta_ttl
         self._channel = f"{self._prefix}:bus"
-        self._redis = aioredis.Redis.from_url(
-            s.redis_url,
-            socket_timeout=s.redis_timeout,
-            socket_connect_timeout=s.redis_timeout,
-        )
+        # One factory (a URL or Sentinel): after a failover, new connections of both
+        # pools go to the new master.
+        self._redis = redis_client.connect(s, socket_timeout=s.redis_timeout)
         # The subscription waits for messages as long as none come: no read timeout
         # (a dead Redis closes its socket; a stalled one is the monitor's to notice).
-        self._sub = aioredis.Redis.from_url(
-            s.redis_url, socket_timeout=None, socket_connect_timeout=s.redis_timeout
-        )
+        self._sub = redis_client.connect(s, socket_timeout=None)
         self._sha = ""
         # The constant head of every plain PUBLISH (market data), packed once.
         self._publish_head = pack("PUBLISH", self._channel, "")[: -len(b"$0\r\n\r\n")]
@@ -135,6 +140,7 @@ class RedisBus:
         # cheap (a uuid per script call was a visible share of the publish path).
         self._epochs = itertools.count(int(new_epoch(), 16))
         self._epoch_script = self._redis.register_script(NEW_EPOCH_LUA)
+        self._rewind_script = self._redis.register_script(REWIND_LUA)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         #: The publishing connection, while it works (None: Redis lost, events local).
@@ -194,27 +200,32 @@ class RedisBus:
             await asyncio.wait_for(self._redis.ping(), self._timeout)
         except (RedisError, OSError, TimeoutError) as exc:
             raise BusUnavailable(
-                f"bus.redis_url: Redis at {redacted(self._url)} is unreachable ({exc or 'timeout'})"
+                f"bus.redis_url: {self._where} is unreachable ({exc or 'timeout'})"
             ) from None
         loop = self._loop = asyncio.get_running_loop()
         try:
             await self._connect_publisher()
         except (RedisError, OSError, TimeoutError) as exc:
             raise BusUnavailable(
-                f"bus.redis_url: Redis at {redacted(self._url)} is unreachable ({exc or 'timeout'})"
+                f"bus.redis_url: {self._where} is unreachable ({exc or 'timeout'})"
             ) from None
         ready = loop.create_future()
         self._tasks = [
             loop.create_task(self._listener(ready), name="redis-bus-listener"),
             loop.create_task(self._monitor(), name="redis-bus-monitor"),
+            # Sentinel: both pools to the new master as soon as it is named.
+            loop.create_task(
+                redis_client.follow_master(self._redis, "bus"), name="redis-bus-master"
+            ),
+            loop.create_task(
+                redis_client.follow_master(self._sub, "bus subscription"), name="redis-sub-master"
+            ),
         ]
         try:
             await asyncio.wait_for(ready, self._timeout * 2)
         except TimeoutError:
             await self.stop()
-            raise BusUnavailable(
-                f"bus.redis_url: Redis at {redacted(self._url)} took no subscription"
-            ) from None
+            raise BusUnavailable(f"bus.redis_url: {self._where} took no subscription") from None
         self._started = True
 
     async def stop(self) -> None:
@@ -232,8 +243,7 @@ class RedisBus:
             self._writing = False
             await release(link)
         for client in (self._redis, self._sub):
-            with contextlib.suppress(Exception):
-                await client.aclose()
+            await redis_client.close(client)
 
     def healthy(self) -> bool:
         return self._writing and self._listening
@@ -302,6 +312,7 @@ class RedisBus:
             body = b"0::" + record.encode()
             return b"%b$%d\r\n%b\r\n" % (self._publish_head, len(body), body)
         meta, hist = self._keys(ch.name, key)
+        seen = self._hub.streams.find(ch.name, key)
         return pack(
             "EVALSHA",
             self._sha,
@@ -314,6 +325,8 @@ class RedisBus:
             self._meta_ttl,
             f"{next(self._epochs) % 16**12:012x}",
             self._channel,
+            seen.epoch if seen is not None else "",
+            seen.offset if seen is not None else 0,
         )
 
     def _send(self, item: Item | None) -> None:
@@ -376,6 +389,11 @@ class RedisBus:
                 if not self._reloading:
                     self._reloading = True
                     self._send(None)
+                return
+            if str(value).startswith(("READONLY", "MASTERDOWN", "LOADING")):
+                # Not a master (any more): a failover. Reconnect, through Sentinel.
+                self._inflight.appendleft((item, 0.0))
+                self._publisher_lost(value)
                 return
             log.warning("Redis refused an event (%s): delivered here only", value)
             self._deliver_here(*item)
@@ -525,6 +543,7 @@ class RedisBus:
         durable streams this node's clients hold caught up from Redis's history (what
         other nodes published while this one could not hear them)."""
         try:
+            await self._rewound()
             for channel, key in list(self._dirty):
                 await self._epoch_script(
                     keys=self._keys(channel, key), args=["r" + new_epoch(), self._meta_ttl]
@@ -538,6 +557,33 @@ class RedisBus:
                         await self._catch_up(ch, key)
         except (RedisError, OSError) as exc:
             log.warning("Redis resync incomplete (%s)", exc)
+
+    async def _rewound(self) -> None:
+        """Redis may be another server now (a failover to a replica that had not got
+        the last writes): a stream whose offset there is behind what this node saw, in
+        the same epoch, lost those messages, and gets a new epoch, so that no client
+        resumes across them and no later message reuses their offsets unnoticed."""
+        pipe = self._redis.pipeline(transaction=False)
+        queued = 0
+        for name, ch in self._hub.channels.items():
+            if not ch.history_size:
+                continue
+            for key in self._hub.streams.keys_of(name):
+                stream = self._hub.streams.find(name, key)
+                if stream is None or not stream.offset or stream.epoch.startswith("local-"):
+                    continue
+                args: list[str | int] = [
+                    stream.epoch,
+                    stream.offset,
+                    "f" + new_epoch(),
+                    self._meta_ttl,
+                ]
+                await self._rewind_script(keys=self._keys(name, key), args=args, client=pipe)
+                queued += 1
+                if queued % BATCH == 0:
+                    await pipe.execute()
+        if queued % BATCH:
+            await pipe.execute()
 
     async def _catch_up(self, ch: Channel, key: str) -> None:
         stream = self._hub.streams.get(ch.name, key)
@@ -617,10 +663,4 @@ def build(settings: Settings, hub: Hub, store: Store) -> RedisBus:
 
 
 def check(settings: Settings) -> list[str]:
-    scheme = urlsplit(settings.bus.redis_url).scheme
-    if scheme not in ("redis", "rediss", "unix"):
-        return [
-            f"bus.redis_url: {redacted(settings.bus.redis_url)!r} is not a redis://,"
-            " rediss:// or unix:// URL"
-        ]
-    return []
+    return redis_client.problems(settings)

@@ -102,8 +102,11 @@ class Link(asyncio.Protocol):
         self._on_lost = on_lost
         self._rest = b""
         self._transport: asyncio.Transport | None = None
-        #: redis-py's connection object that opened the socket (closed with it).
+        #: redis-py's connection object that opened the socket, and its pool.
         self.conn: Any = None
+        self.pool: Any = None
+        #: The protocol the socket had before (redis-py's stream reader's).
+        self.inner: asyncio.BaseProtocol | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -137,6 +140,11 @@ class Link(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self._on_lost(exc)
+        # redis-py's own protocol learns it too: its ``disconnect`` (the pool's, on a
+        # Sentinel failover) waits for that.
+        inner, self.inner = self.inner, None
+        if inner is not None:
+            inner.connection_lost(exc)
 
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self.closed:
@@ -149,26 +157,34 @@ class Link(asyncio.Protocol):
 
 
 async def take(client: aioredis.Redis, link: Link) -> None:
-    """Open a connection the way ``client``'s pool does, then give its socket to ``link``.
+    """A connection of ``client``'s pool, opened by redis-py, its socket given to ``link``.
 
-    The only private piece of redis-py used: the connection's stream writer, whose
-    transport is moved to ``link`` right after the handshake, when nothing is unread."""
-    conn = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
-    await conn.connect()
+    It stays counted as in use by the pool, so that what the pool does to every
+    connection (``disconnect`` when a Sentinel master moved) reaches this one too. The
+    only private piece of redis-py used: the connection's stream writer, whose transport
+    moves to ``link`` right after the pool's checks, when nothing is unread."""
+    pool = client.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
     writer = getattr(conn, "_writer", None)
     if writer is None:
+        await pool.release(conn)
         raise RedisConnectionError("the Redis connection has no stream")
     transport = writer.transport
-    link.conn = conn
+    link.conn, link.pool, link.inner = conn, pool, transport.get_protocol()
     transport.set_protocol(link)
     link.connection_made(transport)
 
 
 async def release(link: Link) -> None:
-    """Close ``link`` and the redis-py connection object behind it."""
+    """Close ``link``, and give the redis-py connection behind it back to its pool,
+    closed (the pool opens it again for its next user)."""
     link.close()
-    if link.conn is not None:
-        try:
-            await link.conn.disconnect(nowait=True)
-        except Exception as exc:  # already gone; nothing to keep
-            log.debug("closing a Redis connection: %s", exc)
+    conn, pool, link.conn, link.pool = link.conn, link.pool, None, None
+    if conn is None:
+        return
+    try:
+        await conn.disconnect(nowait=True)
+        if pool is not None:
+            await pool.release(conn)
+    except Exception as exc:  # already gone; nothing to keep
+        log.debug("closing a Redis connection: %s", exc)

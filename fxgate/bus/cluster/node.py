@@ -108,6 +108,12 @@ class RedisCluster:
         await self._redis.ping()
         await self.router.ensure_group()
         loop = asyncio.get_running_loop()
+        from fxgate.bus.redis_client import follow_master
+
+        # Sentinel: the lease and the command stream move to a new master at once.
+        self._tasks.append(
+            loop.create_task(follow_master(self._redis, "cluster"), name="cluster-master")
+        )
         self._tasks.append(loop.create_task(self.router.listen(), name="cluster-replies"))
         await self.router.wait_subscribed(5)
 
@@ -141,18 +147,17 @@ class RedisCluster:
         self.router.leading = False
         await cancel_each([*([self._serving] if self._serving else []), *self._tasks])
         await self.lease.release()
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()
+        from fxgate.bus.redis_client import close
+
+        await close(self._redis)
 
 
 def build(settings: Settings) -> RedisCluster:
-    """The cluster of a node whose bus is ``redis``: the same ``bus.redis_url``."""
-    import redis.asyncio as redis
+    """The cluster of a node whose bus is ``redis``: the same ``bus.redis_url`` (or
+    Sentinel's master), through the bus's one client factory."""
+    from fxgate.bus.redis_client import connect
 
-    wait = settings.bus.redis_timeout
-    client = redis.from_url(
-        settings.bus.redis_url, socket_timeout=wait + 2, socket_connect_timeout=wait
-    )
+    client = connect(settings.bus, socket_timeout=settings.bus.redis_timeout + 2)
     return RedisCluster(
         client,
         lease=settings.bus.leader_lease,
