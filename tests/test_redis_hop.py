@@ -215,3 +215,21 @@ def test_the_hop_benchmark_runs() -> None:
     rows = out.splitlines()
     assert [r.split(" ", 1)[0] for r in rows] == ["local", "redis"], out
     assert "not delivered" not in out
+
+
+async def test_a_pool_disconnect_drops_the_publishing_socket_and_the_bus_comes_back(
+    node: Node,
+) -> None:
+    """What Sentinel's master watcher does on a failover (``pool.disconnect()``) reaches
+    the bus's own socket at once, and the bus reconnects and publishes through Redis."""
+    bus = node.bus
+    bus.publish(order("alice", 1))
+    await until(lambda: len(node.orders.got) == 1, what="the first order")
+    await asyncio.wait_for(bus.client.connection_pool.disconnect(), 1)
+    await until(lambda: not bus.healthy(), what="the bus noticing")
+    await until(bus.healthy, timeout=10, what="the bus back")
+    bus.publish(order("alice", 2))
+    await until(lambda: len(node.orders.got) == 2, what="an order after it")
+    first, second = received(node.orders)
+    assert (second["epoch"], second["offset"]) == (first["epoch"], first["offset"] + 1)
+    assert bus.local_deliveries == 0
