@@ -26,7 +26,12 @@ from fxgate.domain.trading import (
     Order,
     Position,
 )
-from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind, BrokerListener
+from fxgate.services.ports.broker import (
+    BrokerEvent,
+    BrokerEventKind,
+    BrokerListener,
+    TapeListener,
+)
 from fxgate.services.ports.store.errors import StoreUnavailableError
 from fxgate.services.ports.store.trading import TradingStore
 
@@ -206,6 +211,12 @@ class Mt5Session:
     def subscribe(self, listener: BrokerListener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def subscribe_tape(self, listener: TapeListener) -> Callable[[], None]:
+        """``BrokerTape``: the trade ticks of the streamed symbols (see :mod:`.feed`)."""
+        listeners = self.feed.tape_listeners
+        listeners.append(listener)
+        return lambda: listeners.remove(listener)
 
     # -- polling -------------------------------------------------------------------------
 
