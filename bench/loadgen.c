@@ -132,6 +132,13 @@ static uint64_t s_messages, s_market, s_lat_n, s_gaps, s_dups, s_snapshots, s_by
 static double s_lat_sum, s_lat_max;
 static uint64_t *s_hist;
 static uint64_t *s_first_hist; /* latency of each tick's first delivery to any client */
+/* The same latencies measured when the load generator read the bytes rather than when
+ * they reached its socket (kernel receive time, SO_TIMESTAMPNS): the difference is the
+ * load generator's own queueing, one thread reading every connection in turn. */
+static uint64_t *s_read_hist;
+static double s_read_max;
+static double g_read_lag; /* read time - arrival time of the current recv(), ms */
+static uint64_t r_kernel_ts, r_no_kernel_ts;
 static uint64_t s_first_n;
 static double s_first_max;
 static uint64_t s_hist_over;
@@ -528,6 +535,8 @@ static void start_connect(conn_t *c)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* The kernel's receive time of the bytes, returned with each read (see on_readable). */
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     c->fd = fd;
     c->attempts++;
     int r = connect(fd, (struct sockaddr *)&g_addr, g_addrlen);
@@ -640,6 +649,8 @@ static void record_close_code(int code)
 /* ------------------------------------------------------------------------- */
 /* Messages */
 
+static void record_latency(double lat, int first);
+
 static void on_message(conn_t *c, const char *p, size_t len, double now_ms)
 {
     int measuring = g_phase == PH_MEASURE;
@@ -695,25 +706,7 @@ static void on_message(conn_t *c, const char *p, size_t len, double now_ms)
     double ts = m.have_ts ? m.ts : (m.have_data_ts ? m.data_ts : -1);
     if (ts < 0)
         return;
-    double lat = now_ms - ts;
-    if (lat < 0)
-        lat = 0;
-    if (first) {
-        size_t fb = (size_t)(lat * 10.0);
-        s_first_hist[fb < HIST_BUCKETS ? fb : HIST_BUCKETS - 1]++;
-        s_first_n++;
-        if (lat > s_first_max)
-            s_first_max = lat;
-    }
-    s_lat_n++;
-    s_lat_sum += lat;
-    if (lat > s_lat_max)
-        s_lat_max = lat;
-    size_t b = (size_t)(lat * 10.0);
-    if (b < HIST_BUCKETS)
-        s_hist[b]++;
-    else
-        s_hist_over++;
+    record_latency(now_ms - ts, first);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -877,6 +870,11 @@ static void record_latency(double lat, int first)
 {
     if (lat < 0)
         lat = 0;
+    double rlat = lat + g_read_lag;
+    size_t rb = (size_t)(rlat * 10.0);
+    s_read_hist[rb < HIST_BUCKETS ? rb : HIST_BUCKETS - 1]++;
+    if (rlat > s_read_max)
+        s_read_max = rlat;
     if (first) {
         size_t fb = (size_t)(lat * 10.0);
         s_first_hist[fb < HIST_BUCKETS ? fb : HIST_BUCKETS - 1]++;
@@ -1350,7 +1348,20 @@ static void on_readable(conn_t *c)
     }
     if (keep)
         memcpy(g_rbuf, c->in.p, keep);
-    ssize_t r = recv(c->fd, g_rbuf + keep, READ_SZ, 0);
+    /* recvmsg for SO_TIMESTAMPNS: for TCP, the receive time of the last segment this read
+     * consumed. Every frame of the read is timed by it, which overstates the latency of
+     * the earlier ones (never understates any). */
+    struct iovec iov = {g_rbuf + keep, READ_SZ};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof(ctl.buf);
+    ssize_t r = recvmsg(c->fd, &msg, 0);
     if (r < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
@@ -1368,7 +1379,24 @@ static void on_readable(conn_t *c)
         }
         return;
     }
-    double now_ms = wall_ms();
+    double read_ms = wall_ms();
+    double now_ms = read_ms;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    for (; cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec kt;
+            memcpy(&kt, CMSG_DATA(cm), sizeof(kt));
+            double k = kt.tv_sec * 1000.0 + kt.tv_nsec / 1e6;
+            if (k > 0 && k <= read_ms)
+                now_ms = k;
+            break;
+        }
+    }
+    if (now_ms < read_ms)
+        r_kernel_ts++;
+    else
+        r_no_kernel_ts++;
+    g_read_lag = read_ms - now_ms;
     size_t n = keep + (size_t)r;
     char *p = g_rbuf;
     if (c->state == ST_HANDSHAKE) {
@@ -1642,7 +1670,8 @@ int main(int argc, char **argv)
     g_conns = calloc((size_t)o_clients, sizeof(conn_t));
     s_hist = calloc(HIST_BUCKETS, sizeof(uint64_t));
     s_first_hist = calloc(HIST_BUCKETS, sizeof(uint64_t));
-    if (!g_conns || !s_hist || !s_first_hist)
+    s_read_hist = calloc(HIST_BUCKETS, sizeof(uint64_t));
+    if (!g_conns || !s_hist || !s_first_hist || !s_read_hist)
         die("out of memory");
     for (int i = 0; i < o_clients; i++) {
         g_conns[i].fd = -1;
@@ -1780,6 +1809,8 @@ int main(int argc, char **argv)
            "\"offset_gaps\":%llu,\"missing_by_count\":%llu,\"loss_method\":\"%s\","
            "\"loss_window_secs\":%.3f,\"sio_refused\":%llu,\"quote_overflow\":%llu,"
            "\"deflate_negotiated\":%llu,\"inflated\":%llu,\"inflate_errors\":%llu,"
+           "\"read_p50_ms\":%.1f,\"read_p99_ms\":%.1f,\"read_max_ms\":%.1f,"
+           "\"kernel_ts_reads\":%llu,\"plain_reads\":%llu,"
            "\"close_codes\":{",
            o_clients, connected_at_window, window, (unsigned long long)s_messages,
            window > 0 ? s_messages / window : 0.0, percentile(0.50), percentile(0.99), s_lat_max,
@@ -1798,7 +1829,10 @@ int main(int argc, char **argv)
            g_used_counts ? (g_loss_hi - g_loss_lo) / 1000.0 : 0.0,
            (unsigned long long)r_sio_refused, (unsigned long long)r_quote_overflow,
            (unsigned long long)r_deflate_negotiated, (unsigned long long)r_inflated,
-           (unsigned long long)r_inflate_err);
+           (unsigned long long)r_inflate_err,
+           hist_percentile(s_read_hist, s_lat_n, s_read_max, 0.50),
+           hist_percentile(s_read_hist, s_lat_n, s_read_max, 0.99), s_read_max,
+           (unsigned long long)r_kernel_ts, (unsigned long long)r_no_kernel_ts);
     for (int i = 0; i < r_nclose; i++)
         printf("%s\"%d\":%d", i ? "," : "", r_close_code[i], r_close_cnt[i]);
     printf("}");

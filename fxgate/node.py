@@ -199,6 +199,7 @@ class Node:
         self.spawn(self._refresh_keys(), name="keyring-refresh")
         self.spawn(self.user_status.run(self._kick_disabled), name="user-status-refresh")
         self.spawn(self._purge_expired(), name="store-purge")
+        self.spawn(self.trading.usage.quota.run(), name="api-quota")
         await self.health.check()
         self.spawn(self.health.run(), name="health")
         self.health.ready = True
@@ -300,6 +301,10 @@ class Node:
             except Exception:
                 log.exception("a shutdown hook failed")
         await self._tasks.cancel_all()
+        try:  # the REST calls counted since the last flush, or a restart forgets them
+            await self.trading.usage.quota.flush()
+        except Exception as exc:
+            log.warning("could not write the REST call counts: %s", exc)
         if self._leading:
             await self.broker.stop()
         if self.cluster is not None:

@@ -11,19 +11,22 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import free_port
 
 
 class RedisServer:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, args: Sequence[str] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
+        self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,6 +48,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                *self.args,
             ],
             stdout=(self.workdir / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
@@ -62,7 +66,8 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                # -NOAUTH: up, and asking for the password (requirepass).
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -86,3 +91,93 @@ class RedisServer:
         """Redis lost its data: killed and started again, empty, on the same port."""
         self.stop()
         self.start()
+
+
+class SentinelSet:
+    """A master, one replica and one ``redis-server --sentinel`` watching them (quorum
+    1, down after 300 ms), on free loopback ports, all with ``password``: the smallest
+    set where Sentinel fails over for real. ``url`` is fxgate's ``redis+sentinel://``."""
+
+    SERVICE = "mymaster"
+
+    def __init__(self, workdir: Path, password: str) -> None:
+        self.workdir = workdir
+        self.password = password
+        auth = ["--requirepass", password, "--masterauth", password]
+        auth += ["--repl-diskless-sync-delay", "0"]  # the replica in sync at once
+        self.master = RedisServer(workdir / "a", auth)
+        self.replica = RedisServer(
+            workdir / "b", [*auth, "--replicaof", "127.0.0.1", str(self.master.port)]
+        )
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://:{self.password}@127.0.0.1:{self.port}/{self.SERVICE}/0"
+
+    def client(self, port: int) -> Any:
+        import redis
+
+        return redis.Redis(port=port, password=self.password, socket_timeout=2)
+
+    def sentinel(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+    def start(self, timeout: float = 15) -> SentinelSet:
+        self.master.start()
+        self.replica.start()
+        conf = self.workdir / "sentinel.conf"  # Sentinel rewrites it: its own copy
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 1\n"
+            f"sentinel auth-pass {self.SERVICE} {self.password}\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} 300\n"
+            f"sentinel failover-timeout {self.SERVICE} 3000\n"
+        )
+        binary = shutil.which("redis-sentinel") or self.master.binary
+        self.proc = subprocess.Popen(
+            [binary, str(conf), "--sentinel"],
+            stdout=(self.workdir / "sentinel.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        # Ready for a failover: the replica in sync and known to the sentinel.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis sentinel exited {self.proc.returncode}")
+            if self._replica_known():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("sentinel did not see the replica in sync")
+
+    def _replica_known(self) -> bool:
+        import redis
+
+        try:
+            replicas = self.sentinel().sentinel_slaves(self.SERVICE)
+            info = self.client(self.replica.port).info("replication")
+        except redis.RedisError:
+            return False
+        return info.get("master_link_status") == "up" and any(
+            r["port"] == self.replica.port and not r["is_sdown"] for r in replicas
+        )
+
+    def master_port(self) -> int:
+        _, port = self.sentinel().sentinel_get_master_addr_by_name(self.SERVICE)
+        return int(port)
+
+    def failover(self) -> None:
+        """``SENTINEL FAILOVER``: the replica becomes master, the old master its replica
+        (Sentinel then disconnects the old master's clients)."""
+        self.sentinel().execute_command("SENTINEL", "FAILOVER", self.SERVICE)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+        self.replica.stop()
+        self.master.stop()

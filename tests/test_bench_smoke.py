@@ -186,6 +186,11 @@ def test_loadgen_counts_a_clean_stream(loadgen: Path) -> None:
     assert result["parse_errors"] == 0
     assert result["closed_by_server"] == 0
     assert 0 <= result["p50_ms"] <= result["p99_ms"] <= result["max_ms"] < 1000
+    # Latency is timed at the kernel's receive time; the read time can only be later.
+    assert result["kernel_ts_reads"] > 0
+    assert result["plain_reads"] == 0
+    assert result["p99_ms"] <= result["read_p99_ms"] <= result["read_max_ms"]
+    assert result["max_ms"] <= result["read_max_ms"]
     assert result["msgs_per_sec"] == pytest.approx(
         result["messages"] / result["duration"], rel=0.01
     )

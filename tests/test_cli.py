@@ -319,7 +319,8 @@ BAD_SETTINGS = {
     ),
     "bad redis url": (
         {"FXGATE_BUS_BACKEND": "redis", "FXGATE_BUS_REDIS_URL": "http://h:6379"},
-        "bus.redis_url: 'http://h:6379' is not a redis://, rediss:// or unix:// URL",
+        "bus.redis_url: 'http://h:6379' is not a redis://, rediss://, unix:// or"
+        " redis+sentinel:// URL",
     ),
     "unknown store": (
         {"FXGATE_STORE_BACKEND": "postgres"},

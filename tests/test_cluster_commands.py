@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,17 @@ import redis.asyncio as aioredis
 from fxgate.brokers.paper.broker import PaperBroker
 from fxgate.bus.cluster.commands import GROUP, STREAM, ClusterCommands, CommandRouter
 from fxgate.bus.cluster.fence import FencedTradingStore, LeaseLostError
+from fxgate.bus.cluster.lanes import Lanes
 from fxgate.bus.cluster.lease import Lease
 from fxgate.bus.cluster.node import cancel_each
 from fxgate.domain.errors import ErrorCode, FxgateError, NotFoundError
 from fxgate.domain.market import DEFAULT_SYMBOLS, Quote
 from fxgate.domain.trading import Order, OrderChanges, OrderRequest, OrderType, Position, Side
+from fxgate.services.ports.store.errors import StaleFenceError
 from fxgate.store.sqlite import SQLiteStore
 from tests.conftest import until
 from tests.redis_fixtures import RedisServer
+from tests.store.builders import order as record
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -271,6 +274,54 @@ async def test_a_paper_broker_fenced_out_warns_once_and_stops_writing(
     assert broker.refused > 0
 
 
+async def test_an_old_leader_whose_clock_still_trusts_its_lease_is_refused_by_the_store(
+    r: aioredis.Redis, tmp_path: Path
+) -> None:
+    """The lease key lost in a Redis failover: the old leader's clock says it still
+    leads, a new leader is elected and writes. The store refuses the old one's write
+    (its token is lower), and that refusal demotes it at once."""
+    store = SQLiteStore(tmp_path / "fxgate.sqlite3")
+    await store.open()
+    old, new = Lease(r, "old", lease=5.0), Lease(r, "new", lease=5.0)
+    lost: list[str] = []
+    elected = asyncio.Event()
+
+    async def on_elected() -> None:
+        elected.set()
+
+    task = asyncio.create_task(old.campaign(on_elected, lambda: lost.append("old")))
+    try:
+        await asyncio.wait_for(elected.wait(), 5)
+
+        def fenced(lease: Lease) -> FencedTradingStore:
+            return FencedTradingStore(
+                store.trading,
+                lease.valid,
+                lease.ran_out,
+                token=lambda: lease.fence_token,
+                superseded=lease.superseded,
+            )
+
+        by_old, by_new = fenced(old), fenced(new)
+        await by_old.save(orders=[record("o1")])
+        await r.delete("fxgate:leader")  # the failover's replica never had the key
+        assert await new.try_acquire()
+        assert old.valid(), "the old leader's own clock has not noticed"
+        await by_new.save(orders=[record("o2")])
+        with pytest.raises(StaleFenceError):
+            await by_old.save(orders=[record("o3")])
+        assert lost == ["old"], "the store's refusal demoted the old leader then and there"
+        assert not old.valid()
+        with pytest.raises(LeaseLostError):  # and its clock fence refuses from now on
+            await by_old.next_sequence("ticket")
+        assert await by_new.next_sequence("ticket") == 1
+        orders, _ = await store.trading.list_orders("u1")
+        assert sorted(o.id for o in orders) == ["o1", "o2"]
+    finally:
+        await cancel_each([task])
+        await store.close()
+
+
 async def test_a_lost_lease_is_noticed_and_reported_once(r: aioredis.Redis) -> None:
     a, b = Lease(r, "a", lease=1.0), Lease(r, "b", lease=1.0)
     lost: list[str] = []
@@ -320,6 +371,88 @@ async def test_an_order_sent_on_b_runs_once_on_leader_a_and_b_gets_the_order(
     finally:
         await a.leave()
         await b.leave()
+
+
+class Gated(Trading):
+    """Orders of the user ``slow`` wait for ``gate``: a slow broker call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.started: list[str] = []
+        self.finished: list[str] = []
+
+    async def place_order(
+        self, user_id: str, request: OrderRequest, *, actor: str | None = None
+    ) -> tuple[Order, bool]:
+        tag = f"{user_id}:{request.client_order_id}"
+        self.started.append(tag)
+        if user_id == "slow":
+            await self.gate.wait()
+        try:
+            return await super().place_order(user_id, request, actor=actor)
+        finally:
+            self.finished.append(tag)
+
+
+async def test_a_slow_command_holds_no_other_users_and_one_users_commands_keep_their_order(
+    r: aioredis.Redis,
+) -> None:
+    a, b = Node(r, "a"), Node(r, "b", timeout=10)
+    gated = Gated()
+    a.router.local = a.trading = gated
+    await a.join()
+    await b.join()
+    await a.lead()
+    try:
+        first = asyncio.create_task(b.commands.place_order("slow", market("s-1")))
+        await until(lambda: "slow:s-1" in gated.started, what="the slow order running")
+        second = asyncio.create_task(b.commands.place_order("slow", market("s-2")))
+        # Sent after s-2, so read after it: answered while both of slow's wait.
+        order, created = await asyncio.wait_for(b.commands.place_order("fast", market("f-1")), 3)
+        assert created
+        assert order.user_id == "fast"
+        assert gated.started == ["slow:s-1", "fast:f-1"], "s-2 waits for s-1, its user's"
+        gated.gate.set()
+        assert (await first)[0].client_order_id == "s-1"
+        assert (await second)[0].client_order_id == "s-2"
+        assert gated.started == ["slow:s-1", "fast:f-1", "slow:s-2"]
+        assert gated.finished == ["fast:f-1", "slow:s-1", "slow:s-2"]
+    finally:
+        await a.leave()
+        await b.leave()
+
+
+async def test_lanes_run_at_most_their_limit_at_once_and_each_key_in_order() -> None:
+    lanes = Lanes(2)
+    running: set[str] = set()
+    most = 0
+    done: list[str] = []
+    release = asyncio.Event()
+
+    def job(key: str, n: int) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            nonlocal most
+            assert key not in running, "two jobs of one key at once"
+            running.add(key)
+            most = max(most, len(running))
+            await release.wait()
+            running.discard(key)
+            done.append(f"{key}{n}")
+
+        return run
+
+    for n in range(3):
+        for key in ("a", "b", "c"):
+            await lanes.submit(key, job(key, n))
+    await until(lambda: len(running) == 2, what="two jobs running")
+    release.set()
+    await until(lambda: len(done) == 9, what="every job done")
+    assert most == 2
+    for key in ("a", "b", "c"):
+        assert [d for d in done if d[0] == key] == [f"{key}0", f"{key}1", f"{key}2"]
+    assert lanes.pending == 0
+    await lanes.close()
 
 
 async def test_no_leader_answers_a_clear_service_unavailable_and_the_command_is_dropped(

@@ -408,7 +408,8 @@ def test_config_check_names_a_bad_redis_url() -> None:
 
     bad = Settings(bus=BusSettings(backend="redis", redis_url="http://u:pw@h:6379"))
     assert problems(bad, plugins=False) == [
-        "bus.redis_url: 'http://u:***@h:6379' is not a redis://, rediss:// or unix:// URL"
+        "bus.redis_url: 'http://u:***@h:6379' is not a redis://, rediss://, unix:// or"
+        " redis+sentinel:// URL"
     ]
     good = Settings(bus=BusSettings(backend="redis", redis_url="rediss://h:6380/1"))
     assert problems(good, plugins=False) == []

@@ -232,6 +232,10 @@ def test_signals_are_listed_with_filters_and_pages(market: Daemon) -> None:
         pytest.param({"validators": "all"}, "data.validators", id="validators-not-a-list"),
         pytest.param({"validators": [{}] * 100}, "data.validators", id="too-many-validators"),
         pytest.param({"colour": "red"}, "data.colour", id="unknown-field"),
+        pytest.param({"generationMs": -1}, "data.generationMs", id="negative-generation"),
+        pytest.param({"generationMs": 3_600_001}, "data.generationMs", id="generation-over-1h"),
+        pytest.param({"generationMs": "fast"}, "data.generationMs", id="generation-text"),
+        pytest.param({"generationMs": True}, "data.generationMs", id="generation-boolean"),
     ],
 )
 async def test_a_signal_off_seed_002s_shape_is_refused_naming_its_field(

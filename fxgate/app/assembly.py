@@ -24,6 +24,7 @@ from fxgate.app.tasks import Tasks
 from fxgate.app.validation import problems
 from fxgate.bus.port import Bus
 from fxgate.config.settings import Settings
+from fxgate.hub.announced import in_history
 from fxgate.hub.hub import Hub
 from fxgate.node import Node, StartupError
 from fxgate.plugins.manager import PluginError, make_plugin_manager
@@ -39,9 +40,11 @@ from fxgate.services.market_history import CandleRecorder
 from fxgate.services.ports.broker import Broker, BrokerHealth, BrokerTape
 from fxgate.services.ports.cluster import Cluster
 from fxgate.services.ports.store import Store
+from fxgate.services.quota import ApiQuota
 from fxgate.services.risk import RiskLimits
 from fxgate.services.signals import SignalBook
 from fxgate.services.trading import TradingService
+from fxgate.services.usage import UsageMeter
 
 
 def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) -> Node:
@@ -70,6 +73,8 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
 
     activity = ActivityFeed(bus.publish)
     signals = SignalBook(store.signals)
+    # Every signal this node's hub publishes, whichever node accepted it.
+    hub.taps["signals"] = signals.timing.observe
     market = MarketService(backend.quotes, bus.publish, books=backend.broker.order_book)
     candles = CandleRecorder(store.candles)
     # Listen from the start: quotes that arrive while the last bars load are not lost.
@@ -86,10 +91,12 @@ def build_node(settings: Settings, *, pm: pluggy.PluginManager | None = None) ->
         ),
         spawn=tasks.spawn,
         history_users=settings.analytics.cache_users,
+        # The daily REST quota, in the store: every worker and node counts one quota.
+        usage=UsageMeter(quota=ApiQuota(store.usage)),
         activity=activity,
     )
     if cluster is not None:
-        cluster.attach(trading, flush=getattr(bus, "flush", None))
+        cluster.attach(trading, flush=getattr(bus, "flush", None), announced=in_history(hub))
     # The order book and the tape are made only for watched symbols; with a shared bus
     # the watchers may be on another node, so then they are always made.
     wanted = hub.has_subscribers if settings.bus.backend == "local" else _always

@@ -37,12 +37,12 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import ujson
 from redis.exceptions import NoScriptError, RedisError
 
+from fxgate.bus import redis_client
 from fxgate.bus.port import BusUnavailable
 from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
@@ -55,10 +55,13 @@ from fxgate.services.ports.store import Store
 log = logging.getLogger(__name__)
 
 #: KEYS: meta hash, history stream. ARGV: record, maxlen, history ttl (0: no XADD),
-#: meta ttl, an epoch for a new stream, the pub/sub channel.
+#: meta ttl, an epoch for a new stream, the pub/sub channel, and the epoch and offset
+#: the publishing node last saw: Redis behind them in that epoch lost history (a
+#: failover to a replica that missed the last writes), so the stream starts a new one.
 PUBLISH_LUA = """
 local epoch = redis.call("hget", KEYS[1], "e")
-if not epoch then
+if not epoch or (epoch == ARGV[7]
+    and tonumber(redis.call("hget", KEYS[1], "s") or "0") < tonumber(ARGV[8])) then
   epoch = ARGV[5]
   redis.call("hset", KEYS[1], "e", epoch)
   redis.call("del", KEYS[2])
@@ -82,17 +85,20 @@ redis.call("del", KEYS[2])
 return 1
 """
 
+#: The same test for a stream nobody publishes to after a reconnect. KEYS: meta hash,
+#: history stream. ARGV: the epoch and offset this node saw, a new epoch, meta ttl.
+REWIND_LUA = """
+if redis.call("hget", KEYS[1], "e") == ARGV[1]
+    and tonumber(redis.call("hget", KEYS[1], "s") or "0") < tonumber(ARGV[2]) then
+  redis.call("hset", KEYS[1], "e", ARGV[3])
+  redis.call("expire", KEYS[1], ARGV[4])
+  redis.call("del", KEYS[2])
+  return 1
+end
+return 0
+"""
+
 BATCH = 256
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedisBus:
@@ -102,24 +108,21 @@ class RedisBus:
     def __init__(self, settings: Settings, hub: Hub) -> None:
         s = settings.bus
         self._hub = hub
-        self._url = s.redis_url
+        self._where = redis_client.where(s)
         self._prefix = s.redis_prefix
         self._timeout = s.redis_timeout
         self._max_queue = s.redis_queue
         self._meta_ttl = s.history_meta_ttl
         self._channel = f"{self._prefix}:bus"
-        self._redis = aioredis.Redis.from_url(
-            s.redis_url,
-            socket_timeout=s.redis_timeout,
-            socket_connect_timeout=s.redis_timeout,
-        )
+        # One factory (a URL or Sentinel): after a failover, new connections of both
+        # pools go to the new master.
+        self._redis = redis_client.connect(s, socket_timeout=s.redis_timeout)
         # The subscription waits for messages as long as none come: no read timeout
         # (a dead Redis closes its socket; a stalled one is the monitor's to notice).
-        self._sub = aioredis.Redis.from_url(
-            s.redis_url, socket_timeout=None, socket_connect_timeout=s.redis_timeout
-        )
+        self._sub = redis_client.connect(s, socket_timeout=None)
         self._sha = ""
         self._epoch_script = self._redis.register_script(NEW_EPOCH_LUA)
+        self._rewind_script = self._redis.register_script(REWIND_LUA)
         self._queue: deque[tuple[Channel, str, Mapping[str, Any], str, str]] = deque()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -168,7 +171,7 @@ class RedisBus:
             await asyncio.wait_for(self._redis.ping(), self._timeout)
         except (RedisError, OSError, TimeoutError) as exc:
             raise BusUnavailable(
-                f"bus.redis_url: Redis at {redacted(self._url)} is unreachable ({exc or 'timeout'})"
+                f"bus.redis_url: {self._where} is unreachable ({exc or 'timeout'})"
             ) from None
         self._sha = await self._redis.script_load(PUBLISH_LUA)
         self._writing = True
@@ -178,14 +181,19 @@ class RedisBus:
             loop.create_task(self._publisher(), name="redis-bus-publisher"),
             loop.create_task(self._listener(ready), name="redis-bus-listener"),
             loop.create_task(self._monitor(), name="redis-bus-monitor"),
+            # Sentinel: both pools to the new master as soon as it is named.
+            loop.create_task(
+                redis_client.follow_master(self._redis, "bus"), name="redis-bus-master"
+            ),
+            loop.create_task(
+                redis_client.follow_master(self._sub, "bus subscription"), name="redis-sub-master"
+            ),
         ]
         try:
             await asyncio.wait_for(ready, self._timeout * 2)
         except TimeoutError:
             await self.stop()
-            raise BusUnavailable(
-                f"bus.redis_url: Redis at {redacted(self._url)} took no subscription"
-            ) from None
+            raise BusUnavailable(f"bus.redis_url: {self._where} took no subscription") from None
         self._started = True
 
     async def stop(self) -> None:
@@ -205,8 +213,7 @@ class RedisBus:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         for client in (self._redis, self._sub):
-            with contextlib.suppress(Exception):
-                await client.aclose()
+            await redis_client.close(client)
 
     def healthy(self) -> bool:
         return self._writing and self._listening
@@ -295,6 +302,7 @@ class RedisBus:
             )
             if ch.history_size:
                 meta, hist = self._keys(ch.name, key)
+                seen = self._hub.streams.find(ch.name, key)
                 pipe.evalsha(
                     self._sha,
                     2,
@@ -306,6 +314,8 @@ class RedisBus:
                     self._meta_ttl,
                     new_epoch(),
                     self._channel,
+                    seen.epoch if seen is not None else "",
+                    seen.offset if seen is not None else 0,
                 )
             else:
                 pipe.publish(self._channel, "0::" + record)
@@ -388,6 +398,7 @@ class RedisBus:
         durable streams this node's clients hold caught up from Redis's history (what
         other nodes published while this one could not hear them)."""
         try:
+            await self._rewound()
             for channel, key in list(self._dirty):
                 await self._epoch_script(
                     keys=self._keys(channel, key), args=["r" + new_epoch(), self._meta_ttl]
@@ -401,6 +412,33 @@ class RedisBus:
                         await self._catch_up(ch, key)
         except (RedisError, OSError) as exc:
             log.warning("Redis resync incomplete (%s)", exc)
+
+    async def _rewound(self) -> None:
+        """Redis may be another server now (a failover to a replica that had not got
+        the last writes): a stream whose offset there is behind what this node saw, in
+        the same epoch, lost those messages, and gets a new epoch, so that no client
+        resumes across them and no later message reuses their offsets unnoticed."""
+        pipe = self._redis.pipeline(transaction=False)
+        queued = 0
+        for name, ch in self._hub.channels.items():
+            if not ch.history_size:
+                continue
+            for key in self._hub.streams.keys_of(name):
+                stream = self._hub.streams.find(name, key)
+                if stream is None or not stream.offset or stream.epoch.startswith("local-"):
+                    continue
+                args: list[str | int] = [
+                    stream.epoch,
+                    stream.offset,
+                    "f" + new_epoch(),
+                    self._meta_ttl,
+                ]
+                await self._rewind_script(keys=self._keys(name, key), args=args, client=pipe)
+                queued += 1
+                if queued % BATCH == 0:
+                    await pipe.execute()
+        if queued % BATCH:
+            await pipe.execute()
 
     async def _catch_up(self, ch: Channel, key: str) -> None:
         stream = self._hub.streams.get(ch.name, key)
@@ -480,10 +518,4 @@ def build(settings: Settings, hub: Hub, store: Store) -> RedisBus:
 
 
 def check(settings: Settings) -> list[str]:
-    scheme = urlsplit(settings.bus.redis_url).scheme
-    if scheme not in ("redis", "rediss", "unix"):
-        return [
-            f"bus.redis_url: {redacted(settings.bus.redis_url)!r} is not a redis://,"
-            " rediss:// or unix:// URL"
-        ]
-    return []
+    return redis_client.problems(settings)

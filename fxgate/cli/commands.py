@@ -316,7 +316,11 @@ def config(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         return 1
     if args.show:
-        print(settings.model_dump_json(indent=2, exclude={"store": {"mongodb_uri"}}))
+        from fxgate.config.redis_url import redacted
+
+        bus = settings.bus.model_copy(update={"redis_url": redacted(settings.bus.redis_url)})
+        shown = settings.model_copy(update={"bus": bus})
+        print(shown.model_dump_json(indent=2, exclude={"store": {"mongodb_uri"}}))
     else:
         print("configuration OK")
     return 0

@@ -97,8 +97,15 @@ class BusSettings(Section):
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="The Redis of the redis bus (redis://, rediss:// or unix://);"
-        " secret-bearing with a password: prefer FXGATE_BUS_REDIS_URL.",
+        description="The Redis of the redis bus (redis://, rediss:// or unix://), or a"
+        " master found through Sentinel (redis+sentinel://host:26379[,host:port...]"
+        "/master[/db], rediss+sentinel:// for TLS); secret-bearing with a password:"
+        " prefer FXGATE_BUS_REDIS_URL or redis_password_file.",
+    )
+    redis_password_file: str = Field(
+        "",
+        description="File holding the Redis password (a systemd credential, a container"
+        " secret), for a redis_url without one; empty: the URL's password, if any.",
     )
     redis_prefix: str = Field(
         "fxgate",
@@ -134,6 +141,13 @@ class BusSettings(Section):
         le=120,
         description="Seconds a trading command sent to the leader waits for its answer"
         " before the client gets SERVICE_UNAVAILABLE.",
+    )
+    command_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Trading commands from other nodes the leader runs at once; one"
+        " user's commands always run one after the other, in the order sent.",
     )
 
 

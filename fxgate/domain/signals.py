@@ -19,7 +19,8 @@ from fxgate.domain.timefmt import iso_ms, parse_iso
 
 SIDES = ("buy", "sell")
 STATUSES = ("pending", "approved", "rejected")
-#: Seed 002's fields, in its order: the whole payload, nothing beside it.
+#: Seed 002's fields, in its order: the whole payload, nothing beside it but
+#: :data:`OPTIONAL_FIELDS` when the producer sends them.
 FIELDS = (
     "uuid",
     "symbol",
@@ -33,11 +34,17 @@ FIELDS = (
     "validators",
     "status",
 )
+#: fxgate's own optional fields, kept in the payload only when the producer sends them:
+#: ``generationMs``, how long the producer took to make the signal (milliseconds), for
+#: seed 000's ``signal_generation_ms``.
+OPTIONAL_FIELDS = ("generationMs",)
 VALIDATOR_FIELDS = ("name", "type", "approved", "confidence", "reason", "timestamp")
 MAX_VALIDATORS = 32
 #: Bounds that tell a typing error from a signal: no real volume is a million lots.
 MAX_VOLUME = 10**6
 MAX_LEVEL = 10**9
+#: An hour: a longer "generation" is a unit error (seconds, microseconds), not a signal's.
+MAX_GENERATION_MS = 3_600_000
 
 _IDENT = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _SYMBOL = re.compile(r"^[A-Za-z0-9._/\-]{1,32}$")
@@ -114,12 +121,13 @@ def parse_signal(data: Any, *, prefix: str = "data.") -> dict[str, Any]:
     (``data.side``, ``data.validators.1.confidence``).
 
     ``tp``/``sl`` may be null (no level); ``timestamp`` defaults to now, ``validators``
-    to none; every other field is required. Unknown fields are refused, so a typo is
-    an error rather than a silently dropped field.
+    to none; ``generationMs`` (0 to an hour) is optional and kept only when given;
+    every other field is required. Unknown fields are refused, so a typo is an error
+    rather than a silently dropped field.
     """
     if not isinstance(data, Mapping):
         raise _bad(prefix.rstrip(".") or "data", "must be an object")
-    _unknown(data, FIELDS, prefix)
+    _unknown(data, FIELDS + OPTIONAL_FIELDS, prefix)
     uuid = data.get("uuid")
     if not isinstance(uuid, str) or not _IDENT.match(uuid):
         raise _bad(f"{prefix}uuid", "1 to 64 letters, digits or _.:-")
@@ -136,12 +144,15 @@ def parse_signal(data: Any, *, prefix: str = "data.") -> dict[str, Any]:
     for key in ("tp", "sl"):
         value = data.get(key)
         levels[key] = None if value is None else _number(value, prefix + key, low=0, high=MAX_LEVEL)
+    generation = data.get("generationMs")
+    if generation is not None:
+        generation = _number(generation, f"{prefix}generationMs", low=0, high=MAX_GENERATION_MS)
     validators = data.get("validators", [])
     if not isinstance(validators, list):
         raise _bad(f"{prefix}validators", "must be a list")
     if len(validators) > MAX_VALIDATORS:
         raise _bad(f"{prefix}validators", f"at most {MAX_VALIDATORS} validators")
-    return {
+    signal: dict[str, Any] = {
         "uuid": uuid,
         "symbol": symbol.upper(),
         "side": side,
@@ -158,3 +169,6 @@ def parse_signal(data: Any, *, prefix: str = "data.") -> dict[str, Any]:
         ],
         "status": status,
     }
+    if generation is not None:
+        signal["generationMs"] = generation
+    return signal

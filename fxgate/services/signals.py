@@ -14,11 +14,14 @@ from typing import Any
 
 from fxgate.services.ports.store.records import Doc
 from fxgate.services.ports.store.signals import SignalStore
+from fxgate.services.signal_timing import SignalTiming
 
 
 class SignalBook:
     def __init__(self, store: SignalStore) -> None:
         self.store = store
+        #: ``signal_generation_ms`` (seed 000), fed by the hub's tap on ``signals``.
+        self.timing = SignalTiming()
 
     async def keep(self, signal: Mapping[str, Any], user_id: str | None = None) -> bool:
         """Store ``signal`` (public for ``user_id=None``); True when it is new. Raises

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -126,20 +126,31 @@ class TradingService:
                 return existing, False
             return await self._place(user_id, request, actor), True
 
-    async def reannounce(self, user_id: str, order: Order) -> None:
+    async def reannounce(
+        self,
+        user_id: str,
+        order: Order,
+        *,
+        announced: Callable[[Event], Awaitable[bool]] | None = None,
+    ) -> None:
         """Publish again what ``order`` changed: itself, its fills, its position and the
         account. For a trading leader that took over an order its predecessor stored but
-        may have died before announcing (events are at least once in that window)."""
-        self._publish(Event("orders", order, user_id=user_id))
+        may have died before announcing. ``announced`` says which of those events went
+        out already (they are skipped: no client sees one twice); without it, events are
+        at least once in that window."""
+        events = [Event("orders", order, user_id=user_id)]
         deals, _ = await self.store.list_deals(user_id, start=None, limit=1000)
         for deal in sorted(deals, key=lambda d: d.ticket):
             if deal.order_ticket == order.ticket:
-                self._publish(Event("trades", deal, user_id=user_id))
+                events.append(Event("trades", deal, user_id=user_id))
         if order.position_ticket is not None:
             position = self.broker.open_position(user_id, order.position_ticket)
             if position is not None:
-                self._publish(Event("positions", position, user_id=user_id))
-        self._publish(Event("account", await self.broker.account(user_id), user_id=user_id))
+                events.append(Event("positions", position, user_id=user_id))
+        events.append(Event("account", await self.broker.account(user_id), user_id=user_id))
+        for event in events:
+            if announced is None or not await announced(event):
+                self._publish(event)
 
     async def _place(self, user_id: str, request: OrderRequest, actor: str | None) -> Order:
         broker = self.broker

@@ -1,11 +1,11 @@
 """What each user used today (UTC): REST calls, executions, rejections, signals.
 
 Seed 000's ``usage`` and ``performance`` figures (``api_calls_remaining``,
-``executions_today``, ``execution_success_rate``) are counted here, in memory, as they
-happen: one dict increment per REST request or fill, nothing on the tick path. A day
-is a UTC calendar day, like the analytics periods; the counters start again at
-midnight and after a restart (the daily REST quota then starts afresh too, which errs
-on the side of the user).
+``executions_today``, ``execution_success_rate``) are counted here as they happen: one
+dict increment per fill or signal, nothing on the tick path. A day is a UTC calendar
+day, like the analytics periods. REST calls are the daily quota and are counted in the
+store, shared by every process and kept across restarts (:mod:`fxgate.services.quota`);
+the other figures are this process's own and start again at midnight and on a restart.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fxgate.services.quota import ApiQuota, LocalUsage
+
 
 @dataclass(slots=True)
 class DayCounts:
-    api_calls: int = 0
     executions: int = 0
     rejections: int = 0
     signals: int = 0
@@ -26,11 +27,15 @@ class DayCounts:
 class UsageMeter:
     """Per-user counters for the current UTC day, and the same figures for everyone."""
 
-    #: Past this many users in one day, the ones with no REST call are dropped first.
+    #: Past this many users in one day, the ones with nothing counted are dropped first.
     MAX_USERS = 100_000
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, quota: ApiQuota | None = None
+    ) -> None:
         self._clock = clock
+        #: The daily REST quota (in the store; in memory when built without one).
+        self.quota = quota if quota is not None else ApiQuota(LocalUsage(), clock)
         self._day = self._today()
         self._users: dict[str, DayCounts] = {}
         self.total = DayCounts()
@@ -50,31 +55,24 @@ class UsageMeter:
         counts = self._users.get(user_id)
         if counts is None:
             if len(self._users) >= self.MAX_USERS:
-                self._users = {u: c for u, c in self._users.items() if c.api_calls}
+                self._users = {u: c for u, c in self._users.items() if c.executions or c.signals}
             counts = self._users[user_id] = DayCounts()
         return counts
 
     def today(self, user_id: str) -> DayCounts:
         """The user's counts so far today (a copy)."""
         c = self._counts(user_id)
-        return DayCounts(c.api_calls, c.executions, c.rejections, c.signals)
+        return DayCounts(c.executions, c.rejections, c.signals)
 
-    def api_call(self, user_id: str, quota: int) -> int | None:
+    async def api_call(self, user_id: str, quota: int) -> int | None:
         """Count one REST request against ``quota`` (0: none). None when allowed, else
         whole seconds until the quota starts again (next UTC midnight); a refused
         request is not counted."""
-        counts = self._counts(user_id)
-        if quota and counts.api_calls >= quota:
-            return max(1, int((self._day + 1) * 86_400 - self._clock()))
-        counts.api_calls += 1
-        self.total.api_calls += 1
-        return None
+        return await self.quota.hit(user_id, quota)
 
     def remaining(self, user_id: str, quota: int) -> int | None:
         """REST requests left today under ``quota``; None when there is no quota."""
-        if not quota:
-            return None
-        return max(0, quota - self._counts(user_id).api_calls)
+        return self.quota.remaining(user_id, quota)
 
     def execution(self, user_id: str) -> None:
         self._counts(user_id).executions += 1

@@ -88,6 +88,7 @@ def test_the_bundle_has_every_area() -> None:
         "strategies",
         "signals",
         "history",
+        "usage",
     }
     assert all(protocol_methods(proto) for proto in AREAS.values())
 

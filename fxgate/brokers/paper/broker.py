@@ -350,7 +350,8 @@ class PaperBroker:
                 return None
             except StoreFencedError as exc:
                 # Not a failure to retry or trace: this node may not write any more (the
-                # node stops this broker on the lost lease). Said once, with the counts.
+                # node stops this broker on the lost lease). Said once, with the counts
+                # and the fence that refused (the lease's clock, or the store's token).
                 self.fenced = exc
                 self.refused += len(records)
                 self.last_error = str(exc)
@@ -362,6 +363,7 @@ class PaperBroker:
                         "positions": len(positions),
                         "accounts": len(accounts),
                         "queued": self._queue.qsize(),
+                        "reason": str(exc),
                     },
                 )
                 return exc

@@ -19,20 +19,29 @@ publishes it, and only then ``XACK``s it. Delivery is at least once:
 - an entry past its deadline is dropped unrun: its sender has already told its client
   that nothing was done.
 
+The leader runs up to ``bus.command_concurrency`` commands at once, one user's in the
+order they were read (:mod:`.lanes`): a slow broker call for one user holds no other
+user's commands. An entry still running here is not taken again when the every-second
+``XAUTOCLAIM`` finds it unacknowledged.
+
 The leader runs its own node's commands directly (no hop), behind the same fence. Pub/sub
 drops a message to a subscriber that is reconnecting: a sender that times out reads the
 kept answer once before it gives up.
 
 Every order placed is marked *announced* in Redis once its events are on the bus. An
 order found again by its ``clientOrderId`` without that mark was stored by a leader that
-died before its events went out: the new leader announces it again (its order, fills,
-position and account), so no client misses it; in that window events are at least once.
+died before its events went out, or after some or all of them went out but before the
+mark: the new leader announces again those of its events (its order, fills, position
+and account) that are not in their streams' history (``announced``,
+:mod:`fxgate.hub.announced`), so no client misses one and none sees an order or a fill
+twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -41,9 +50,13 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from fxgate.bus.cluster.lanes import Lanes
 from fxgate.bus.cluster.lease import Lease
 from fxgate.bus.cluster.wire import decode, encode, error_in, error_out
 from fxgate.domain.errors import ErrorCode, FxgateError
+from fxgate.domain.events import Event
 from fxgate.domain.trading import (
     Account,
     AccountTerms,
@@ -66,6 +79,8 @@ BATCH = 64
 #: Milliseconds a command may stay unacknowledged with another consumer before the
 #: leader takes it (and half of it: how long one read of new commands blocks).
 CLAIM_IDLE_MS = 1000
+#: Commands the leader runs at once unless told (``bus.command_concurrency``).
+CONCURRENCY = 4
 
 
 def unavailable(message: str, **details: Any) -> FxgateError:
@@ -82,9 +97,14 @@ class CommandRouter:
         timeout: float,
         prefix: str = "fxgate",
         clock: Callable[[], float] = time.time,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._redis = redis
         self.node_id = node_id
+        self.concurrency = concurrency
+        #: While serving: the lanes commands run in, and the entries running in them.
+        self._lanes: Lanes | None = None
+        self._inflight: set[str] = set()
         self._prefix = prefix
         self.stream = f"{prefix}:commands"
         self.reply_channel = f"{prefix}:reply:{node_id}"
@@ -101,6 +121,8 @@ class CommandRouter:
         self.broker: Any = None
         #: Awaited before a write is answered: the events it caused are out on the bus.
         self.flush: Callable[[], Awaitable[None]] | None = None
+        #: Whether an event went out already (see ``_announced``); None: send again.
+        self.announced: Callable[[Event], Awaitable[bool]] | None = None
 
     # -- the sender's side ---------------------------------------------------------------
 
@@ -199,18 +221,25 @@ class CommandRouter:
         """While this node leads: take over what other consumers hold (all of it at
         first: the last leader's; then whatever stays unacknowledged for a second, e.g.
         taken by a leader that was paused and lost its lease), and run each new command
-        in order, until the lease is no longer ours."""
+        concurrently (one user's in order), until the lease is no longer ours. Commands
+        still running then are cancelled: unacknowledged, they go to the next leader."""
         await self.ensure_group()
-        idle = 0
-        while True:
-            if not await self._claim(idle):
-                return
-            idle = CLAIM_IDLE_MS
-            got = await self._redis.xreadgroup(
-                GROUP, self.node_id, {self.stream: ">"}, count=BATCH, block=CLAIM_IDLE_MS // 2
-            )
-            if not await self._run_entries(got[0][1] if got else []):
-                return
+        self._lanes = lanes = Lanes(self.concurrency)
+        try:
+            idle = 0
+            while True:
+                if not await self._claim(idle):
+                    return
+                idle = CLAIM_IDLE_MS
+                got = await self._redis.xreadgroup(
+                    GROUP, self.node_id, {self.stream: ">"}, count=BATCH, block=CLAIM_IDLE_MS // 2
+                )
+                if not await self._run_entries(got[0][1] if got else []):
+                    return
+        finally:
+            self._lanes = None
+            await lanes.close()
+            self._inflight.clear()
 
     async def _claim(self, min_idle: int) -> bool:
         start = "0-0"
@@ -229,11 +258,30 @@ class CommandRouter:
         for entry_id, fields in entries:
             if fields is None:  # trimmed away meanwhile
                 continue
+            key = _text(entry_id)
+            if key in self._inflight:  # claimed again while it runs here
+                continue
             if not await self._lease.still_mine():
                 log.warning("not the leader any more: leaving commands to the next one")
                 return False
-            await self._handle(entry_id, {_text(k): _text(v) for k, v in fields.items()})
+            decoded = {_text(k): _text(v) for k, v in fields.items()}
+            self._inflight.add(key)
+            job = functools.partial(self._run_entry, entry_id, key, decoded)
+            if self._lanes is None:
+                await job()
+            else:
+                await self._lanes.submit(decoded.get("user", ""), job)
         return True
+
+    async def _run_entry(self, entry_id: Any, key: str, fields: dict[str, str]) -> None:
+        try:
+            if self._lease.valid():  # it may have waited in its lane meanwhile
+                await self._handle(entry_id, fields)
+        except (OSError, RedisError) as exc:
+            # Unacknowledged: taken again (from its kept answer, if any) within a second.
+            log.warning("trading command left for a retry: lost Redis (%s)", exc)
+        finally:
+            self._inflight.discard(key)
 
     async def _handle(self, entry_id: Any, fields: dict[str, str]) -> None:
         rid = fields.get("rid", "")
@@ -278,8 +326,8 @@ class CommandRouter:
 
     async def _announced(self, user_id: str, placed: tuple[Order, bool]) -> None:
         """Mark a placed order as announced (its events are out); an order returned by
-        ``clientOrderId`` without the mark was stored by a leader that died before its
-        events went out: announce it again (events are at least once in that window)."""
+        ``clientOrderId`` without the mark was stored by a leader that died before the
+        mark: announce again what of it did not go out."""
         order, created = placed
         mark = f"{self._prefix}:cmd:announced:{user_id}:{order.id}"
         if not created and not await self._redis.exists(mark):
@@ -288,7 +336,7 @@ class CommandRouter:
                 log.warning(
                     "announcing again an order a dead leader stored", extra={"order": order.id}
                 )
-                await again(user_id, order)
+                await again(user_id, order, announced=self.announced)
                 if self.flush is not None:
                     await self.flush()
         await self._redis.set(mark, 1, ex=RESULT_TTL)

@@ -16,6 +16,12 @@ from writing after another took over:
 - :meth:`Lease.still_mine`, one round trip: Redis still names this node *and token*; each
   trading command is checked with it before it runs.
 
+Neither helps when the lease key itself is lost (a Redis failover before it reached the
+replica) while the old leader's clock says it still holds it: a third fence is in the
+store, which refuses a trading write carrying a lower token than one it has seen
+(:attr:`Lease.fence_token`, passed by the fenced store; :meth:`Lease.superseded` is
+called when the store refuses).
+
 A Redis that cannot be reached is a lease that cannot be renewed: the leader stops
 writing when :meth:`valid` runs out, exactly as if it had lost the lease.
 """
@@ -63,6 +69,7 @@ class Lease:
         eligible: bool = True,
         prefix: str = "fxgate",
         clock: Callable[[], float] = time.monotonic,
+        clock_fence: bool = True,
     ) -> None:
         self._redis = redis
         self._key = f"{prefix}:leader"
@@ -73,6 +80,13 @@ class Lease:
         self._clock = clock
         #: This node's fencing token while it leads, else None.
         self.token: int | None = None
+        #: The token of this node's last term, kept after the lease is lost: writes
+        #: still in flight then carry it, and the store refuses them once a newer
+        #: leader has written. None before the first election.
+        self.fence_token: int | None = None
+        #: False only in tests (``FXGATE_TEST_NO_CLOCK_FENCE``): the lease counts as held
+        #: until Redis says otherwise, so that the store's fence is seen working alone.
+        self._clock_fence = clock_fence
         self._valid_until = 0.0
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
@@ -93,6 +107,8 @@ class Lease:
         return int(self.lease * 1000)
 
     def valid(self) -> bool:
+        if not self._clock_fence:
+            return self.token is not None
         return self.token is not None and self._clock() < self._valid_until
 
     async def try_acquire(self) -> bool:
@@ -100,7 +116,7 @@ class Lease:
         keys, args = [self._key, self._fence_key], [self.node_id, self._px]
         token = int(await self._acquire(keys=keys, args=args))
         if token:
-            self.token = token
+            self.token = self.fence_token = token
             self._valid_until = sent + self.lease * (1 - DRIFT)
         return bool(token)
 
@@ -163,6 +179,12 @@ class Lease:
         write stops the broker, whatever task ran first after a pause)."""
         if self.token is not None and not self.valid() and self._on_lost is not None:
             self._lose(self._on_lost, "the lease ran out before it could be renewed")
+
+    def superseded(self) -> None:
+        """The store refused a write: a newer leader has written. Lose the lease now,
+        whatever the clock says (it was wrong: a failover lost the key, or a pause)."""
+        if self.token is not None and self._on_lost is not None:
+            self._lose(self._on_lost, "the store has seen a newer leader's fencing token")
 
     def _lose(self, on_lost: Callable[[], None], why: str) -> None:
         log.error(

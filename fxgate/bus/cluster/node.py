@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from fxgate.bus.cluster.commands import ClusterCommands, CommandRouter
+from fxgate.bus.cluster.commands import CONCURRENCY, ClusterCommands, CommandRouter
 from fxgate.bus.cluster.fence import FencedStore
 from fxgate.bus.cluster.follower import FollowerBroker
 from fxgate.bus.cluster.lease import Lease
 from fxgate.config.settings import Settings
+from fxgate.domain.events import Event
 from fxgate.services.ports.broker import Broker
 from fxgate.services.ports.cluster import TradingCommands
 from fxgate.services.ports.store import Store
@@ -40,11 +41,22 @@ class RedisCluster:
         eligible: bool,
         prefix: str = "fxgate",
         name: str | None = None,
+        clock_fence: bool = True,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._redis = redis
         self.node_id = name or node_id()
-        self.lease = Lease(redis, self.node_id, lease=lease, eligible=eligible, prefix=prefix)
-        self.router = CommandRouter(redis, self.node_id, self.lease, timeout=timeout, prefix=prefix)
+        self.lease = Lease(
+            redis,
+            self.node_id,
+            lease=lease,
+            eligible=eligible,
+            prefix=prefix,
+            clock_fence=clock_fence,
+        )
+        self.router = CommandRouter(
+            redis, self.node_id, self.lease, timeout=timeout, prefix=prefix, concurrency=concurrency
+        )
         self.commands = ClusterCommands(self.router)
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -60,13 +72,27 @@ class RedisCluster:
         return self.lease.reachable
 
     def fence(self, store: Store) -> Store:
-        return cast(Store, FencedStore(store, self.lease.valid, self.lease.ran_out))
+        lease = self.lease
+        return cast(
+            Store,
+            FencedStore(
+                store,
+                lease.valid,
+                lease.ran_out,
+                token=lambda: lease.fence_token,
+                superseded=lease.superseded,
+            ),
+        )
 
     def attach(
-        self, local: TradingCommands, flush: Callable[[], Awaitable[None]] | None = None
+        self,
+        local: TradingCommands,
+        flush: Callable[[], Awaitable[None]] | None = None,
+        announced: Callable[[Event], Awaitable[bool]] | None = None,
     ) -> None:
         self.router.local = local
         self.router.flush = flush
+        self.router.announced = announced
 
     def broker_view(self, broker: Broker) -> Broker:
         self.router.broker = broker
@@ -82,6 +108,12 @@ class RedisCluster:
         await self._redis.ping()
         await self.router.ensure_group()
         loop = asyncio.get_running_loop()
+        from fxgate.bus.redis_client import follow_master
+
+        # Sentinel: the lease and the command stream move to a new master at once.
+        self._tasks.append(
+            loop.create_task(follow_master(self._redis, "cluster"), name="cluster-master")
+        )
         self._tasks.append(loop.create_task(self.router.listen(), name="cluster-replies"))
         await self.router.wait_subscribed(5)
 
@@ -115,24 +147,27 @@ class RedisCluster:
         self.router.leading = False
         await cancel_each([*([self._serving] if self._serving else []), *self._tasks])
         await self.lease.release()
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()
+        from fxgate.bus.redis_client import close
+
+        await close(self._redis)
 
 
 def build(settings: Settings) -> RedisCluster:
-    """The cluster of a node whose bus is ``redis``: the same ``bus.redis_url``."""
-    import redis.asyncio as redis
+    """The cluster of a node whose bus is ``redis``: the same ``bus.redis_url`` (or
+    Sentinel's master), through the bus's one client factory."""
+    from fxgate.bus.redis_client import connect
 
-    wait = settings.bus.redis_timeout
-    client = redis.from_url(
-        settings.bus.redis_url, socket_timeout=wait + 2, socket_connect_timeout=wait
-    )
+    client = connect(settings.bus, socket_timeout=settings.bus.redis_timeout + 2)
     return RedisCluster(
         client,
         lease=settings.bus.leader_lease,
         timeout=settings.bus.command_timeout,
+        concurrency=settings.bus.command_concurrency,
         eligible=settings.broker.leader_eligible,
         prefix=settings.bus.redis_prefix,
+        # A test hook, not a setting: shows the store's fence stopping an old leader
+        # whose own clock would not (tests/test_cluster_store_fence.py).
+        clock_fence=not os.environ.get("FXGATE_TEST_NO_CLOCK_FENCE"),
     )
 
 

@@ -5,10 +5,13 @@ is the trading backend (``broker`` check; the paper broker when no terminal is
 configured), ``api_gateway`` the overall status, ``trading_engine`` the broker and the
 database together, ``notification_hub`` the bus. ``performance`` holds only measured
 numbers: ``data_latency_ms`` the age of the last tick when the hub published it,
-``signal_generation_ms`` null until a signal producer reports one,
-``execution_success_rate`` fills / (fills + refused orders) today (null before the
-first), ``uptime_percentage`` the share of time since start that the gateway was not
-unhealthy. ``usage`` is per user (the REST quota left today, null without a quota).
+``signal_generation_ms`` the median over the recent signals of the producer's
+``generationMs``, or else of the signal's age when published (null before the first
+signal; ``fxgate.services.signal_timing``), ``execution_success_rate`` fills / (fills
++ refused orders) today (null before the first), ``uptime_percentage`` the share of
+time since start that the gateway was not unhealthy. ``usage`` is per user (the REST
+quota left today, null without a quota: the count in the store that every worker
+shares, ``fxgate.services.quota``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def metrics_data(
     uptime: Uptime,
     usage: UsageMeter,
     latency_ms: float | None,
+    signal_ms: float | None = None,
     user_id: str,
     tier_name: str,
     tier: TierSettings,
@@ -79,7 +83,7 @@ def metrics_data(
         "connection_status": connection_status(report),
         "performance": {
             "data_latency_ms": latency_ms,
-            "signal_generation_ms": None,
+            "signal_generation_ms": signal_ms,
             "execution_success_rate": None if rate is None else round(rate, 4),
             "uptime_percentage": uptime.percentage(),
         },

@@ -40,12 +40,15 @@ class DashboardHub:
         timers: Timers,
         clock: Callable[[], float] = time.time,
         started_at: float | None = None,
+        signal_ms: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.hub = hub
         self.settings = settings
         self.reads = reads
         self.usage = usage
         self.health = health
+        #: ``signal_generation_ms`` now (``SignalTiming.median_ms``).
+        self.signal_ms = signal_ms
         self._timers = timers
         self._clock = clock
         self.market = MarketBatcher(
@@ -93,6 +96,8 @@ class DashboardHub:
                 self._metrics_timer = self._timers.call_later(
                     self.settings.dashboard.metrics_interval, self._metrics_tick
                 )
+            # ``api_calls_remaining``: the stored count, kept fresh while the feed lives.
+            await self.usage.quota.watch(principal.user_id)
         await self.market.prime()
         await feed.ready()
         first = [self.metrics_message(principal.user_id, tier)]
@@ -110,6 +115,7 @@ class DashboardHub:
         self.feeds.pop((feed.user_id, tier), None)
         self.market.leave(tier, feed)
         feed.close()
+        self.usage.quota.unwatch(feed.user_id)
         budget, n = self._budgets[feed.user_id]
         if n <= 1:
             del self._budgets[feed.user_id]
@@ -137,6 +143,7 @@ class DashboardHub:
             uptime=self.uptime,
             usage=self.usage,
             latency_ms=self.market.latency_ms,
+            signal_ms=self.signal_ms(),
             user_id=user_id,
             tier_name=tier,
             tier=self.settings.tier(tier)[1],

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Protocol
 
+from fxgate.domain.events import Event
 from fxgate.domain.trading import Order, OrderChanges, OrderRequest, Position
 from fxgate.services.ports.broker import Broker
 from fxgate.services.ports.store import Store
@@ -79,10 +80,15 @@ class Cluster(Protocol):
         ...
 
     def attach(
-        self, local: TradingCommands, flush: Callable[[], Awaitable[None]] | None = None
+        self,
+        local: TradingCommands,
+        flush: Callable[[], Awaitable[None]] | None = None,
+        announced: Callable[[Event], Awaitable[bool]] | None = None,
     ) -> None:
         """The trading service the commands run on while this node leads, and the bus's
-        ``flush``: a write is answered once the events it caused are on the bus."""
+        ``flush``: a write is answered once the events it caused are on the bus.
+        ``announced``: whether an event went out already (in its stream's history), so
+        a new leader announcing again a dead one's order sends only what was not."""
 
     async def start(
         self,

@@ -43,6 +43,7 @@ from fxgate.store.mongodb.signals import MongoSignals
 from fxgate.store.mongodb.signing_keys import MongoSigningKeys
 from fxgate.store.mongodb.strategies import MongoStrategies
 from fxgate.store.mongodb.trading import MongoTrading
+from fxgate.store.mongodb.usage import MongoUsage
 from fxgate.store.mongodb.users import MongoUsers
 from fxgate.store.rules import now
 
@@ -85,6 +86,7 @@ class MongoStore:
         self.strategies = MongoStrategies(self._m)
         self.signals = MongoSignals(self._m)
         self.history = MongoHistory(self._m)
+        self.usage = MongoUsage(self._m)
 
     @property
     def kind(self) -> StoreKind:

@@ -127,7 +127,15 @@ class Mongo:
         if await self.c("users").count_documents({"_id": user_id}, limit=1) == 0:
             raise StoreConflictError("the referenced user does not exist")
 
-    async def save_owned(self, name: str, noun: str, user_id: str, doc_id: str, doc: Doc) -> None:
+    async def save_owned(
+        self,
+        name: str,
+        noun: str,
+        user_id: str,
+        doc_id: str,
+        doc: Doc,
+        session: Session | None = None,
+    ) -> None:
         """Upsert a document owned by one user (an alert, a strategy)."""
         # The owner is part of the filter: another user's id makes the upsert try an
         # insert, which the _id index refuses, so nobody takes over someone's record.
@@ -136,6 +144,7 @@ class Mongo:
                 {"_id": doc_id, "user_id": user_id},
                 {"$set": {"doc": doc}, "$setOnInsert": {"created_at": now()}},
                 upsert=True,
+                session=session,
             )
         except DuplicateKeyError as exc:
             raise StoreConflictError(f"this {noun} id belongs to another user") from exc

@@ -88,6 +88,7 @@ INDEXES: tuple[tuple[str, Sort, Mapping[str, Any]], ...] = (
         [("symbol", ASC), ("interval", ASC), ("open_time", ASC)],
         {"unique": True},
     ),
+    ("api_calls", [("day", ASC)], {}),
 )
 
 

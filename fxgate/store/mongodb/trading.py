@@ -20,6 +20,7 @@ from fxgate.services.ports.store.trading import PENDING_ORDER_STATUSES
 from fxgate.store.codecs import decode
 from fxgate.store.mongodb import docs
 from fxgate.store.mongodb.conn import Mongo, Session, translating_errors
+from fxgate.store.mongodb.fencing import check_fence
 
 
 @translating_errors
@@ -36,10 +37,12 @@ class MongoTrading:
         deals: Sequence[Deal] = (),
         positions: Sequence[Position] = (),
         accounts: Sequence[Account] = (),
+        fence: int | None = None,
     ) -> None:
         writes = docs.trading_writes(orders, deals, positions, accounts)
 
         async def upsert_all(session: Session | None) -> None:
+            await check_fence(self._m, fence, session)
             for name, key, body in writes:
                 await self._m.c(name).replace_one({"_id": key}, body, upsert=True, session=session)
 
@@ -121,25 +124,36 @@ class MongoTrading:
         rows = await self._m.all(self._m.c("accounts"), {}, [("_id", ASCENDING)])
         return [decode(Account, docs.body_of(d)) for d in rows]
 
-    async def next_sequence(self, name: str) -> int:
+    async def next_sequence(self, name: str, *, fence: int | None = None) -> int:
+        async def advance(session: Session | None) -> Any:
+            await check_fence(self._m, fence, session)
+            return await self._m.c("sequences").find_one_and_update(
+                {"_id": name},
+                {"$inc": {"value": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+
         # Two first-ever calls can both try the upsert's insert; the loser retries
         # and then finds the document.
         for _ in range(3):
             try:
-                d = await self._m.c("sequences").find_one_and_update(
-                    {"_id": name},
-                    {"$inc": {"value": 1}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
+                d = await (advance(None) if fence is None else self._m.atomic(advance))
             except DuplicateKeyError:
                 continue
             if d is not None:
                 return int(d["value"])
         raise StoreError(f"could not advance sequence {name!r}")
 
-    async def save_alert(self, user_id: str, alert_id: str, alert: Doc) -> None:
-        await self._m.save_owned("alerts", "alert", user_id, alert_id, alert)
+    async def save_alert(
+        self, user_id: str, alert_id: str, alert: Doc, *, fence: int | None = None
+    ) -> None:
+        async def upsert(session: Session | None) -> None:
+            await check_fence(self._m, fence, session)
+            await self._m.save_owned("alerts", "alert", user_id, alert_id, alert, session)
+
+        await (upsert(None) if fence is None else self._m.atomic(upsert))
 
     async def list_all_alerts(self) -> list[OwnedDoc]:
         sort = [("created_at", ASCENDING), ("_id", ASCENDING)]

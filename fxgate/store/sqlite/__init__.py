@@ -1,8 +1,9 @@
 """The embedded default store: one SQLite file, driven from one dedicated thread.
 
 One module per area (``users``, ``api_keys``, ``signing_keys``, ``sessions``, ``audit``,
-``trading``, ``candles``, ``strategies``, ``signals``, ``history``), each a class over the shared
-:class:`~fxgate.store.sqlite.worker.Worker` that owns the connection and its thread;
+``trading``, ``candles``, ``strategies``, ``signals``, ``history``, ``usage``), each a
+class over the shared :class:`~fxgate.store.sqlite.worker.Worker` that owns the
+connection and its thread;
 :class:`SQLiteStore` bundles them with the lifecycle.
 
 The file is shared with CLI commands (``fxgate users add``, ``fxgate keys rotate``) while
@@ -26,6 +27,7 @@ from fxgate.store.sqlite.signals import SQLiteSignals
 from fxgate.store.sqlite.signing_keys import SQLiteSigningKeys
 from fxgate.store.sqlite.strategies import SQLiteStrategies
 from fxgate.store.sqlite.trading import SQLiteTrading
+from fxgate.store.sqlite.usage import SQLiteUsage
 from fxgate.store.sqlite.users import SQLiteUsers
 from fxgate.store.sqlite.worker import Worker, purge_expired
 
@@ -48,6 +50,7 @@ class SQLiteStore:
         self.strategies = SQLiteStrategies(self._worker)
         self.signals = SQLiteSignals(self._worker)
         self.history = SQLiteHistory(self._worker)
+        self.usage = SQLiteUsage(self._worker)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SQLiteStore:

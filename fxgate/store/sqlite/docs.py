@@ -13,6 +13,7 @@ from typing import Any
 from fxgate.services.ports.store.errors import StoreConflictError
 from fxgate.services.ports.store.records import Doc
 from fxgate.store.rules import now
+from fxgate.store.sqlite.fencing import check_fence
 from fxgate.store.sqlite.tx import dumps, loads, read_tx, ts, write_tx
 
 
@@ -53,10 +54,20 @@ def page(
 OWNED = {"alerts": "alert", "strategies": "strategy"}
 
 
-def save_owned(conn: sqlite3.Connection, table: str, user_id: str, doc_id: str, doc: Doc) -> None:
+def save_owned(
+    conn: sqlite3.Connection,
+    table: str,
+    user_id: str,
+    doc_id: str,
+    doc: Doc,
+    *,
+    fence: int | None = None,
+) -> None:
     # The upsert only updates a row of the same owner; otherwise nothing changes and
-    # the id is another user's: refused, never silently taken over.
+    # the id is another user's: refused, never silently taken over. ``fence``: see
+    # ``fencing.py`` (alerts are trading writes).
     with write_tx(conn):
+        check_fence(conn, fence)
         cur = conn.execute(
             f"INSERT INTO {table} (id, user_id, created_at, doc) VALUES (?, ?, ?, ?)"
             f" ON CONFLICT (id) DO UPDATE SET doc = excluded.doc"

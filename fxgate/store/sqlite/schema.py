@@ -15,6 +15,7 @@ store was split by area (issue 6: nothing called their methods). They stay, empt
 that no released step changes; an area that needs them again reuses them, or a new step
 drops them. Version 2 does that for ``signals`` (issue 8's signals area), which needs
 its filter fields as columns, and version 3 for ``history`` (issue 10's history area).
+Version 4 adds ``api_calls``, the usage area (the daily REST quota).
 """
 
 from __future__ import annotations
@@ -220,6 +221,18 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 epoch TEXT NOT NULL,
                 clean INTEGER NOT NULL
             )""",
+        ),
+    ),
+    (
+        4,
+        (
+            # The usage area: REST calls per user per UTC day (the daily quota).
+            """CREATE TABLE api_calls (
+                day TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                calls INTEGER NOT NULL,
+                PRIMARY KEY (day, user_id)
+            ) WITHOUT ROWID""",
         ),
     ),
 )

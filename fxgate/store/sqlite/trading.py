@@ -25,6 +25,7 @@ from fxgate.store.rules import (
     require_ticket,
 )
 from fxgate.store.sqlite.docs import page, save_owned
+from fxgate.store.sqlite.fencing import check_fence
 from fxgate.store.sqlite.tx import dumps, loads, range_clause, ts_or_none, write_tx
 from fxgate.store.sqlite.worker import Worker
 
@@ -73,10 +74,13 @@ def save_trading(
     deals: Sequence[Deal],
     positions: Sequence[Position],
     accounts: Sequence[Account],
+    fence: int | None = None,
 ) -> None:
     # Rows are built (and validated) inside the transaction: a bad record rolls the
-    # whole batch back exactly like a constraint violation does.
+    # whole batch back exactly like a constraint violation does, and so does a stale
+    # fencing token.
     with write_tx(conn):
+        check_fence(conn, fence)
         conn.executemany(
             "INSERT INTO orders (id, user_id, ticket, symbol, status, client_order_id,"
             " created_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -172,8 +176,9 @@ def list_pending_orders(conn: sqlite3.Connection, statuses: Sequence[str]) -> li
     )
 
 
-def next_sequence(conn: sqlite3.Connection, name: str) -> int:
+def next_sequence(conn: sqlite3.Connection, name: str, fence: int | None = None) -> int:
     with write_tx(conn):
+        check_fence(conn, fence)
         row = conn.execute(
             "INSERT INTO sequences (name, value) VALUES (?, 1)"
             " ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
@@ -200,6 +205,7 @@ class SQLiteTrading:
         deals: Sequence[Deal] = (),
         positions: Sequence[Position] = (),
         accounts: Sequence[Account] = (),
+        fence: int | None = None,
     ) -> None:
         await self._w.run(
             save_trading,
@@ -207,6 +213,7 @@ class SQLiteTrading:
             deals=list(deals),
             positions=list(positions),
             accounts=list(accounts),
+            fence=fence,
         )
 
     async def get_order(self, user_id: str, order_id: str) -> Order | None:
@@ -278,11 +285,13 @@ class SQLiteTrading:
     async def list_accounts(self) -> list[Account]:
         return await self._w.run(get_records, Account, "SELECT doc FROM accounts ORDER BY user_id")
 
-    async def next_sequence(self, name: str) -> int:
-        return await self._w.run(next_sequence, name)
+    async def next_sequence(self, name: str, *, fence: int | None = None) -> int:
+        return await self._w.run(next_sequence, name, fence)
 
-    async def save_alert(self, user_id: str, alert_id: str, alert: Doc) -> None:
-        await self._w.run(save_owned, "alerts", user_id, alert_id, alert)
+    async def save_alert(
+        self, user_id: str, alert_id: str, alert: Doc, *, fence: int | None = None
+    ) -> None:
+        await self._w.run(save_owned, "alerts", user_id, alert_id, alert, fence=fence)
 
     async def list_all_alerts(self) -> list[OwnedDoc]:
         return await self._w.run(list_all_alerts)

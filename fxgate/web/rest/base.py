@@ -132,10 +132,11 @@ class ApiHandler(RequestHandler):
                 details={"limit": limit, "window": 60, "retryAfter": retry},
             )
 
-    def _daily_quota(self, claims: Claims) -> None:
-        """The tier's ``api_calls_per_day`` (seed 000's ``api_calls_remaining``)."""
+    async def _daily_quota(self, claims: Claims) -> None:
+        """The tier's ``api_calls_per_day`` (seed 000's ``api_calls_remaining``), counted
+        in the store for every worker and node (``fxgate.services.quota``)."""
         tier, terms = self.node.settings.tier(claims.tier)
-        retry = self.node.trading.usage.api_call(claims.sub, terms.api_calls_per_day)
+        retry = await self.node.trading.usage.api_call(claims.sub, terms.api_calls_per_day)
         if retry is not None:
             quota = terms.api_calls_per_day
             raise RateLimitError(
@@ -199,7 +200,7 @@ class ApiHandler(RequestHandler):
                 self.require(op.role)
             if op.rate_limited:
                 self._rate_limit(f"user:{claims.sub}")
-                self._daily_quota(claims)
+                await self._daily_quota(claims)
         if op.query is not None:
             kwargs["query"] = parse_query(self.request.query_arguments, op.query)
         if op.body_models:

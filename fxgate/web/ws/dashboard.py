@@ -110,6 +110,7 @@ class Dashboards:
                 health=node.health,
                 timers=asyncio.get_running_loop(),
                 started_at=node.started_at,
+                signal_ms=node.signals.timing.median_ms,
             )
         return self._hub
 

@@ -67,7 +67,26 @@ class _Raw:
 
 
 class SioConnection:
-    """The connection as the hub and the session see it (a ``Connection``)."""
+    """The connection as the hub and the session see it (a ``Connection``).
+
+    Slotted, like :class:`FrameWriter`: the hub's loop reads ``dialect`` and calls
+    ``deliver`` on every subscriber for every tick, and slot loads keep that as cheap
+    as for the other dialects' writers.
+    """
+
+    __slots__ = (
+        "_held",
+        "_max_packets",
+        "_overflowed",
+        "client",
+        "deliver",
+        "dialect",
+        "hold",
+        "principal",
+        "release",
+        "send",
+        "writer",
+    )
 
     deliver: _Deliver
     send: _Send

@@ -2,7 +2,7 @@
 
 Each area is a Protocol of its own (``users``, ``api_keys``, ``signing_keys``,
 ``sessions``, ``audit``, ``trading``, ``candles``, ``strategies``, ``signals``,
-``history``), and a
+``history``, ``usage``), and a
 service is handed only the areas it uses: the key ring gets ``signing_keys``, the
 API-key service ``api_keys`` and ``audit``. :class:`Store` bundles them with the lifecycle; the node
 holds it. ``sqlite`` (the embedded default) and ``mongodb`` implement every area, and
@@ -34,6 +34,7 @@ from fxgate.services.ports.store.signals import SignalStore
 from fxgate.services.ports.store.signing_keys import SigningKeyStore
 from fxgate.services.ports.store.strategies import StrategyStore
 from fxgate.services.ports.store.trading import TradingStore
+from fxgate.services.ports.store.usage import UsageStore
 from fxgate.services.ports.store.users import UserStore
 
 StoreKind = Literal["sqlite", "mongodb"]
@@ -76,6 +77,9 @@ class Store(Protocol):
 
     @property
     def history(self) -> HistoryStore: ...
+
+    @property
+    def usage(self) -> UsageStore: ...
 
     async def open(self) -> None:
         """Connect, and create or migrate the schema and indexes. Idempotent."""

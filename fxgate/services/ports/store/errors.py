@@ -29,3 +29,9 @@ class StoreUnavailableError(StoreError):
 class StoreFencedError(StoreUnavailableError):
     """This node may not write trading records at all any more (a cluster node that lost
     the leader lease): an expected, final refusal, not worth a retry or a traceback."""
+
+
+class StaleFenceError(StoreFencedError):
+    """A trading write carrying a fencing token lower than the highest the store has
+    seen: a newer leader has written since, so this node's term is over, whatever its
+    own clock says (a Redis failover that lost the lease, a pause the clock missed)."""

@@ -1,6 +1,18 @@
 """The trading area: the broker's records (orders, positions, deals, accounts), its
 ticket counters, and the risk alerts the trading service raises.
 
+**Fencing.** In a cluster the writes come from the leader only, and each carries its
+fencing token (``fence``, drawn from Redis when it was elected, larger for every new
+leader). The store keeps the highest token it has seen and refuses, atomically with the
+write, one whose token is lower: :class:`~fxgate.services.ports.store.errors.
+StaleFenceError`, and nothing of it is written. So an old leader that still believes
+it leads (its lease lost in a Redis failover, or a pause its clock did not notice)
+cannot write once its successor has. A single node passes no token and is not fenced.
+SQLite checks the token in the write's own transaction; MongoDB raises it on a fence
+document with a conditional update, inside the write's transaction where the server
+has transactions, and just before the write where it has not (a standalone server:
+the old leader's one batch already past the check can still land).
+
 Records go in and come out as the domain's own frozen types; the store encodes them
 (``fxgate.store.codecs``: Decimals as strings, enums as their values) and indexes a few
 of their fields, so a record reads back equal to what was saved.
@@ -27,6 +39,7 @@ class TradingStore(Protocol):
         deals: Sequence[Deal] = (),
         positions: Sequence[Position] = (),
         accounts: Sequence[Account] = (),
+        fence: int | None = None,
     ) -> None:
         """Upsert a batch of broker records, all or nothing where the backend allows.
 
@@ -95,13 +108,17 @@ class TradingStore(Protocol):
         """Every account, to restore the engine at startup."""
         ...
 
-    async def next_sequence(self, name: str) -> int:
+    async def next_sequence(self, name: str, *, fence: int | None = None) -> int:
         """The next value (1, 2, ...) of a named counter, atomically, across restarts
-        and across processes sharing the store (tickets must never repeat)."""
+        and across processes sharing the store (tickets must never repeat). Fenced
+        like :meth:`save`."""
         ...
 
-    async def save_alert(self, user_id: str, alert_id: str, alert: Doc) -> None:
-        """Upsert a user's alert. Raises StoreConflictError if the id is another user's."""
+    async def save_alert(
+        self, user_id: str, alert_id: str, alert: Doc, *, fence: int | None = None
+    ) -> None:
+        """Upsert a user's alert. Raises StoreConflictError if the id is another user's.
+        Fenced like :meth:`save`."""
         ...
 
     async def list_all_alerts(self) -> list[OwnedDoc]:
