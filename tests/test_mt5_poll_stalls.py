@@ -123,5 +123,6 @@ async def test_a_trade_poll_waits_for_a_gap_between_tick_sweeps(store: TradingSt
         await broker.stop()
     sweeps = worker.waits["read_ticks"]
     assert len(sweeps) >= 12
-    # A sweep queued behind a trade poll would have waited its 20 ms.
-    assert sum(1 for w in sweeps if w > 0.015) <= 1, sorted(sweeps)[-5:]
+    # A sweep queued behind a trade poll waits its 20 ms (the old order: ~15 of them
+    # in this run; a few allowed for a loaded machine).
+    assert sum(1 for w in sweeps if w > 0.015) <= 3, sorted(sweeps)[-5:]
