@@ -1,13 +1,14 @@
 """The server-side resume (``fxgate.hub.resume``) beyond one process: the mark is kept
 where the history is (the store with the local bus, Redis with the Redis bus), so a
-``/ws`` (seed 003) user whose connection closed gets the fill missed meanwhile after a
-daemon restart, or on another node."""
+``/ws`` (seed 003) or ``/ws/dashboard`` (seed 000) user whose connection closed gets
+the fill missed meanwhile after a daemon restart, or on another node."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tests.conftest import Daemon, Daemons, until
+from tests.dashboard_client import dashboard, first_of_each
 from tests.redis_fixtures import RedisServer
 from tests.test_redis_bus import Cluster
 from tests.trading_helpers import Admin, Trader
@@ -75,5 +76,72 @@ async def test_a_fill_missed_is_replayed_on_another_node(
         Admin(a).quote("AUDUSD", "0.65400", "0.65410")
         await wait_filled(gina, order_id)
         await assert_replayed_fill(b, gina, order_id)
+    finally:
+        cluster.stop_all()
+
+
+# -- seed 000's /ws/dashboard: the missed fill comes as its notification ------------------
+
+
+async def pending_limit_order_on_a_dashboard(d: Daemon, hana: Trader) -> str:
+    Admin(d).quote("NZDUSD", "0.60000", "0.60010")
+    c = await dashboard(d, hana.token)
+    await first_of_each(c, {"trading_status", "analytics"})
+    limit = hana.order(symbol="NZDUSD", type="limit", side="buy", quantity=0.1, price=0.595)
+    await c.barrier()
+    await c.close()
+    return str(limit["id"])
+
+
+async def assert_fill_notified(d: Daemon, hana: Trader) -> None:
+    again = await dashboard(d, hana.token)
+    try:
+        msgs = await again.read_until(
+            lambda ms: any(
+                m["type"] == "notification" and m["data"]["type"] == "order_filled" for m in ms
+            ),
+            10,
+        )
+        [note] = [m for m in msgs if m["type"] == "notification"]
+        assert "NZDUSD" in note["data"]["message"], note
+        assert note["user_id"] == hana.user_id
+        # once: nothing more of it after the state and the replay
+        later = await again.barrier()
+        assert not [m for m in later if m["type"] == "notification"], later
+    finally:
+        await again.close()
+
+
+async def test_a_dashboard_gets_a_fill_missed_across_a_clean_restart_as_its_notification(
+    make_daemon: Daemons, tmp_path: Path
+) -> None:
+    d = make_daemon.new(tmp_path / "state", quiet=True).start()
+    hana = Trader.issued(d)
+    order_id = await pending_limit_order_on_a_dashboard(d, hana)
+    Admin(d).quote("NZDUSD", "0.59400", "0.59410")  # fills while nobody is connected
+    await wait_filled(hana, order_id)
+    d.stop()  # the mark and the history go to the store: the fill is in no memory
+    d.start()
+    await assert_fill_notified(d, hana)
+
+
+async def test_a_dashboard_gets_a_fill_missed_on_another_node_as_its_notification(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    if redis_server.proc is None:
+        redis_server.start()
+    cluster = Cluster(tmp_path, redis_server)
+    try:
+        [a] = cluster.start(1)
+        hana = Trader.issued(a)
+        # A first deal, so that the user's trades stream exists in Redis when they go
+        # away (its epoch is Redis's, the mark's too).
+        Admin(a).quote("NZDUSD", "0.60000", "0.60010")
+        hana.order(symbol="NZDUSD", type="market", side="sell", quantity=0.1)
+        order_id = await pending_limit_order_on_a_dashboard(a, hana)
+        Admin(a).quote("NZDUSD", "0.59400", "0.59410")
+        await wait_filled(hana, order_id)
+        b = cluster.node().start()  # started after the fill: only Redis holds it
+        await assert_fill_notified(b, hana)
     finally:
         cluster.stop_all()

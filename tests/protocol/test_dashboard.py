@@ -6,6 +6,7 @@ fake connections, so pacing is checked second by second without a daemon.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from fxgate.config.settings import Settings
-from fxgate.domain.errors import Disconnect, ValidationError
+from fxgate.domain.errors import Disconnect, Disconnects, ValidationError
 from fxgate.domain.events import Event
 from fxgate.domain.roles import Role
 from fxgate.hub.hub import Hub
@@ -24,8 +25,11 @@ from fxgate.protocol.dashboard import messages as m
 from fxgate.protocol.dashboard import wire
 from fxgate.protocol.dashboard.budget import SendBudget
 from fxgate.protocol.dashboard.clock import market_session
+from fxgate.protocol.dashboard.pace import MarketPace
 from fxgate.protocol.dashboard.registry import DashboardHub
+from fxgate.protocol.dashboard.session import DashboardSession
 from fxgate.protocol.dashboard.volatility import VolatilityMeter
+from fxgate.services.auth.tokens import Claims
 from fxgate.services.health import HealthReport
 from fxgate.services.usage import UsageMeter
 from tests.protocol.fakes import FakeClock
@@ -180,6 +184,7 @@ class Viewer:
         self.types = set(types or wire.DASHBOARD_TYPES)
         self.frames: list[bytes] = []
         self.kicked: Disconnect | None = None
+        self.out = self.push
 
     def push(self, frame: bytes, conflate_key: object | None = None) -> None:
         self.frames.append(frame)
@@ -430,3 +435,152 @@ async def test_no_resume_past_the_window_or_the_history_only_the_state(
     assert again.of("notification") == []
     assert again.of("trading_status")
     assert again.of("analytics")
+
+
+# -- market batches: at once under the tier's rate, coalesced only over it ---------------
+
+
+def market_pushes(v: Viewer) -> list[tuple[float, dict[str, Any]]]:
+    """(when pushed, message) of each market_data batch the viewer got."""
+    found = [(t, json.loads(f)) for t, f in zip(v.pushed_at, v.frames, strict=True)]
+    return [(t, m) for t, m in found if m["type"] == "market_data"]
+
+
+def bids(batch: dict[str, Any]) -> dict[str, float]:
+    return {s["symbol"]: s["bid"] for s in batch["data"]["symbols"]}
+
+
+async def test_under_the_tier_rate_each_tick_goes_out_at_once() -> None:
+    clock = FakeClock()
+    hub, dash = make_dash(clock, market_data_per_second=200)
+    v = Viewer(Framer(), ["market_data"], clock=clock)
+    await dash.join(PRO, "pro", v)
+    published: list[float] = []
+    for i in range(100):  # 100 ticks a second, in pairs 1 ms apart: bunched, but under 200
+        hub.publish(tick("EURUSD", 1.1 + i * 1e-5, clock.now))
+        published.append(clock.now)
+        clock.advance(0.001 if i % 2 == 0 else 0.019)
+    clock.advance(1)
+    batches = market_pushes(v)
+    # one batch per tick, each pushed at the time of its tick: no wait for a period
+    assert [t for t, _ in batches] == published
+    assert [bids(b)["EURUSD"] for _, b in batches] == [
+        pytest.approx(1.1 + i * 1e-5) for i in range(100)
+    ]
+    # ticks of one loop iteration share a batch; a second tick of a symbol already in
+    # it sends the batch first rather than replacing the quote (not over the rate)
+    hub.publish(tick("EURUSD", 1.2, clock.now))
+    hub.publish(tick("GBPUSD", 1.3, clock.now))
+    hub.publish(tick("EURUSD", 1.21, clock.now))
+    clock.advance(0)
+    assert [bids(b) for _, b in market_pushes(v)[100:]] == [
+        {"EURUSD": 1.2, "GBPUSD": 1.3},
+        {"EURUSD": 1.21},
+    ]
+
+
+async def test_over_the_tier_rate_batches_coalesce_latest_per_symbol_within_the_rate() -> None:
+    clock = FakeClock()
+    hub, dash = make_dash(clock)  # pro: 10 batches a second
+    v = Viewer(Framer(), ["market_data"], clock=clock)
+    await dash.join(PRO, "pro", v)
+    start = clock.now
+    last: dict[str, float] = {}
+    for step in range(3000):  # three seconds of a tick a millisecond, two symbols
+        symbol = "EURUSD" if step % 2 else "GBPUSD"
+        last[symbol] = bid = 1.1 + step * 1e-5
+        hub.publish(tick(symbol, bid, clock.now))
+        clock.advance(0.001)
+    clock.advance(1)
+    batches = [(t, b) for t, b in market_pushes(v) if t >= start]
+    times = [t for t, _ in batches]
+    # the budget: never more than 10 in any one second, and evenly paced (no bursts)
+    assert max(sum(1 for u in times if t <= u < t + 1) for t in times) == 10
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) == pytest.approx(0.1, abs=0.002)
+    # coalesced: each batch has both symbols, the latest of each, and the last one
+    # carries the final quotes (nothing stuck behind the budget)
+    assert all(set(bids(b)) == {"EURUSD", "GBPUSD"} for _, b in batches[1:])
+    assert bids(batches[-1][1]) == pytest.approx(last)
+    assert len(batches) == pytest.approx(30, abs=2)
+
+
+def test_the_market_pace_allows_a_burst_then_the_rate_and_never_more_a_second() -> None:
+    pace = MarketPace(200)
+    now = 1000.0
+    sent: list[float] = []
+    while now < 1003.0:  # as fast as it lets
+        wait = pace.wait(now)
+        if wait:
+            now += wait
+            continue
+        pace.spend(now)
+        sent.append(now)
+    assert sum(1 for t in sent if t < 1000.0 + 1e-9) == 20  # a tenth of a second's worth
+    for t in sent:
+        assert sum(1 for u in sent if t <= u < t + 1) <= 200
+    assert len(sent) == pytest.approx(600, abs=2)  # and the rate, sustained
+    slow = MarketPace(0.5)  # below one a second: one, then one every two seconds
+    assert slow.wait(0.0) == 0
+    slow.spend(0.0)
+    assert slow.wait(0.0) == pytest.approx(2.0)
+
+
+class Transport:
+    """A dashboard connection's writer: what it was given, and its close."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.kicked: Disconnect | None = None
+
+    def control(self, frame: bytes, conflate_key: object | None = None) -> None:
+        assert self.kicked is None, "a frame after the close"
+        self.frames.append(frame)
+
+    def send(self, payload: bytes) -> None:
+        self.control(payload)
+
+    def kick(self, disconnect: Disconnect) -> None:
+        self.kicked = disconnect
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in map(json.loads, self.frames) if m["type"] == kind]
+
+
+async def test_a_session_narrowed_or_closing_gets_no_more_batches() -> None:
+    clock = FakeClock()
+    hub, dash = make_dash(clock)
+    claims = Claims("ann", Role.TRADER, "pro", int(clock.now), int(clock.now) + 900, "j", "k")
+    conns = [Transport(), Transport()]
+    sessions = [
+        DashboardSession(
+            dash=dash,
+            claims=claims,
+            transport=t,
+            framer=Framer(),
+            settings=dash.settings,
+            timers=clock,
+            clock=clock,
+        )
+        for t in conns
+    ]
+    for s in sessions:
+        await s.start()
+    narrowed, closing = conns
+    hub.publish(tick("GBPUSD", 1.3, clock.now))
+    clock.advance(1)
+    assert all(c.of("market_data") for c in conns)  # both took market data so far
+    await sessions[0].on_message(json.dumps({"type": "subscribe", "types": ["notification"]}))
+    before = len(narrowed.of("market_data"))
+    hub.publish(tick("EURUSD", 1.1, clock.now))
+    hub.publish(fill("ann", 1))
+    clock.advance(1)
+    assert len(narrowed.of("market_data")) == before
+    assert len(narrowed.of("notification")) == 1
+    sessions[1].disconnect(Disconnects.SESSION_ENDED)
+    closing.frames.clear()
+    hub.publish(tick("EURUSD", 1.2, clock.now))
+    hub.publish(fill("ann", 2))
+    clock.advance(1)
+    assert closing.frames == []  # nothing after the close (Transport asserts it too)
+    assert len(narrowed.of("notification")) == 2

@@ -54,11 +54,20 @@ STATES: dict[str, object] = {
 MAX_QUEUED = 10_000
 
 
+#: A frame for a socket, and the key a waiting one conflates by.
+Push = Callable[[bytes, object | None], None]
+
+
 class Viewer(Protocol):
-    """A dashboard connection, as its feed sees it."""
+    """A dashboard connection, as its feed sees it. When its ``types`` change, it
+    tells the feed (:meth:`UserFeed.retarget`): the feed keeps who takes each type."""
 
     types: set[str]
     framer: Framer
+    #: Where the feed's messages go, called once per viewer per message: the socket's
+    #: writer itself while the connection is open (no call in between), a no-op once
+    #: it is closing (and the viewer then tells the feed, ``retarget``).
+    out: Push
 
     def push(self, frame: bytes, conflate_key: object | None = None) -> None:
         """Queue a frame for the socket (never blocks); while the socket is blocked, a
@@ -94,6 +103,7 @@ class UserFeed:
         clock: Callable[[], float],
         on_signal: Callable[[str], None] | None = None,
         since: Mapping[str, tuple[int, str]] | None = None,
+        recovery_limit: int = 0,
     ) -> None:
         self.principal = principal
         self.dialect: Dialect = self
@@ -128,8 +138,16 @@ class UserFeed:
         self._timer: Cancellable | None = None
         self._timer_at = float("inf")
         self._flush_soon = False
+        #: Per type: the viewers that take it, grouped by framer (their ``push``), and
+        #: how many. Built on the first message of the type after the viewers or their
+        #: types changed, so a batch costs one frame per framer and one call per viewer.
+        self._targets: dict[str, tuple[int, list[tuple[Framer, list[Push]]]]] = {}
         self.closed = False
         self.subs: list[Subscription] = []
+        self._recovery_limit = recovery_limit
+        #: Subscriptions with a resume mark: they join the hub in ``_load``, each right
+        #: after its missed events are recovered.
+        self._marked: list[tuple[Subscription, tuple[int, str]]] = []
         for name in CHANNELS:
             if name not in hub.channels:
                 continue
@@ -137,9 +155,12 @@ class UserFeed:
                 sub = hub.make_subscription(self, name, None)
             except AuthorizationError:
                 continue  # a channel above the user's role: not on their dashboard
-            hub.add(sub)
-            self.subs.append(sub)
-            self._take_missed(sub, (since or {}).get(name))
+            mark = (since or {}).get(name)
+            if mark is None:
+                hub.add(sub)  # live from now on (buffered until the state is read)
+                self.subs.append(sub)
+            else:
+                self._marked.append((sub, mark))
 
     # -- the hub's side: Sink and Dialect ----------------------------------------------
 
@@ -162,17 +183,23 @@ class UserFeed:
 
     # -- state --------------------------------------------------------------------------
 
-    def _take_missed(self, sub: Subscription, since: tuple[int, str] | None) -> None:
-        """What ``sub``'s stream got after ``since`` (the user's resume mark), taken
-        right as ``sub`` joins the hub: later events are live (buffered), none twice.
-        Nothing when the hub no longer holds them all: the fresh state only."""
-        if since is None:
-            return
-        replay = self.hub.replay(sub, since)
-        for env in replay.envelopes if replay is not None else ():
-            data = env.get("data")
-            if isinstance(data, Mapping):
-                self._missed.append((sub.channel.name, data, _event_time(env, self._clock)))
+    async def _recover(self) -> None:
+        """What each marked stream got after the user's resume mark, from memory or the
+        durable history (``Hub.recover``: a restart, another node). Each subscription
+        joins the hub right after its answer, with no await between, so every event
+        is either in the answer or live (buffered), never both, never neither. When
+        the history no longer holds them all: nothing, the fresh state only."""
+        marked, self._marked = self._marked, []
+        for sub, since in marked:
+            replay = await self.hub.recover(sub, since, self._recovery_limit)
+            if self.closed:
+                return  # ``close`` removed the subscriptions: this one must not join
+            self.hub.add(sub)
+            self.subs.append(sub)
+            for env in replay.envelopes if replay is not None else ():
+                data = env.get("data")
+                if isinstance(data, Mapping):
+                    self._missed.append((sub.channel.name, data, _event_time(env, self._clock)))
 
     def _apply(
         self,
@@ -244,6 +271,9 @@ class UserFeed:
         await asyncio.shield(self._loading)
 
     async def _load(self) -> None:
+        await self._recover()
+        if self.closed:
+            return
         # Missed events first (older than the state read next, which supersedes their
         # state): their notifications are queued in order, ahead of the live ones.
         missed, self._missed = self._missed, []
@@ -282,6 +312,7 @@ class UserFeed:
         """A connection joins: it gets the current state of each of its types now
         (counted, and sent even over the cap: a dashboard must start complete)."""
         self.viewers.append(viewer)
+        self._targets.clear()
         now = self._timers.time()
         first = [self.status_message(), self.analytics_message(), *extra]
         sent = 0
@@ -296,6 +327,23 @@ class UserFeed:
     def remove(self, viewer: Viewer) -> None:
         if viewer in self.viewers:
             self.viewers.remove(viewer)
+            self._targets.clear()
+
+    def retarget(self) -> None:
+        """A viewer's ``types`` changed (a subscribe or unsubscribe)."""
+        self._targets.clear()
+
+    def _targets_of(self, kind: str) -> tuple[int, list[tuple[Framer, list[Push]]]]:
+        found = self._targets.get(kind)
+        if found is None:
+            groups: dict[Framer, list[Push]] = {}
+            n = 0
+            for v in self.viewers:
+                if kind in v.types:
+                    groups.setdefault(v.framer, []).append(v.out)
+                    n += 1
+            found = self._targets[kind] = (n, list(groups.items()))
+        return found
 
     def close(self) -> None:
         self.closed = True
@@ -377,14 +425,16 @@ class UserFeed:
 
     def _send(self, out: Outgoing, now: float) -> float:
         """Send to the viewers that take its type; 0 when done, else seconds to wait."""
-        targets = [v for v in self.viewers if out.kind in v.types]
-        if not targets:
+        n, groups = self._targets_of(out.kind)
+        if not n:
             return 0.0
-        if not self.budget.take(now, len(targets)):
-            return self.budget.wait(now, len(targets))
+        if not self.budget.take(now, n):
+            return self.budget.wait(now, n)
         key = STATES.get(out.kind)
-        for v in targets:
-            v.push(out.frame(v.framer), key)
+        for framer, pushes in groups:
+            frame = out.frame(framer)
+            for push in pushes:
+                push(frame, key)
         return 0.0
 
     def _flush(self) -> None:

@@ -5,7 +5,10 @@ is connected, and its own encoder: each tick reaches it once, whatever the numbe
 dashboards, and only updates the latest entry of its symbol and the set of symbols
 changed for each tier. Each tier then sends at most ``market_data_per_second``
 messages, each carrying the tier's symbols that changed since its last one, encoded
-once and framed once per framer for every feed of that tier (``Outgoing``).
+once and framed once per framer for every feed of that tier (``Outgoing``). A batch
+goes out on the loop iteration after its tick while the tier is under its rate, and
+waits (gathering the later ticks, latest per symbol) only while it is over
+(:class:`~fxgate.protocol.dashboard.pace.MarketPace`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from fxgate.protocol.dashboard import wire
 from fxgate.protocol.dashboard.clock import market_session
 from fxgate.protocol.dashboard.messages import market_entry
 from fxgate.protocol.dashboard.outgoing import Outgoing
+from fxgate.protocol.dashboard.pace import MarketPace
 from fxgate.protocol.dashboard.volatility import VolatilityMeter
 
 if TYPE_CHECKING:
@@ -41,11 +45,10 @@ class TierMarket:
         self.symbols: frozenset[str] | None = (
             None if "*" in tier.symbols else frozenset(s.upper() for s in tier.symbols)
         )
-        self.period = 1.0 / tier.market_data_per_second
+        self.pace = MarketPace(tier.market_data_per_second)
         self.dirty: dict[str, None] = {}
         self.feeds: dict[UserFeed, None] = {}
         self.timer: Cancellable | None = None
-        self.last_at = -1e18
         self.batches = 0
 
     def allows(self, symbol: str) -> bool:
@@ -119,6 +122,11 @@ class MarketBatcher:
             return None
         entry = market_entry(data)
         symbol = entry["symbol"]
+        for t in self._active:
+            if symbol in t.dirty and t.timer is not None and not t.pace.wait(self._timers.time()):
+                # Under the rate a tick is never merged away: the waiting batch first.
+                t.timer.cancel()
+                self._flush(t)
         self.latest[symbol] = entry
         now = self._clock()
         self.volatility.observe(symbol, (entry["bid"] + entry["ask"]) / 2, now)
@@ -133,7 +141,8 @@ class MarketBatcher:
             if t.allows(symbol):
                 t.dirty[symbol] = None
                 if t.timer is None:
-                    delay = max(0.0, t.last_at + t.period - self._timers.time())
+                    # Not at once: the ticks of this loop iteration share the batch.
+                    delay = t.pace.wait(self._timers.time())
                     t.timer = self._timers.call_later(delay, self._flush, t)
         return None
 
@@ -160,9 +169,14 @@ class MarketBatcher:
         t.timer = None
         if not t.dirty or not t.feeds:
             return
+        now = self._timers.time()
+        wait = t.pace.wait(now)
+        if wait > 0:  # over the rate: later, with whatever else changed meanwhile
+            t.timer = self._timers.call_later(wait, self._flush, t)
+            return
+        t.pace.spend(now)
         symbols = sorted(t.dirty)
         t.dirty = {}
-        t.last_at = self._timers.time()
         t.batches += 1
         meta = self._meta(symbols)
         out = self._message(symbols, meta)

@@ -90,6 +90,7 @@ class DashboardHub:
                 clock=self._clock,
                 on_signal=self.usage.signal,
                 since=_marks(since),
+                recovery_limit=self.settings.ws.recovery_max_messages,
             )
             self.market.join(tier, feed)
             if self._metrics_timer is None:

@@ -32,7 +32,7 @@ from fxgate.domain.errors import (
 from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.dashboard import wire
-from fxgate.protocol.dashboard.feed import UserFeed
+from fxgate.protocol.dashboard.feed import Push, UserFeed
 from fxgate.protocol.dashboard.outgoing import Framer
 from fxgate.protocol.dashboard.registry import DashboardHub
 from fxgate.protocol.limits import TokenBucket
@@ -71,6 +71,7 @@ class DashboardSession:
         self.claims: Claims | None = claims
         self.transport = transport
         self.framer = framer
+        self.out: Push = transport.control
         self.limits = settings.ws
         self.tier, terms = settings.tier(claims.tier)
         self.allowed: tuple[str, ...] = tuple(terms.types)
@@ -138,6 +139,9 @@ class DashboardSession:
         if self.closing or self.closed:
             return
         self.closing = True
+        self.out = _discard
+        if self.feed is not None:
+            self.feed.retarget()
         if notice is not None:
             self.transport.send(notice)
         self.transport.kick(disconnect)
@@ -176,7 +180,7 @@ class DashboardSession:
             elif isinstance(cmd, wire.Subscribe):
                 self._subscribe(cmd.types)
             else:
-                self.types -= set(cmd.types)
+                self._set_types(self.types - set(cmd.types))
                 self.transport.send(wire.subscribed(self._ordered(self.types)))
         except FxgateError as exc:
             self.transport.send(wire.error(exc))
@@ -189,7 +193,7 @@ class DashboardSession:
         refused = [t for t in types if t not in self.allowed]
         granted = [t for t in types if t in self.allowed]
         if granted:
-            self.types = set(granted)
+            self._set_types(set(granted))
             self.transport.send(wire.subscribed(self._ordered(self.types)))
         if refused:
             self.transport.send(
@@ -204,6 +208,11 @@ class DashboardSession:
                     )
                 )
             )
+
+    def _set_types(self, types: set[str]) -> None:
+        self.types = types
+        if self.feed is not None:
+            self.feed.retarget()  # it keeps who takes each type
 
     def _ordered(self, types: set[str]) -> tuple[str, ...]:
         return tuple(t for t in self.allowed if t in types)
@@ -230,3 +239,7 @@ class DashboardSession:
                     )
                 )
             )
+
+
+def _discard(frame: bytes, conflate_key: object | None = None) -> None:
+    """A closing connection's ``out``: nothing more after its notice and close."""
