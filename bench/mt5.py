@@ -518,8 +518,8 @@ def print_table(results: list[Result]) -> None:
         if r.worker == "process":
             label += f" (its process {r.cpu_child_pct:.1f} %, fake included)"
         gil = " (GIL held)" if r.hold_gil else ""
-        if r.market_thread:
-            label += ", the fake's market in its own thread"
+        if not r.market_thread:
+            label += ", the fake's market lazy (inside the adapter's calls)"
         print(
             f"- {label}: poll {r.poll_interval * 1000:.0f} ms, trade poll "
             f"{r.trade_poll_interval * 1000:.0f} ms, call latency {r.call_latency_ms:g} ms{gil}; "
@@ -598,10 +598,12 @@ def main() -> None:
         help="time every loop callback in thread CPU (load-proof) and the gc's pauses",
     )
     p.add_argument(
-        "--market-thread",
-        action="store_true",
-        help="the fake's market moves in its own thread (as a real terminal's), not lazily"
-        " inside the adapter's calls (the default, where its cost delays the sweeps)",
+        "--lazy-market",
+        dest="market_thread",
+        action="store_false",
+        help="the fake's market catches up lazily inside the adapter's next call (the fake's"
+        " cost then delays the sweeps) instead of moving in its own thread, as a real"
+        " terminal's market does (the default)",
     )
     p.add_argument(
         "--no-gc-freeze",
