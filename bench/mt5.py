@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -82,6 +83,49 @@ class Probe:
             due = loop.time() + PROBE_INTERVAL
             await asyncio.sleep(PROBE_INTERVAL)
             self.lateness.append(loop.time() - due)
+
+
+class CallbackMeter:
+    """Every callback of the loop timed in thread CPU time (``time.thread_time``), which
+    the machine's load does not inflate: what ran on the loop in one go, by task name,
+    and the garbage collector's pauses (``gc.callbacks``). Wraps ``asyncio.Handle._run``
+    while ``recording``; a diagnostic of the benchmark, not of fxgate."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.longest: list[tuple[float, str]] = []
+        self.gc: list[tuple[float, int]] = []
+        self._gc_began = 0.0
+        handle_run = asyncio.events.Handle._run
+        meter = self
+
+        def _run(handle: asyncio.events.Handle) -> None:
+            if not meter.recording:
+                return handle_run(handle)
+            began = time.thread_time()
+            try:
+                return handle_run(handle)
+            finally:
+                spent = time.thread_time() - began
+                if spent > 0.001:
+                    meter.longest.append((spent, meter.name(handle)))
+
+        asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+        gc.callbacks.append(self._on_gc)
+
+    @staticmethod
+    def name(handle: asyncio.events.Handle) -> str:
+        callback = getattr(handle, "_callback", None)
+        task = getattr(callback, "__self__", None)
+        if isinstance(task, asyncio.Task):
+            return task.get_name()
+        return getattr(callback, "__qualname__", repr(callback))
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        elif self.recording:
+            self.gc.append((time.perf_counter() - self._gc_began, int(info["generation"])))
 
 
 def thread_cpu() -> dict[int, float]:
@@ -135,6 +179,7 @@ class Result:
     hold_gil: bool
     duration: float
     worker: str = "process"
+    market_thread: bool = False
     ticks_produced: int = 0
     ticks_delivered: int = 0
     ticks_repeated: int = 0
@@ -161,6 +206,10 @@ class Result:
     fake_longest_call: str = ""
     #: per function of the fake: calls/s in the window and mean wall ms a call
     fake_calls: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: ``--callbacks``: the loop's longest callbacks in thread CPU ms, by task name, and
+    #: the garbage collector's pauses (wall ms, generation)
+    callbacks_cpu_ms: list[tuple[float, str]] = field(default_factory=list)
+    gc_pauses_ms: list[tuple[float, int]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
@@ -195,7 +244,12 @@ class InProcessFake:
         from mt5_fake import install_fake
 
         self.meter, self.produced = install_fake(
-            args.symbols, args.rate, args.positions, args.call_latency, args.hold_gil
+            args.symbols,
+            args.rate,
+            args.positions,
+            args.call_latency,
+            args.hold_gil,
+            args.market_thread,
         )
 
     def attach(self, broker: Any) -> None:
@@ -232,6 +286,7 @@ class ChildFake:
             "positions": args.positions,
             "call_latency_ms": args.call_latency,
             "hold_gil": args.hold_gil,
+            "market_thread": args.market_thread,
         }
         path = os.pathsep.join([str(FAKE), str(ROOT), str(ROOT / "bench")])
         self.terminal = ProcessTerminal(("mt5_fake", "api", options), env={"PYTHONPATH": path})
@@ -279,6 +334,7 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         hold_gil=args.hold_gil,
         duration=args.duration,
         worker=args.worker,
+        market_thread=args.market_thread,
     )
     if args.sweep_part is not None:
         from fxgate.brokers.mt5 import session
@@ -329,8 +385,16 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     if backend.on_quote is not None:
         market.add_listener(backend.on_quote)
     feed = asyncio.create_task(market.run(), name="market-feed")
+    if settings.server.gc_freeze and not args.no_gc_freeze:
+        # What ``fxgate serve`` does once it is built (fxgate/ops/serve.py): without it
+        # a generation-2 collection of everything imported and built (~10-20 ms here)
+        # lands in some poll's callback, the benchmark's longest "stall".
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
     probe = Probe()
     probe_task = asyncio.create_task(probe.run(), name="probe")
+    callbacks = CallbackMeter() if args.callbacks else None
     try:
         await asyncio.sleep(args.warmup)
         loop_tid = threading.get_native_id()
@@ -338,9 +402,16 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         cpu_before, busy_before = thread_cpu(), machine_busy()
         waited_before = run_queue_wait(loop_tid)
         probe.lateness.clear()
+        if callbacks is not None:
+            callbacks.recording = True
         measuring, began = True, time.perf_counter()
         await asyncio.sleep(args.duration)
         measuring, elapsed = False, time.perf_counter() - began
+        # The window's probe samples only: what follows (reading the fake's record of
+        # produced ticks back, a large pickle) is the benchmark's own work, not a stall.
+        window = list(probe.lateness)
+        if callbacks is not None:
+            callbacks.recording = False
         cpu_after, busy_after = thread_cpu(), machine_busy()
         waited = run_queue_wait(loop_tid) - waited_before
         stats = await fake.end()
@@ -384,10 +455,17 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     result.latency_p50_ms = 1000 * percentile(latencies, 50)
     result.latency_p99_ms = 1000 * percentile(latencies, 99)
     result.latency_max_ms = 1000 * max(latencies, default=float("nan"))
-    result.stall_max_ms = 1000 * max(probe.lateness, default=0.0)
-    result.stalls_over_target = sum(1 for s in probe.lateness if s * 1000 > STALL_TARGET_MS)
-    result.probe_samples = len(probe.lateness)
+    result.stall_max_ms = 1000 * max(window, default=0.0)
+    result.stalls_over_target = sum(1 for s in window if s * 1000 > STALL_TARGET_MS)
+    result.probe_samples = len(window)
     result.events = dict(sorted(events.items()))
+    if callbacks is not None:
+        result.callbacks_cpu_ms = [
+            (round(1000 * t, 2), name) for t, name in sorted(callbacks.longest, reverse=True)[:8]
+        ]
+        result.gc_pauses_ms = [
+            (round(1000 * t, 2), g) for t, g in sorted(callbacks.gc, reverse=True)
+        ]
     result.failures = judge(result)
     return result
 
@@ -440,6 +518,8 @@ def print_table(results: list[Result]) -> None:
         if r.worker == "process":
             label += f" (its process {r.cpu_child_pct:.1f} %, fake included)"
         gil = " (GIL held)" if r.hold_gil else ""
+        if not r.market_thread:
+            label += ", the fake's market lazy (inside the adapter's calls)"
         print(
             f"- {label}: poll {r.poll_interval * 1000:.0f} ms, trade poll "
             f"{r.trade_poll_interval * 1000:.0f} ms, call latency {r.call_latency_ms:g} ms{gil}; "
@@ -449,6 +529,13 @@ def print_table(results: list[Result]) -> None:
             f"{r.cpu_fake_pct:.1f} % excluded); the loop waited for a CPU "
             f"{r.loop_cpu_wait_ms_per_s:.1f} ms/s; events in the window {r.events}"
         )
+        if r.callbacks_cpu_ms or r.gc_pauses_ms:
+            print(f"  longest loop callbacks (thread CPU ms, task): {r.callbacks_cpu_ms}")
+            gen2 = [p for p in r.gc_pauses_ms if p[1] == 2]
+            print(
+                f"  gc: {len(r.gc_pauses_ms)} collections, longest {r.gc_pauses_ms[:3]} "
+                f"(ms, generation); {len(gen2)} of generation 2"
+            )
         for failure in r.failures:
             print(f"  NOT MET: {failure}")
         if not r.failures:
@@ -504,6 +591,24 @@ def main() -> None:
         type=int,
         default=None,
         help="symbols per part of a tick sweep (session.SWEEP_PART, 5): a diagnostic",
+    )
+    p.add_argument(
+        "--callbacks",
+        action="store_true",
+        help="time every loop callback in thread CPU (load-proof) and the gc's pauses",
+    )
+    p.add_argument(
+        "--lazy-market",
+        dest="market_thread",
+        action="store_false",
+        help="the fake's market catches up lazily inside the adapter's next call (the fake's"
+        " cost then delays the sweeps) instead of moving in its own thread, as a real"
+        " terminal's market does (the default)",
+    )
+    p.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="leave the cyclic GC as Python sets it (fxgate serve freezes it: server.gc_freeze)",
     )
     p.add_argument("--pin", type=int, default=None, help="run on this CPU only (sched_setaffinity)")
     p.add_argument("--json", type=Path, default=None, help="write the raw numbers here")

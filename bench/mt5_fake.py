@@ -77,7 +77,12 @@ class Produced:
 
 
 def install_fake(
-    symbols: int, rate: float, positions: int, call_latency_ms: float, hold_gil: bool
+    symbols: int,
+    rate: float,
+    positions: int,
+    call_latency_ms: float,
+    hold_gil: bool,
+    market_thread: bool = False,
 ) -> tuple[FakeMeter, Produced]:
     """A fresh fake terminal with the symbols, the tick rate and the positions; returns
     its meter and the record of the ticks it produces."""
@@ -117,13 +122,46 @@ def install_fake(
     _market.SymbolHistory.add = counted  # type: ignore[method-assign]
     for i in range(positions):
         _control.open_position(names[i % len(names)], "buy" if i % 2 else "sell", "0.01")
-    return FakeMeter(mt5, call_latency_ms / 1000, hold_gil=hold_gil), produced
+    meter = FakeMeter(mt5, call_latency_ms / 1000, hold_gil=hold_gil)
+    if market_thread:
+        start_market_thread(terminal, meter)
+    return meter, produced
+
+
+#: How often ``--market-thread`` moves the fake's market on.
+MARKET_STEP = 0.005
+
+
+def start_market_thread(terminal: Any, meter: FakeMeter) -> None:
+    """Move the fake's market on every MARKET_STEP in a thread of its own, as a real
+    terminal takes its server's ticks in its own process, instead of catching it up
+    lazily inside the adapter's next call (where the paper engine's per-tick account
+    refresh over every position delays the sweep's first ``copy_ticks_from``, and with
+    it every tick of the sweep). Its CPU counts as the fake's."""
+
+    def run() -> None:
+        while True:
+            time.sleep(MARKET_STEP)
+            began = time.thread_time()
+            with terminal.lock:
+                terminal.pump()
+            with meter.lock:
+                meter.cpu += time.thread_time() - began
+
+    threading.Thread(target=run, name="fake-market", daemon=True).start()
 
 
 _installed: Any = None
 
 
-def api(symbols: int, rate: float, positions: int, call_latency_ms: float, hold_gil: bool) -> Any:
+def api(
+    symbols: int,
+    rate: float,
+    positions: int,
+    call_latency_ms: float,
+    hold_gil: bool,
+    market_thread: bool = False,
+) -> Any:
     """In the worker process: the fake, installed once (a reconnect asks again), with
     ``bench_begin``/``bench_end`` beside the package's functions."""
     global _installed
@@ -131,7 +169,9 @@ def api(symbols: int, rate: float, positions: int, call_latency_ms: float, hold_
         return _installed
     import MetaTrader5 as mt5
 
-    meter, produced = install_fake(symbols, rate, positions, call_latency_ms, hold_gil)
+    meter, produced = install_fake(
+        symbols, rate, positions, call_latency_ms, hold_gil, market_thread
+    )
 
     def bench_begin() -> bool:
         produced.ticks.clear()

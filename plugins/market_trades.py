@@ -1,7 +1,8 @@
 """``market-trades``: the market's tape of executions by symbol (seed 004's ``trades``).
 
 Not an account's deals (that is ``trades``): every print of the market, from brokers
-that report them (``BrokerTape``: the paper market makes its tape from its ticks).
+that report them (``BrokerTape``: the paper market makes its tape from its ticks, MT5
+from the terminal's trade ticks).
 Public and keyed by symbol; never conflated, as a tape with holes misleads; no
 snapshot (a tape starts now).
 """

@@ -184,13 +184,15 @@ async def test_a_signal_shows_as_notification_active_signal_and_usage(market: Da
     c = await dashboard(market, trader.token)
     o = await dashboard(market, other.token)
     async with c, o:
-        await first_of_each(c, PUSHED_AT_ONCE)
+        first = await first_of_each(c, PUSHED_AT_ONCE)
+        before = first["system_metrics"]["data"]["usage"]["signals_today"]
         await first_of_each(o, PUSHED_AT_ONCE)
         await o.barrier()
         uuid = unique("sig_")
-        r = Admin(market).publish(
-            {"channel": "signals", "data": seed_signal(uuid), "userId": trader.user_id}
-        )
+        # A take profit no other test's signal has: public signals published by other
+        # test files on this session's daemon are active for every user too.
+        signal = seed_signal(uuid, tp=50.375)
+        r = Admin(market).publish({"channel": "signals", "data": signal, "userId": trader.user_id})
         assert r.status_code == 200, r.text
         note = await c.wait_for(
             lambda m: m["type"] == "notification" and m["data"]["type"] == "trading_signal"
@@ -201,7 +203,7 @@ async def test_a_signal_shows_as_notification_active_signal_and_usage(market: Da
         status = await c.wait_for(
             lambda m: m["type"] == "trading_status" and m["data"]["active_signals"]
         )
-        [active] = [s for s in status["data"]["active_signals"] if s["take_profit"] == 50]
+        [active] = [s for s in status["data"]["active_signals"] if s["take_profit"] == 50.375]
         assert active["signal"] == "BUY"
         assert active["status"] == "active"
         assert active["confidence"] == 0.85
@@ -209,7 +211,7 @@ async def test_a_signal_shows_as_notification_active_signal_and_usage(market: Da
     again = await dashboard(market, trader.token)
     async with again:
         metrics = await again.type("system_metrics")
-        assert metrics["data"]["usage"]["signals_today"] == 1
+        assert metrics["data"]["usage"]["signals_today"] == before + 1
 
 
 # -- tiers -------------------------------------------------------------------------------

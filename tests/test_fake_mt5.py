@@ -152,6 +152,38 @@ def test_ticks_since_the_last_time_msc_are_each_seen_once(term: Any) -> None:
     assert len(mt5.copy_ticks_from("EURUSD", START - 60, 10, mt5.COPY_TICKS_TRADE)) == 0
 
 
+def test_trade_ticks_are_in_the_history_and_copy_ticks_filters_them(term: Any) -> None:
+    """An exchange's executions (``trade``) are ticks with ``TICK_FLAG_LAST``/``VOLUME``
+    and the aggressor's side; ``COPY_TICKS_TRADE`` keeps them, ``COPY_TICKS_INFO`` the
+    bid/ask ticks, ``COPY_TICKS_ALL`` both; later ticks carry the last price."""
+    since = mt5.symbol_info_tick("EURUSD").time_msc + 1
+    msc = ctl.trade("EURUSD", 1.10005, 2.5, "sell")
+    ctl.set_price("EURUSD", 1.1001, 1.1002)
+    every = mt5.copy_ticks_from("EURUSD", since / 1000, 100, mt5.COPY_TICKS_ALL)
+    trades = mt5.copy_ticks_from("EURUSD", since / 1000, 100, mt5.COPY_TICKS_TRADE)
+    info = mt5.copy_ticks_from("EURUSD", since / 1000, 100, mt5.COPY_TICKS_INFO)
+    assert len(every) == 2
+    assert [int(t) for t in trades["time_msc"]] == [msc]
+    (t,) = trades
+    assert (float(t["last"]), float(t["volume_real"]), int(t["volume"])) == (1.10005, 2.5, 2)
+    assert int(t["flags"]) == mt5.TICK_FLAG_LAST | mt5.TICK_FLAG_VOLUME | mt5.TICK_FLAG_SELL
+    assert list(info["bid"]) == [1.1001]
+    assert float(info["last"][0]) == 1.10005
+    assert mt5.symbol_info_tick("EURUSD").last == 1.10005
+
+
+def test_trade_symbols_print_the_simulated_ticks_volumes() -> None:
+    ctl.reset({"clock": "manual", "start_time": START, "trade_symbols": ["BTCUSD"]})
+    mt5.initialize()
+    ctl.advance(30)
+    btc = mt5.copy_ticks_from("BTCUSD", START - 60, 10_000, mt5.COPY_TICKS_TRADE)
+    assert len(btc) > 3
+    assert all(int(f) & mt5.TICK_FLAG_LAST for f in btc["flags"])
+    assert all(int(f) & (mt5.TICK_FLAG_BUY | mt5.TICK_FLAG_SELL) for f in btc["flags"])
+    assert (btc["volume_real"] > 0).all()
+    assert len(mt5.copy_ticks_from("EURUSD", START - 60, 10_000, mt5.COPY_TICKS_TRADE)) == 0
+
+
 def test_rates_are_structured_arrays_with_a_past_and_live_bars(term: Any) -> None:
     ctl.advance(60)
     ctl.set_price("EURUSD", 1.1010, 1.1011)

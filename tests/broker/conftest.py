@@ -51,6 +51,10 @@ class Harness:
     now: Callable[[], float] = field(default=lambda: T0)
     advance: Callable[[float], None] = field(default=lambda seconds: None)
     events: list[BrokerEvent] = field(default_factory=list)
+    #: The market moves to ``bid``/``ask`` and an aggressor on ``side`` trades ``lots``
+    #: at the touch (the ask for a buy, the bid for a sell): what the broker's tape
+    #: (``BrokerTape``) reports, announced by the time it returns.
+    execute: Callable[[str, str, str, str, str], Awaitable[None]] | None = None
     #: For each announced trading event: was that exact snapshot stored before it?
     stored_first: list[bool] = field(default_factory=list)
 
@@ -128,7 +132,15 @@ async def paper(tmp_path: Path) -> AsyncIterator[Harness]:
     def set_open(value: bool) -> None:
         market["open"] = value
 
-    harness = Harness(broker, feed, set_open, lambda: spy.saved, now, advance)
+    async def execute(symbol: str, bid: str, ask: str, side: str, lots: str) -> None:
+        # The paper tape prints a tick's volume (in smallest lots) on the side the bid
+        # moved: see fxgate/brokers/paper/tape.py.
+        b, a = float(bid), float(ask)
+        step = float(broker.engine.specs[symbol].volume_step)
+        ticks = round(float(lots) / step)
+        await feed(Quote(symbol, b, a, b, ticks, 0, now(), b, b, b, b, 0.0, 0.0))
+
+    harness = Harness(broker, feed, set_open, lambda: spy.saved, now, advance, execute=execute)
     broker.subscribe(harness.listen)
     await broker.start()
     try:
@@ -234,6 +246,12 @@ async def mt5(tmp_path: Path) -> AsyncIterator[Harness]:
         for f in fakes.values():
             f.advance(seconds)
 
+    async def execute(symbol: str, bid: str, ask: str, side: str, lots: str) -> None:
+        for f in fakes.values():  # one market: each terminal sees the trade
+            f.set_price(symbol, float(bid), float(ask))
+            f.trade(symbol, float(ask if side == "buy" else bid), float(lots), side)
+        await broker.flush()
+
     first = next(iter(fakes.values()))
     harness = Harness(
         broker,  # type: ignore[arg-type]
@@ -242,6 +260,7 @@ async def mt5(tmp_path: Path) -> AsyncIterator[Harness]:
         lambda: spy.saved,
         first.now,
         advance,
+        execute=execute,
     )
     broker.subscribe(harness.listen)
     await broker.start()

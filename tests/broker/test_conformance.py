@@ -24,6 +24,7 @@ from fxgate.domain.errors import (
     TradingError,
     ValidationError,
 )
+from fxgate.domain.market import MarketTrade
 from fxgate.domain.trading import (
     Account,
     AccountMode,
@@ -41,7 +42,7 @@ from fxgate.domain.trading import (
     order_id_for,
     ticket_of_order_id,
 )
-from fxgate.services.ports.broker import Broker, BrokerEventKind
+from fxgate.services.ports.broker import Broker, BrokerEventKind, BrokerTape
 from tests.broker.conftest import Harness
 
 ALICE, BOB = "alice", "bob"
@@ -565,3 +566,26 @@ async def test_profit_preview(h: Harness) -> None:
 async def test_the_port_is_what_the_adapter_is(h: Harness) -> None:
     assert isinstance(h.broker, Broker)
     assert h.broker.healthy
+
+
+# -- the market's tape (BrokerTape) ------------------------------------------------------
+
+
+async def test_the_tape_prints_each_market_execution_once(h: Harness) -> None:
+    """Seed 004's ``trades``: the market's executions (not the accounts' deals), with
+    the aggressor's side, each once, ids unique."""
+    assert isinstance(h.broker, BrokerTape)
+    assert h.execute is not None
+    prints: list[MarketTrade] = []
+    h.broker.subscribe_tape(prints.append)
+    await h.quote("EURUSD", "1.08490", "1.08500")
+    prints.clear()
+    await h.execute("EURUSD", "1.08510", "1.08520", "buy", "0.05")
+    await h.execute("EURUSD", "1.08480", "1.08490", "sell", "0.02")
+    await h.broker.flush()  # a poll more prints nothing again
+    assert [(t.symbol, t.price, t.volume, t.side) for t in prints] == [
+        ("EURUSD", 1.0852, 0.05, "buy"),
+        ("EURUSD", 1.0848, 0.02, "sell"),
+    ]
+    assert len({t.id for t in prints}) == 2
+    assert prints[0].ts <= prints[1].ts

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from fxgate.domain.market import Quote, SymbolSpec
+from fxgate.domain.market import MarketTrade, Quote, SymbolSpec
 from fxgate.domain.money import ZERO, round_money, round_price
 from fxgate.domain.trading import (
     AccountMode,
@@ -98,6 +98,45 @@ def level(value: Any, digits: int) -> Decimal | None:
 
 def secs(msc: Any) -> float:
     return int(msc) / 1000.0
+
+
+#: ``MqlTick.flags`` bits (the package's ``TICK_FLAG_*``): a trade tick has ``LAST``
+#: (the last price changed) or ``VOLUME`` (another trade at the same price), and the
+#: aggressor's side when the exchange reports it.
+TICK_FLAG_LAST = 0x08
+TICK_FLAG_VOLUME = 0x10
+TICK_FLAG_BUY = 0x20
+TICK_FLAG_SELL = 0x40
+TRADE_TICK = TICK_FLAG_LAST | TICK_FLAG_VOLUME
+
+
+def market_trade(symbol: str, tick: Row, digits: int, trade_id: str) -> MarketTrade | None:
+    """A trade tick as a print on the market's tape, or ``None`` for a tick that is
+    no execution (bid/ask only, or no price or volume). The side is the flags'; an
+    exchange that does not say is read from where the price stands against the quote
+    (at or above the ask, or above the mid, is a buyer)."""
+    flags = int(tick.get("flags") or 0)
+    if not flags & TRADE_TICK:
+        return None
+    last = float(tick.get("last") or 0.0)
+    volume = float(tick.get("volume_real") or 0.0) or float(tick.get("volume") or 0)
+    if last <= 0 or volume <= 0:
+        return None
+    if flags & TICK_FLAG_BUY:
+        buy = True
+    elif flags & TICK_FLAG_SELL:
+        buy = False
+    else:
+        bid, ask = float(tick.get("bid") or 0.0), float(tick.get("ask") or 0.0)
+        buy = last >= ask > 0 or (bid > 0 and ask > 0 and last > (bid + ask) / 2)
+    return MarketTrade(
+        symbol,
+        round(last, digits),
+        round(volume, 8),
+        "buy" if buy else "sell",
+        secs(tick["time_msc"]),
+        trade_id,
+    )
 
 
 def symbol_spec(info: Row) -> SymbolSpec:

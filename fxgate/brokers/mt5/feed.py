@@ -11,10 +11,21 @@ to 10 ms to a tick's latency.
 A symbol whose ticks stopped (the terminal gone, a market that stopped quoting) is not
 repeated: its last quote is sent once more with ``stale`` set, when no tick came for
 ``stale_after`` seconds or the terminal was lost, and the next real tick clears it.
+
+The market's tape (``BrokerTape``) comes from the same ticks: ``COPY_TICKS_ALL`` holds
+the trade ticks too (``TICK_FLAG_LAST``/``VOLUME``), so the sweep that makes the quotes
+makes the prints, with no second call per symbol, and the cursor that keeps a tick from
+being lost or repeated keeps a print from it. A print's id is ``SYMBOL-time_msc-n``, the
+tick's place in the terminal's history (n counts the ticks at that millisecond), so it
+is the same whichever poll read it. Only ticks read from the history print: the first
+read of a symbol (and one whose history cannot be read) is ``symbol_info_tick``'s
+latest tick, which says nothing of the trades before it. A symbol whose server sends no
+trades (spot FX CFDs) has an empty tape.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -23,7 +34,10 @@ from typing import Any
 from fxgate.brokers.mt5 import convert
 from fxgate.brokers.mt5.jobs import CursorState
 from fxgate.domain.errors import refused
-from fxgate.domain.market import Quote, SymbolSpec
+from fxgate.domain.market import MarketTrade, Quote, SymbolSpec
+from fxgate.services.ports.broker import TapeListener
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -81,6 +95,7 @@ class TickFeed:
         self._next = 0.0
         self._wake: Callable[[], None] | None = None
         self.polled_at = 0.0
+        self.tape_listeners: list[TapeListener] = []
 
     @property
     def specs(self) -> Mapping[str, SymbolSpec]:
@@ -102,8 +117,10 @@ class TickFeed:
         moved: dict[str, CursorState] | None = None,
     ) -> list[Quote]:
         """New ticks from a poll become quotes, buffered for the market service; the
-        cursors the sweep moved move with them."""
-        for symbol, (msc, at_msc, history) in (moved or {}).items():
+        cursors the sweep moved move with them; trade ticks go to the tape listeners."""
+        moved = moved or {}
+        prints = self._prints(ticks, moved) if self.tape_listeners else []
+        for symbol, (msc, at_msc, history) in moved.items():
             cur = self.cursors[symbol]
             cur.msc, cur.at_msc, cur.history = msc, at_msc, history
         self.polled_at = self._clock()
@@ -122,6 +139,34 @@ class TickFeed:
         self._buffer.extend(out)
         if out and self._wake is not None:
             self._wake()
+        for trade in prints:
+            for listener in self.tape_listeners:
+                try:
+                    listener(trade)
+                except Exception:  # one listener's bug must not stop the quotes
+                    log.exception("tape listener failed")
+        return out
+
+    def _prints(
+        self, ticks: dict[str, list[dict[str, Any]]], moved: dict[str, CursorState]
+    ) -> list[MarketTrade]:
+        """The trade ticks among ``ticks`` read from the history (before the cursors
+        move: a tick's ordinal at its millisecond continues the cursor's count)."""
+        out: list[MarketTrade] = []
+        for symbol, rows in ticks.items():
+            cur = self.cursors[symbol]
+            if not cur.msc or not moved.get(symbol, (0, 0, cur.history))[2]:
+                continue  # symbol_info_tick's latest tick, not the history
+            digits = self._specs[symbol].digits
+            prev, n = cur.msc, cur.at_msc
+            for row in rows:
+                msc = int(row["time_msc"])
+                n = n + 1 if msc == prev else 1
+                prev = msc
+                if int(row.get("flags") or 0) & convert.TRADE_TICK:
+                    trade = convert.market_trade(symbol, row, digits, f"{symbol}-{msc}-{n}")
+                    if trade is not None:
+                        out.append(trade)
         return out
 
     def wake_with(self, wake: Callable[[], None]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from fxgate.brokers.mt5 import convert
 from fxgate.brokers.mt5.feed import TickFeed
-from fxgate.brokers.mt5.sync import Change, Ledger, Snapshot
+from fxgate.brokers.mt5.sync import Change, Ledger, Revalue, Snapshot
 from fxgate.brokers.mt5.terminal import TerminalError, Worker
 from fxgate.domain.market import SymbolSpec
 from fxgate.domain.trading import (
@@ -26,7 +26,12 @@ from fxgate.domain.trading import (
     Order,
     Position,
 )
-from fxgate.services.ports.broker import BrokerEvent, BrokerEventKind, BrokerListener
+from fxgate.services.ports.broker import (
+    BrokerEvent,
+    BrokerEventKind,
+    BrokerListener,
+    TapeListener,
+)
 from fxgate.services.ports.store.errors import StoreUnavailableError
 from fxgate.services.ports.store.trading import TradingStore
 
@@ -83,6 +88,11 @@ class Mt5Session:
         # One tick sweep at a time: a sweep reads the cursors the one before it moved
         # (``flush()`` beside the loop's sweep would otherwise read the same ticks twice).
         self._sweeping = asyncio.Lock()
+        #: When the tick loop's next sweep is due (loop time), the trade polls waiting
+        #: for a sweep to end, and how long the last trade poll kept the worker busy.
+        self._next_sweep = float("-inf")
+        self._after_sweep: list[asyncio.Future[None]] = []
+        self._state_read = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._reconnecting: asyncio.Task[None] | None = None
         self.connected = False
@@ -207,10 +217,26 @@ class Mt5Session:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def subscribe_tape(self, listener: TapeListener) -> Callable[[], None]:
+        """``BrokerTape``: the trade ticks of the streamed symbols (see :mod:`.feed`)."""
+        listeners = self.feed.tape_listeners
+        listeners.append(listener)
+        return lambda: listeners.remove(listener)
+
     # -- polling -------------------------------------------------------------------------
 
     async def _poll_ticks(self) -> None:
+        try:
+            await self._sweep()
+        finally:
+            waiting, self._after_sweep = self._after_sweep, []
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _sweep(self) -> None:
         async with self._sweeping:
+            self._next_sweep = asyncio.get_running_loop().time() + self.poll_interval
             if not self.connected:
                 return
             states = list(self.feed.cursor_states().items())
@@ -240,6 +266,7 @@ class Mt5Session:
     async def _poll_trades(self) -> None:
         if not self.connected:
             return
+        await self._clear_of_sweeps()
         async with self._lock:
             try:
                 await self._sync()
@@ -249,11 +276,33 @@ class Mt5Session:
                 else:
                     log.warning("mt5 poll refused: %s", exc)
 
+    async def _clear_of_sweeps(self) -> None:
+        """Start a trade poll where it delays no tick sweep: the worker runs one job at a
+        time, so a poll asked for just before a sweep made every tick of that sweep wait
+        for the poll's calls (both loops were due together every other trade poll: the
+        tail of ``bench/mt5.py``'s latency). While a sweep runs, or when the next one is
+        due before the last trade poll's time has passed, it waits for that sweep's end
+        (at most about one ``poll_interval``), then has the worker until the next."""
+        loop = asyncio.get_running_loop()
+        need = self._state_read + 0.002
+        until_next = self._next_sweep - loop.time()
+        if not (self._sweeping.locked() or -self.poll_interval < until_next < need):
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self._after_sweep.append(future)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(future, min(self.poll_interval, 1.0) + need)
+
     async def _sync(self) -> None:
         """Read, diff, store, announce (the caller holds the lock)."""
         ledger = self.ledger
         since = ledger.deals_since()
+        began = time.perf_counter()
         snap = Snapshot(**await self.terminal.run("read_state", since))
+        took = time.perf_counter() - began
+        # What the next trade poll needs the worker for (decaying, so one slow poll does
+        # not keep it waiting, but a steady cost is remembered).
+        self._state_read = max(took, 0.8 * self._state_read)
         wanted = ledger.wanted(snap)
         if wanted:
             snap.history = await self.terminal.run("read_history", list(wanted))
@@ -268,12 +317,21 @@ class Mt5Session:
                     if exc.lost:
                         raise
         # Changes a failed store write held back go first, in the order they happened.
-        changes = [*self._unsaved, *ledger.apply(snap)]
+        revalue: list[Revalue] = []
+        changes = [*self._unsaved, *ledger.apply(snap, revalue)]
         self._unsaved = changes
         await self._store([c.record for c in changes if not c.floating])
         self._unsaved = []
+        # The account goes last, after the positions' revaluations, as it always did.
+        account = changes.pop() if changes and isinstance(changes[-1].record, Account) else None
         for change in changes:
             self._announce(change)
+        for i in range(0, len(revalue), REVALUE_SLICE):
+            await asyncio.sleep(0)  # let the loop run between two slices
+            for change in ledger.revalue(revalue[i : i + REVALUE_SLICE]):
+                self._announce(change)
+        if account is not None:
+            self._announce(account)
 
     async def _store(self, records: list[Any]) -> None:
         """Store before announcing; a store that keeps failing holds the changes back
@@ -303,6 +361,13 @@ class Mt5Session:
             except Exception:
                 log.exception("broker listener failed")
 
+
+#: Positions revalued (and announced) per turn of the event loop. A price move revalues
+#: nearly every open position at each trade poll; 200 of them (their Decimals, their
+#: snapshots, their events and what the listeners do with them) took 2-4 ms of CPU in
+#: one callback, the event loop's longest stalls in ``bench/mt5.py``. A slice of 25 is
+#: a fraction of a millisecond, and the loop serves ticks and clients between two.
+REVALUE_SLICE = 25
 
 #: Symbols per part of a tick sweep. The parts are asked for at once and run in the
 #: worker one after the other; each part's ticks go to the market service as soon as it

@@ -40,6 +40,8 @@ from fxgate.domain.trading import (
 )
 
 Record = Order | Deal | Position | Account
+#: A position to revalue: its ticket and ``(price_current, profit, swap)`` as read.
+Revalue = tuple[int, tuple[Any, Any, Any]]
 #: Closed positions and finished orders kept to answer the request that ended them.
 _KEEP = 2000
 
@@ -180,7 +182,10 @@ class Ledger:
                 self.meta[ticket] = meta
         return meta
 
-    def apply(self, snap: Snapshot) -> list[Change]:
+    def apply(self, snap: Snapshot, revalue: list[Revalue] | None = None) -> list[Change]:
+        """The changes ``snap`` makes, in the order they are announced. With ``revalue``,
+        the positions whose only change is their price are not revalued here but listed
+        in it, for :meth:`revalue` to do a slice at a time (see :mod:`.session`)."""
         now = self._clock()
         acc = snap.account
         self.currency = str(acc.get("currency") or self.currency)
@@ -265,19 +270,12 @@ class Ledger:
                 # Compared raw first, so 200 unchanged positions cost 200 tuple compares.
                 if self._pos_raw.get(t) == raw:
                     continue
-                self._pos_raw[t] = raw
-                fresh = (
-                    convert.price(raw[0], digits(sym)),
-                    round_money(convert.dec(raw[1]), cur),
-                    round_money(convert.dec(raw[2]), cur),
-                )
-                if (old.current_price, old.profit, old.swap) == fresh:
+                if revalue is not None:
+                    revalue.append((t, raw))
                     continue
-                p = old.evolve(
-                    current_price=fresh[0], profit=fresh[1], swap=fresh[2], updated_at=now
-                )
-                self.positions[t] = p
-                positions.append(Change(p, floating=True))
+                c = self._revalue(t, raw, now)
+                if c is not None:
+                    positions.append(c)
                 continue
             self._pos_raw[t] = raw
             meta = self._meta(t, row.get("comment"))
@@ -330,6 +328,33 @@ class Ledger:
             floating = not trading and prev is not None and prev.balance == account.balance
             changes.append(Change(account, floating=floating))
         return changes
+
+    def revalue(self, items: Iterable[Revalue]) -> list[Change]:
+        """The floating changes of positions :meth:`apply` listed (those still open)."""
+        now = self._clock()
+        out = []
+        for t, raw in items:
+            c = self._revalue(t, raw, now)
+            if c is not None:
+                out.append(c)
+        return out
+
+    def _revalue(self, t: int, raw: tuple[Any, Any, Any], now: float) -> Change | None:
+        old = self.positions.get(t)
+        if old is None:
+            return None
+        self._pos_raw[t] = raw
+        cur = self.currency
+        fresh = (
+            convert.price(raw[0], self._digits(old.symbol)),
+            round_money(convert.dec(raw[1]), cur),
+            round_money(convert.dec(raw[2]), cur),
+        )
+        if (old.current_price, old.profit, old.swap) == fresh:
+            return None
+        p = old.evolve(current_price=fresh[0], profit=fresh[1], swap=fresh[2], updated_at=now)
+        self.positions[t] = p
+        return Change(p, floating=True)
 
     def _ordered(
         self, orders: list[Order], deals: list[Deal], positions: list[Change]

@@ -308,11 +308,13 @@ class BrokerTape(Protocol):
     from every broker that has it.
 
     The paper broker makes its tape from its ticks and tick volumes
-    (:mod:`fxgate.brokers.paper.tape`). The MT5 adapter can implement it from the ticks
-    it already sweeps with ``copy_ticks_from(symbol, since, n, COPY_TICKS_TRADES)``:
-    each tick with ``TICK_FLAG_LAST`` is a trade at ``last`` of ``volume_real`` lots,
-    bought with ``TICK_FLAG_BUY`` and sold with ``TICK_FLAG_SELL``, ``time_msc`` its
-    time; a symbol whose server sends no trades (spot FX) has an empty tape."""
+    (:mod:`fxgate.brokers.paper.tape`). The MT5 adapter makes it from the ticks it
+    already sweeps (``copy_ticks_from(symbol, since, n, COPY_TICKS_ALL)``, which holds
+    the trade ticks too; :mod:`fxgate.brokers.mt5.feed`): each tick with
+    ``TICK_FLAG_LAST`` or ``TICK_FLAG_VOLUME`` is a trade at ``last`` of
+    ``volume_real`` lots, bought with ``TICK_FLAG_BUY`` and sold with
+    ``TICK_FLAG_SELL``, ``time_msc`` its time; a symbol whose server sends no trades
+    (spot FX) has an empty tape."""
 
     def subscribe_tape(self, listener: TapeListener) -> Callable[[], None]:
         """Register a listener for every market execution; returns its unregister."""

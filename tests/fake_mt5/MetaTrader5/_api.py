@@ -263,8 +263,8 @@ def symbol_info_tick(t: Terminal, symbol: str) -> Tick:
     h = t.history[symbol]
     if not h.ticks:  # selected, but no tick since the terminal started: zeros
         return Tick(0, 0.0, 0.0, 0.0, 0, 0, 0, 0.0)
-    msc, bid, ask, flags, _ = h.ticks[-1]
-    return Tick(msc // 1000, bid, ask, 0.0, 0, msc, flags, 0.0)
+    msc, bid, ask, flags, last, vol = h.ticks[-1]
+    return Tick(msc // 1000, bid, ask, last, int(vol), msc, flags, vol)
 
 
 def symbol_record(t: Terminal, name: str) -> SymbolInfo:
@@ -274,7 +274,7 @@ def symbol_record(t: Terminal, name: str) -> SymbolInfo:
     bid = ask = 0.0
     msc = 0
     if selected and h.ticks:
-        msc, bid, ask, _, _ = h.ticks[-1]
+        msc, bid, ask, *_ = h.ticks[-1]
     point = float(spec.point)
     mode = calc_mode(spec)
     trade_calc_mode = {
@@ -408,18 +408,15 @@ def _tick_flags(flags: Any) -> int:
 def copy_ticks_from(t: Terminal, symbol: str, date_from: Any, count: int, flags: int) -> Any:
     _need_selected(t, symbol)
     h = t.history[symbol]
-    if _tick_flags(flags) == c.COPY_TICKS_TRADE:  # spot FX has no trades
-        return h.ticks_between(0, -1, 0)
-    return h.ticks_between(int(to_seconds(date_from) * 1000), 2**62, count)
+    return h.ticks_between(int(to_seconds(date_from) * 1000), 2**62, count, _tick_flags(flags))
 
 
 @_api(None)
 def copy_ticks_range(t: Terminal, symbol: str, date_from: Any, date_to: Any, flags: int) -> Any:
     _need_selected(t, symbol)
     h = t.history[symbol]
-    if _tick_flags(flags) == c.COPY_TICKS_TRADE:
-        return h.ticks_between(0, -1, 0)
-    return h.ticks_between(int(to_seconds(date_from) * 1000), int(to_seconds(date_to) * 1000), None)
+    lo, hi = int(to_seconds(date_from) * 1000), int(to_seconds(date_to) * 1000)
+    return h.ticks_between(lo, hi, None, _tick_flags(flags))
 
 
 # -- positions and orders ----------------------------------------------------------------------

@@ -36,8 +36,16 @@ def quote(symbol: str) -> dict[str, Any]:
     t = terminal()
     with t.lock:
         ticks = t.history[symbol].ticks
-        msc, bid, ask, _flags, _ = ticks[-1] if ticks else (0, 0.0, 0.0, 0, 0)
+        msc, bid, ask, *_ = ticks[-1] if ticks else (0, 0.0, 0.0)
         return {"symbol": symbol, "bid": bid, "ask": ask, "time_msc": msc}
+
+
+def trade(symbol: str, price: str | float, volume: str | float, side: str = "buy") -> int:
+    """One execution on the exchange now, a trade tick (``side`` the aggressor's, buy or
+    sell): what an exchange-traded symbol's server reports; returns its ``time_msc``."""
+    if side not in ("buy", "sell"):
+        raise ValueError("side is 'buy' or 'sell'")
+    return terminal().trade(symbol, float(price), float(volume), side)
 
 
 def advance(seconds: float) -> float:

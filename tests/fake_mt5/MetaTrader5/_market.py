@@ -91,11 +91,14 @@ class SymbolHistory:
     digits: int
     max_ticks: int
     seed: str
-    ticks: list[tuple[int, float, float, int, int]] = field(default_factory=list)
+    #: ``(time_msc, bid, ask, flags, last, volume_real)``; a trade tick carries
+    #: ``TICK_FLAG_LAST``/``VOLUME`` and the side, with bid and ask as they stood
+    ticks: list[tuple[int, float, float, int, float, float]] = field(default_factory=list)
     m1: list[list[float]] = field(default_factory=list)  # time, o, h, l, c, vol, spread
     last_msc: int = 0
     last_bid: float = 0.0
     last_ask: float = 0.0
+    last_price: float = 0.0  # the last execution's price, carried by every later tick
     past: dict[int, list[tuple[int, float, float, float, float, int, int]]] = field(
         default_factory=dict
     )
@@ -107,9 +110,7 @@ class SymbolHistory:
             c.TICK_FLAG_ASK if ask != self.last_ask else 0
         )
         self.last_msc, self.last_bid, self.last_ask = msc, bid, ask
-        self.ticks.append((msc, bid, ask, flags, 0))
-        if len(self.ticks) > 2 * self.max_ticks:  # amortised: the terminal's tick cache
-            del self.ticks[: self.max_ticks]
+        self._append((msc, bid, ask, flags, self.last_price, 0.0))
         spread = round((ask - bid) * 10**self.digits)
         minute = msc // 60_000 * 60
         bars = self.m1
@@ -124,14 +125,42 @@ class SymbolHistory:
             bars.append([minute, bid, bid, bid, bid, 1, spread])
         return msc, flags
 
-    def ticks_between(self, from_msc: int, to_msc: int, count: int | None) -> np.ndarray:
+    def trade(self, ts: float, price: float, volume: float, side: str) -> int:
+        """Record one execution on the exchange (a trade tick: ``last`` and
+        ``volume_real``, the aggressor's side in the flags); returns its ``time_msc``."""
+        msc = max(int(ts * 1000), self.last_msc + 1)
+        flags = c.TICK_FLAG_LAST | c.TICK_FLAG_VOLUME
+        flags |= c.TICK_FLAG_BUY if side == "buy" else c.TICK_FLAG_SELL
+        self.last_msc, self.last_price = msc, price
+        self._append((msc, self.last_bid, self.last_ask, flags, price, volume))
+        return msc
+
+    def _append(self, tick: tuple[int, float, float, int, float, float]) -> None:
+        self.ticks.append(tick)
+        if len(self.ticks) > 2 * self.max_ticks:  # amortised: the terminal's tick cache
+            del self.ticks[: self.max_ticks]
+
+    def ticks_between(
+        self, from_msc: int, to_msc: int, count: int | None, flags: int = c.COPY_TICKS_ALL
+    ) -> np.ndarray:
+        """``copy_ticks_*``: ``COPY_TICKS_INFO`` keeps the ticks that moved bid or ask,
+        ``COPY_TICKS_TRADE`` the executions, ``COPY_TICKS_ALL`` every tick; ``count``
+        applies after the filter, as in MT5."""
         lo = bisect_left(self.ticks, from_msc, key=_MSC)
         hi = bisect_right(self.ticks, to_msc, key=_MSC)
+        ticks = self.ticks[lo:hi]
+        if flags != c.COPY_TICKS_ALL:
+            want = (
+                c.TICK_FLAG_LAST | c.TICK_FLAG_VOLUME
+                if flags == c.COPY_TICKS_TRADE
+                else c.TICK_FLAG_BID | c.TICK_FLAG_ASK
+            )
+            ticks = [t for t in ticks if t[3] & want]
         if count is not None:
-            hi = min(hi, lo + max(count, 0))
+            ticks = ticks[: max(count, 0)]
         rows = [
-            (msc // 1000, bid, ask, 0.0, 0, msc, flags, 0.0)
-            for msc, bid, ask, flags, _ in self.ticks[lo:hi]
+            (msc // 1000, bid, ask, last, int(vol), msc, fl, vol)
+            for msc, bid, ask, fl, last, vol in ticks
         ]
         return np.array(rows, dtype=TICKS_DTYPE)
 

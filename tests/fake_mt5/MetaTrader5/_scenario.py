@@ -60,6 +60,11 @@ class Scenario:
     #: extra EURUSD-like instruments ``EURUSD.s01``... (in Market Watch), for benchmarks
     #: that need more symbols than fxgate's defaults
     synthetic_symbols: int = 0
+    #: symbols whose server reports exchange trades: each simulated tick with volume is
+    #: followed by a trade tick (``TICK_FLAG_LAST``/``VOLUME``, the side in the flags) of
+    #: ``volume`` smallest lots at the ask (the bid rose) or the bid; every other symbol
+    #: has none, as spot FX CFDs have none (``trade`` adds one by hand to any symbol)
+    trade_symbols: list[str] = field(default_factory=list)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Scenario:

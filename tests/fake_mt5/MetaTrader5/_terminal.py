@@ -106,6 +106,10 @@ class Terminal:
         if missing:
             raise ValueError(f"fake MT5: unknown symbols {missing}; known: {sorted(known)}")
         self.specs: dict[str, SymbolSpec] = {n: known[n] for n in names}
+        unknown = [n for n in s.trade_symbols if n not in self.specs]
+        if unknown:
+            raise ValueError(f"fake MT5: unknown trade_symbols {unknown}")
+        self._trade_symbols = set(s.trade_symbols)
         self.selected: set[str] = {*s.market_watch, *extra}
         self.books: set[str] = set()
         self.faults = Faults()
@@ -194,8 +198,20 @@ class Terminal:
         self.expire()
 
     def apply_quote(self, quote: Quote) -> None:
-        self.history[quote.symbol].add(quote.ts, quote.bid, quote.ask)
+        h = self.history[quote.symbol]
+        rose = quote.bid > h.last_bid > 0
+        h.add(quote.ts, quote.bid, quote.ask)
+        if quote.volume > 0 and quote.symbol in self._trade_symbols:
+            step = float(self.specs[quote.symbol].volume_step)
+            price = quote.ask if rose else quote.bid
+            h.trade(quote.ts, price, round(quote.volume * step, 8), "buy" if rose else "sell")
         self.absorb(self.engine.on_quote(quote))
+
+    def trade(self, symbol: str, price: float, volume: float, side: str) -> int:
+        """One execution on the exchange now (a trade tick); returns its ``time_msc``."""
+        with self.lock:
+            self.pump()
+            return self.history[symbol].trade(self.now(), price, volume, side)
 
     def set_price(self, symbol: str, bid: float, ask: float) -> None:
         with self.lock:
