@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 
 from fxgate.bus.redis import RedisBus
-from fxgate.bus.resp import Incomplete, Push, ReplyError, pack, parse
+from fxgate.bus.resp import Link, ReplyError, pack
 from fxgate.config.settings import BusSettings, Settings
 from fxgate.hub.hub import Hub
 from fxgate.protocol.canonical import CANONICAL
@@ -166,39 +166,50 @@ async def test_a_stalled_redis_gets_its_unanswered_events_delivered_here(
 # -- the RESP reader -----------------------------------------------------------------
 
 
-def parse_all(data: bytes) -> list[Any]:
-    pos, out = 0, []
-    while pos < len(data):
-        value, pos = parse(data, pos)
-        out.append(value)
-    return out
+def link_reading() -> tuple[Link, list[Any]]:
+    """A Link with no socket: what it parses from ``data_received`` lands in the list."""
+    got: list[Any] = []
+    return Link(got.append, lambda exc: None), got
 
 
 def test_replies_and_pushes_parse_in_resp2_and_resp3() -> None:
-    data = (
+    link, got = link_reading()
+    link.data_received(
         b"+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n:7\r\n$2\r\nE1\r\n"
         b">3\r\n$7\r\nmessage\r\n$3\r\nbus\r\n$4\r\n1:E:\r\n"
-        b"-NOSCRIPT No matching script\r\n_\r\n#t\r\n,1.5\r\n%1\r\n+a\r\n:1\r\n"
-        b"|1\r\n+ttl\r\n:3\r\n$1\r\nx\r\n=7\r\ntxt:abc\r\n"
+        b"-NOSCRIPT No matching script\r\n_\r\n#t\r\n#f\r\n,1.5\r\n"
     )
-    values = parse_all(data)
-    assert values[:5] == [b"OK", 42, b"hello", None, [7, b"E1"]]
-    assert isinstance(values[5], Push)
-    assert values[5] == [b"message", b"bus", b"1:E:"]
-    assert isinstance(values[6], ReplyError)
-    assert str(values[6]).startswith("NOSCRIPT")
-    assert values[7:] == [None, True, 1.5, [b"a", 1], b"x", b"txt:abc"]
+    assert got[:6] == [b"OK", 42, b"hello", None, [7, b"E1"], [b"message", b"bus", b"1:E:"]]
+    assert isinstance(got[6], ReplyError)
+    assert str(got[6]).startswith("NOSCRIPT")
+    # A RESP3 false is a reply like any other, not "the buffer needs more bytes".
+    assert got[7:] == [None, True, False, 1.5]
 
 
 def test_a_reply_cut_anywhere_waits_for_the_rest() -> None:
     whole = pack("EVALSHA", "abc", 2, "k:m", "k:h", '{"c":"orders","d":"é"}')
-    for cut in range(len(whole)):
-        with pytest.raises(Incomplete):
-            parse(whole[:cut], 0)
-    assert parse(whole, 0) == (
-        [b"EVALSHA", b"abc", b"2", b"k:m", b"k:h", '{"c":"orders","d":"é"}'.encode()],
-        len(whole),
-    )
+    expected = [b"EVALSHA", b"abc", b"2", b"k:m", b"k:h", '{"c":"orders","d":"é"}'.encode()]
+    for cut in range(1, len(whole)):
+        link, got = link_reading()
+        link.data_received(whole[:cut])
+        assert got == []
+        link.data_received(whole[cut:] + whole)
+        assert got == [expected, expected]
+
+
+def test_what_is_not_resp_closes_the_link() -> None:
+    aborted: list[bool] = []
+
+    class Transport(asyncio.Transport):
+        def abort(self) -> None:
+            aborted.append(True)
+
+    got: list[Any] = []
+    link = Link(got.append, lambda exc: None)
+    link.connection_made(Transport())
+    link.data_received(b"+OK\r\n?what\r\n")
+    assert got == [b"OK"]
+    assert aborted == [True]
 
 
 def test_the_hop_benchmark_runs() -> None:

@@ -52,7 +52,7 @@ from redis.exceptions import RedisError
 
 from fxgate.bus import redis_client
 from fxgate.bus.port import BusUnavailable
-from fxgate.bus.resp import Link, Push, ReplyError, pack, release, take
+from fxgate.bus.resp import Link, ReplyError, pack, release, take
 from fxgate.config.settings import Settings
 from fxgate.domain.events import Event
 from fxgate.domain.timefmt import iso_ms
@@ -368,7 +368,9 @@ class RedisBus:
             self._timer = self._loop.call_at(due, self._check_replies)
 
     def _on_reply(self, value: Any) -> None:
-        if isinstance(value, Push) or not self._inflight:
+        # The publishing connection subscribes to nothing and tracks no keys, so nothing
+        # but replies comes on it: each one answers the oldest call in flight.
+        if not self._inflight:
             return
         item, _ = self._inflight.popleft()
         if item is None:  # the script loaded again: what it refused goes out, in order

@@ -11,6 +11,8 @@ redis-py still opens the connection (URL, TLS, AUTH, HELLO, SELECT, Sentinel: wh
 the pool's connection class does); :func:`take` then moves the connected socket to a
 :class:`Link`, which writes a command the moment it is given one and parses replies
 and pushes in ``data_received``, on the loop's own I/O callback, with no Task between.
+The RESP parsing and packing themselves are hiredis's (the C parser redis-py uses when it
+is installed): only the transport is ours.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -30,65 +33,18 @@ class ReplyError(Exception):
     """A ``-ERR ...`` reply: returned as a value, in its place among the replies."""
 
 
-class Push(list[Any]):
-    """A RESP3 push (``>``): pub/sub messages, not a reply to a command."""
+#: What ``hiredis.Reader.gets`` answers while the buffer ends inside a reply (a
+#: sentinel of ours: its default, False, is also a RESP3 boolean reply).
+_MORE = object()
 
 
-class Incomplete(Exception):
-    """The buffer ends inside a reply: wait for more bytes."""
+#: hiredis's packer; its stub types the argument as a one-element tuple.
+_pack_command: Callable[[tuple[bytes | str | int, ...]], bytes] = hiredis.pack_command  # type: ignore[assignment]
 
 
 def pack(*args: bytes | str | int) -> bytes:
-    """One command as a RESP array of bulk strings."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%b\r\n" % (len(b), b))
-    return b"".join(out)
-
-
-def parse(buf: bytes, pos: int) -> tuple[Any, int]:
-    """The reply that starts at ``pos`` and where the next one starts (RESP2 and the
-    RESP3 types Redis sends for these commands); raises :class:`Incomplete`."""
-    end = buf.find(b"\r\n", pos)
-    if end < 0:
-        raise Incomplete
-    kind = buf[pos]
-    line = buf[pos + 1 : end]
-    pos = end + 2
-    if kind == 0x24 or kind == 0x3D:  # $ bulk, = verbatim
-        n = int(line)
-        if n < 0:
-            return None, pos
-        if len(buf) < pos + n + 2:
-            raise Incomplete
-        return buf[pos : pos + n], pos + n + 2
-    if kind in (0x2A, 0x3E, 0x7E, 0x25):  # * array, > push, ~ set, % map
-        n = int(line)
-        if n < 0:
-            return None, pos
-        items: list[Any] = Push() if kind == 0x3E else []
-        for _ in range(n * 2 if kind == 0x25 else n):
-            value, pos = parse(buf, pos)
-            items.append(value)
-        return items, pos
-    if kind == 0x3A or kind == 0x28:  # : integer, ( big number
-        return int(line), pos
-    if kind == 0x2B:  # + simple string
-        return line, pos
-    if kind == 0x2D:  # - error
-        return ReplyError(line.decode(errors="replace")), pos
-    if kind == 0x5F:  # _ null
-        return None, pos
-    if kind == 0x23:  # # boolean
-        return line == b"t", pos
-    if kind == 0x2C:  # , double
-        return float(line), pos
-    if kind == 0x7C:  # | attributes: skipped, the value follows
-        for _ in range(int(line) * 2):
-            _, pos = parse(buf, pos)
-        return parse(buf, pos)
-    raise ValueError(f"not RESP: {bytes(buf[pos - len(line) - 2 : pos])!r}")
+    """One command as a RESP array of bulk strings (hiredis's packer, as redis-py uses)."""
+    return _pack_command(args)
 
 
 class Link(asyncio.Protocol):
@@ -100,7 +56,7 @@ class Link(asyncio.Protocol):
     ) -> None:
         self._on_reply = on_reply
         self._on_lost = on_lost
-        self._rest = b""
+        self._reader = hiredis.Reader(replyError=ReplyError, notEnoughData=_MORE)
         self._transport: asyncio.Transport | None = None
         #: redis-py's connection object that opened the socket, and its pool.
         self.conn: Any = None
@@ -114,24 +70,22 @@ class Link(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self._rest:
-            data = self._rest + data
-        pos, n = 0, len(data)
+        reader = self._reader
+        reader.feed(data)
         on_reply = self._on_reply
-        try:
-            while pos < n:
-                value, pos = parse(data, pos)
-                try:
-                    on_reply(value)
-                except Exception:
-                    log.exception("Redis reply handler failed")
-        except Incomplete:
-            pass
-        except (ValueError, IndexError) as exc:
-            log.error("Redis sent what is not RESP (%s): closing the connection", exc)
-            self.close()
-            return
-        self._rest = data[pos:] if pos < n else b""
+        while True:
+            try:
+                value = reader.gets()
+            except hiredis.ProtocolError as exc:
+                log.error("Redis sent what is not RESP (%s): closing the connection", exc)
+                self.close()
+                return
+            if value is _MORE:
+                return
+            try:
+                on_reply(value)
+            except Exception:
+                log.exception("Redis reply handler failed")
 
     def eof_received(self) -> bool | None:
         return None  # close
