@@ -291,12 +291,15 @@ class ChildFake:
         path = os.pathsep.join([str(FAKE), str(ROOT), str(ROOT / "bench")])
         self.terminal = ProcessTerminal(("mt5_fake", "api", options), env={"PYTHONPATH": path})
         self._child_cpu = 0.0
+        self._apart = args.pin is None and not args.no_pin and len(os.sched_getaffinity(0)) >= 2
 
     def attach(self, broker: Any) -> None:
         broker.terminal = self.terminal  # instead of the real package's spec
 
     async def begin(self) -> None:
         await self.terminal.call("bench_begin")
+        if self._apart and self.terminal.pid is not None:
+            pin_apart(self.terminal.pid)
         self._child_cpu = process_cpu(self.terminal.pid)
 
     async def end(self) -> FakeStats:
@@ -306,6 +309,17 @@ class ChildFake:
             got["cpu"], tuple(got["longest"]), Counter(got["calls"]), got["wall"],  # type: ignore[arg-type]
             {(sym, msc) for sym, msc in got["produced"]}, got["count"], child,
         )  # fmt: skip
+
+
+def pin_apart(child: int) -> None:
+    """The daemon's side (the event loop, this process) on CPU 0, the worker process (the
+    terminal's owner, and the fake terminal in it) on CPU 1: on a VPS the terminal is a
+    process of its own, and the daemon's loop should not queue behind it for a core, as
+    ``fanout.py`` keeps the daemon and the load generator apart."""
+    for tid in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(tid), {0})
+    for tid in os.listdir(f"/proc/{child}/task"):
+        os.sched_setaffinity(int(tid), {1})
 
 
 def process_cpu(pid: int | None) -> float:
@@ -385,6 +399,7 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
     if backend.on_quote is not None:
         market.add_listener(backend.on_quote)
     feed = asyncio.create_task(market.run(), name="market-feed")
+    sys.setswitchinterval(settings.server.switch_interval)  # as fxgate serve does
     if settings.server.gc_freeze and not args.no_gc_freeze:
         # What ``fxgate serve`` does once it is built (fxgate/ops/serve.py): without it
         # a generation-2 collection of everything imported and built (~10-20 ms here)
@@ -611,6 +626,12 @@ def main() -> None:
         help="leave the cyclic GC as Python sets it (fxgate serve freezes it: server.gc_freeze)",
     )
     p.add_argument("--pin", type=int, default=None, help="run on this CPU only (sched_setaffinity)")
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave placement to the scheduler (default with two CPUs or more: the loop on"
+        " CPU 0, the worker process with the fake on CPU 1)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
     p.add_argument("--keep-state", action="store_true", help="keep the SQLite state folder")

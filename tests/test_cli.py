@@ -345,6 +345,27 @@ BAD_SETTINGS = {
 }
 
 
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"FXGATE_SERVER_SWITCH_INTERVAL": "0"}, "server.switch_interval: Input should be"),
+        ({"FXGATE_SERVER_GC_FREEZE": "maybe"}, "server.gc_freeze: Input should be a valid"),
+    ],
+)
+def test_config_check_and_serve_print_the_same_block_for_a_value_of_the_wrong_type_or_range(
+    tmp_path: Path, env: dict[str, str], line: str
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    check = fxgate("config", "check", state=state, env=env)
+    serve = fxgate("serve", "--host", "127.0.0.1", "--port", "0", state=state, env=env)
+    assert (check.returncode, serve.returncode) == (1, 2)
+    block = check.stderr.strip().splitlines()
+    assert block[0] == "fxgate: configuration invalid:"
+    assert block[1].strip().startswith(line)
+    assert serve.stderr.strip().splitlines()[-len(block) :] == block
+
+
 @pytest.mark.parametrize("case", BAD_SETTINGS, ids=list(BAD_SETTINGS))
 def test_config_check_and_serve_refuse_a_bad_setting_with_the_same_line(
     case: str, tmp_path: Path

@@ -30,7 +30,8 @@ def settings_for(args: argparse.Namespace) -> Settings:
     try:
         return load_settings(args.config, use_default_paths=True)
     except (OSError, ValueError) as exc:
-        raise CliError("bad configuration:\n  " + "\n  ".join(describe_error(exc))) from None
+        # The same block as ``fxgate config check`` prints for the same settings.
+        raise CliError("configuration invalid:\n  " + "\n  ".join(describe_error(exc))) from None
 
 
 def with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]]) -> int:

@@ -45,6 +45,14 @@ class ServerSettings(Section):
     gc_freeze: bool = Field(
         True, description="gc.freeze() after start-up, keeping the cyclic GC off the hot path."
     )
+    switch_interval: float = Field(
+        0.001,
+        gt=0,
+        le=0.1,
+        description="Seconds another thread (the store's, the broker's) may hold the GIL"
+        " before the event loop gets it back (sys.setswitchinterval; Python's default is"
+        " 0.005, a 5 ms stall of the loop).",
+    )
     rate_limit_per_minute: int = Field(
         100, ge=1, description="REST requests per user per minute (seed 003)."
     )

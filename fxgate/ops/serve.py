@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -97,6 +98,9 @@ async def serve(
     stop = asyncio.Event()
     on_signals(asyncio.get_running_loop(), stop.set)
 
+    # A thread that holds the GIL (the SQLite store's worker decoding rows, the MT5
+    # adapter's thread worker) hands it back to the loop within this, not Python's 5 ms.
+    sys.setswitchinterval(settings.server.switch_interval)
     if settings.server.gc_freeze:
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, and collect the young generation less often, so that
