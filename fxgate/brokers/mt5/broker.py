@@ -90,6 +90,8 @@ class Mt5Broker(Mt5Reads):
 
     def _may_trade(self, user_id: str) -> None:
         self._may_see(user_id)
+        if self.fenced is not None:
+            raise self.refusal()
         if not self.connected:
             raise terminal_down(self.last_error or "not connected")
 

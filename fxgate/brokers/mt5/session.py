@@ -4,6 +4,13 @@ the two polling loops and reconnection (see :mod:`.broker` for the whole contrac
 :class:`Mt5Session` holds the state every part of the adapter shares (the worker, the
 feed, the ledger, the lock a poll and a trade take); :mod:`.reads` and :mod:`.broker`
 build the port's methods on it.
+
+A store that refuses a write for good (:class:`StoreFencedError`: a cluster node that
+lost the leader lease, or whose token a newer leader's write superseded) means this
+node no longer owns the terminal: the session says so once (a WARNING with the
+reason), stops both loops and disconnects, as a node that never led; it does not retry
+or reconnect, and refuses trades without calling the terminal. The new leader reads the
+terminal itself, so nothing held back here is lost.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from fxgate.services.ports.broker import (
     BrokerListener,
     TapeListener,
 )
-from fxgate.services.ports.store.errors import StoreUnavailableError
+from fxgate.services.ports.store.errors import StoreFencedError, StoreUnavailableError
 from fxgate.services.ports.store.trading import TradingStore
 
 log = logging.getLogger(__name__)
@@ -100,7 +107,11 @@ class Mt5Session:
         self.server_connected = True
         self.last_error: str | None = "not started"
         self._stopped = False
+        self._halting: asyncio.Task[None] | None = None
         self._unsaved: list[Change] = []
+        #: Set once the store refused a write for good (the node lost the leader
+        #: lease): the session has stopped and trades are refused from then on.
+        self.fenced: StoreFencedError | None = None
 
     # -- health --------------------------------------------------------------------------
 
@@ -143,6 +154,8 @@ class Mt5Session:
                 self.last_error = str(exc)
                 delay = min(delay * 2, self.reconnect_max)
                 continue
+            except StoreFencedError:
+                return  # said once by _store, which stops the session
             log.info("mt5 terminal reconnected")
             return
 
@@ -187,6 +200,8 @@ class Mt5Session:
         except TerminalError as exc:
             log.error("mt5 terminal unavailable at start-up; reconnecting: %s", exc.message)
             self._lost(exc)
+        except StoreFencedError:
+            return  # not the leader any more: _store said so and is stopping the session
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(poll_every(self.poll_interval, self._poll_ticks), name="mt5-ticks"),
@@ -196,7 +211,17 @@ class Mt5Session:
         ]
 
     async def stop(self) -> None:
-        self._stopped = True
+        """Stop polling and disconnect; one stop however many callers (the node on a
+        lost lease, and this session itself on a fenced write)."""
+        await asyncio.shield(self._begin_stop())
+
+    def _begin_stop(self) -> asyncio.Task[None]:
+        self._stopped = True  # no poll, no reconnect from here on
+        if self._halting is None:
+            self._halting = asyncio.get_running_loop().create_task(self._halt(), name="mt5-stop")
+        return self._halting
+
+    async def _halt(self) -> None:
         tasks = [*self._tasks, *([self._reconnecting] if self._reconnecting else [])]
         for task in tasks:
             task.cancel()
@@ -237,7 +262,7 @@ class Mt5Session:
     async def _sweep(self) -> None:
         async with self._sweeping:
             self._next_sweep = asyncio.get_running_loop().time() + self.poll_interval
-            if not self.connected:
+            if not self.connected or self._stopped:
                 return
             states = list(self.feed.cursor_states().items())
             parts = [
@@ -264,10 +289,12 @@ class Mt5Session:
                         part.cancel()
 
     async def _poll_trades(self) -> None:
-        if not self.connected:
+        if not self.connected or self._stopped:
             return
         await self._clear_of_sweeps()
         async with self._lock:
+            if self._stopped:
+                return
             try:
                 await self._sync()
             except TerminalError as exc:
@@ -275,6 +302,8 @@ class Mt5Session:
                     self._lost(exc)
                 else:
                     log.warning("mt5 poll refused: %s", exc)
+            except StoreFencedError:
+                pass  # this node lost the lease: _store said so, once, and stops the session
 
     async def _clear_of_sweeps(self) -> None:
         """Start a trade poll where it delays no tick sweep: the worker runs one job at a
@@ -338,19 +367,47 @@ class Mt5Session:
         (announced after the next successful write), never announced unstored."""
         if not records:
             return
+        if self.fenced is not None:
+            raise self.refusal()
+        orders = [r for r in records if isinstance(r, Order)]
+        deals = [r for r in records if isinstance(r, Deal)]
+        positions = [r for r in records if isinstance(r, Position)]
+        accounts = [r for r in records if isinstance(r, Account)]
         for attempt in range(3):
             try:
                 await self.store.save(
-                    orders=[r for r in records if isinstance(r, Order)],
-                    deals=[r for r in records if isinstance(r, Deal)],
-                    positions=[r for r in records if isinstance(r, Position)],
-                    accounts=[r for r in records if isinstance(r, Account)],
+                    orders=orders, deals=deals, positions=positions, accounts=accounts
                 )
                 return
+            except StoreFencedError as exc:
+                # Not a failure to retry or trace: this node may not write any more.
+                # Said once, with the counts and the fence that refused, as the paper
+                # broker says it.
+                self.fenced = exc
+                self.last_error = str(exc)
+                log.warning(
+                    "lost the leader lease: trading writes refused, stopping the broker",
+                    extra={
+                        "broker": self.name,
+                        "orders": len(orders),
+                        "deals": len(deals),
+                        "positions": len(positions),
+                        "accounts": len(accounts),
+                        "reason": str(exc),
+                    },
+                )
+                self._begin_stop()
+                raise
             except Exception:
                 log.exception("could not store mt5 trading records", extra={"attempt": attempt + 1})
                 await asyncio.sleep(0.2 * 2**attempt)
         raise StoreUnavailableError("Trading records could not be stored; try again")
+
+    def refusal(self) -> StoreFencedError:
+        """What a trade gets once the store fenced this node off (the paper broker's
+        answer too: ``SERVICE_UNAVAILABLE``), before any call to the terminal."""
+        assert self.fenced is not None
+        return StoreFencedError(f"this node no longer trades this account: {self.fenced}")
 
     def _announce(self, change: Change) -> None:
         r = change.record
