@@ -10,6 +10,11 @@ it. Every order, modification, cancellation and close is written to the audit lo
 under the account's user, or under the admin who acted on it (``actor``) with the
 account in ``details.account``; each of these, every fill and every risk alert is also
 a line of the user's ``logs`` channel (``trading_lines``).
+
+On a cluster node that lost the leader lease the store refuses the alert
+(:class:`StoreFencedError`): that is the end of this node's term, not a failure. It is
+said once (a WARNING with the reason, no traceback), and no alert is stored or announced
+here from then on; the new leader's own monitor raises it, since it was never stored.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from fxgate.services import analytics
 from fxgate.services.ports.activity import ActivityLog
 from fxgate.services.ports.broker import Broker, BrokerEvent, BrokerEventKind
 from fxgate.services.ports.store.audit import AuditLog
+from fxgate.services.ports.store.errors import StoreFencedError
 from fxgate.services.ports.store.trading import TradingStore
 from fxgate.services.risk import DailyLossMonitor, RiskLimits, check_order
 from fxgate.services.trade_history import TradeHistory
@@ -89,6 +95,8 @@ class TradingService:
         )
         self._accounts: dict[str, Account] = {}
         self._analytics_due: set[str] = set()
+        #: Set once the store refused a risk alert for good (this node lost the lease).
+        self.fenced: StoreFencedError | None = None
         self.history = TradeHistory(self.deals, max_users=history_users)
         broker.subscribe(self.on_broker_event)
 
@@ -372,7 +380,23 @@ class TradingService:
                 self._schedule_analytics(data.user_id)
 
     async def _raise_alert(self, user_id: str, alert: dict[str, Any]) -> None:
-        await self.store.save_alert(user_id, alert["alertId"], alert)
+        if self.fenced is not None:
+            return  # not the leader any more: the new one raises it (see the docstring)
+        try:
+            await self.store.save_alert(user_id, alert["alertId"], alert)
+        except StoreFencedError as exc:
+            if self.fenced is None:
+                self.fenced = exc
+                log.warning(
+                    "lost the leader lease: risk alerts not stored or announced on this node",
+                    extra={
+                        "user": user_id,
+                        "alertId": alert["alertId"],
+                        "threshold": alert.get("threshold"),
+                        "reason": str(exc),
+                    },
+                )
+            return
         self._publish(Event("alerts", alert, user_id=user_id))
         self.lines.risk_alert(user_id, alert)
         await self._audit("system", "alert.raise", user_id, type=alert.get("type"))
