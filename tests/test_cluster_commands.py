@@ -340,6 +340,37 @@ async def test_a_lost_lease_is_noticed_and_reported_once(r: aioredis.Redis) -> N
     assert not a.valid()
 
 
+async def test_a_leader_whose_first_write_the_store_refuses_is_a_follower_not_a_redis_error(
+    r: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Elected, but the broker's start-up write is refused by the store (a newer leader's
+    token is there): the lease is dropped once and the node follows; the log says why,
+    not that Redis is unreachable."""
+    a = Lease(r, "a", lease=1.0)
+    lost: list[str] = []
+    starts: list[int] = []
+
+    async def on_elected() -> None:
+        starts.append(1)
+        raise StaleFenceError("a newer leader has written")
+
+    caplog.set_level(logging.INFO, logger="fxgate")
+    task = asyncio.create_task(a.campaign(on_elected, lambda: lost.append("a")))
+    try:
+        await until(lambda: lost, what="the refused start drops the lease")
+        # Another campaign round or two: not elected again, nothing more reported.
+        await until(lambda: not a.eligible and a.token is None, what="a follower")
+        await asyncio.sleep(0)
+    finally:
+        await cancel_each([task])
+    assert lost == ["a"]
+    assert starts == [1]
+    text = caplog.text
+    assert "cannot reach Redis" not in text
+    assert "the store has seen a newer leader's fencing token" in text
+    assert "Traceback" not in text
+
+
 async def test_an_order_sent_on_b_runs_once_on_leader_a_and_b_gets_the_order(
     r: aioredis.Redis,
 ) -> None:

@@ -35,6 +35,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fxgate.services.ports.store.errors import StoreFencedError
+
 log = logging.getLogger(__name__)
 
 
@@ -158,7 +160,13 @@ class Lease:
                 if self.token is None:
                     if self.eligible and await self.try_acquire():
                         log.info("elected trading leader", extra={"token": self.token})
-                        await on_elected()
+                        try:
+                            await on_elected()
+                        except StoreFencedError:
+                            # The broker's first write on start-up was refused: a newer
+                            # leader has written (a failover lost this lease's key). The
+                            # term is over before it began; not a Redis problem.
+                            self.superseded()
                     elif await self._redis.exists(self._key):
                         on_follow()
                 elif not await self.renew():
