@@ -114,6 +114,9 @@ class Node:
         #: This node's place in a cluster (None: one process, the broker runs here).
         self.cluster = cluster
         self._leading = False
+        #: The broker is starting as leader; the lease was lost meanwhile.
+        self._starting = False
+        self._lost_starting = False
         self._feed: asyncio.Task[Any] | None = None
         self.health = health
         #: The ``logs`` channel's feed: users' trading lines, admins' system lines.
@@ -215,8 +218,21 @@ class Node:
 
     async def _lead(self) -> None:
         """Run the broker here: restore its state from the store (paper) or connect to
-        the terminal (MT5), then the market feed, the one feed every node streams."""
-        await self.broker.start()
+        the terminal (MT5), then the market feed, the one feed every node streams.
+
+        The lease can be lost while the broker starts (the clock running out during a
+        slow terminal connect): then the broker, once started, is stopped again here,
+        and this node does not lead. A start that fails (its first write refused) leads
+        to nothing either: the campaign drops the lease."""
+        self._starting = True
+        self._lost_starting = False
+        try:
+            await self.broker.start()
+        finally:
+            self._starting = False
+        if self._lost_starting:
+            await self.broker.stop()
+            return
         self._leading = True
         if self._quote_listener is not None:
             for quote in self.market.latest():  # prices before the first tick
@@ -228,6 +244,8 @@ class Node:
     def _lose(self) -> None:
         """No lease: the broker stops (its writes are fenced already). The market feed
         goes on, so this node's clients keep their prices, until another leads."""
+        if self._starting:
+            self._lost_starting = True  # :meth:`_lead` stops the broker once started
         if self._leading:
             self._leading = False
             # Ticks first: a quote would fill or revalue, and so write, on a broker
