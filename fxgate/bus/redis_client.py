@@ -94,7 +94,29 @@ async def follow_master(client: Any, what: str, every: float = 1.0) -> None:
             )
             pool.master_address = address
             await pool.disconnect()
+        elif _elsewhere(pool, address):
+            # A connection that reconnected in the middle of the switch (Sentinel drops
+            # the old master's clients before every sentinel names the new one) is open
+            # to the old master, now a replica: a subscription there hears nothing.
+            log.warning("a Redis connection is not on the master %s:%s: %s reconnecting",
+                        *address, what)  # fmt: skip
+            await pool.disconnect()
         known = address
+
+
+def _elsewhere(pool: Any, address: tuple[Any, ...]) -> bool:
+    """Whether a connection of ``pool`` is open to another server than ``address``. The
+    pool's connection lists are redis-py's private state, read here only."""
+    conns = [
+        *getattr(pool, "_available_connections", ()),
+        *getattr(pool, "_in_use_connections", ()),
+    ]
+    master = (str(address[0]), int(address[1]))
+    for c in conns:
+        host, port = getattr(c, "host", None), getattr(c, "port", None)
+        if host and port and getattr(c, "is_connected", False) and (str(host), int(port)) != master:
+            return True
+    return False
 
 
 async def close(client: Any) -> None:
