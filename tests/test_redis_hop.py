@@ -163,6 +163,41 @@ async def test_a_stalled_redis_gets_its_unanswered_events_delivered_here(
         await n.bus.stop()
 
 
+async def test_a_redis_that_turned_replica_gets_each_event_once_in_order(
+    redis_server: RedisServer,
+) -> None:
+    """READONLY (a failover under way): the calls are held, the publisher reconnects
+    and sends them again; refused there again (this plain URL names the same server,
+    still a replica), they are delivered here, once each and in order, and the bus
+    goes back to Redis when Redis is a master again."""
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    n = Node(redis_server, timeout=0.5)
+    await n.bus.start()
+    try:
+        n.bus.publish(order("alice", 0))
+        await asyncio.wait_for(n.bus.flush(), 5)
+        assert redis_server.command("REPLICAOF", "127.0.0.1", "1").startswith(b"+OK")
+        for i in range(1, 4):
+            n.bus.publish(order("alice", i))
+        await asyncio.wait_for(n.bus.flush(), 10)
+        got = received(n.orders)
+        assert [m["data"]["n"] for m in got] == [0, 1, 2, 3]
+        assert got[1]["epoch"].startswith("local-")
+        assert redis_server.command("REPLICAOF", "NO", "ONE").startswith(b"+OK")
+        await until(n.bus.healthy, timeout=15, what="the bus healthy again")
+        n.bus.publish(order("alice", 4))
+        after = await until(
+            lambda: [m for m in received(n.orders) if m["data"]["n"] == 4],
+            what="an order through Redis again",
+        )
+        assert not after[0]["epoch"].startswith("local-")
+        assert [m["data"]["n"] for m in received(n.orders)] == [0, 1, 2, 3, 4]
+    finally:
+        redis_server.command("REPLICAOF", "NO", "ONE")
+        await n.bus.stop()
+
+
 # -- the RESP reader -----------------------------------------------------------------
 
 

@@ -90,11 +90,14 @@ async def test_the_bus_follows_a_sentinel_failover(tmp_path: Path, sentinels: Se
             # The subscription moved to the new master, and the bus is UP again; within
             # seconds, not when Sentinel gets round to reconfiguring the old master
             # (ten seconds after the switch; writes there meanwhile would be lost).
-            await until(
-                lambda: subscribed(sentinels, new, f"{prefix}:bus"),
-                timeout=8,
-                what="subscribed on the new master",
-            )
+            try:
+                await until(
+                    lambda: subscribed(sentinels, new, f"{prefix}:bus"),
+                    timeout=8,
+                    what="subscribed on the new master",
+                )
+            except AssertionError as exc:  # what the daemon did meanwhile, for the report
+                raise AssertionError(f"{exc}\n--- daemon log ---\n{node.log()[-6000:]}") from None
             await until(lambda: bus_up(node), timeout=15, what="bus HEALTHY after failover")
             publish_alert(node, user, "after")
             after = await alert(cl, "after", timeout=15)

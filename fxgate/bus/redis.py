@@ -156,6 +156,10 @@ class RedisBus:
         self._reloading = False
         self._retry: list[Item] = []
         self._held: list[Item] = []
+        #: A replica refused a call (a failover): the publisher reconnects to the master
+        #: and what it carried goes out there, not here (see :meth:`_publisher_refused`).
+        self._rerouting = False
+        self._refusals = 0
         #: Publishing to Redis works (the publishing connection is up).
         self._writing = False
         #: The pub/sub subscription is live.
@@ -259,6 +263,10 @@ class RedisBus:
         item = (ch, key, ch.payload(event), iso_ms(event.ts), hub.new_id())
         if ch.node_local:
             hub.fan_out(*item)
+            return
+        if self._rerouting and len(self._held) < self._max_queue:
+            self._taken += 1
+            self._held.append(item)
             return
         if self._pub is None or len(self._inflight) + len(self._held) >= self._max_queue:
             self._deliver_here(*item)
@@ -395,11 +403,52 @@ class RedisBus:
             if str(value).startswith(("READONLY", "MASTERDOWN", "LOADING")):
                 # Not a master (any more): a failover. Reconnect, through Sentinel.
                 self._inflight.appendleft((item, 0.0))
-                self._publisher_lost(value)
+                self._publisher_refused(value)
                 return
             log.warning("Redis refused an event (%s): delivered here only", value)
             self._deliver_here(*item)
+        self._refusals = 0  # the master answers
         self._went(1)
+
+    def _publisher_refused(self, exc: BaseException) -> None:
+        """A replica refused the oldest call in flight (READONLY, MASTERDOWN, LOADING:
+        a failover under way). A refused script ran nothing, and neither did the calls
+        behind it on the same connection, so rather than delivering them here under a
+        local epoch, they wait, in order and with what is published meanwhile, for
+        the publisher to reconnect (to the master Sentinel names now) and go out there.
+        Refused again right after, or no master within the timeout: delivered here."""
+        self._refusals += 1
+        if self._rerouting or self._refusals > 1:
+            self._refusals = 0
+            self._publisher_lost(exc)
+            return
+        link, self._pub = self._pub, None
+        if link is not None:
+            self._spawn(release(link))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._out.clear()
+        items = [it for it, _ in self._inflight if it is not None]
+        self._inflight.clear()
+        self._held = [*self._retry, *items, *self._held]
+        self._retry = []
+        self._reloading = False
+        self._rerouting = True
+        log.warning("Redis refused a write (%s): publishing again on the master", exc)
+        self._spawn(self._reroute())
+
+    async def _reroute(self) -> None:
+        try:
+            await asyncio.wait_for(self._connect_publisher(), 3 * self._timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._rerouting = False
+            self._publisher_lost(exc)  # what was held: delivered here, in order
+            return
+        self._rerouting = False
+        held, self._held = self._held, []
+        for it in held:
+            self._send(it)
 
     def _publisher_gone(self, link: Link, exc: Exception | None) -> None:
         if link is self._pub:
@@ -529,7 +578,7 @@ class RedisBus:
                 if self._pub is not None:
                     self._publisher_lost(exc)
                 continue
-            if self._pub is not None:
+            if self._pub is not None or self._rerouting:
                 continue
             try:
                 await self._connect_publisher()
