@@ -453,6 +453,12 @@ class RedisBus:
     def _publisher_gone(self, link: Link, exc: Exception | None) -> None:
         if link is self._pub:
             self._publisher_lost(exc or ConnectionError("connection closed by Redis"))
+            if not self._rerouting:
+                # A dropped connection (a Sentinel failover drops every one): reconnect
+                # now, holding what is published meanwhile, rather than delivering it
+                # here under a local epoch until the monitor's next round.
+                self._rerouting = True
+                self._spawn(self._reroute())
 
     def _publisher_lost(self, exc: BaseException) -> None:
         """The publishing connection failed: what it carried unanswered is delivered
