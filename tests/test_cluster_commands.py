@@ -360,7 +360,6 @@ async def test_a_leader_whose_first_write_the_store_refuses_is_a_follower_not_a_
         await until(lambda: lost, what="the refused start drops the lease")
         # Another campaign round or two: not elected again, nothing more reported.
         await until(lambda: not a.eligible and a.token is None, what="a follower")
-        await asyncio.sleep(0)
     finally:
         await cancel_each([task])
     assert lost == ["a"]

@@ -31,11 +31,14 @@ class CountingStore(LocalUsage):
         super().__init__()
         self.trips = 0
         self.gate: asyncio.Event | None = None
+        #: Set when an add is held at the gate: the write is under way.
+        self.held = asyncio.Event()
 
     async def add_api_calls(self, day: str, counts: Mapping[str, int]) -> dict[str, int]:
         self.trips += 1
         totals = await super().add_api_calls(day, counts)
         if self.gate is not None:
+            self.held.set()
             await self.gate.wait()
         return totals
 
@@ -124,8 +127,7 @@ async def test_a_flush_cancelled_half_way_is_finished_not_repeated() -> None:
         await q.hit("ann", 100)
     store.gate = asyncio.Event()
     first = asyncio.ensure_future(q.flush())
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(store.held.wait(), 5)
     first.cancel()  # shutdown cancels the flusher while its write is under way
     second = asyncio.ensure_future(q.flush())  # the flush on stop
     store.gate.set()
@@ -181,11 +183,10 @@ async def test_the_exact_path_waits_for_a_flush_of_the_same_users_calls() -> Non
         await q.hit("ann", 10)
     store.gate = asyncio.Event()
     flushing = asyncio.ensure_future(q.flush())
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(store.held.wait(), 5)
     assert await q.hit("ann", 10) is None  # batched still: 10 - 4 > 5
     taking = asyncio.ensure_future(q.hit("ann", 10))  # exact: waits for the flush
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn: it runs up to its wait (a non-event, no message)
     assert not taking.done()
     store.gate.set()
     await flushing

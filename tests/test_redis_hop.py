@@ -122,7 +122,7 @@ async def test_a_burst_keeps_its_order_and_count_when_redis_loses_its_scripts(
         bus.publish(order("alice", n))
         if n % 50 == 0:
             bus.publish(quote("EURUSD", 1 + n / 1e5))  # plain publishes in between
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a new iteration: the burst goes out in several writes
     await bus.flush()
     await until(lambda: len(node.orders.got) == 201, what="every order")
     got = received(node.orders)

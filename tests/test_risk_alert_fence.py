@@ -30,6 +30,7 @@ from fxgate.services.ports.store.errors import StaleFenceError
 from fxgate.services.risk import RiskLimits
 from fxgate.services.trading import TradingService
 from fxgate.store.sqlite import SQLiteStore
+from tests.conftest import until
 
 USER = "u_trader"
 NOW = time.time()
@@ -144,7 +145,10 @@ async def test_any_background_task_a_fence_ends_is_a_warning_not_a_crash(
 
     task = Tasks().spawn(fenced_write(), name="some-trading-write")
     await asyncio.gather(task, return_exceptions=True)
-    await asyncio.sleep(0)
+    await until(
+        lambda: [r for r in caplog.records if r.name == "fxgate.node"],
+        what="the task's end logged (Tasks logs in its done callback)",
+    )
     [record] = [r for r in caplog.records if r.name == "fxgate.node"]
     assert record.levelno == logging.WARNING
     assert record.exc_info is None
