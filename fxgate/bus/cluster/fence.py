@@ -14,7 +14,8 @@ checks, cheapest first:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from fxgate.domain.trading import Account, Deal, Order, Position
@@ -55,11 +56,18 @@ class FencedTradingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def _check(self) -> int | None:
+    @contextlib.contextmanager
+    def _fenced(self) -> Iterator[int | None]:
+        """One write: refused here without a valid lease, else given the token; one
+        the store refuses (a newer token there) reports the lease superseded."""
         if not self._valid():
             self._refused()
             raise LeaseLostError("this node is not the trading leader (no valid lease)")
-        return self._token()
+        try:
+            yield self._token()
+        except StaleFenceError:
+            self._superseded()
+            raise
 
     async def save(
         self,
@@ -69,30 +77,18 @@ class FencedTradingStore:
         positions: Sequence[Position] = (),
         accounts: Sequence[Account] = (),
     ) -> None:
-        fence = self._check()
-        try:
+        with self._fenced() as fence:
             await self._inner.save(
                 orders=orders, deals=deals, positions=positions, accounts=accounts, fence=fence
             )
-        except StaleFenceError:
-            self._superseded()
-            raise
 
     async def next_sequence(self, name: str) -> int:
-        fence = self._check()
-        try:
+        with self._fenced() as fence:
             return int(await self._inner.next_sequence(name, fence=fence))
-        except StaleFenceError:
-            self._superseded()
-            raise
 
     async def save_alert(self, user_id: str, alert_id: str, alert: Doc) -> None:
-        fence = self._check()
-        try:
+        with self._fenced() as fence:
             await self._inner.save_alert(user_id, alert_id, alert, fence=fence)
-        except StaleFenceError:
-            self._superseded()
-            raise
 
 
 class FencedStore:
