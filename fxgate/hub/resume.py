@@ -19,6 +19,8 @@ The API (no I/O, no clock of its own; the caller passes ``now``, monotonic secon
     book = ResumeBook(hub, window=120.0)
     book.opened(user_id)                      # a connection of the user authenticated
     book.closed(user_id, now)                 # it closed; the last one takes the mark
+    book.closed(user_id, now, acks.mark())    # ... what that connection's client provably
+                                              # read (fxgate.hub.acks), not the stream heads
     since = book.since(user_id, "orders", now)  # (offset, epoch) or None
     # subscribe with SubItem("orders", since=since): hub.replay() does the rest
 
@@ -37,6 +39,7 @@ replay goes through ``Hub.recover``, which reads the durable history past memory
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,19 +78,44 @@ class ResumeBook:
             # Used here (or never to be: another connection is open), not elsewhere.
             self.marks.drop_mark(user_id)
 
-    def closed(self, user_id: str, now: float) -> None:
-        """A connection of ``user_id`` closed; when it was the last, note the offsets."""
+    def closed(
+        self, user_id: str, now: float, acked: Mapping[str, tuple[int, str]] | None = None
+    ) -> None:
+        """A connection of ``user_id`` closed; when it was the last, note the offsets.
+
+        ``acked``: where that connection's client provably read up to
+        (:class:`fxgate.hub.acks.Acks`); streams that moved on since are marked there,
+        so what was written into a dead socket is replayed. Without it, the heads."""
         left = self._open.get(user_id, 0) - 1
         if left > 0:
             self._open[user_id] = left
             return
         self._open.pop(user_id, None)
         offsets = {name: self.hub.position(name, user_id) for name in self.resumable()}
+        if acked is not None:
+            offsets = self._behind(offsets, acked)
         self._marks[user_id] = _Mark(now, offsets)
         self._expire(now)
         if self.marks is not None:
             kept = {"closedAt": time.time(), "streams": {k: list(v) for k, v in offsets.items()}}
             self.marks.put_mark(user_id, kept, self.window)
+
+    def positions(self, user_id: str) -> dict[str, tuple[int, str]]:
+        """Where each of the user's resumable streams stands now (what a connection
+        notes when it writes a ping, ``fxgate.hub.acks``)."""
+        return {name: self.hub.position(name, user_id) for name in self.resumable()}
+
+    @staticmethod
+    def _behind(
+        heads: dict[str, tuple[int, str]], acked: Mapping[str, tuple[int, str]]
+    ) -> dict[str, tuple[int, str]]:
+        """The heads, except where the client's acknowledged position differs (a
+        stream that moved on after the last pong): there, the acknowledged one. A
+        stream unchanged since keeps its head as the book resolves it."""
+        return {
+            name: acked[name] if name in acked and acked[name] != head else head
+            for name, head in heads.items()
+        }
 
     async def load(self, user_id: str, now: float) -> None:
         """Take the user's mark from the shared ``marks`` when this process has none

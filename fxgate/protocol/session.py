@@ -28,6 +28,7 @@ from fxgate.domain.errors import (
     RateLimitError,
     ValidationError,
 )
+from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Hub, Replay, Subscription
 from fxgate.hub.sink import Dialect, Sink
 from fxgate.plugins.channel import Principal
@@ -91,6 +92,9 @@ class Replies(Protocol):
 class Session:
     #: The control replies' wire format; client frames are parsed by ``on_message``.
     replies: Replies = wire
+    #: What the client provably read, for a dialect that resumes without offsets
+    #: (the transport feeds it pings and pongs); None elsewhere.
+    acks: Acks | None = None
 
     def __init__(
         self,

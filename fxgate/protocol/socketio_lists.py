@@ -181,6 +181,15 @@ class ListFeeds:
                 self.hub.remove(feed.sub)
             del self.feeds[(channel, user_id)]
 
+    def unsettled(self, user_id: str) -> tuple[str, ...]:
+        """The user's lists with a change not sent yet (coalescing, or being built)."""
+        return tuple(
+            channel
+            for channel in sio.LIST_EVENTS
+            if (feed := self.feeds.get((channel, user_id))) is not None
+            and (feed.dirty or feed.building or feed.scheduled)
+        )
+
     def leave_all(self, user_id: str, receiver: ListReceiver) -> None:
         for channel in sio.LIST_EVENTS:
             self.leave(channel, user_id, receiver)

@@ -16,9 +16,11 @@ notice a caller may pass to :meth:`disconnect` is not sent.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fxgate.domain.errors import Disconnect, ValidationError
+from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Subscription
 from fxgate.hub.resume import ResumeBook
 from fxgate.protocol import canonical
@@ -43,8 +45,10 @@ class SocketIOSession(Session):
             raise ValueError("a Socket.IO session starts authenticated (CONNECT's auth)")
         super().start(claims)
         if self.resume is not None and self.principal is not None:
-            self.resume.opened(self.principal.user_id)
+            user = self.principal.user_id
+            self.resume.opened(user)
             self._opened = True
+            self.acks = Acks(partial(self.resume.positions, user))
 
     def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None:
         # The transport's kick says it in seed 002's words (``disconnected``).
@@ -57,7 +61,8 @@ class SocketIOSession(Session):
         if self.principal is not None:
             self.lists.leave_all(self.principal.user_id, self.conn)
             if self._opened and self.resume is not None:
-                self.resume.closed(self.principal.user_id, self._timers.time())
+                mark = self.acks.mark() if self.acks is not None else None
+                self.resume.closed(self.principal.user_id, self._timers.time(), mark)
 
     # -- input -----------------------------------------------------------------
 
@@ -110,12 +115,21 @@ class SocketIOSession(Session):
         for item in items:
             if item.name in sio.LIST_EVENTS and item.name in self.subs and not self.closed:
                 await self.lists.join(item.name, self.principal, self.conn)
+        if self.acks is not None:
+            self.acks.settled()
         return [sio.HUB_TO_SEED.get(i.name, i.name) for i in items if i.name in self.subs]
 
     async def _send_snapshot(self, sub: Subscription) -> None:
         # Positions and orders arrive as the feed's full list, not item by item.
         if sub.channel.name not in sio.LIST_EVENTS:
             await super()._send_snapshot(sub)
+
+    def unsettled(self) -> tuple[str, ...]:
+        """The channels whose latest events may not be in a list sent yet (a list
+        being coalesced or built): a ping's note keeps their acknowledged position."""
+        if self.principal is None:
+            return ()
+        return self.lists.unsettled(self.principal.user_id)
 
     def _missed(self, channel: str, user: str, offset: int) -> bool:
         stream = self.hub.streams.find(channel, user)

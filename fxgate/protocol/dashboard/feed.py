@@ -306,6 +306,14 @@ class UserFeed:
         if self._notes:
             self._soon()
 
+    @property
+    def settled(self) -> bool:
+        """Every event taken is in frames pushed to the viewers, as far as news goes
+        (notifications, activity): nothing loading, recovering or waiting for the
+        budget. A state message still due (``trading_status``) does not count: a
+        resumed dashboard reads the state afresh."""
+        return self._buffered is None and not self._marked and not self._notes
+
     # -- viewers ------------------------------------------------------------------------
 
     def add(self, viewer: Viewer, extra: Iterable[Outgoing] = ()) -> None:

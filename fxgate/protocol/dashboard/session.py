@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from fxgate.config.settings import Settings
@@ -29,6 +30,7 @@ from fxgate.domain.errors import (
     RateLimitError,
     ValidationError,
 )
+from fxgate.hub.acks import Acks
 from fxgate.hub.resume import ResumeBook
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.dashboard import wire
@@ -68,6 +70,8 @@ class DashboardSession:
         self.dash = dash
         self.resume = resume
         self._opened = False
+        #: What the client provably read (the transport feeds it pings and pongs).
+        self.acks: Acks | None = None
         self.claims: Claims | None = claims
         self.transport = transport
         self.framer = framer
@@ -118,6 +122,7 @@ class DashboardSession:
                 return
             self.resume.opened(user)
             self._opened = True
+            self.acks = Acks(partial(self.resume.positions, user))
             book = self.resume
             now = self._timers.time()
 
@@ -129,6 +134,8 @@ class DashboardSession:
             self.dash.leave(feed, self)
             return
         self.feed = feed
+        if self.acks is not None:
+            self.acks.settled()
 
     def shutdown_notice(self, canonical_notice: bytes) -> bytes:
         """A restart is told as a seed 000 ``notification``, not seed 001's message."""
@@ -156,7 +163,14 @@ class DashboardSession:
             self.dash.leave(self.feed, self)
             self.feed = None
         if self._opened and self.resume is not None:
-            self.resume.closed(self.principal.user_id, self._timers.time())
+            mark = self.acks.mark() if self.acks is not None else None
+            self.resume.closed(self.principal.user_id, self._timers.time(), mark)
+
+    def settled(self) -> bool:
+        """Whether every event the user's feed took is in frames pushed to the
+        transport (no notification waiting for the budget, no state still loading):
+        only then does a ping's note hold."""
+        return self.feed is not None and self.feed.settled
 
     # -- client frames ---------------------------------------------------------------------
 

@@ -13,9 +13,12 @@ session's, unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
 from typing import Any, Protocol
 
 from fxgate.domain.errors import AuthenticationError, Disconnects, ValidationError
+from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Subscription
 from fxgate.protocol.canonical import Auth, Ping, SubItem
 from fxgate.protocol.seed003 import wire as seed_wire
@@ -36,7 +39,11 @@ class ResumeMarks(Protocol):
 
     def opened(self, user_id: str) -> None: ...
 
-    def closed(self, user_id: str, now: float) -> None: ...
+    def closed(
+        self, user_id: str, now: float, acked: Mapping[str, tuple[int, str]] | None = None
+    ) -> None: ...
+
+    def positions(self, user_id: str) -> dict[str, tuple[int, str]]: ...
 
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None: ...
 
@@ -72,6 +79,7 @@ class Seed003Session(Session):
                 return
             self.resume.opened(user)
             self._opened = True
+            self.acks = Acks(partial(self.resume.positions, user))
         items = tuple(
             SubItem(name, None, self._since(user, name))
             for name in USER_STREAMS
@@ -82,6 +90,8 @@ class Seed003Session(Session):
             await self.subscribe(items)
         finally:
             self._welcoming = False
+        if self.acks is not None:
+            self.acks.settled()
 
     def _since(self, user: str, channel: str) -> tuple[int, str] | None:
         """Where to replay ``channel`` from, when events were missed; else None (a
@@ -99,7 +109,8 @@ class Seed003Session(Session):
             return
         super().close()
         if self._opened and self.resume is not None and self.principal is not None:
-            self.resume.closed(self.principal.user_id, self._timers.time())
+            mark = self.acks.mark() if self.acks is not None else None
+            self.resume.closed(self.principal.user_id, self._timers.time(), mark)
 
     async def auth(self, token: str) -> None:
         if not token:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 from fxgate.config.settings import WsSettings
@@ -23,6 +24,7 @@ from fxgate.domain.market import SymbolSpec
 from fxgate.domain.roles import Role
 from fxgate.domain.symbols import SymbolNames
 from fxgate.domain.trading import Order, OrderRequest, OrderType, Side, TimeInForce
+from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Hub, Subscription
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.limits import SlidingWindowCounter
@@ -65,7 +67,11 @@ class ResumeMarks(Protocol):
 
     def opened(self, user_id: str) -> None: ...
 
-    def closed(self, user_id: str, now: float) -> None: ...
+    def closed(
+        self, user_id: str, now: float, acked: Mapping[str, tuple[int, str]] | None = None
+    ) -> None: ...
+
+    def positions(self, user_id: str) -> dict[str, tuple[int, str]]: ...
 
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None: ...
 
@@ -105,6 +111,8 @@ class TradingSession(Seed004Session):
         self.specs = specs
         self._resume = resume
         self._opened = False
+        #: What the client provably read (the transport feeds it pings and pongs).
+        self.acks: Acks | None = None
         self.auth = auth
         self.desk = desk
         self.encoders = encoders
@@ -179,6 +187,7 @@ class TradingSession(Seed004Session):
                 return
             self._resume.opened(user.id)
             self._opened = True
+            self.acks = Acks(partial(self._resume.positions, user.id))
         # Live events wait behind the answer and the replay (if any), in order.
         self.conn.hold()
         try:
@@ -191,6 +200,8 @@ class TradingSession(Seed004Session):
             self._replay(user.id)
         finally:
             self.conn.release()
+        if self.acks is not None:
+            self.acks.settled()
 
     def _replay(self, user_id: str) -> None:
         """What the user missed since their last connection closed, as updates."""
@@ -255,7 +266,8 @@ class TradingSession(Seed004Session):
         if self._deadline is not None:
             self._deadline.cancel()
         if self._opened and self._resume is not None and self.principal is not None:
-            self._resume.closed(self.principal.user_id, self._timers.time())
+            mark = self.acks.mark() if self.acks is not None else None
+            self._resume.closed(self.principal.user_id, self._timers.time(), mark)
 
 
 def _check_digits(spec: SymbolSpec | None, cmd: twire.PlaceOrder) -> None:

@@ -14,7 +14,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 import ujson
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import (
+    WebSocketClosedError,
+    WebSocketHandler,
+    WebSocketProtocol,
+    WebSocketProtocol13,
+)
 
 from fxgate.domain.errors import (
     ERRORS,
@@ -25,6 +30,7 @@ from fxgate.domain.errors import (
 )
 from fxgate.domain.roles import Role
 from fxgate.domain.timefmt import iso_ms
+from fxgate.hub.acks import Acks
 from fxgate.hub.connections import LiveConnection
 from fxgate.hub.sink import Dialect
 from fxgate.node import Node
@@ -50,6 +56,16 @@ def bearer_token(handler: Any) -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
+
+
+class _NotedPings(WebSocketProtocol13):
+    """Tornado's protocol, telling its handler as it writes each periodic ping, so
+    that the ping carries the token its pong will echo (``fxgate.hub.acks``)."""
+
+    def write_ping(self, data: bytes) -> None:
+        handler = self.handler
+        token = handler.note_ping() if isinstance(handler, SocketBase) else None
+        super().write_ping(data if token is None else token)
 
 
 class SocketBase(WebSocketHandler):
@@ -81,6 +97,37 @@ class SocketBase(WebSocketHandler):
     @property
     def ping_timeout(self) -> float | None:
         return self.node.settings.ws.ping_timeout
+
+    def get_websocket_protocol(self) -> WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if type(protocol) is WebSocketProtocol13:
+            protocol.__class__ = _NotedPings
+        return protocol
+
+    # -- what the client provably read (resume without offsets) -----------------
+
+    def resume_acks(self) -> Acks | None:
+        """The session's acknowledgements, where its dialect resumes without offsets."""
+        return self.session.acks if self.session is not None else None
+
+    def delivered(self) -> bool:
+        """Whether every event the hub gave this connection is in its writer (a
+        dialect that batches in front of the writer says otherwise while it holds some)."""
+        return True
+
+    def note_ping(self) -> bytes | None:
+        """A ping is being written: what is queued goes ahead of it, and the session
+        notes where the user's streams stand; the token its pong must echo."""
+        acks = self.resume_acks()
+        if acks is None or self.writer is None:
+            return None
+        trusted = self.writer.flush_for_ping() and self.delivered()
+        return acks.ping(trusted)
+
+    def on_pong(self, data: bytes) -> None:
+        acks = self.resume_acks()
+        if acks is not None:
+            acks.pong(data)
 
     def check_origin(self, origin: str) -> bool:
         # Tokens, not cookies, authenticate sockets, so a foreign page gains nothing;
@@ -196,6 +243,9 @@ class SocketBase(WebSocketHandler):
         to a slow consumer, whose queue is what got it closed)."""
         if self.writer is not None and disconnect is not Disconnects.SLOW_CONSUMER:
             self.writer.flush_all_now()
+            acks = self.resume_acks()
+            if acks is not None and not self.writer.closed and self.delivered():
+                acks.close_clean()  # flushed: the client gets what was written up to here
         if self.writer is not None:
             self.writer.close()
         with contextlib.suppress(WebSocketClosedError):

@@ -23,6 +23,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from fxgate.hub.acks import Acks
 from fxgate.node import Node
 from fxgate.protocol.canonical import CANONICAL
 from fxgate.protocol.dashboard.outgoing import Framer
@@ -198,6 +199,12 @@ class DashboardSocket(SocketBase):
                 await asyncio.shield(self._starting)
         if self.dash is not None:
             await self.dash.on_message(message)
+
+    def resume_acks(self) -> Acks | None:
+        return self.dash.acks if self.dash is not None else None
+
+    def delivered(self) -> bool:
+        return self.dash is not None and self.dash.settled()
 
     def on_close(self) -> None:
         self.unregister_live()

@@ -20,6 +20,7 @@ from tornado.websocket import WebSocketHandler
 from fxgate.domain.errors import Disconnect, Disconnects, ErrorCode
 from fxgate.domain.roles import Role
 from fxgate.domain.symbols import SymbolNames
+from fxgate.hub.acks import Acks
 from fxgate.hub.sink import Dialect, Sink
 from fxgate.node import Node
 from fxgate.plugins.channel import Principal
@@ -105,6 +106,9 @@ class _Seed004Socket(SocketBase):
     async def on_message(self, message: str | bytes) -> None:
         if self.live is not None:
             await self.live.on_message(message)
+
+    def resume_acks(self) -> Acks | None:
+        return self.live.acks if isinstance(self.live, TradingSession) else None
 
     def on_close(self) -> None:
         self.unregister_live()

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import engineio
+from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 from engineio.async_socket import AsyncSocket
 from tornado.websocket import WebSocketHandler
@@ -62,6 +63,23 @@ class _WatchedSocket(AsyncSocket):  # type: ignore[misc]
         client = self.__dict__.get("fx_client")
         if value and client is not None:
             client.on_websocket()
+
+    # The library's pings and pongs, on either transport: a pong proves the client read
+    # everything written before the ping it answers (``fxgate.hub.acks``).
+
+    async def send(self, pkt: Any) -> None:
+        if pkt.packet_type == eio_packet.PING:
+            client = self.__dict__.get("fx_client")
+            if client is not None:
+                client.on_ping()
+        await super().send(pkt)
+
+    async def receive(self, pkt: Any) -> None:
+        if pkt.packet_type == eio_packet.PONG:
+            client = self.__dict__.get("fx_client")
+            if client is not None:
+                client.on_pong()
+        await super().receive(pkt)
 
 
 #: Engine.IO packet types a client may send (1 close ... 6 noop); 0 (open) is the

@@ -103,6 +103,18 @@ class Client:
         )
         self.conn.use_writer(writer)
 
+    def on_ping(self) -> None:
+        """The library is sending its ping: the session notes where the user's streams
+        stand, when everything delivered so far goes out ahead of it."""
+        session = self.session
+        if session is not None and session.acks is not None:
+            session.acks.ping(self.conn.ahead_of_ping(), session.unsettled())
+
+    def on_pong(self) -> None:
+        session = self.session
+        if session is not None and session.acks is not None:
+            session.acks.pong()
+
     async def on_message(self, data: str | bytes) -> None:
         if self.closed:
             return
@@ -223,6 +235,9 @@ class Client:
         if session is not None:
             self.conn.send(sio.disconnected(disconnect.reason, disconnect.reconnect))
             self.conn.send(sio.DISCONNECT)
+            if session.acks is not None and disconnect is not Disconnects.SLOW_CONSUMER:
+                # What is queued goes out before the close (close_transport flushes).
+                session.acks.close_clean(session.unsettled())
             session.close()
             self.session = None
         if self.listed is not None:

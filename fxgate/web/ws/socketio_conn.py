@@ -158,5 +158,13 @@ class SioConnection:
         self.hold = writer.hold
         self.release = writer.release
 
+    def ahead_of_ping(self) -> bool:
+        """A ping is being queued or written: whether every frame delivered so far goes
+        ahead of it (the writer's queue handed to the socket; on polling, the library's
+        queue is in order, so only frames held back during a snapshot are behind it)."""
+        if self.writer is not None:
+            return self.writer.flush_for_ping()
+        return self._held is None
+
     def kick(self, disconnect: Disconnect) -> None:
         self.client.kick(disconnect)

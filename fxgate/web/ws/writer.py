@@ -294,6 +294,14 @@ class FrameWriter:
                 if not self._flusher.scheduled:
                     self._flusher.schedule()
 
+    def flush_for_ping(self) -> bool:
+        """Hand what is queued to the socket now, as a ping is about to be written
+        behind it (``fxgate.hub.acks``); whether every frame delivered so far is then
+        ahead of the ping: none held back during a snapshot, none in the backlog that
+        waits for the stream to drain. Once per ping interval, off the hot path."""
+        self.flush()
+        return not self.closed and self._held is None and not self._backlog
+
     def flush_all_now(self) -> None:
         """Push everything queued into the stream (before a close frame)."""
         if self.closed:
