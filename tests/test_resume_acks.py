@@ -1,0 +1,218 @@
+"""The resume mark of a connection whose network died silently (issue 8 item 6, the
+"dead socket" gap): what the server wrote after the client's last pong is replayed.
+
+In memory: :class:`~fxgate.hub.acks.Acks` and the book's choice between the
+acknowledged position (an unclean close) and the position at close (a clean one).
+End to end: a real daemon with one-second pings, clients going through a TCP proxy that
+can blackhole (``tests/blackhole.py``): no FIN, no RST, the daemon finds out by its
+ping timeout, as when a laptop's lid closes.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import httpx
+import pytest
+
+from fxgate.hub.acks import Acks
+from fxgate.hub.hub import Hub
+from fxgate.hub.resume import ResumeBook
+from tests.blackhole import Proxy
+from tests.conftest import Daemon, Daemons, until
+from tests.protocol.test_socketio import Account, MarketData, Positions, account_event
+from tests.sioclient import SioClient
+from tests.trading_helpers import Admin, Trader
+from tests.wsclient import Client
+
+ACCOUNT = ["balance", "equity", "margin", "free_margin", "margin_level", "profit", "currency"]
+
+# -- in memory ---------------------------------------------------------------------------
+
+
+def _book() -> tuple[Hub, ResumeBook, Acks]:
+    hub = Hub([Account(), Positions(), MarketData()], epoch="e1")
+    book = ResumeBook(hub, window=120)
+    hub.publish(account_event("u", 1.0))  # account offset 1, before the connection
+    book.opened("u")
+    acks = Acks(partial(book.positions, "u"))
+    acks.settled()  # its subscriptions' snapshots went out
+    return hub, book, acks
+
+
+def test_an_unclean_close_marks_what_the_last_pong_acknowledged() -> None:
+    hub, book, acks = _book()
+    first = acks.ping()
+    hub.publish(account_event("u", 2.0))  # written after the ping
+    acks.pong(first)  # the client read up to offset 1
+    acks.ping()  # written at offset 2 ...
+    hub.publish(account_event("u", 3.0))  # ... and this one too: never answered
+    book.closed("u", 10.0, acks.mark())  # the ping timeout closes it
+    assert book.since("u", "account", 11.0) == (1, "e1")  # 2 and 3 are replayed
+    assert book.since("u", "positions", 11.0) == (0, "e1")  # unchanged: its head
+
+
+def test_before_any_pong_the_mark_is_right_after_the_snapshot() -> None:
+    hub, book, acks = _book()
+    hub.publish(account_event("u", 2.0))
+    acks.ping()
+    book.closed("u", 10.0, acks.mark())
+    assert book.since("u", "account", 11.0) == (1, "e1")
+
+
+def test_a_pong_proves_nothing_for_a_ping_that_was_not_ahead_of_the_events() -> None:
+    hub, book, acks = _book()
+    hub.publish(account_event("u", 2.0))
+    token = acks.ping(trusted=False)  # offset 2 was held back behind the ping
+    acks.pong(token)
+    stray = acks.ping()
+    hub.publish(account_event("u", 3.0))
+    acks.pong(b"not-" + stray)  # a pong that answers no ping of ours
+    acks.pong(stray[:-1] + b"9")
+    kept = acks.ping(keep=("account",))  # a list still being built: account stays
+    acks.pong(kept)
+    book.closed("u", 10.0, acks.mark())
+    assert book.since("u", "account", 11.0) == (1, "e1")
+
+
+def test_a_clean_close_marks_the_position_at_close() -> None:
+    hub, book, acks = _book()
+    acks.ping()
+    hub.publish(account_event("u", 2.0))
+    acks.close_clean()  # the server flushed, then closed
+    hub.publish(account_event("u", 3.0))  # after the close: the next connection's
+    book.closed("u", 10.0, acks.mark())
+    assert acks.clean
+    assert book.since("u", "account", 11.0) == (2, "e1")
+
+
+def test_without_acknowledgements_the_book_marks_the_heads() -> None:
+    hub, book, _ = _book()
+    hub.publish(account_event("u", 2.0))
+    book.closed("u", 10.0)
+    assert book.since("u", "account", 11.0) == (2, "e1")
+
+
+# -- end to end ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fast(module_daemons: Daemons) -> Daemon:
+    """A quiet market with one-second pings (Tornado's and Engine.IO's): a dead
+    connection is closed by its ping timeout within about two seconds."""
+    return module_daemons.start(quiet=True, FXGATE_WS_PING_INTERVAL="1", FXGATE_WS_PING_TIMEOUT="1")
+
+
+def connections(d: Daemon) -> int:
+    n: int = httpx.get(d.url("/health")).json()["connections"]
+    return n
+
+
+async def seed003(url: str, token: str) -> Client:
+    c = await Client.connect(url, ping_interval=None, close_timeout=1)
+    await c.send({"type": "auth", "token": token})
+    assert (await c.recv())["type"] == "auth_success"
+    return c
+
+
+async def test_ws_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) -> None:
+    Admin(fast).quote("EURUSD", "1.08490", "1.08500")
+    ivy = Trader.issued(fast)
+    proxy = await Proxy(fast.port).start()
+    try:
+        c = await seed003(proxy.url("/ws"), ivy.token)
+        await c.barrier()
+        open_before = connections(fast)
+        proxy.blackhole()
+        order = ivy.buy(0.1)  # filled at once; its updates go into the dead socket
+        await until(
+            lambda: connections(fast) == open_before - 1, what="the ping timeout", timeout=20
+        )
+    finally:
+        await proxy.close()
+
+    again = await seed003(fast.ws_url("/ws"), ivy.token)
+    try:
+        msgs = await again.barrier()
+        updates = [m["data"] for m in msgs if m["type"] == "order_update"]
+        # The fill itself: today's state alone (pending orders) has no such order.
+        assert [o["status"] for o in updates if o["id"] == order["id"]][-1:] == ["filled"]
+        positions = [m["data"] for m in msgs if m["type"] == "position_update"]
+        assert [p["symbol"] for p in positions] == ["EURUSD"], positions
+    finally:
+        await again.close()
+        await c.close()
+
+
+async def test_socketio_events_written_into_a_dead_socket_are_replayed(fast: Daemon) -> None:
+    Admin(fast).quote("GBPUSD", "1.27000", "1.27010")
+    kim = Trader.issued(fast)
+    channels = {"channels": ["positions", "orders", "account"]}
+    proxy = await Proxy(fast.port).start()
+    c = SioClient(proxy.http_url())
+    try:
+        await c.connect(kim.token, ["websocket"])
+        await c.emit("subscribe", channels)
+        assert await c.wait("positions_update") == []
+        await c.heartbeat(1)
+        # A canonical connection of the same user sees, with offsets, what is published.
+        observer = await kim.socket("account")
+        await observer.barrier()
+        open_before = connections(fast)
+        proxy.blackhole()
+        kim.buy(0.1, symbol="GBPUSD")
+        gap = [m["data"] for m in await observer.barrier() if m["type"] == "account"]
+        assert gap
+        await observer.close()
+        await until(
+            lambda: connections(fast) == open_before - 2, what="the ping timeout", timeout=20
+        )
+    finally:
+        await proxy.close()
+
+    again = await SioClient(fast.url("")).connect(kim.token, ["websocket"])
+    try:
+        await again.emit("subscribe", channels)
+        ack = await again.wait("subscribed")
+        # Replayed from where the last pong left the client, not "nothing missed".
+        assert "account" in ack.get("recovered", []), ack
+        positions = await again.wait("positions_update")
+        assert [p["symbol"] for p in positions] == ["GBPUSD"]
+        await again.heartbeat(2)
+        assert again.seen("account_update") == [{k: m[k] for k in ACCOUNT} for m in gap]
+    finally:
+        await again.close()
+        await c.close()
+
+
+async def test_ws_a_clean_close_resumes_exactly_after_what_was_acknowledged(
+    fast: Daemon,
+) -> None:
+    Admin(fast).quote("USDCHF", "0.88000", "0.88010")
+    lou = Trader.issued(fast)
+    proxy = await Proxy(fast.port).start()
+    try:
+        c = await seed003(proxy.url("/ws"), lou.token)
+        await c.barrier()
+        first = lou.buy(0.1, symbol="USDCHF")
+        await c.wait_for(lambda m: m["type"] == "order_update" and m["data"]["id"] == first["id"])
+        await c.barrier()
+        # A ping written after all that, answered: the daemon knows the client read it.
+        await proxy.ponged_after(proxy.mark(), ping=(0x9, None), pong=(0xA, None))
+        open_before = connections(fast)
+        await c.close()  # the client's close frame: a clean close
+        await until(lambda: connections(fast) == open_before - 1, what="the close")
+    finally:
+        await proxy.close()
+
+    second = lou.buy(0.2, symbol="USDCHF")
+    again = await seed003(fast.ws_url("/ws"), lou.token)
+    try:
+        msgs = await again.barrier()
+        ids = {m["data"]["id"] for m in msgs if m["type"] == "order_update"}
+        assert ids == {second["id"]}, msgs  # the missed one, and nothing seen before
+        sizes = [float(m["data"]["quantity"]) for m in msgs if m["type"] == "position_update"]
+        assert sizes, msgs
+        assert set(sizes) == {0.2}, msgs  # the second position's only
+    finally:
+        await again.close()
