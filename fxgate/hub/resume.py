@@ -111,11 +111,16 @@ class ResumeBook:
     ) -> dict[str, tuple[int, str]]:
         """The heads, except where the client's acknowledged position differs (a
         stream that moved on after the last pong): there, the acknowledged one. A
-        stream unchanged since keeps its head as the book resolves it."""
-        return {
-            name: acked[name] if name in acked and acked[name] != head else head
-            for name, head in heads.items()
-        }
+        stream unchanged since keeps its head as the book resolves it, and one that had
+        no message yet when acknowledged resumes from its start in the epoch it took
+        with its first message (the Redis bus's, not the node's default)."""
+        behind = dict(heads)
+        for name, head in heads.items():
+            ack = acked.get(name)
+            if ack is None or ack == head:
+                continue
+            behind[name] = (0, head[1]) if ack[0] == 0 else ack
+        return behind
 
     async def load(self, user_id: str, now: float) -> None:
         """Take the user's mark from the shared ``marks`` when this process has none
