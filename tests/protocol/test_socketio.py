@@ -392,6 +392,9 @@ async def test_a_reconnect_gets_the_missed_events_replayed() -> None:
     await emit(h, "subscribe", {"channels": ["account"]})
     h.publish(account_event("alice", 1.0))
     assert [m["data"]["margin"] for m in h.new() if m["type"] == "account_update"] == [1.0]
+    acks = h.session.acks
+    assert acks is not None
+    acks.pong(acks.ping())  # an Engine.IO ping written after it, answered: it was read
     h.session.close()
     h.publish(account_event("alice", 2.0))
     h.publish(account_event("alice", 3.0))
@@ -404,6 +407,21 @@ async def test_a_reconnect_gets_the_missed_events_replayed() -> None:
         "data": {"channels": ["account"], "recovered": ["account"]},
     }
     assert [m["data"]["margin"] for m in msgs[2:]] == [2.0, 3.0]
+
+
+async def test_a_dropped_connection_replays_from_its_last_pong() -> None:
+    """What was written after the last answered ping may never have arrived (a dead
+    network): it is replayed too; before any pong, from right after the snapshot."""
+    world = World()
+    h = harness(world)
+    await emit(h, "subscribe", {"channels": ["account"]})
+    h.publish(account_event("alice", 1.0))
+    h.session.close()
+    h.publish(account_event("alice", 2.0))
+    h2 = again(h, world)
+    await emit(h2, "subscribe", {"channels": ["account"]})
+    margins = [m["data"]["margin"] for m in h2.new() if m["type"] == "account_update"]
+    assert margins == [1.0, 2.0]
 
 
 async def test_no_replay_after_the_window_or_with_nothing_missed() -> None:
