@@ -4,7 +4,7 @@ over the real hub and the real channel plugins, with a fake connection and clock
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -432,9 +432,15 @@ class Marks:
     def opened(self, user_id: str) -> None:
         pass
 
-    def closed(self, user_id: str, now: float) -> None:
+    def closed(
+        self, user_id: str, now: float, acked: Mapping[str, tuple[int, str]] | None = None
+    ) -> None:
+        # The heads, whatever was acknowledged (fxgate.hub.acks has tests of its own).
         stream = self.hub.streams.find("orders", user_id)
         self.at[("orders", user_id)] = stream.offset if stream else 0
+
+    def positions(self, user_id: str) -> dict[str, tuple[int, str]]:
+        return {"orders": self.hub.position("orders", user_id)}
 
     async def load(self, user_id: str, now: float) -> None:
         return None  # one process: nothing shared to bring in
