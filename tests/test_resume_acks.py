@@ -15,11 +15,13 @@ from functools import partial
 import httpx
 import pytest
 
+from fxgate.domain.events import Event
 from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Hub
 from fxgate.hub.resume import ResumeBook
 from tests.blackhole import Proxy
 from tests.conftest import Daemon, Daemons, until
+from tests.dashboard_client import dashboard, first_of_each
 from tests.protocol.test_socketio import Account, MarketData, Positions, account_event
 from tests.sioclient import SioClient
 from tests.trading_helpers import Admin, Trader
@@ -86,6 +88,17 @@ def test_a_clean_close_marks_the_position_at_close() -> None:
     assert book.since("u", "account", 11.0) == (2, "e1")
 
 
+def test_a_stream_without_messages_when_acknowledged_resumes_from_its_start() -> None:
+    """Its first message may bring its own epoch (the Redis bus's, not the node's):
+    the mark is the start of that epoch, so the replay finds it."""
+    hub, book, acks = _book()
+    acks.pong(acks.ping())  # positions: no message yet, (0, the node's epoch)
+    hub.streams.get("positions", "u").epoch = "redis-e"  # as the Redis bus adopts it
+    hub.publish(Event("position", {"ticket": 1}, user_id="u"))
+    book.closed("u", 10.0, acks.mark())
+    assert book.since("u", "positions", 11.0) == (0, "redis-e")
+
+
 def test_without_acknowledgements_the_book_marks_the_heads() -> None:
     hub, book, _ = _book()
     hub.publish(account_event("u", 2.0))
@@ -108,6 +121,12 @@ def connections(d: Daemon) -> int:
     return n
 
 
+async def ping_timed_out(d: Daemon, open_before: int, gone: int = 1) -> None:
+    """Until the daemon has closed ``gone`` of its connections (Tornado's ping timeout
+    then its close handshake's few seconds; Engine.IO's interval plus timeout)."""
+    await until(lambda: connections(d) == open_before - gone, what="the ping timeout", timeout=20)
+
+
 async def seed003(url: str, token: str) -> Client:
     c = await Client.connect(url, ping_interval=None, close_timeout=1)
     await c.send({"type": "auth", "token": token})
@@ -125,9 +144,7 @@ async def test_ws_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) ->
         open_before = connections(fast)
         proxy.blackhole()
         order = ivy.buy(0.1)  # filled at once; its updates go into the dead socket
-        await until(
-            lambda: connections(fast) == open_before - 1, what="the ping timeout", timeout=20
-        )
+        await ping_timed_out(fast, open_before)
     finally:
         await proxy.close()
 
@@ -164,9 +181,7 @@ async def test_socketio_events_written_into_a_dead_socket_are_replayed(fast: Dae
         gap = [m["data"] for m in await observer.barrier() if m["type"] == "account"]
         assert gap
         await observer.close()
-        await until(
-            lambda: connections(fast) == open_before - 2, what="the ping timeout", timeout=20
-        )
+        await ping_timed_out(fast, open_before, 2)
     finally:
         await proxy.close()
 
@@ -180,6 +195,39 @@ async def test_socketio_events_written_into_a_dead_socket_are_replayed(fast: Dae
         assert [p["symbol"] for p in positions] == ["GBPUSD"]
         await again.heartbeat(2)
         assert again.seen("account_update") == [{k: m[k] for k in ACCOUNT} for m in gap]
+    finally:
+        await again.close()
+        await c.close()
+
+
+async def test_dashboard_a_fill_notified_into_a_dead_socket_is_notified_again(
+    fast: Daemon,
+) -> None:
+    Admin(fast).quote("NZDUSD", "0.60000", "0.60010")
+    max_ = Trader.issued(fast)
+    proxy = await Proxy(fast.port).start()
+    try:
+        url = proxy.url("/ws/dashboard") + f"?token={max_.token}"
+        c = await Client.connect(url, ping_interval=None, close_timeout=1)
+        assert (await c.recv())["type"] == "connection"
+        await first_of_each(c, {"trading_status", "analytics"})
+        await c.barrier()
+        open_before = connections(fast)
+        proxy.blackhole()
+        max_.buy(0.1, symbol="NZDUSD")  # its notification goes into the dead socket
+        await ping_timed_out(fast, open_before)
+    finally:
+        await proxy.close()
+
+    again = await dashboard(fast, max_.token)
+    try:
+        msgs = await again.read_until(
+            lambda ms: any(
+                m["type"] == "notification" and m["data"]["type"] == "order_filled" for m in ms
+            )
+        )
+        [note] = [m for m in msgs if m["type"] == "notification"]
+        assert "NZDUSD" in note["data"]["message"]
     finally:
         await again.close()
         await c.close()
