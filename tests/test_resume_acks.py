@@ -140,7 +140,11 @@ async def test_ws_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) ->
     proxy = await Proxy(fast.port).start()
     try:
         c = await seed003(proxy.url("/ws"), ivy.token)
+        seen = ivy.buy(0.3)
+        await c.wait_for(lambda m: m["type"] == "order_update" and m["data"]["id"] == seen["id"])
         await c.barrier()
+        # A ping written after it, answered: the daemon knows this much arrived.
+        await proxy.ponged_after(proxy.mark(), ping=(0x9, None), pong=(0xA, None))
         open_before = connections(fast)
         proxy.blackhole()
         order = ivy.buy(0.1)  # filled at once; its updates go into the dead socket
@@ -154,21 +158,27 @@ async def test_ws_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) ->
         updates = [m["data"] for m in msgs if m["type"] == "order_update"]
         # The fill itself: today's state alone (pending orders) has no such order.
         assert [o["status"] for o in updates if o["id"] == order["id"]][-1:] == ["filled"]
-        positions = [m["data"] for m in msgs if m["type"] == "position_update"]
-        assert [p["symbol"] for p in positions] == ["EURUSD"], positions
+        # ... and from the last pong on: what it acknowledged is not sent again.
+        assert {o["id"] for o in updates} == {order["id"]}, updates
+        sizes = [float(m["data"]["quantity"]) for m in msgs if m["type"] == "position_update"]
+        assert sizes, msgs
+        assert set(sizes) == {0.1}, msgs
     finally:
         await again.close()
         await c.close()
 
 
-async def test_socketio_events_written_into_a_dead_socket_are_replayed(fast: Daemon) -> None:
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_socketio_events_written_into_a_dead_socket_are_replayed(
+    fast: Daemon, transport: str
+) -> None:
     Admin(fast).quote("GBPUSD", "1.27000", "1.27010")
     kim = Trader.issued(fast)
     channels = {"channels": ["positions", "orders", "account"]}
     proxy = await Proxy(fast.port).start()
     c = SioClient(proxy.http_url())
     try:
-        await c.connect(kim.token, ["websocket"])
+        await c.connect(kim.token, [transport])
         await c.emit("subscribe", channels)
         assert await c.wait("positions_update") == []
         await c.heartbeat(1)
