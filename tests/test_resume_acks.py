@@ -62,6 +62,15 @@ def test_before_any_pong_the_mark_is_right_after_the_snapshot() -> None:
     assert book.since("u", "account", 11.0) == (1, "e1")
 
 
+def test_before_any_pong_a_replayed_stream_stays_where_its_replay_began() -> None:
+    hub, book, acks = _book()
+    hub.publish(account_event("u", 2.0))
+    acks.settled({"account": (0, "e1")})  # offsets 1 and 2 replayed to this connection
+    acks.settled()  # a later subscription of another channel keeps it
+    book.closed("u", 10.0, acks.mark())
+    assert book.since("u", "account", 11.0) == (0, "e1")  # the replay comes again
+
+
 def test_a_pong_proves_nothing_for_a_ping_that_was_not_ahead_of_the_events() -> None:
     hub, book, acks = _book()
     hub.publish(account_event("u", 2.0))

@@ -10,7 +10,8 @@ a ping (``ping``: the positions of the user's resumable streams are noted then, 
 ``Hub.position`` calls per ping interval, never per message) and when the pong comes
 (``pong``: the note becomes the acknowledged position). Before any pong, the positions
 right after the connection's subscription snapshots stand in (``settled``): what came
-before is the state the snapshot sent, and a resume with nothing newer sends a fresh one.
+before is the state the snapshot sent, and a resume with nothing newer sends a fresh one;
+a stream whose missed events the connection replayed stays where the replay began.
 
 The mark (:meth:`mark`) is the acknowledged position, unless the server closed the
 connection itself after flushing what it had (``close_clean``): then the positions at
@@ -24,7 +25,7 @@ No I/O, no clock: ``positions`` is the resume book's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 #: channel -> (offset, epoch), as ``Hub.position`` says it.
 Positions = dict[str, tuple[int, str]]
@@ -33,7 +34,7 @@ Positions = dict[str, tuple[int, str]]
 class Acks:
     """One connection's acknowledged positions of its user's resumable streams."""
 
-    __slots__ = ("_clean", "_confirmed", "_note", "_positions", "_token", "acked")
+    __slots__ = ("_clean", "_confirmed", "_note", "_positions", "_replayed", "_token", "acked")
 
     def __init__(self, positions: Callable[[], Positions]) -> None:
         self._positions = positions
@@ -44,12 +45,22 @@ class Acks:
         self._note: tuple[bytes, Positions] | None = None
         self._token = 0
         self._clean: Positions | None = None
+        #: Channels this connection replayed, from where (until a pong proves more).
+        self._replayed: Positions = {}
 
-    def settled(self) -> None:
-        """A subscription's snapshot (or replay) went out: until a pong proves more,
-        this is where an unclean close leaves the user."""
-        if not self._confirmed:
-            self.acked = self._positions()
+    def settled(self, replayed: Mapping[str, tuple[int, str]] | None = None) -> None:
+        """A subscription's snapshot went out: until a pong proves more, this is where
+        an unclean close leaves the user. ``replayed``: channels whose missed events
+        were replayed from these positions; they stay there, so a connection lost
+        before its first pong has the replay sent again, not lost."""
+        if self._confirmed:
+            return
+        self._replayed.update(replayed or {})
+        acked = self._positions()
+        for channel, since in self._replayed.items():
+            if channel in acked:
+                acked[channel] = since
+        self.acked = acked
 
     def ping(self, trusted: bool = True, keep: Collection[str] = ()) -> bytes:
         """A ping is being written; its payload (a token its pong must echo, where the

@@ -116,7 +116,7 @@ class SocketIOSession(Session):
             if item.name in sio.LIST_EVENTS and item.name in self.subs and not self.closed:
                 await self.lists.join(item.name, self.principal, self.conn)
         if self.acks is not None:
-            self.acks.settled()
+            self.acks.settled({i.name: i.since for i in items if i.since is not None})
         return [sio.HUB_TO_SEED.get(i.name, i.name) for i in items if i.name in self.subs]
 
     async def _send_snapshot(self, sub: Subscription) -> None:

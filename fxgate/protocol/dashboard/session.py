@@ -115,6 +115,7 @@ class DashboardSession:
             )
         )
         since = None
+        replayed: dict[str, tuple[int, str]] = {}
         if self.resume is not None:
             user = self.principal.user_id
             await self.resume.load(user, self._timers.time())
@@ -127,7 +128,10 @@ class DashboardSession:
             now = self._timers.time()
 
             def since(channel: str) -> tuple[int, str] | None:
-                return book.since(user, channel, now)
+                found = book.since(user, channel, now)
+                if found is not None:
+                    replayed[channel] = found
+                return found
 
         feed = await self.dash.join(self.principal, self.tier, self, since)
         if self.closed:
@@ -135,7 +139,7 @@ class DashboardSession:
             return
         self.feed = feed
         if self.acks is not None:
-            self.acks.settled()
+            self.acks.settled(replayed)
 
     def shutdown_notice(self, canonical_notice: bytes) -> bytes:
         """A restart is told as a seed 000 ``notification``, not seed 001's message."""

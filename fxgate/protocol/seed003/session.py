@@ -91,7 +91,7 @@ class Seed003Session(Session):
         finally:
             self._welcoming = False
         if self.acks is not None:
-            self.acks.settled()
+            self.acks.settled({i.name: i.since for i in items if i.since is not None})
 
     def _since(self, user: str, channel: str) -> tuple[int, str] | None:
         """Where to replay ``channel`` from, when events were missed; else None (a

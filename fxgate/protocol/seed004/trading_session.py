@@ -197,25 +197,30 @@ class TradingSession(Seed004Session):
                     self.hub.add(sub)
                     self.subs.append(sub)
             self.conn.send(twire.auth_ok(user.id, self.session_id, cmd.rid))
-            self._replay(user.id)
+            replayed = self._replay(user.id)
         finally:
             self.conn.release()
         if self.acks is not None:
-            self.acks.settled()
+            self.acks.settled(replayed)
 
-    def _replay(self, user_id: str) -> None:
-        """What the user missed since their last connection closed, as updates."""
+    def _replay(self, user_id: str) -> dict[str, tuple[int, str]]:
+        """What the user missed since their last connection closed, as updates; the
+        channels replayed, from where."""
+        replayed: dict[str, tuple[int, str]] = {}
         if self._resume is None:
-            return
+            return replayed
         encoder = self.encoders[self._slashed]
         now = self._timers.time()
         for sub in self.subs:
             since = self._resume.since(user_id, sub.channel.name, now)
+            if since is not None:
+                replayed[sub.channel.name] = since
             replay = self.hub.replay(sub, since) if since is not None else None
             for envelope in replay.envelopes if replay is not None else ():
                 payload = encoder.encode_event(sub.channel, envelope)
                 if payload is not None:
                     self.conn.send(payload)
+        return replayed
 
     def _form(self, written: str) -> tuple[str, bool]:
         symbol, slashed = self.names.resolve(written)
