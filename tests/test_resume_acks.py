@@ -283,3 +283,31 @@ async def test_ws_a_clean_close_resumes_exactly_after_what_was_acknowledged(
         assert set(sizes) == {0.2}, msgs  # the second position's only
     finally:
         await again.close()
+
+
+async def test_ws_a_server_close_after_a_flush_marks_the_close_not_the_last_pong(
+    market: Daemon,
+) -> None:
+    """The shared quiet daemon pings every 30 s: no pong comes during this test, so
+    only a clean close (the token expires: the server flushes, then closes) can tell
+    the book that the client got the first order."""
+    Admin(market).quote("USDCAD", "1.36000", "1.36010")
+    nia = Trader.issued(market)
+    c = await seed003(market.ws_url("/ws"), market.token(nia.user_id, ttl=3))
+    try:
+        first = nia.buy(0.1, symbol="USDCAD")
+        await c.wait_for(lambda m: m["type"] == "order_update" and m["data"]["id"] == first["id"])
+        open_before = connections(market)
+        assert await c.closed_with(timeout=10) == 4001  # the expiry, after what was queued
+        await until(lambda: connections(market) == open_before - 1, what="the close")
+    finally:
+        await c.close()
+
+    second = nia.buy(0.2, symbol="USDCAD")
+    again = await seed003(market.ws_url("/ws"), nia.token)
+    try:
+        msgs = await again.barrier()
+        ids = {m["data"]["id"] for m in msgs if m["type"] == "order_update"}
+        assert ids == {second["id"]}, msgs
+    finally:
+        await again.close()
