@@ -2,7 +2,9 @@
 
 Tornado owns the handshake, reading, pings and close; authentication before the
 upgrade answers 401/429 as plain HTTP, and after it everything goes through the
-session and the frame writer.
+session and the frame writer. For the dialects that resume without offsets, each
+periodic ping carries a token and its pong tells the session what the client has
+provably read (``fxgate.hub.acks``); a kick that flushed first is a clean close.
 """
 
 from __future__ import annotations
