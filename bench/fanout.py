@@ -104,6 +104,10 @@ class Run:
     loadavg: str = ""
     server_errors: int = 0
     failed: list[str] = field(default_factory=list)
+    #: The daemon's processes alone (without redis-server), % of one core.
+    daemon_cpu_pct: float = 0.0
+    #: The Redis bus's own hop (``fxgate_bus_hop_seconds`` over the window), when it has one.
+    hop: dict = field(default_factory=dict)
 
     @property
     def total_tick_rate(self) -> float:
@@ -392,6 +396,8 @@ def run_once(
         ]
         lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples: dict[str, tuple[float, float, float]] = {}
+        own: dict[str, float] = {}
+        hops: dict[str, list[tuple[float, float]] | None] = {}
         pid = daemon.pid
 
         profiler: list[subprocess.Popen[bytes]] = []
@@ -404,6 +410,8 @@ def run_once(
                     with contextlib.suppress(OSError):
                         cpu = cluster_bench.tree_cpu_secs(pid, proc_cpu_secs)
                         samples[key] = (time.monotonic(), cpu, machine_busy_secs())
+                        own[key] = cluster_bench.tree_cpu_secs(pid, proc_cpu_secs, extra=False)
+                    hops[key] = cluster_bench.scrape_hop(daemon.port)
                     if key == "start" and args.profile:
                         profiler.append(start_profiler(args, pid, clients, tick_rate))
                 print("   loadgen:", line.rstrip(), file=sys.stderr)
@@ -430,6 +438,9 @@ def run_once(
             run.server_cpu_pct = 100.0 * (c1 - c0) / wall
             lg_cpu = run.loadgen["client_cpu_pct"]
             run.other_cpu_pct = max(0.0, 100.0 * (b1 - b0) / wall - run.server_cpu_pct - lg_cpu)
+            if "start" in own and "end" in own:
+                run.daemon_cpu_pct = 100.0 * (own["end"] - own["start"]) / wall
+            run.hop = cluster_bench.hop_over(hops.get("start"), hops.get("end"))
         run.loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     finally:
         rc = daemon.stop()
@@ -804,6 +815,10 @@ def main(argv: list[str] | None = None) -> int:
                             "ticks_per_sec": r.total_tick_rate,
                             "expected_msgs_per_sec": r.expected,
                             "server_cpu_pct": r.server_cpu_pct,
+                            "daemon_cpu_pct": r.daemon_cpu_pct,
+                            "bus": getattr(r, "bus", "local"),
+                            "workers": getattr(r, "workers", 1),
+                            "hop": r.hop,
                             "other_cpu_pct": r.other_cpu_pct,
                             "loadavg": r.loadavg,
                             "server_tracebacks": r.server_errors,

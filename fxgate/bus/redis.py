@@ -51,6 +51,7 @@ import ujson
 from redis.exceptions import RedisError
 
 from fxgate.bus import redis_client
+from fxgate.bus.hop import HopMeter
 from fxgate.bus.port import BusUnavailable
 from fxgate.bus.resp import Link, ReplyError, pack, release, take
 from fxgate.config.settings import Settings
@@ -168,6 +169,8 @@ class RedisBus:
         #: Streams with messages delivered only here while Redis was away.
         self._dirty: set[tuple[str, str]] = set()
         self.local_deliveries = 0
+        #: Publish → this node's hub, per event of this node (``/metrics``).
+        self.hop = HopMeter()
         self._mark_tasks: set[asyncio.Task[None]] = set()
         # flush(): items taken in, items gone out (to Redis or, failing it, delivered
         # here), and who waits for a count (the cluster's trading replies).
@@ -272,6 +275,7 @@ class RedisBus:
             self._deliver_here(*item)
             return
         self._taken += 1
+        self.hop.sent(item[4])
         if self._reloading:
             self._held.append(item)
         else:
@@ -567,6 +571,7 @@ class RedisBus:
             dropped = self._hub.dropped
             dropped[rec["c"]] = dropped.get(rec["c"], 0) + 1
             return
+        self.hop.arrived(rec["i"])
         if epoch:
             self._hub.fan_out(
                 ch, rec["k"], rec["d"], rec["t"], rec["i"], int(offset), epoch.decode()
