@@ -43,7 +43,7 @@ import contextlib
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
@@ -94,6 +94,21 @@ redis.call("del", KEYS[2])
 return 1
 """
 
+#: Where a stream stands, for a resume mark of a stream the node holds no message of:
+#: one Redis has no trace of gets its epoch now (offset 0, the history gone as when
+#: PUBLISH_LUA makes one), so that its first message keeps it. KEYS: meta hash, history
+#: stream. ARGV: an epoch for a new stream, meta ttl.
+POSITION_LUA = """
+local epoch = redis.call("hget", KEYS[1], "e")
+if not epoch then
+  epoch = ARGV[1]
+  redis.call("hset", KEYS[1], "e", epoch, "s", 0)
+  redis.call("del", KEYS[2])
+end
+redis.call("expire", KEYS[1], ARGV[2])
+return {tonumber(redis.call("hget", KEYS[1], "s") or "0"), epoch}
+"""
+
 #: An event on its way to Redis: channel, stream key, payload, timestamp, message id.
 Item: TypeAlias = tuple[Channel, str, Mapping[str, Any], str, str]
 
@@ -141,6 +156,7 @@ class RedisBus:
         self._epochs = itertools.count(int(new_epoch(), 16))
         self._epoch_script = self._redis.register_script(NEW_EPOCH_LUA)
         self._rewind_script = self._redis.register_script(REWIND_LUA)
+        self._position_script = self._redis.register_script(POSITION_LUA)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         #: The publishing connection, while it works (None: Redis lost, events local).
@@ -680,6 +696,29 @@ class RedisBus:
             return None
         mark: Mapping[str, Any] = ujson.loads(raw)
         return mark
+
+    async def positions(
+        self, streams: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, str]] | None:
+        """Each stream's (offset, epoch) in Redis, creating the epoch of one Redis does
+        not have (``fxgate.hub.history.SharedPositions``): one script per stream (its
+        keys share one slot), all in one round trip."""
+        if not self._writing:
+            return None  # Redis away, or another epoch coming: the mark as it is
+        pipe = self._redis.pipeline(transaction=False)
+        for channel, key in streams:
+            epoch = f"{next(self._epochs) % 16**12:012x}"
+            args: list[str | int] = [epoch, self._meta_ttl]
+            await self._position_script(keys=self._keys(channel, key), args=args, client=pipe)
+        try:
+            replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("stream positions not read from Redis (%s)", exc)
+            return None
+        return {
+            stream: (int(offset), epoch.decode())
+            for stream, (offset, epoch) in zip(streams, replies, strict=True)
+        }
 
     # -- durable history ---------------------------------------------------------------
 
