@@ -185,6 +185,8 @@ class RedisBus:
         self._dirty: set[tuple[str, str]] = set()
         self.local_deliveries = 0
         self._mark_tasks: set[asyncio.Task[None]] = set()
+        #: Stream positions asked for in this loop iteration (resume marks), and who waits.
+        self._asked: list[tuple[Sequence[tuple[str, str]], asyncio.Future[Any]]] = []
         # flush(): items taken in, items gone out (to Redis or, failing it, delivered
         # here), and who waits for a count (the cluster's trading replies).
         self._taken = 0
@@ -699,26 +701,42 @@ class RedisBus:
 
     async def positions(
         self, streams: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[int, str]] | None:
+    ) -> Mapping[tuple[str, str], tuple[int, str]] | None:
         """Each stream's (offset, epoch) in Redis, creating the epoch of one Redis does
-        not have (``fxgate.hub.history.SharedPositions``): one script per stream (its
-        keys share one slot), all in one round trip."""
+        not have (``fxgate.hub.history.SharedPositions``). What every connection that
+        closes in one loop iteration asks (a node stopping closes them all) is read
+        together, in pipelines of script calls, one per stream (its keys share a slot)."""
         if not self._writing:
             return None  # Redis away, or another epoch coming: the mark as it is
-        pipe = self._redis.pipeline(transaction=False)
-        for channel, key in streams:
-            epoch = f"{next(self._epochs) % 16**12:012x}"
-            args: list[str | int] = [epoch, self._meta_ttl]
-            await self._position_script(keys=self._keys(channel, key), args=args, client=pipe)
+        answer: asyncio.Future[Mapping[tuple[str, str], tuple[int, str]] | None]
+        answer = asyncio.get_running_loop().create_future()
+        self._asked.append((streams, answer))
+        if len(self._asked) == 1:  # runs next iteration, with every ask of this one
+            self._spawn(self._read_positions())
+        return await answer
+
+    async def _read_positions(self) -> None:
+        asked, self._asked = self._asked, []
+        wanted = list(dict.fromkeys(s for streams, _ in asked for s in streams))
+        got: dict[tuple[str, str], tuple[int, str]] = {}
+        found: dict[tuple[str, str], tuple[int, str]] | None = got
         try:
-            replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
+            for i in range(0, len(wanted), BATCH):
+                batch = wanted[i : i + BATCH]
+                pipe = self._redis.pipeline(transaction=False)
+                for channel, key in batch:
+                    epoch = f"{next(self._epochs) % 16**12:012x}"
+                    args: list[str | int] = [epoch, self._meta_ttl]
+                    keys = self._keys(channel, key)
+                    await self._position_script(keys=keys, args=args, client=pipe)
+                for stream, (offset, e) in zip(batch, await pipe.execute(), strict=True):
+                    got[stream] = (int(offset), e.decode())
+        except Exception as exc:  # whatever it is, every ask gets its answer
             log.warning("stream positions not read from Redis (%s)", exc)
-            return None
-        return {
-            stream: (int(offset), epoch.decode())
-            for stream, (offset, epoch) in zip(streams, replies, strict=True)
-        }
+            found = None
+        for streams, answer in asked:
+            if not answer.done():
+                answer.set_result(None if found is None else {s: found[s] for s in streams})
 
     # -- durable history ---------------------------------------------------------------
 
