@@ -126,17 +126,18 @@ class ResumeBook:
         the streams this node holds no message of stand."""
         if self.marks is None:
             return
+        closed_at = time.time()
         unseen = [name for name, (offset, _) in mark.offsets.items() if offset == 0]
         if self._shared is None or not unseen:
-            self._put(user_id, mark)
+            self._put(user_id, mark, closed_at)
             return
         task = asyncio.get_running_loop().create_task(
-            self._settle(user_id, mark, unseen), name="resume-positions"
+            self._settle(user_id, mark, unseen, closed_at), name="resume-positions"
         )
         self._settling[user_id] = task
         task.add_done_callback(lambda t: self._settled(user_id, t))
 
-    async def _settle(self, user_id: str, mark: _Mark, unseen: list[str]) -> None:
+    async def _settle(self, user_id: str, mark: _Mark, unseen: list[str], closed_at: float) -> None:
         assert self._shared is not None
         try:
             found = await self._shared.positions([(name, user_id) for name in unseen])
@@ -152,7 +153,7 @@ class ResumeBook:
             else:
                 del mark.offsets[name]
         if self._marks.get(user_id) is mark and user_id not in self._open:
-            self._put(user_id, mark)
+            self._put(user_id, mark, closed_at)
 
     def _settled(self, user_id: str, task: asyncio.Task[None]) -> None:
         if self._settling.get(user_id) is task:
@@ -164,10 +165,10 @@ class ResumeBook:
         if self._settling:
             await asyncio.wait(list(self._settling.values()))
 
-    def _put(self, user_id: str, mark: _Mark) -> None:
+    def _put(self, user_id: str, mark: _Mark, closed_at: float) -> None:
         assert self.marks is not None
         streams = {k: list(v) for k, v in mark.offsets.items()}
-        self.marks.put_mark(user_id, {"closedAt": time.time(), "streams": streams}, self.window)
+        self.marks.put_mark(user_id, {"closedAt": closed_at, "streams": streams}, self.window)
 
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None:
         """Where ``channel`` stood for ``user_id`` when their last connection closed,
