@@ -18,6 +18,11 @@ from tests.conftest import Daemon, Daemons, until
 from tests.redis_fixtures import RedisServer
 from tests.sioclient import SioClient
 from tests.test_redis_bus import Cluster, Node
+from tests.test_resume_durable import (
+    assert_fill_notified,
+    pending_limit_order_on_a_dashboard,
+    wait_filled,
+)
 from tests.trading_helpers import Admin, Trader
 from tests.wsclient import Client
 
@@ -233,3 +238,21 @@ async def test_local_first_ever_order_then_a_clean_restart_is_replayed(
     d.stop()  # the fill is in the store's history only
     d.start()
     await assert_sio_replayed(d, pia, order)
+
+
+async def test_redis_a_dashboard_gets_a_first_ever_fill_on_a_node_started_after_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    cluster = redis_cluster(tmp_path, redis_server)
+    try:
+        [a] = cluster.start(1)
+        hana = Trader.issued(a)
+        # No deal before: the user's trades stream does not exist anywhere when they go.
+        order_id = await pending_limit_order_on_a_dashboard(a, hana)
+        await mark_kept(cluster, hana.user_id)
+        Admin(a).quote("NZDUSD", "0.59400", "0.59410")
+        await wait_filled(hana, order_id)
+        b = cluster.node().start()  # started after the fill: only Redis holds it
+        await assert_fill_notified(b, hana)
+    finally:
+        cluster.stop_all()
