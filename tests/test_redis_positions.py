@@ -76,3 +76,32 @@ async def test_a_redis_that_does_not_answer_leaves_the_mark_to_a_snapshot(
     finally:
         redis_server.command("CLIENT", "UNPAUSE")
         await n.bus.stop()
+
+
+def test_a_created_epoch_still_notices_a_redis_behind_what_a_node_saw(
+    redis_server: RedisServer,
+) -> None:
+    """The publishing script's rewind test (ARGV 7/8) holds for an epoch a position
+    read created: in step, the next offset; behind what a node saw, a new epoch."""
+    from fxgate.bus.redis import POSITION_LUA, PUBLISH_LUA
+
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    r = redis.Redis(port=redis_server.port)
+    meta, hist = "pos:{orders:u}:m", "pos:{orders:u}:h"
+    r.delete(meta, hist)
+    position = r.register_script(POSITION_LUA)
+    publish = r.register_script(PUBLISH_LUA)
+
+    def send(seen_epoch: str, seen: int, new: str) -> tuple[int, str]:
+        offset, epoch = publish(
+            keys=[meta, hist], args=["{}", 100, 60, 600, new, "pos:bus", seen_epoch, seen]
+        )
+        return int(offset), epoch.decode()
+
+    assert position(keys=[meta, hist], args=["E1", 600]) == [0, b"E1"]
+    assert position(keys=[meta, hist], args=["E9", 600]) == [0, b"E1"]  # read, not made
+    assert send("E1", 0, "E2") == (1, "E1")  # the node adopted (0, E1): in step
+    assert send("E1", 1, "E2") == (2, "E1")
+    r.hset(meta, "s", 1)  # offset 2 lost (a failover)
+    assert send("E1", 2, "E3") == (2, "E3")
