@@ -127,7 +127,8 @@ class ResumeBook:
         if self.marks is None:
             return
         closed_at = time.time()
-        unseen = [name for name, (offset, _) in mark.offsets.items() if offset == 0]
+        # Streams with no message here (whatever offset the mark took for the others).
+        unseen = [name for name in mark.offsets if self.hub.position(name, user_id)[0] == 0]
         if self._shared is None or not unseen:
             self._put(user_id, mark, closed_at)
             return
