@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,13 +57,60 @@ def wanted(args: argparse.Namespace) -> bool:
     return list(args.bus) != ["local"] or list(args.workers) != [1]
 
 
-def tree_cpu_secs(pid: int, cpu_of: Any) -> float:
-    """CPU seconds of ``pid``, its children (the workers) and ``EXTRA_CPU_PIDS``."""
+def tree_cpu_secs(pid: int, cpu_of: Any, *, extra: bool = True) -> float:
+    """CPU seconds of ``pid``, its children (the workers) and (``extra``) ``EXTRA_CPU_PIDS``."""
     total = 0.0
-    for p in [pid, *children(pid), *EXTRA_CPU_PIDS]:
+    for p in [pid, *children(pid), *(EXTRA_CPU_PIDS if extra else [])]:
         with contextlib.suppress(OSError, ValueError):
             total += cpu_of(p)
     return total
+
+
+_HOP_BUCKET = re.compile(r'^fxgate_bus_hop_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+
+
+def scrape_hop(port: int) -> list[tuple[float, float]] | None:
+    """The daemon's ``fxgate_bus_hop_seconds`` buckets, (upper bound s, cumulative count);
+    None without the Redis bus (or when ``/metrics`` does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    found = [(float(le), float(n)) for le, n in _HOP_BUCKET.findall(text)]
+    return sorted(found) or None
+
+
+def hop_over(
+    start: list[tuple[float, float]] | None, end: list[tuple[float, float]] | None
+) -> dict[str, float]:
+    """p50/p99 of the hop over the window (linear within a bucket, as Prometheus's
+    ``histogram_quantile``) and the share of events under 1 ms and under 3 ms."""
+    if not start or not end or len(start) != len(end):
+        return {}
+    counts = [(le, n1 - n0) for (le, n0), (_, n1) in zip(start, end, strict=True)]
+    total = counts[-1][1]
+    if total <= 0:
+        return {}
+
+    def quantile(q: float) -> float:
+        rank, lower, below = q * total, 0.0, 0.0
+        for le, n in counts:
+            if n >= rank:
+                if le == float("inf"):
+                    return lower
+                return lower + (le - lower) * (rank - below) / max(n - below, 1e-12)
+            lower, below = le, n
+        return lower
+
+    share = {le: n / total for le, n in counts}
+    return {
+        "events": total,
+        "p50_ms": 1000 * quantile(0.50),
+        "p99_ms": 1000 * quantile(0.99),
+        "under_1ms": share.get(0.001, 0.0),
+        "under_3ms": share.get(0.003, 0.0),
+    }
 
 
 def children(pid: int) -> list[int]:
@@ -158,27 +207,54 @@ def _default_rate(clients: int, nsym: int) -> float:
 
 COMPARE_HEADER = (
     "| N | bus | workers | delivered msgs/s | p50 ms | p99 ms | CPU % (all processes) "
-    "| CPU µs per delivered msg | hop p50 ms | hop p99 ms |"
+    "| CPU µs per delivered msg | daemon CPU µs per msg | Δ p50 / p99 ms vs local "
+    "| hop p50 / p99 ms (in the node) | hop events under 1 / 3 ms | daemon rate vs 1 worker |"
 )
 
 
 def print_comparison(runs: list[Any]) -> None:
-    """Per N: each run's CPU per delivered message, and the hop against the local row."""
+    """Per N: each run's CPU per delivered message, the hop, and the workers' scaling.
+
+    The hop is measured two ways: the end-to-end difference against the local row (the
+    clients' p50/p99 less the local bus's, whose run-to-run spread at 5,000 clients is
+    itself ±10 ms), and in the node, per event (``fxgate_bus_hop_seconds`` over the
+    window: publish → the node's own hub through Redis; one worker only, since another
+    worker could answer the second scrape). The workers' scaling is the daemon side's
+    capacity with a core per worker, from what it costs per message: W x (µs per message
+    with one worker) / (µs per message with W), daemon processes only (redis-server and
+    the load generator excluded). On two cores the workers share them with the load
+    generator and Redis, which makes each message dearer (context switches, caches), so
+    the figure errs low."""
     print()
     print(COMPARE_HEADER)
     print("|" + "---|" * COMPARE_HEADER.count(" | ") + "---|")
     local = {r.clients: r for r in runs if r.bus == "local" and r.workers == 1}
+    single = {r.clients: r for r in runs if r.bus == "redis" and r.workers == 1}
+
+    def own_per_msg(r: Any) -> float:
+        rate = r.loadgen.get("msgs_per_sec", 0) or 1
+        return float(r.daemon_cpu_pct) / 100 / rate * 1e6
+
     for r in runs:
         lg = r.loadgen
         rate = lg.get("msgs_per_sec", 0) or 1
         per_msg = r.server_cpu_pct / 100 / rate * 1e6
         base = local.get(r.clients)
-        hop50 = hop99 = "-"
+        delta = "-"
         if base is not None and base is not r:
-            hop50 = f"{lg['p50_ms'] - base.loadgen['p50_ms']:+.2f}"
-            hop99 = f"{lg['p99_ms'] - base.loadgen['p99_ms']:+.2f}"
+            delta = (
+                f"{lg['p50_ms'] - base.loadgen['p50_ms']:+.2f} / "
+                f"{lg['p99_ms'] - base.loadgen['p99_ms']:+.2f}"
+            )
+        hop = r.hop if r.workers == 1 else {}
+        hop_ms = f"{hop['p50_ms']:.2f} / {hop['p99_ms']:.2f}" if hop else "-"
+        under = f"{100 * hop['under_1ms']:.1f} % / {100 * hop['under_3ms']:.1f} %" if hop else "-"
+        one = single.get(r.clients)
+        scale = "-"
+        if r.workers > 1 and one is not None and own_per_msg(r) > 0:
+            scale = f"{r.workers * own_per_msg(one) / own_per_msg(r):.2f}×"
         print(
             f"| {r.clients:,} | {r.bus} | {r.workers} | {lg.get('msgs_per_sec', 0):,.0f} "
             f"| {lg.get('p50_ms', 0):.2f} | {lg.get('p99_ms', 0):.2f} | {r.server_cpu_pct:.0f} "
-            f"| {per_msg:.2f} | {hop50} | {hop99} |"
+            f"| {per_msg:.2f} | {own_per_msg(r):.2f} | {delta} | {hop_ms} | {under} | {scale} |"
         )

@@ -10,6 +10,7 @@ here touches Tornado.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -327,5 +328,8 @@ class Node:
             await self.broker.stop()
         if self.cluster is not None:
             await self.cluster.stop()
+        # Marks of the connections just closed, still reading their streams' positions.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.resume.settle(), self.settings.bus.redis_timeout)
         await self.bus.stop()
         await self.store.close()

@@ -43,7 +43,7 @@ import contextlib
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
@@ -51,6 +51,7 @@ import ujson
 from redis.exceptions import RedisError
 
 from fxgate.bus import redis_client
+from fxgate.bus.hop import HopMeter
 from fxgate.bus.port import BusUnavailable
 from fxgate.bus.resp import Link, ReplyError, pack, release, take
 from fxgate.config.settings import Settings
@@ -92,6 +93,21 @@ redis.call("hset", KEYS[1], "e", ARGV[1])
 redis.call("expire", KEYS[1], ARGV[2])
 redis.call("del", KEYS[2])
 return 1
+"""
+
+#: Where a stream stands, for a resume mark of a stream the node holds no message of:
+#: one Redis has no trace of gets its epoch now (offset 0, the history gone as when
+#: PUBLISH_LUA makes one), so that its first message keeps it. KEYS: meta hash, history
+#: stream. ARGV: an epoch for a new stream, meta ttl.
+POSITION_LUA = """
+local epoch = redis.call("hget", KEYS[1], "e")
+if not epoch then
+  epoch = ARGV[1]
+  redis.call("hset", KEYS[1], "e", epoch, "s", 0)
+  redis.call("del", KEYS[2])
+end
+redis.call("expire", KEYS[1], ARGV[2])
+return {tonumber(redis.call("hget", KEYS[1], "s") or "0"), epoch}
 """
 
 #: An event on its way to Redis: channel, stream key, payload, timestamp, message id.
@@ -141,6 +157,7 @@ class RedisBus:
         self._epochs = itertools.count(int(new_epoch(), 16))
         self._epoch_script = self._redis.register_script(NEW_EPOCH_LUA)
         self._rewind_script = self._redis.register_script(REWIND_LUA)
+        self._position_script = self._redis.register_script(POSITION_LUA)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         #: The publishing connection, while it works (None: Redis lost, events local).
@@ -168,7 +185,11 @@ class RedisBus:
         #: Streams with messages delivered only here while Redis was away.
         self._dirty: set[tuple[str, str]] = set()
         self.local_deliveries = 0
+        #: Publish → this node's hub, per event of this node (``/metrics``).
+        self.hop = HopMeter()
         self._mark_tasks: set[asyncio.Task[None]] = set()
+        #: Stream positions asked for in this loop iteration (resume marks), and who waits.
+        self._asked: list[tuple[Sequence[tuple[str, str]], asyncio.Future[Any]]] = []
         # flush(): items taken in, items gone out (to Redis or, failing it, delivered
         # here), and who waits for a count (the cluster's trading replies).
         self._taken = 0
@@ -272,6 +293,7 @@ class RedisBus:
             self._deliver_here(*item)
             return
         self._taken += 1
+        self.hop.sent(item[4])
         if self._reloading:
             self._held.append(item)
         else:
@@ -567,6 +589,7 @@ class RedisBus:
             dropped = self._hub.dropped
             dropped[rec["c"]] = dropped.get(rec["c"], 0) + 1
             return
+        self.hop.arrived(rec["i"])
         if epoch:
             self._hub.fan_out(
                 ch, rec["k"], rec["d"], rec["t"], rec["i"], int(offset), epoch.decode()
@@ -680,6 +703,45 @@ class RedisBus:
             return None
         mark: Mapping[str, Any] = ujson.loads(raw)
         return mark
+
+    async def positions(
+        self, streams: Sequence[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], tuple[int, str]] | None:
+        """Each stream's (offset, epoch) in Redis, creating the epoch of one Redis does
+        not have (``fxgate.hub.history.SharedPositions``). What every connection that
+        closes in one loop iteration asks (a node stopping closes them all) is read
+        together, in pipelines of script calls, one per stream (its keys share a slot)."""
+        if not self._writing:
+            return None  # Redis away, or another epoch coming: the mark as it is
+        answer: asyncio.Future[Mapping[tuple[str, str], tuple[int, str]] | None]
+        answer = asyncio.get_running_loop().create_future()
+        self._asked.append((streams, answer))
+        if len(self._asked) == 1:  # runs next iteration, with every ask of this one
+            self._spawn(self._read_positions())
+        return await answer
+
+    async def _read_positions(self) -> None:
+        asked, self._asked = self._asked, []
+        wanted = list(dict.fromkeys(s for streams, _ in asked for s in streams))
+        got: dict[tuple[str, str], tuple[int, str]] = {}
+        found: dict[tuple[str, str], tuple[int, str]] | None = got
+        try:
+            for i in range(0, len(wanted), BATCH):
+                batch = wanted[i : i + BATCH]
+                pipe = self._redis.pipeline(transaction=False)
+                for channel, key in batch:
+                    epoch = f"{next(self._epochs) % 16**12:012x}"
+                    args: list[str | int] = [epoch, self._meta_ttl]
+                    keys = self._keys(channel, key)
+                    await self._position_script(keys=keys, args=args, client=pipe)
+                for stream, (offset, e) in zip(batch, await pipe.execute(), strict=True):
+                    got[stream] = (int(offset), e.decode())
+        except Exception as exc:  # whatever it is, every ask gets its answer
+            log.warning("stream positions not read from Redis (%s)", exc)
+            found = None
+        for streams, answer in asked:
+            if not answer.done():
+                answer.set_result(None if found is None else {s: found[s] for s in streams})
 
     # -- durable history ---------------------------------------------------------------
 

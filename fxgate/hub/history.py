@@ -11,9 +11,9 @@ them atomically; the local bus records them off the hot path, see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +51,23 @@ class MarkStore(Protocol):
     def drop_mark(self, user_id: str) -> None:
         """Forget the user's mark (a connection opened: it is a fresh subscriber or has
         taken the mark already); never blocks."""
+
+
+@runtime_checkable
+class SharedPositions(Protocol):
+    """Where streams stand in a history shared by several nodes (Redis), asked for a
+    resume mark of streams this node holds no message of.
+
+    The node cannot tell such a stream's epoch by itself: the epoch it would make up is
+    not the one the shared history gives the stream's first message, and a mark with
+    it never resumes. So, as Centrifuge does when a stream's position is read, a stream
+    the history has no trace of gets its epoch there now (offset 0), and the first
+    message published keeps it."""
+
+    async def positions(
+        self, streams: Sequence[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], tuple[int, str]] | None:
+        """(offset, epoch) of each (channel, key), creating the epoch of one that does
+        not exist yet; None when the history cannot be reached (the mark stays as it
+        was: a snapshot on resume, never a gap)."""
+        ...

@@ -495,6 +495,15 @@ class Hub:
             return (0, self.streams.epoch)
         return (stream.offset, stream.epoch)
 
+    def adopt(self, channel: str, key: str, epoch: str) -> None:
+        """Stream (``channel``, ``key``), which has no message here yet, takes the
+        ``epoch`` the shared history created for it (``SharedPositions``), so that its
+        first message (offset 1 in that epoch) is its next message here, not an epoch
+        change. A stream that got a message meanwhile keeps what that message said."""
+        stream = self.streams.get(channel, key)
+        if stream.offset == 0:
+            stream.epoch = epoch
+
     def subscriber_count(self, channel: str | None = None) -> int:
         return sum(
             len(b.plain) + len(b.filtered)

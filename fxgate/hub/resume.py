@@ -34,16 +34,26 @@ history is, and a session ``await book.load(user_id, now)`` before asking ``sinc
 takes it from there when this process has none (the user was on another node, or the
 daemon restarted). Each stream's mark carries its own epoch (``Hub.position``), and the
 replay goes through ``Hub.recover``, which reads the durable history past memory.
+
+A stream the node holds no message of (offset 0: typically the user's first-ever
+order, placed elsewhere while they were away) has no epoch the node can know: with a
+shared history (``marks`` that are also :class:`fxgate.hub.history.SharedPositions`,
+the Redis bus) its position is read there before the mark is kept, creating its epoch
+when the stream does not exist yet, so the mark resumes into its first message. One
+that exists there with messages the node never saw is left out of the mark (a
+snapshot): marking past them could hide them, marking before them could replay what
+the snapshot already showed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fxgate.hub.history import MarkStore
+from fxgate.hub.history import MarkStore, SharedPositions
 from fxgate.hub.hub import Hub
 
 
@@ -63,6 +73,9 @@ class ResumeBook:
         self.marks = marks
         self._open: dict[str, int] = {}
         self._marks: dict[str, _Mark] = {}
+        self._shared = marks if isinstance(marks, SharedPositions) else None
+        #: user -> the reading of their unseen streams' positions, before the mark is kept
+        self._settling: dict[str, asyncio.Task[None]] = {}
 
     def resumable(self) -> list[str]:
         """The channels a mark covers: per-user channels that keep history."""
@@ -96,9 +109,7 @@ class ResumeBook:
             offsets = self._behind(offsets, acked)
         self._marks[user_id] = _Mark(now, offsets)
         self._expire(now)
-        if self.marks is not None:
-            kept = {"closedAt": time.time(), "streams": {k: list(v) for k, v in offsets.items()}}
-            self.marks.put_mark(user_id, kept, self.window)
+        self._keep(user_id, self._marks[user_id])
 
     def positions(self, user_id: str) -> dict[str, tuple[int, str]]:
         """Where each of the user's resumable streams stands now (what a connection
@@ -125,6 +136,9 @@ class ResumeBook:
     async def load(self, user_id: str, now: float) -> None:
         """Take the user's mark from the shared ``marks`` when this process has none
         (the last connection closed on another node, or before a restart)."""
+        settling = self._settling.get(user_id)
+        if settling is not None:  # the mark of a connection that closed a moment ago
+            await asyncio.wait({settling})
         if self.marks is None or user_id in self._marks:
             return
         try:
@@ -139,6 +153,56 @@ class ResumeBook:
         streams = kept.get("streams") or {}
         offsets = {str(k): (int(v[0]), str(v[1])) for k, v in streams.items()}
         self._marks[user_id] = _Mark(now - max(age, 0.0), offsets)
+
+    def _keep(self, user_id: str, mark: _Mark) -> None:
+        """Keep ``mark`` in ``marks``: at once, or once the shared history said where
+        the streams this node holds no message of stand."""
+        if self.marks is None:
+            return
+        closed_at = time.time()
+        # Streams with no message here (whatever offset the mark took for the others).
+        unseen = [name for name in mark.offsets if self.hub.position(name, user_id)[0] == 0]
+        if self._shared is None or not unseen:
+            self._put(user_id, mark, closed_at)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._settle(user_id, mark, unseen, closed_at), name="resume-positions"
+        )
+        self._settling[user_id] = task
+        task.add_done_callback(lambda t: self._settled(user_id, t))
+
+    async def _settle(self, user_id: str, mark: _Mark, unseen: list[str], closed_at: float) -> None:
+        assert self._shared is not None
+        try:
+            found = await self._shared.positions([(name, user_id) for name in unseen])
+        except Exception:
+            found = None  # the marks as they are: a snapshot on resume, never a gap
+        for name in unseen if found is not None else ():
+            offset, epoch = found[(name, user_id)]
+            if name not in mark.offsets:
+                continue  # used meanwhile
+            if offset == 0:
+                self.hub.adopt(name, user_id, epoch)
+                mark.offsets[name] = (0, epoch)
+            else:
+                del mark.offsets[name]
+        if self._marks.get(user_id) is mark and user_id not in self._open:
+            self._put(user_id, mark, closed_at)
+
+    def _settled(self, user_id: str, task: asyncio.Task[None]) -> None:
+        if self._settling.get(user_id) is task:
+            del self._settling[user_id]
+
+    async def settle(self) -> None:
+        """Return once the marks being settled are kept: a stopping node waits for
+        them before its bus closes (cancelling the wait leaves them running)."""
+        if self._settling:
+            await asyncio.wait(list(self._settling.values()))
+
+    def _put(self, user_id: str, mark: _Mark, closed_at: float) -> None:
+        assert self.marks is not None
+        streams = {k: list(v) for k, v in mark.offsets.items()}
+        self.marks.put_mark(user_id, {"closedAt": closed_at, "streams": streams}, self.window)
 
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None:
         """Where ``channel`` stood for ``user_id`` when their last connection closed,

@@ -44,11 +44,6 @@ class SocketIOSession(Session):
         if claims is None:
             raise ValueError("a Socket.IO session starts authenticated (CONNECT's auth)")
         super().start(claims)
-        if self.resume is not None and self.principal is not None:
-            user = self.principal.user_id
-            self.resume.opened(user)
-            self._opened = True
-            self.acks = Acks(partial(self.resume.positions, user))
 
     def disconnect(self, disconnect: Disconnect, notice: bytes | None = None) -> None:
         # The transport's kick says it in seed 002's words (``disconnected``).
@@ -97,10 +92,15 @@ class SocketIOSession(Session):
         """Subscribe the seed's channel names; the names now subscribed."""
         assert self.principal is not None
         user = self.principal.user_id
-        if self.resume is not None:
+        if self.resume is not None and not self._opened:
+            # The mark kept elsewhere (another node, before a restart) first, then
+            # opened (which drops it there): the other order lost it on every move.
             await self.resume.load(user, self._timers.time())
             if self.closed:
                 return []
+            self.resume.opened(user)
+            self._opened = True
+            self.acks = Acks(partial(self.resume.positions, user))
         now = self._timers.time()
         items = []
         for name in dict.fromkeys(names):

@@ -8,7 +8,7 @@ from typing import Any
 
 import ujson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from tornado.web import RequestHandler
 
@@ -93,6 +93,14 @@ class NodeCollector(Collector):
                 "fxgate_bus_local_deliveries",
                 "Events Redis could not take, delivered to this node's clients only",
                 value=local,
+            )
+        hop = getattr(node.bus, "hop", None)
+        if hop is not None:  # the Redis bus
+            yield HistogramMetricFamily(
+                "fxgate_bus_hop_seconds",
+                "Publish to this node's own hub through Redis, per event of this node",
+                buckets=hop.cumulative(),
+                sum_value=hop.sum,
             )
         up = GaugeMetricFamily(
             "fxgate_component_up", "1 when a component is healthy", labels=["component"]
