@@ -24,7 +24,8 @@ from tests.conftest import Daemon, Daemons, until
 from tests.dashboard_client import dashboard, first_of_each
 from tests.protocol.test_socketio import Account, MarketData, Positions, account_event
 from tests.sioclient import SioClient
-from tests.trading_helpers import Admin, Trader
+from tests.test_seed004 import auth_frame
+from tests.trading_helpers import HTTP, Admin, Trader
 from tests.wsclient import Client
 
 ACCOUNT = ["balance", "equity", "margin", "free_margin", "margin_level", "profit", "currency"]
@@ -214,6 +215,42 @@ async def test_socketio_events_written_into_a_dead_socket_are_replayed(
         assert [p["symbol"] for p in positions] == ["GBPUSD"]
         await again.heartbeat(2)
         assert again.seen("account_update") == [{k: m[k] for k in ACCOUNT} for m in gap]
+    finally:
+        await again.close()
+        await c.close()
+
+
+async def trading_login(url: str, key: str, secret: str) -> Client:
+    c = await Client.connect(url, ping_interval=None, close_timeout=1)
+    await c.send(auth_frame(key, secret))
+    assert (await c.type("auth"))["status"] == "success"
+    return c
+
+
+async def test_ws_trading_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) -> None:
+    """Seed 004's trading socket sends no state at login: without the replay, a fill
+    missed while the network was dead would never reach it."""
+    Admin(fast).quote("EURGBP", "0.85000", "0.85010")
+    bot = Trader.logged_in(fast)
+    r = HTTP.post(fast.url("/api/v1/auth/api-keys"), headers=bot.headers, json={"name": "bot"})
+    assert r.status_code == 201, r.text
+    key, secret = r.json()["data"]["id"], r.json()["data"]["secret"]
+    proxy = await Proxy(fast.port).start()
+    try:
+        c = await trading_login(proxy.url("/ws/trading"), key, secret)
+        await c.barrier()
+        open_before = connections(fast)
+        proxy.blackhole()
+        order = bot.buy(0.1, symbol="EURGBP")
+        await ping_timed_out(fast, open_before)
+    finally:
+        await proxy.close()
+
+    again = await trading_login(fast.ws_url("/ws/trading"), key, secret)
+    try:
+        msgs = await again.barrier()
+        updates = [m["data"] for m in msgs if m["type"] == "order_update"]
+        assert [o["status"] for o in updates if o["id"] == order["id"]][-1:] == ["filled"], msgs
     finally:
         await again.close()
         await c.close()
