@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import httpx
 import pytest
 
 from fxgate.domain.events import Event
@@ -126,15 +125,19 @@ def fast(module_daemons: Daemons) -> Daemon:
     return module_daemons.start(quiet=True, FXGATE_WS_PING_INTERVAL="1", FXGATE_WS_PING_TIMEOUT="1")
 
 
-def connections(d: Daemon) -> int:
-    n: int = httpx.get(d.url("/health")).json()["connections"]
-    return n
+def live(user: Trader, endpoint: str) -> int:
+    """The user's connections the daemon holds at ``endpoint`` (``GET /auth/sessions``,
+    which drops one in the same step as its session closes and the mark is taken)."""
+    r = user.get("/auth/sessions")
+    assert r.status_code == 200, r.text
+    return sum(1 for s in r.json()["data"] for c in s["connections"] if c["endpoint"] == endpoint)
 
 
-async def ping_timed_out(d: Daemon, open_before: int, gone: int = 1) -> None:
-    """Until the daemon has closed ``gone`` of its connections (Tornado's ping timeout
-    then its close handshake's few seconds; Engine.IO's interval plus timeout)."""
-    await until(lambda: connections(d) == open_before - gone, what="the ping timeout", timeout=20)
+async def closed_by_daemon(user: Trader, endpoint: str, why: str = "the ping timeout") -> None:
+    """Until the daemon has closed the user's connection at ``endpoint``: the ping timeout
+    (Tornado's, then its close handshake's few seconds; Engine.IO's interval plus
+    timeout), or a close."""
+    await until(lambda: live(user, endpoint) == 0, what=why, timeout=20)
 
 
 async def seed003(url: str, token: str) -> Client:
@@ -155,10 +158,9 @@ async def test_ws_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) ->
         await c.barrier()
         # A ping written after it, answered: the daemon knows this much arrived.
         await proxy.ponged_after(proxy.mark(), ping=(0x9, None), pong=(0xA, None))
-        open_before = connections(fast)
         proxy.blackhole()
         order = ivy.buy(0.1)  # filled at once; its updates go into the dead socket
-        await ping_timed_out(fast, open_before)
+        await closed_by_daemon(ivy, "/ws")
     finally:
         await proxy.close()
 
@@ -195,13 +197,12 @@ async def test_socketio_events_written_into_a_dead_socket_are_replayed(
         # A canonical connection of the same user sees, with offsets, what is published.
         observer = await kim.socket("account")
         await observer.barrier()
-        open_before = connections(fast)
         proxy.blackhole()
         kim.buy(0.1, symbol="GBPUSD")
         gap = [m["data"] for m in await observer.barrier() if m["type"] == "account"]
         assert gap
         await observer.close()
-        await ping_timed_out(fast, open_before, 2)
+        await closed_by_daemon(kim, "/socket.io/")
     finally:
         await proxy.close()
 
@@ -239,10 +240,9 @@ async def test_ws_trading_a_fill_written_into_a_dead_socket_is_replayed(fast: Da
     try:
         c = await trading_login(proxy.url("/ws/trading"), key, secret)
         await c.barrier()
-        open_before = connections(fast)
         proxy.blackhole()
         order = bot.buy(0.1, symbol="EURGBP")
-        await ping_timed_out(fast, open_before)
+        await closed_by_daemon(bot, "/ws/trading")
     finally:
         await proxy.close()
 
@@ -268,10 +268,9 @@ async def test_dashboard_a_fill_notified_into_a_dead_socket_is_notified_again(
         assert (await c.recv())["type"] == "connection"
         await first_of_each(c, {"trading_status", "analytics"})
         await c.barrier()
-        open_before = connections(fast)
         proxy.blackhole()
         max_.buy(0.1, symbol="NZDUSD")  # its notification goes into the dead socket
-        await ping_timed_out(fast, open_before)
+        await closed_by_daemon(max_, "/ws/dashboard")
     finally:
         await proxy.close()
 
@@ -303,9 +302,8 @@ async def test_ws_a_clean_close_resumes_exactly_after_what_was_acknowledged(
         await c.barrier()
         # A ping written after all that, answered: the daemon knows the client read it.
         await proxy.ponged_after(proxy.mark(), ping=(0x9, None), pong=(0xA, None))
-        open_before = connections(fast)
         await c.close()  # the client's close frame: a clean close
-        await until(lambda: connections(fast) == open_before - 1, what="the close")
+        await closed_by_daemon(lou, "/ws", "the close")
     finally:
         await proxy.close()
 
@@ -334,9 +332,8 @@ async def test_ws_a_server_close_after_a_flush_marks_the_close_not_the_last_pong
     try:
         first = nia.buy(0.1, symbol="USDCAD")
         await c.wait_for(lambda m: m["type"] == "order_update" and m["data"]["id"] == first["id"])
-        open_before = connections(market)
         assert await c.closed_with(timeout=10) == 4001  # the expiry, after what was queued
-        await until(lambda: connections(market) == open_before - 1, what="the close")
+        await closed_by_daemon(nia, "/ws", "the close")
     finally:
         await c.close()
 
