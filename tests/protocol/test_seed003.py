@@ -750,14 +750,20 @@ class Marks:
     def opened(self, user_id: str) -> None:
         self.open[user_id] = self.open.get(user_id, 0) + 1
 
-    def closed(self, user_id: str, now: float) -> None:
+    def closed(
+        self, user_id: str, now: float, acked: dict[str, tuple[int, str]] | None = None
+    ) -> None:
         self.open[user_id] -= 1
         if not self.open[user_id]:
-            streams = self.hub.streams
-            self.marks[user_id] = {
-                c: s.offset if (s := streams.find(c, user_id)) else 0
-                for c in ("orders", "positions", "account")
-            }
+            heads = acked if acked is not None else self.positions(user_id)
+            self.marks[user_id] = {c: offset for c, (offset, _) in heads.items()}
+
+    def positions(self, user_id: str) -> dict[str, tuple[int, str]]:
+        streams = self.hub.streams
+        return {
+            c: (s.offset, s.epoch) if (s := streams.find(c, user_id)) else (0, "")
+            for c in ("orders", "positions", "account")
+        }
 
     async def load(self, user_id: str, now: float) -> None:
         return None  # one process: nothing shared to bring in
