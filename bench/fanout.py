@@ -185,22 +185,14 @@ class Run:
             goal = THROUGHPUT_TARGETS.get(self.clients)
             if goal and self.expected < goal:
                 failed.append(f"the configured demand {self.expected:,.0f}/s < target {goal:,}/s")
-            # Spinning, its CPU is 100 % by construction: what counts is the time it spent
-            # handling events rather than polling an empty queue.
-            used = lg.get("client_busy_pct", 0.0) if lg.get("spin") else lg["client_cpu_pct"]
-            if used > CLIENT_CPU_WARN:
-                failed.append(f"load generator at {used:.0f}% CPU: it may be the bottleneck")
+            if lg["client_cpu_pct"] > CLIENT_CPU_WARN:
+                failed.append(
+                    f"load generator at {lg['client_cpu_pct']:.0f}% CPU: it may be the bottleneck"
+                )
         if self.server_errors:
             failed.append(f"{self.server_errors} tracebacks in the daemon's log")
         self.failed = failed
         return failed
-
-
-def client_cpu(lg: dict) -> str:
-    """The load generator's CPU for the table; spinning, with the part spent on events."""
-    if lg.get("spin"):
-        return f"{lg['client_cpu_pct']:.0f} (busy {lg.get('client_busy_pct', 0):.0f})"
-    return f"{lg['client_cpu_pct']:.0f}"
 
 
 def build_loadgen() -> Path:
@@ -401,7 +393,6 @@ def run_once(
             str(args.warmup),
             "--rate",
             str(args.connect_rate),
-            *(["--spin"] if getattr(args, "client_spin", False) else []),
         ]
         lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples: dict[str, tuple[float, float, float]] = {}
@@ -529,7 +520,7 @@ def row(run: Run) -> str:
         f"| {run.expected:,.0f} | {lg['p50_ms']:.1f} | {lg['p99_ms']:.1f} "
         f"| {read_p99(lg)} | {lg['max_ms']:.1f} "
         f"| {lg.get('first_p99_ms', 0):.1f} | {loss} | {run.server_cpu_pct:.0f} "
-        f"| {client_cpu(lg)} | {run.other_cpu_pct:.0f} |"
+        f"| {lg['client_cpu_pct']:.0f} | {run.other_cpu_pct:.0f} |"
     )
 
 
@@ -607,7 +598,7 @@ def compare_row(run: Run, runs: list[Run]) -> str:
         f"| {run.delivered:,.0f} | {'-' if share is None else f'{100 * share:.0f}'} "
         f"| {lg['p50_ms']:.1f} | {lg['p99_ms']:.1f} | {read_p99(lg)} | {lg['max_ms']:.1f} "
         f"| {first} | {loss} | {run.server_cpu_pct:.0f} "
-        f"| {client_cpu(lg)} | {run.other_cpu_pct:.0f} |"
+        f"| {lg['client_cpu_pct']:.0f} | {run.other_cpu_pct:.0f} |"
     )
 
 
@@ -773,13 +764,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_daemon_arguments(p)
     cluster_bench.add_cluster_arguments(p)
-    p.add_argument(
-        "--client-spin",
-        action="store_true",
-        help="the load generator polls without sleeping once connected, so the daemon's"
-        " core does not pay for waking it on every send (a loopback artefact: remote"
-        " clients wake on their own machines); its limit is then judged on its busy time",
-    )
     p.add_argument("--json", type=Path, default=None, help="also write every run to this file")
     p.add_argument("--strict", action="store_true", help="exit 1 when a condition is not met")
     return p.parse_args(argv)

@@ -85,10 +85,6 @@ typedef struct gen_s {
 
 /* ---- options ---- */
 static int o_clients = 10;
-/* --spin: poll without sleeping once connected (see fanout.py --client-spin). */
-static int o_spin = 0;
-/* Seconds of the window spent handling events (not waiting in epoll_wait). */
-static double g_busy = 0;
 static double o_duration = 10, o_warmup = 2, o_rate = 300, o_connect_timeout = 0;
 static const char *o_url = NULL;
 static const char *o_subscribe = "{\"type\":\"subscribe\",\"channels\":[\"market-data\"]}";
@@ -1552,7 +1548,7 @@ static void usage(void)
             "               [--warmup W] [--rate CONNECTS_PER_SEC] [--connect-timeout S]\n"
             "               [--subscribe JSON] [--verbose]\n"
             "               [--hello FRAME]... [--subscribed MARKER --market MARKER]\n"
-            "               [--engineio] [--deflate] [--spin] [--loss-grace S]\n"
+            "               [--engineio] [--deflate] [--loss-grace S]\n"
             "Prints one JSON line with the measured window's statistics.\n");
     exit(2);
 }
@@ -1603,10 +1599,6 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--deflate")) {
             o_deflate = 1;
-            continue;
-        }
-        if (!strcmp(a, "--spin")) {
-            o_spin = 1;
             continue;
         }
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
@@ -1766,16 +1758,11 @@ int main(int argc, char **argv)
             if (timeout_ms > 100)
                 timeout_ms = 100;
         }
-        if (o_spin && g_phase != PH_CONNECT)
-            timeout_ms = 0;
         int nev = epoll_wait(g_ep, evs, 1024, timeout_ms);
         if (nev < 0 && errno != EINTR)
             die("epoll_wait failed");
-        double began = nev > 0 && g_phase == PH_MEASURE ? mono_now() : 0;
         for (int i = 0; i < nev; i++)
             on_event((conn_t *)evs[i].data.ptr, evs[i].events);
-        if (began > 0)
-            g_busy += mono_now() - began;
     }
 
     double window = mono_now() - window_start;
@@ -1813,7 +1800,6 @@ int main(int argc, char **argv)
     printf("{\"clients\":%d,\"connected\":%d,\"duration\":%.3f,\"messages\":%llu,"
            "\"msgs_per_sec\":%.1f,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f,"
            "\"gaps\":%llu,\"closed_by_server\":%llu,\"client_cpu_pct\":%.1f,"
-           "\"client_busy_pct\":%.1f,\"spin\":%d,"
            "\"p90_ms\":%.1f,\"p999_ms\":%.1f,\"mean_ms\":%.2f,\"latency_samples\":%llu,"
            "\"market_data\":%llu,\"snapshots\":%llu,\"dups\":%llu,\"parse_errors\":%llu,"
            "\"bytes\":%llu,\"symbols\":%d,\"open_at_end\":%d,\"connect_failed\":%llu,"
@@ -1829,8 +1815,7 @@ int main(int argc, char **argv)
            o_clients, connected_at_window, window, (unsigned long long)s_messages,
            window > 0 ? s_messages / window : 0.0, percentile(0.50), percentile(0.99), s_lat_max,
            (unsigned long long)(s_gaps + missing), (unsigned long long)r_closed_by_server,
-           window > 0 ? 100.0 * cpu / window : 0.0, window > 0 ? 100.0 * g_busy / window : 0.0,
-           o_spin, percentile(0.90), percentile(0.999),
+           window > 0 ? 100.0 * cpu / window : 0.0, percentile(0.90), percentile(0.999),
            s_lat_n ? s_lat_sum / (double)s_lat_n : 0.0, (unsigned long long)s_lat_n,
            (unsigned long long)s_market, (unsigned long long)s_snapshots,
            (unsigned long long)s_dups, (unsigned long long)s_parse_err,
