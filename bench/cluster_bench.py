@@ -51,6 +51,13 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         " daemon keeps core 0 to itself, as with the local bus; latency is timed at the"
         " bytes' arrival, so the load generator sharing its core does not inflate it)",
     )
+    p.add_argument(
+        "--no-redis-rt",
+        dest="redis_rt",
+        action="store_false",
+        help="run redis-server at ordinary priority (default: SCHED_FIFO where allowed, so"
+        " that sharing the load generator's core does not delay what it relays)",
+    )
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -136,14 +143,30 @@ class Redis:
             self.proc.wait(10)
 
 
-def start_redis(pin: list[str]) -> Redis:
+def realtime(enabled: bool) -> list[str]:
+    """``chrt -f 1`` (SCHED_FIFO) when asked and allowed: redis-server shares the load
+    generator's core, and at ordinary priority each message it must relay waits for the
+    load generator's time slice to end (a millisecond or more when that core is busy).
+    On a VPS Redis has a core or a host of its own and answers at once; real-time
+    priority gives it that here, at a few % of the core. ``--no-redis-rt`` turns it off."""
+    chrt = shutil.which("chrt")
+    if not enabled or chrt is None:
+        return []
+    try:
+        subprocess.run([chrt, "-f", "1", "true"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []  # not permitted (no CAP_SYS_NICE): ordinary priority
+    return [chrt, "-f", "1"]
+
+
+def start_redis(pin: list[str], rt: bool = True) -> Redis:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [*pin, binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    cmd = [*realtime(rt), *pin, binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     cmd += ["--appendonly", "no"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
@@ -176,7 +199,9 @@ def run_matrix(args: argparse.Namespace, pinned: bool, run_once: Any, pin: Any) 
     With more than one worker the daemon is not pinned to one core (its workers would
     share it): on two cores it then shares them with the load generator, which is why
     the README compares CPU per delivered message rather than raw rates."""
-    redis = start_redis(pin(args.redis_core, pinned)) if "redis" in args.bus else None
+    redis = (
+        start_redis(pin(args.redis_core, pinned), args.redis_rt) if "redis" in args.bus else None
+    )
     if redis is not None:
         EXTRA_CPU_PIDS.append(redis.proc.pid)
     runs: list[Any] = []

@@ -73,21 +73,31 @@ def put_fake_first() -> None:
 class Stall:
     """One probe that fired more than ``STALL_TARGET_MS`` late, and where the time went
     since the probe before it (ms): the loop's thread on a CPU (callbacks: the adapter's
-    work, or the benchmark's), runnable but waiting for a CPU (``schedstat``: other
-    processes on its core), the hypervisor running something else on that CPU
-    (``steal`` in ``/proc/stat``, 10 ms steps), and the rest (asleep off ``epoll``: the
-    GIL held by another thread of this process, a page fault, the timer's slack)."""
+    work, or the benchmark's); the process's other threads on a CPU (the store's, the
+    terminal's in ``--worker thread``: pinned apart, they share the loop's core, so a
+    wait for the CPU while they ran is the process's own); runnable but waiting for a
+    CPU beyond that (``schedstat``: other processes, the kernel's threads); the
+    hypervisor running something else on that CPU (``steal`` in ``/proc/stat``, 10 ms
+    steps); and the rest (asleep off ``epoll``: the GIL held by another thread of this
+    process, a page fault, the timer's slack)."""
 
     late_ms: float
     busy_ms: float
     run_queue_ms: float
     steal_ms: float
+    siblings_ms: float = 0.0
+
+    @property
+    def machine_ms(self) -> float:
+        """What the machine took: a CPU waited for while no thread of this process ran
+        on it, and steal."""
+        return max(0.0, self.run_queue_ms - self.siblings_ms) + self.steal_ms
 
     @property
     def own_ms(self) -> float:
-        """The stall less what the machine took (a CPU it waited for, steal): what the
-        loop's thread itself spent, on a CPU or waiting inside this process."""
-        return max(0.0, self.late_ms - self.run_queue_ms - self.steal_ms)
+        """The stall less what the machine took: the loop's thread on a CPU, the
+        process's other threads in its way, the GIL, the rest."""
+        return max(0.0, self.late_ms - self.machine_ms)
 
     @property
     def rest_ms(self) -> float:
@@ -96,8 +106,43 @@ class Stall:
     def __str__(self) -> str:
         return (
             f"{self.late_ms:.1f} = on CPU {self.busy_ms:.1f} + waiting for a CPU "
-            f"{self.run_queue_ms:.1f} + steal {self.steal_ms:.0f} + rest {self.rest_ms:.1f}"
+            f"{self.run_queue_ms:.1f} (the process's other threads ran "
+            f"{self.siblings_ms:.1f}) + steal {self.steal_ms:.0f} + rest {self.rest_ms:.1f}"
         )
+
+
+class Siblings:
+    """CPU time of this process's threads other than the caller (seconds, from each
+    thread's ``schedstat``), re-listed now and then as threads come and go."""
+
+    def __init__(self) -> None:
+        self._me = threading.get_native_id()
+        self._fds: dict[int, int] = {}
+        self._calls = 0
+        self._relist()
+
+    def _relist(self) -> None:
+        tids = {int(t) for t in os.listdir("/proc/self/task")} - {self._me}
+        for tid in set(self._fds) - tids:
+            os.close(self._fds.pop(tid))
+        for tid in tids - set(self._fds):
+            with contextlib.suppress(OSError):
+                self._fds[tid] = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
+
+    def __call__(self) -> float:
+        self._calls += 1
+        if self._calls % 500 == 0:
+            self._relist()
+        total = 0
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(os.pread(fd, 128, 0).split()[0])
+        return total / 1e9
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 def _steal_reader() -> Any:
@@ -136,14 +181,15 @@ class Probe:
         def waited() -> float:
             return int(os.pread(sched, 128, 0).split()[1]) / 1e9
 
-        last_cpu, last_wait = time.thread_time(), waited()
+        siblings = Siblings()
+        last_cpu, last_wait, last_sib = time.thread_time(), waited(), siblings()
         last_steal = steal() if steal is not None else 0.0
         try:
             while self.running:
                 due = loop.time() + PROBE_INTERVAL
                 await asyncio.sleep(PROBE_INTERVAL)
                 late = loop.time() - due
-                cpu, wait = time.thread_time(), waited()
+                cpu, wait, sib = time.thread_time(), waited(), siblings()
                 stolen = steal() if steal is not None else 0.0
                 if late * 1000 > STALL_TARGET_MS:
                     self.stalls.append(
@@ -152,12 +198,14 @@ class Probe:
                             1000 * (cpu - last_cpu),
                             1000 * (wait - last_wait),
                             1000 * (stolen - last_steal),
+                            1000 * max(0.0, sib - last_sib),
                         )
                     )
-                last_cpu, last_wait, last_steal = cpu, wait, stolen
+                last_cpu, last_wait, last_steal, last_sib = cpu, wait, stolen, sib
                 self.lateness.append(late)
         finally:
             os.close(sched)
+            siblings.close()
 
 
 class CallbackMeter:

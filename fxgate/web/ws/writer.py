@@ -74,8 +74,14 @@ class Flusher:
         dirty = self.dirty
         if len(dirty) > CHUNK:
             batch, self.dirty = dirty[:CHUNK], dirty[CHUNK:]
-            assert self._loop is not None
-            self._loop.call_soon(self.flush)  # still scheduled: the rest comes next
+            loop = self._loop
+            assert loop is not None
+            # Still scheduled: the rest comes next, as a timer due now rather than with
+            # call_soon, because asyncio runs the due timers of an iteration after its
+            # I/O callbacks: what a socket brought meanwhile (the Redis bus's messages, a
+            # client's frame) and a tick's wake-up go ahead of the next chunk instead of
+            # waiting behind it.
+            loop.call_at(loop.time(), self.flush)
         else:
             batch, self.dirty = dirty, []
             self.scheduled = False
