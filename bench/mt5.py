@@ -86,6 +86,11 @@ class Stall:
     run_queue_ms: float
     steal_ms: float
     siblings_ms: float = 0.0
+    #: Of ``busy_ms``, the time in the loop's callbacks (:class:`CallbackClock`): the
+    #: code that ran. The rest of it was charged to the thread outside any callback
+    #: (in ``epoll_wait``, the kernel, the hypervisor's accounting), running nothing of
+    #: the process's.
+    callbacks_ms: float = 0.0
 
     @property
     def machine_ms(self) -> float:
@@ -95,9 +100,11 @@ class Stall:
 
     @property
     def own_ms(self) -> float:
-        """The stall less what the machine took: the loop's thread on a CPU, the
-        process's other threads in its way, the GIL, the rest."""
-        return max(0.0, self.late_ms - self.machine_ms)
+        """What the process's own code held the loop for: its callbacks on the loop's
+        thread, and its other threads on the loop's core (one holding the GIL runs, so
+        it shows here too). Neither the machine's share nor a timer that fired late
+        from idle ("rest") is the adapter's doing."""
+        return min(self.late_ms, self.callbacks_ms + self.siblings_ms)
 
     @property
     def rest_ms(self) -> float:
@@ -105,7 +112,8 @@ class Stall:
 
     def __str__(self) -> str:
         return (
-            f"{self.late_ms:.1f} = on CPU {self.busy_ms:.1f} + waiting for a CPU "
+            f"{self.late_ms:.1f} = on CPU {self.busy_ms:.1f} (in callbacks "
+            f"{self.callbacks_ms:.1f}) + waiting for a CPU "
             f"{self.run_queue_ms:.1f} (the process's other threads ran "
             f"{self.siblings_ms:.1f}) + steal {self.steal_ms:.0f} + rest {self.rest_ms:.1f}"
         )
@@ -131,7 +139,7 @@ class Siblings:
 
     def __call__(self) -> float:
         self._calls += 1
-        if self._calls % 500 == 0:
+        if self._calls % 5000 == 0:  # threads rarely come and go; listing costs ~2 ms
             self._relist()
         total = 0
         for fd in self._fds.values():
@@ -163,6 +171,27 @@ def _steal_reader() -> Any:
     return read
 
 
+class CallbackClock:
+    """The loop's thread CPU spent inside callbacks, summed (``time.thread_time`` around
+    ``asyncio.Handle._run``): what the process's code held the loop for, as opposed
+    to CPU time charged to the thread outside any callback. About a microsecond per
+    callback; installed for the benchmark's whole run, so its CPU figures include it."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        handle_run = asyncio.events.Handle._run
+        clock = self
+
+        def _run(handle: asyncio.events.Handle) -> None:
+            began = time.thread_time()
+            try:
+                return handle_run(handle)
+            finally:
+                clock.total += time.thread_time() - began
+
+        asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+
+
 @dataclass
 class Probe:
     """A timer every PROBE_INTERVAL on the loop; how late each one fired, and for the
@@ -171,6 +200,7 @@ class Probe:
     lateness: list[float] = field(default_factory=list)
     stalls: list[Stall] = field(default_factory=list)
     running: bool = False
+    clock: CallbackClock | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -182,14 +212,20 @@ class Probe:
             return int(os.pread(sched, 128, 0).split()[1]) / 1e9
 
         siblings = Siblings()
+        clock = self.clock
+
+        def in_callbacks() -> float:
+            return clock.total if clock is not None else 0.0
+
         last_cpu, last_wait, last_sib = time.thread_time(), waited(), siblings()
+        last_cb = in_callbacks()
         last_steal = steal() if steal is not None else 0.0
         try:
             while self.running:
                 due = loop.time() + PROBE_INTERVAL
                 await asyncio.sleep(PROBE_INTERVAL)
                 late = loop.time() - due
-                cpu, wait, sib = time.thread_time(), waited(), siblings()
+                cpu, wait, sib, cb = time.thread_time(), waited(), siblings(), in_callbacks()
                 stolen = steal() if steal is not None else 0.0
                 if late * 1000 > STALL_TARGET_MS:
                     self.stalls.append(
@@ -199,9 +235,10 @@ class Probe:
                             1000 * (wait - last_wait),
                             1000 * (stolen - last_steal),
                             1000 * max(0.0, sib - last_sib),
+                            1000 * (cb - last_cb),
                         )
                     )
-                last_cpu, last_wait, last_steal, last_sib = cpu, wait, stolen, sib
+                last_cpu, last_wait, last_steal, last_sib, last_cb = cpu, wait, stolen, sib, cb
                 self.lateness.append(late)
         finally:
             os.close(sched)
@@ -219,7 +256,12 @@ class CallbackMeter:
         self.longest: list[tuple[float, str]] = []
         self.gc: list[tuple[float, int]] = []
         self._gc_began = 0.0
+        #: The loop's longest iterations in CPU, with what ran in each: a stall is an
+        #: iteration, and several short callbacks ready together make a long one.
+        self.iterations: list[tuple[float, list[tuple[float, str]]]] = []
+        self._current: list[tuple[float, str]] = []
         handle_run = asyncio.events.Handle._run
+        run_once = asyncio.base_events.BaseEventLoop._run_once  # type: ignore[attr-defined]
         meter = self
 
         def _run(handle: asyncio.events.Handle) -> None:
@@ -230,10 +272,24 @@ class CallbackMeter:
                 return handle_run(handle)
             finally:
                 spent = time.thread_time() - began
+                meter._current.append((spent, meter.name(handle)))
                 if spent > 0.001:
                     meter.longest.append((spent, meter.name(handle)))
 
+        def _run_once(loop: asyncio.AbstractEventLoop) -> None:
+            if not meter.recording:
+                return run_once(loop)  # type: ignore[no-any-return]
+            meter._current = []
+            began = time.thread_time()
+            try:
+                return run_once(loop)  # type: ignore[no-any-return]
+            finally:
+                spent = time.thread_time() - began
+                if spent > 0.002:
+                    meter.iterations.append((spent, meter._current))
+
         asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+        asyncio.base_events.BaseEventLoop._run_once = _run_once  # type: ignore[attr-defined]
         gc.callbacks.append(self._on_gc)
 
     @staticmethod
@@ -337,12 +393,14 @@ class Result:
     #: the garbage collector's pauses (wall ms, generation)
     callbacks_cpu_ms: list[tuple[float, str]] = field(default_factory=list)
     gc_pauses_ms: list[tuple[float, int]] = field(default_factory=list)
+    #: ``--callbacks``: the longest loop iterations in CPU ms, with their callbacks.
+    iterations_cpu_ms: list[Any] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
-async def measure_probe_cost(seconds: float) -> float:
+async def measure_probe_cost(seconds: float, clock: CallbackClock | None = None) -> float:
     """The probe's own CPU, % of a core, with nothing else running (subtracted later)."""
-    probe = Probe()
+    probe = Probe(clock=clock)
     began_cpu, began = time.process_time(), time.perf_counter()
     task = asyncio.create_task(probe.run())
     await asyncio.sleep(seconds)
@@ -481,7 +539,8 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         from fxgate.brokers.mt5 import session
 
         session.SWEEP_PART = args.sweep_part
-    probe_cost = await measure_probe_cost(min(2.0, max(0.5, args.warmup)))
+    clock = CallbackClock()
+    probe_cost = await measure_probe_cost(min(2.0, max(0.5, args.warmup)), clock)
     fake = InProcessFake(args) if args.worker == "thread" else ChildFake(args)
     settings = Settings(
         state_dir=state_dir,
@@ -534,7 +593,7 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
-    probe = Probe()
+    probe = Probe(clock=clock)
     probe_task = asyncio.create_task(probe.run(), name="probe")
     callbacks = CallbackMeter() if args.callbacks else None
     try:
@@ -614,6 +673,10 @@ async def run(args: argparse.Namespace, state_dir: Path) -> Result:
         result.callbacks_cpu_ms = [
             (round(1000 * t, 2), name) for t, name in sorted(callbacks.longest, reverse=True)[:8]
         ]
+        result.iterations_cpu_ms = [
+            (round(1000 * t, 2), [(round(1000 * c, 2), n) for c, n in parts if c > 0.0002])
+            for t, parts in sorted(callbacks.iterations, key=lambda x: -x[0])[:5]
+        ]
         result.gc_pauses_ms = [
             (round(1000 * t, 2), g) for t, g in sorted(callbacks.gc, reverse=True)
         ]
@@ -686,6 +749,8 @@ def print_table(results: list[Result]) -> None:
         )
         if r.callbacks_cpu_ms or r.gc_pauses_ms:
             print(f"  longest loop callbacks (thread CPU ms, task): {r.callbacks_cpu_ms}")
+            for total, parts in r.iterations_cpu_ms:
+                print(f"  a loop iteration of {total} ms CPU: {parts}")
             gen2 = [p for p in r.gc_pauses_ms if p[1] == 2]
             print(
                 f"  gc: {len(r.gc_pauses_ms)} collections, longest {r.gc_pauses_ms[:3]} "
