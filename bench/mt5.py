@@ -371,7 +371,7 @@ class Result:
     probe_samples: int = 0
     #: The longest stalls over the target, each split by where the time went (Stall).
     stalls: list[str] = field(default_factory=list)
-    #: The longest stall less the machine's share of it (Stall.own_ms): the target's measure.
+    #: The adapter's share of the longest stall (Stall.own_ms): the target's measure.
     stall_own_max_ms: float = 0.0
     cpu_total_pct: float = 0.0
     cpu_fake_pct: float = 0.0
@@ -690,8 +690,8 @@ def judge(r: Result) -> list[str]:
         out.append(f"adapter CPU {r.cpu_adapter_pct:.1f} % >= {CPU_TARGET:.0f} % of one core")
     if r.stall_own_max_ms > STALL_TARGET_MS:
         out.append(
-            f"longest stall {r.stall_own_max_ms:.1f} ms > {STALL_TARGET_MS:.0f} ms, not counting"
-            " the machine's share (a CPU waited for, steal)"
+            f"longest stall {r.stall_own_max_ms:.1f} ms > {STALL_TARGET_MS:.0f} ms of the"
+            " adapter's own (its callbacks and threads; the machine's share not counted)"
         )
     bound = 1000 * r.poll_interval + LATENCY_SLACK_MS
     if not r.latency_p99_ms < bound:
@@ -709,7 +709,7 @@ def judge(r: Result) -> list[str]:
 
 HEADER = (
     "| symbols × ticks/s | positions | ticks/s observed | adapter CPU % | loop / worker / fake % "
-    "| longest stall ms (less the machine's share) | stalls > 5 ms "
+    "| longest stall ms (the adapter's share) | stalls > 5 ms "
     "| added latency p50 / p99 / max ms | repeated / missing | other load % |"
 )
 
