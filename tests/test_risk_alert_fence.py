@@ -70,8 +70,9 @@ class Leader:
             Account(user, "USD", 100, AccountMode.HEDGING, D("10000"), equity, NOW, NOW,
                     TODAY, D("10000"))
         )  # fmt: skip
+        # A task's done callbacks run in the order they were added: the spawner's
+        # (which logs) before gather's, so by the time gather returns they have run.
         await asyncio.gather(*self.spawned, return_exceptions=True)
-        await asyncio.sleep(0)  # the tasks' own done callbacks (Tasks logs there)
 
     def alerts(self) -> list[Any]:
         return [e.data for e in self.published if e.channel == "alerts"]

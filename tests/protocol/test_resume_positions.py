@@ -23,6 +23,8 @@ class SharedHistory:
         self.fail = False
         self.gate: asyncio.Event | None = None
         self.asked: list[tuple[str, str]] = []
+        #: Set once a read of positions is under way (held at ``gate``, if any).
+        self.asking = asyncio.Event()
 
     def put_mark(self, user_id: str, mark: Mapping[str, Any], ttl: float) -> None:
         self.kept[user_id] = mark
@@ -37,6 +39,7 @@ class SharedHistory:
         self, streams: Sequence[tuple[str, str]]
     ) -> Mapping[tuple[str, str], tuple[int, str]] | None:
         self.asked.extend(streams)
+        self.asking.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.fail:
@@ -130,7 +133,9 @@ async def test_a_user_back_before_the_position_is_read_waits_for_it() -> None:
     book.opened("u")
     book.closed("u", 1.0)
     loading = asyncio.create_task(book.load("u", 2.0))
-    await asyncio.sleep(0)
+    # The read began (closed() started it) and is held; loading, scheduled before this
+    # wake-up, has run up to its wait by now.
+    await shared.asking.wait()
     assert not loading.done()  # the mark would still hold the node's made-up epoch
     shared.gate.set()
     await loading
