@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Daemon, Daemons, until
-from tests.redis_fixtures import RedisServer
 from tests.sioclient import SioClient
-from tests.test_redis_bus import Cluster, Node
+from tests.test_redis_bus import Cluster, Node, cluster
 from tests.test_resume_durable import (
     assert_fill_notified,
     pending_limit_order_on_a_dashboard,
@@ -26,17 +25,13 @@ from tests.test_resume_durable import (
 from tests.trading_helpers import Admin, Trader
 from tests.wsclient import Client
 
+__all__ = ["cluster"]  # the fixture (a Redis cluster, stopped after the test), used by name
+
 CHANNELS = {"channels": ["positions", "orders", "account"]}
 
 
 async def sio(d: Daemon, token: str) -> SioClient:
     return await SioClient(d.url("")).connect(token, ["websocket"])
-
-
-def redis_cluster(tmp_path: Path, redis_server: RedisServer) -> Cluster:
-    if redis_server.proc is None:  # a failed fault test left it stopped
-        redis_server.start()
-    return Cluster(tmp_path, redis_server)
 
 
 def prefix(cluster: Cluster) -> str:
@@ -91,60 +86,48 @@ async def first_market_order(d: Daemon, trader: Trader) -> dict[str, Any]:
 
 
 async def test_redis_first_ever_order_while_away_is_replayed_on_the_same_node(
-    tmp_path: Path, redis_server: RedisServer
+    cluster: Cluster,
 ) -> None:
-    cluster = redis_cluster(tmp_path, redis_server)
-    try:
-        [a] = cluster.start(1)
-        Admin(a).quote("EURUSD", "1.08490", "1.08500")
-        ivy = Trader.issued(a)
-        await sio_away(a, ivy)
-        await mark_kept(cluster, ivy.user_id)
-        order = await first_market_order(a, ivy)
-        await assert_sio_replayed(a, ivy, order)
-    finally:
-        cluster.stop_all()
+    [a] = cluster.start(1)
+    Admin(a).quote("EURUSD", "1.08490", "1.08500")
+    ivy = Trader.issued(a)
+    await sio_away(a, ivy)
+    await mark_kept(cluster, ivy.user_id)
+    order = await first_market_order(a, ivy)
+    await assert_sio_replayed(a, ivy, order)
 
 
 async def test_redis_first_ever_order_while_away_is_replayed_on_another_node(
-    tmp_path: Path, redis_server: RedisServer
+    cluster: Cluster,
 ) -> None:
-    cluster = redis_cluster(tmp_path, redis_server)
-    try:
-        a, b = cluster.start(2)
-        Admin(a).quote("EURUSD", "1.08490", "1.08500")
-        jon = Trader.issued(a)
-        await sio_away(a, jon)
-        await mark_kept(cluster, jon.user_id)
-        order = await first_market_order(b, jon)
-        await assert_sio_replayed(b, jon, order)
-    finally:
-        cluster.stop_all()
+    a, b = cluster.start(2)
+    Admin(a).quote("EURUSD", "1.08490", "1.08500")
+    jon = Trader.issued(a)
+    await sio_away(a, jon)
+    await mark_kept(cluster, jon.user_id)
+    order = await first_market_order(b, jon)
+    await assert_sio_replayed(b, jon, order)
 
 
 async def test_redis_losing_the_stream_after_the_mark_means_a_snapshot(
-    tmp_path: Path, redis_server: RedisServer
+    cluster: Cluster,
 ) -> None:
-    cluster = redis_cluster(tmp_path, redis_server)
+    [a] = cluster.start(1)
+    Admin(a).quote("EURUSD", "1.08490", "1.08500")
+    kim = Trader.issued(a)
+    await sio_away(a, kim)
+    await mark_kept(cluster, kim.user_id)
+    assert cluster.redis.command("FLUSHALL") == b"+OK\r\n"  # the epochs go with it
+    order = await first_market_order(a, kim)
+    ack, again = await sio_back(a, kim)
     try:
-        [a] = cluster.start(1)
-        Admin(a).quote("EURUSD", "1.08490", "1.08500")
-        kim = Trader.issued(a)
-        await sio_away(a, kim)
-        await mark_kept(cluster, kim.user_id)
-        assert cluster.redis.command("FLUSHALL") == b"+OK\r\n"  # the epochs go with it
-        order = await first_market_order(a, kim)
-        ack, again = await sio_back(a, kim)
-        try:
-            # Tried (the node kept its own mark) and refused: fresh state, all of it.
-            assert ack.get("recovered") == [], ack
-            positions = await again.wait("positions_update", lambda ps: len(ps) == 1)
-            assert positions[0]["ticket"] == order["ticket"]
-            assert (await again.wait("account_update"))["margin"] > 0
-        finally:
-            await again.close()
+        # Tried (the node kept its own mark) and refused: fresh state, all of it.
+        assert ack.get("recovered") == [], ack
+        positions = await again.wait("positions_update", lambda ps: len(ps) == 1)
+        assert positions[0]["ticket"] == order["ticket"]
+        assert (await again.wait("account_update"))["margin"] > 0
     finally:
-        cluster.stop_all()
+        await again.close()
 
 
 async def seed003(d: Daemon, token: str) -> Client:
@@ -155,51 +138,43 @@ async def seed003(d: Daemon, token: str) -> Client:
 
 
 async def test_redis_first_ever_order_while_away_is_replayed_to_ws_seed003(
-    tmp_path: Path, redis_server: RedisServer
+    cluster: Cluster,
 ) -> None:
-    cluster = redis_cluster(tmp_path, redis_server)
+    a, b = cluster.start(2)
+    Admin(a).quote("EURUSD", "1.08490", "1.08500")
+    lea = Trader.issued(a)
+    c = await seed003(a, lea.token)
+    await c.barrier()
+    await c.close()
+    await mark_kept(cluster, lea.user_id)
+    order = await first_market_order(a, lea)
+    again = await seed003(b, lea.token)  # back on another node
     try:
-        a, b = cluster.start(2)
-        Admin(a).quote("EURUSD", "1.08490", "1.08500")
-        lea = Trader.issued(a)
-        c = await seed003(a, lea.token)
-        await c.barrier()
-        await c.close()
-        await mark_kept(cluster, lea.user_id)
-        order = await first_market_order(a, lea)
-        again = await seed003(b, lea.token)  # back on another node
-        try:
-            msgs = await again.barrier()
-            orders = [m["data"] for m in msgs if m["type"] == "order_update"]
-            # The missed fill itself: today's state has no pending order to show.
-            assert [o["status"] for o in orders if o["id"] == order["id"]] == ["filled"], msgs
-        finally:
-            await again.close()
+        msgs = await again.barrier()
+        orders = [m["data"] for m in msgs if m["type"] == "order_update"]
+        # The missed fill itself: today's state has no pending order to show.
+        assert [o["status"] for o in orders if o["id"] == order["id"]] == ["filled"], msgs
     finally:
-        cluster.stop_all()
+        await again.close()
 
 
 async def test_redis_a_stream_with_messages_this_node_never_saw_is_not_marked_past_them(
-    tmp_path: Path, redis_server: RedisServer
+    cluster: Cluster,
 ) -> None:
-    cluster = redis_cluster(tmp_path, redis_server)
+    [a] = cluster.start(1)
+    Admin(a).quote("EURUSD", "1.08490", "1.08500")
+    max_ = Trader.issued(a)
+    await first_market_order(a, max_)  # in Redis before b starts
+    b: Node = cluster.node().start()
+    await sio_away(b, max_, positions=1)  # b holds none of its streams: ambiguous
+    await mark_kept(cluster, max_.user_id)
+    max_.buy(0.05, symbol="EURUSD")
+    ack, again = await sio_back(b, max_)
     try:
-        [a] = cluster.start(1)
-        Admin(a).quote("EURUSD", "1.08490", "1.08500")
-        max_ = Trader.issued(a)
-        await first_market_order(a, max_)  # in Redis before b starts
-        b: Node = cluster.node().start()
-        await sio_away(b, max_, positions=1)  # b holds none of its streams: ambiguous
-        await mark_kept(cluster, max_.user_id)
-        max_.buy(0.05, symbol="EURUSD")
-        ack, again = await sio_back(b, max_)
-        try:
-            assert "positions" not in ack.get("recovered", []), ack
-            assert len(await again.wait("positions_update", lambda ps: len(ps) == 2)) == 2
-        finally:
-            await again.close()
+        assert "positions" not in ack.get("recovered", []), ack
+        assert len(await again.wait("positions_update", lambda ps: len(ps) == 2)) == 2
     finally:
-        cluster.stop_all()
+        await again.close()
 
 
 # -- local bus, store history ----------------------------------------------------------
@@ -241,18 +216,14 @@ async def test_local_first_ever_order_then_a_clean_restart_is_replayed(
 
 
 async def test_redis_a_dashboard_gets_a_first_ever_fill_on_a_node_started_after_it(
-    tmp_path: Path, redis_server: RedisServer
+    cluster: Cluster,
 ) -> None:
-    cluster = redis_cluster(tmp_path, redis_server)
-    try:
-        [a] = cluster.start(1)
-        hana = Trader.issued(a)
-        # No deal before: the user's trades stream does not exist anywhere when they go.
-        order_id = await pending_limit_order_on_a_dashboard(a, hana)
-        await mark_kept(cluster, hana.user_id)
-        Admin(a).quote("NZDUSD", "0.59400", "0.59410")
-        await wait_filled(hana, order_id)
-        b = cluster.node().start()  # started after the fill: only Redis holds it
-        await assert_fill_notified(b, hana)
-    finally:
-        cluster.stop_all()
+    [a] = cluster.start(1)
+    hana = Trader.issued(a)
+    # No deal before: the user's trades stream does not exist anywhere when they go.
+    order_id = await pending_limit_order_on_a_dashboard(a, hana)
+    await mark_kept(cluster, hana.user_id)
+    Admin(a).quote("NZDUSD", "0.59400", "0.59410")
+    await wait_filled(hana, order_id)
+    b = cluster.node().start()  # started after the fill: only Redis holds it
+    await assert_fill_notified(b, hana)
