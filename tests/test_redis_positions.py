@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -14,21 +13,12 @@ import redis
 from tests.conftest import until
 from tests.protocol.fakes import order
 from tests.redis_fixtures import RedisServer
-from tests.test_redis_hop import Node
+from tests.test_redis_hop import Node, node
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def node(redis_server: RedisServer) -> AsyncIterator[Node]:
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
-        redis_server.start()
-    n = Node(redis_server)
-    await n.bus.start()
-    try:
-        yield n
-    finally:
-        await n.bus.stop()
+__all__ = ["node"]  # the fixture (a node's hub and Redis bus), used by name
 
 
 async def test_reading_a_missing_stream_creates_its_epoch_and_the_first_message_keeps_it(
