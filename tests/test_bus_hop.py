@@ -28,8 +28,11 @@ def test_each_own_event_lands_in_the_bucket_of_its_hop() -> None:
     meter.sent("n1-1")
     meter.sent("n1-2")
     clock.now = 0.0008
+    meter.read()
     meter.arrived("n1-1")
     clock.now = 0.004
+    meter.read()
+    clock.now = 0.007  # the read's other events fanned out first: not the hop
     meter.arrived("n1-2")
     meter.arrived("n2-7")  # another node's event: not timed
     meter.arrived("n1-1")  # twice: timed once
@@ -79,3 +82,26 @@ async def test_metrics_show_the_hop_of_the_nodes_own_events_only(cluster: Cluste
     assert 'fxgate_bus_hop_seconds_bucket{le="+Inf"}' in text
     # b fanned the alert out too, but it was a's event: b did not time it.
     assert hop_count(httpx.get(b.url("/metrics")).text) == before_b
+
+
+def test_the_meter_expects_its_events_until_they_arrive_or_go_stale() -> None:
+    """``expecting`` is what tells the frame writer to yield to the loop sooner: true
+    while an own event is on its way, false once it arrived, and false (the event
+    counted above the last bucket) once it is STALE rather than small chunks forever."""
+    clock = Clock()
+    meter = HopMeter(clock)
+    assert not meter.expecting()
+    meter.sent("n1-1")
+    assert meter.expecting()
+    clock.now = 0.0005
+    meter.read()
+    meter.arrived("n1-1")
+    assert not meter.expecting()
+    meter.sent("n1-2")  # Redis lost: it never comes back
+    clock.now += hop_module.STALE
+    assert not meter.expecting()
+    assert meter.total == 2
+    assert meter.counts[-1] == 1
+    meter.read()
+    meter.arrived("n1-2")  # very late after all: already counted, not twice
+    assert meter.total == 2

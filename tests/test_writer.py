@@ -11,7 +11,7 @@ from fxgate.domain.roles import Role
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.canonical import CANONICAL
 from fxgate.web.ws.framing import text_frame
-from fxgate.web.ws.writer import Flusher, FrameWriter
+from fxgate.web.ws.writer import CHUNK, CHUNK_EXPECTING, Flusher, FrameWriter
 from tests.conftest import until
 
 
@@ -88,3 +88,32 @@ async def test_a_trading_backlog_over_the_bound_is_a_4008() -> None:
             break
         await asyncio.sleep(0)
     assert kicked == [4008]
+
+
+class CountingWriter:
+    """Stands in for a FrameWriter in the flusher's dirty list: counts its flushes."""
+
+    def __init__(self, flushed: list[int], n: int) -> None:
+        self._flushed, self._n = flushed, n
+
+    def flush(self) -> None:
+        self._flushed.append(self._n)
+
+
+async def test_a_pass_yields_after_fewer_sockets_while_the_bus_expects_input() -> None:
+    """While the node's own events are on their way back from Redis, a chunk is
+    CHUNK_EXPECTING writers, not CHUNK: the subscription is read sooner. Every writer is
+    still flushed once per pass, in order."""
+    expecting = [False]
+    flusher = Flusher(lambda: expecting[0])
+    flushed: list[int] = []
+    flusher.dirty = [CountingWriter(flushed, i) for i in range(200)]  # type: ignore[misc]
+    flusher.schedule()
+    flusher.flush()
+    assert len(flushed) == CHUNK
+    expecting[0] = True
+    flusher.flush()
+    assert len(flushed) == CHUNK + CHUNK_EXPECTING
+    expecting[0] = False
+    await until(lambda: not flusher.scheduled)
+    assert flushed == list(range(200))

@@ -36,6 +36,9 @@ class LocalBus:
     def healthy(self) -> bool:
         return True
 
+    def expecting(self) -> bool:
+        return False  # a publish here is the fan-out: nothing comes back
+
     @property
     def marks(self) -> StoreHistory | None:
         """Where the resume book keeps its marks across a restart (``fxgate.hub.resume``)."""

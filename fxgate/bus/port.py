@@ -26,3 +26,8 @@ class Bus(Protocol):
     async def stop(self) -> None: ...
 
     def healthy(self) -> bool: ...
+
+    def expecting(self) -> bool:
+        """Whether events this node published are on their way back to its own hub
+        (through Redis): the frame writer then yields to the loop more often, so that
+        they are read as soon as they arrive. Asked once per chunk of a flush pass."""

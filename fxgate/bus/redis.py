@@ -275,6 +275,9 @@ class RedisBus:
 
     # -- publishing --------------------------------------------------------------------
 
+    def expecting(self) -> bool:
+        return self.hop.expecting()
+
     def publish(self, event: Event) -> None:
         hub = self._hub
         routed = hub.route(event)
@@ -537,7 +540,7 @@ class RedisBus:
                 if not lost.done():
                     lost.set_result(exc)
 
-            link = Link(self._on_push, gone)
+            link = Link(self._on_push, gone, self.hop.read)
             try:
                 await asyncio.wait_for(take(self._sub, link), self._timeout)
                 link.write(pack("SUBSCRIBE", self._channel))

@@ -49,13 +49,18 @@ def pack(*args: bytes | str | int) -> bytes:
 
 class Link(asyncio.Protocol):
     """One socket to Redis: ``write`` sends at once; each reply or push goes to
-    ``on_reply`` as it is parsed; ``on_lost`` is told once when the socket is gone."""
+    ``on_reply`` as it is parsed, after ``on_read`` (if given) once per read; ``on_lost``
+    is told once when the socket is gone."""
 
     def __init__(
-        self, on_reply: Callable[[Any], None], on_lost: Callable[[Exception | None], None]
+        self,
+        on_reply: Callable[[Any], None],
+        on_lost: Callable[[Exception | None], None],
+        on_read: Callable[[], None] | None = None,
     ) -> None:
         self._on_reply = on_reply
         self._on_lost = on_lost
+        self._on_read = on_read
         self._reader = hiredis.Reader(replyError=ReplyError, notEnoughData=_MORE)
         self._transport: asyncio.Transport | None = None
         #: redis-py's connection object that opened the socket, and its pool.
@@ -70,6 +75,8 @@ class Link(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self._on_read is not None:
+            self._on_read()
         reader = self._reader
         reader.feed(data)
         on_reply = self._on_reply

@@ -109,7 +109,7 @@ class FxgateApplication(tornado.web.Application):
 
 
 def make_app(node: Node) -> tornado.web.Application:
-    flusher = Flusher()
+    flusher = Flusher(node.bus.expecting)
     ws: dict[str, Any] = {"node": node, "flusher": flusher}
     dashboards = Dashboards(node)
     registry = metrics_registry(node)
