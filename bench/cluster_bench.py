@@ -52,6 +52,13 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         " bytes' arrival, so the load generator sharing its core does not inflate it)",
     )
     p.add_argument(
+        "--workers-one-core",
+        action="store_true",
+        help="pin every worker to the daemon's core (0) too: their CPU per message then"
+        " excludes contending with the load generator and Redis for the two cores, which a"
+        " core per worker would not either (the scaling reading; see print_comparison)",
+    )
+    p.add_argument(
         "--no-redis-rt",
         dest="redis_rt",
         action="store_false",
@@ -197,8 +204,9 @@ def run_matrix(args: argparse.Namespace, pinned: bool, run_once: Any, pin: Any) 
     """Every client count x bus x workers; each run's CPU summed over its processes.
 
     With more than one worker the daemon is not pinned to one core (its workers would
-    share it): on two cores it then shares them with the load generator, which is why
-    the README compares CPU per delivered message rather than raw rates."""
+    share it) unless ``--workers-one-core``: on two cores it then shares them with the
+    load generator, which is why the README compares CPU per delivered message rather
+    than raw rates."""
     redis = (
         start_redis(pin(args.redis_core, pinned), args.redis_rt) if "redis" in args.bus else None
     )
@@ -214,7 +222,8 @@ def run_matrix(args: argparse.Namespace, pinned: bool, run_once: Any, pin: Any) 
                     rate = args.tick_rate or _default_rate(clients, len(args.symbols))
                     one = variant(args, bus, workers, redis)
                     print(f"\n== bus={bus} workers={workers}", file=sys.stderr)
-                    run = run_once(one, clients, rate, pinned and workers == 1)
+                    together = workers == 1 or args.workers_one_core
+                    run = run_once(one, clients, rate, pinned and together)
                     run.bus, run.workers = bus, workers
                     runs.append(run)
     finally:
@@ -249,7 +258,11 @@ def print_comparison(runs: list[Any]) -> None:
     with one worker) / (µs per message with W), daemon processes only (redis-server and
     the load generator excluded). On two cores the workers share them with the load
     generator and Redis, which makes each message dearer (context switches, caches), so
-    the figure errs low."""
+    the figure errs low. With ``--workers-one-core`` the W workers share core 0 instead,
+    as one worker has it, with the load generator and Redis on core 1 as for one
+    worker: what is left over one worker's cost is the second worker's own (every event
+    decoded and encoded twice, half-length passes) plus switching between the two on
+    one core, which a core each would not pay; that figure still errs low, by less."""
     print()
     print(COMPARE_HEADER)
     print("|" + "---|" * COMPARE_HEADER.count(" | ") + "---|")
