@@ -435,6 +435,36 @@ def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) ->
     assert runs[0]["share_of_canonical"] == 1.0
 
 
+def test_fanout_runs_a_dialect_at_fractions_of_the_canonical_rate(tmp_path: Path) -> None:
+    """``--dialect-rates 1,0.5``: each dialect row twice, the second at half the canonical
+    row's tick rate and labelled so, and one verdict per endpoint under the table."""
+    report = tmp_path / "fanout.json"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fanout.py"),
+            *("--clients", "2", "--duration", "2", "--warmup", "0.3", "--tick-rate", "10"),
+            *("--dialect", "seed003", "--dialect-rates", "1,0.5"),
+            *("--no-pin", "--json", str(report)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| seed003 `/ws` | 2 | 100 (" in out.stdout
+    assert "| seed003 `/ws` at 50% | 2 | 50 (" in out.stdout
+    assert "seed003 N=2: met at " in out.stdout, out.stdout
+    runs = json.loads(report.read_text())
+    assert [(r["dialect"], r["rate_share"]) for r in runs] == [
+        ("canonical", 1.0),
+        ("seed003", 1.0),
+        ("seed003", 0.5),
+    ]
+    assert runs[2]["ticks_per_sec"] == runs[0]["ticks_per_sec"] / 2
+    assert 0.2 < runs[2]["share_of_canonical"] < 0.8, runs[2]
+
+
 def test_rest_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
     """``bench/rest.py`` end to end, briefly: a daemon, two clients, every endpoint of the
     mix answered without an error, the table printed, exit 0."""
