@@ -252,7 +252,7 @@ def print_comparison(runs: list[Any]) -> None:
     The hop is measured two ways: the end-to-end difference against the local row (the
     clients' p50/p99 less the local bus's, whose run-to-run spread at 5,000 clients is
     itself ±10 ms), and in the node, per event (``fxgate_bus_hop_seconds`` over the
-    window: publish → the node's own hub through Redis; one worker only, since another
+    window: publish → the node's read of it back from Redis; one worker only, as another
     worker could answer the second scrape). The workers' scaling is the daemon side's
     capacity with a core per worker, from what it costs per message: W x (µs per message
     with one worker) / (µs per message with W), daemon processes only (redis-server and

@@ -55,7 +55,7 @@ STALE = 1.0
 
 
 class HopMeter:
-    """Publish → own hub, per event, as cumulative bucket counts."""
+    """Publish → the subscription's read that brings it back, per event, as bucket counts."""
 
     __slots__ = ("_clock", "_read_at", "_sent", "counts", "sum", "total")
 

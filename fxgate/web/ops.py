@@ -98,7 +98,7 @@ class NodeCollector(Collector):
         if hop is not None:  # the Redis bus
             yield HistogramMetricFamily(
                 "fxgate_bus_hop_seconds",
-                "Publish to this node's own hub through Redis, per event of this node",
+                "Publish to this node's read of it back from Redis, per event of this node",
                 buckets=hop.cumulative(),
                 sum_value=hop.sum,
             )
