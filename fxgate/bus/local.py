@@ -17,6 +17,7 @@ from fxgate.services.ports.store import Store
 class LocalBus:
     name = "local"
     components = ("bus",)
+    expecting = None  # a publish here is the fan-out: nothing comes back
 
     def __init__(self, hub: Hub, history: StoreHistory | None = None) -> None:
         self._hub = hub
@@ -35,9 +36,6 @@ class LocalBus:
 
     def healthy(self) -> bool:
         return True
-
-    def expecting(self) -> bool:
-        return False  # a publish here is the fan-out: nothing comes back
 
     @property
     def marks(self) -> StoreHistory | None:

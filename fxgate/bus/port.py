@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from fxgate.domain.events import Event
@@ -27,7 +28,8 @@ class Bus(Protocol):
 
     def healthy(self) -> bool: ...
 
-    def expecting(self) -> bool:
-        """Whether events this node published are on their way back to its own hub
-        (through Redis): the frame writer then yields to the loop more often, so that
-        they are read as soon as they arrive. Asked once per chunk of a flush pass."""
+    #: Whether events this node published are on their way back to its own hub
+    #: (through Redis): the frame writer then yields to the loop more often, so that
+    #: they are read as soon as they arrive. Asked once per chunk of a flush pass.
+    #: None for a bus whose publish is the fan-out: nothing comes back, nothing is asked.
+    expecting: Callable[[], bool] | None
