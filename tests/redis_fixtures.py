@@ -62,6 +62,13 @@ class RedisServer:
             time.sleep(0.02)
         raise RuntimeError("redis-server did not answer")
 
+    def running(self) -> RedisServer:
+        """The server, started again if a test before stopped it (the fixture is
+        shared by a module's tests, and some kill it on purpose)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        return self
+
     def ping(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:

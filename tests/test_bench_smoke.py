@@ -170,6 +170,18 @@ def run_loadgen(binary: Path, port: int, clients: int = 2, duration: float = 1.0
     return json.loads(lines[0])
 
 
+def run_bench(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``bench/<script> args`` run as a user would; exit 0 asserted, stderr shown if not."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
 def test_loadgen_counts_a_clean_stream(loadgen: Path) -> None:
     feed = StubFeed()
     with serve_in_thread(feed) as port:
@@ -397,19 +409,13 @@ def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) ->
     seed 002's stack over the ``socketio`` row; one table, each as a share of the
     canonical run, and every client of every row subscribed and counted."""
     report = tmp_path / "fanout.json"
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "fanout.py"),
-            *("--clients", "2", "--duration", "1.5", "--warmup", "0.3", "--tick-rate", "5"),
-            *("--dialect", "all", "--reference", "python-socketio"),
-            *("--no-pin", "--json", str(report)),
-        ],
-        capture_output=True,
-        text=True,
+    out = run_bench(
+        "fanout.py",
+        *("--clients", "2", "--duration", "1.5", "--warmup", "0.3", "--tick-rate", "5"),
+        *("--dialect", "all", "--reference", "python-socketio"),
+        *("--no-pin", "--json", str(report)),
         timeout=120,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
     assert "| endpoint | N | tick rate, ticks/s total (observed) | delivered updates/s |" in (
         out.stdout
     )
@@ -439,19 +445,13 @@ def test_fanout_runs_a_dialect_at_fractions_of_the_canonical_rate(tmp_path: Path
     """``--dialect-rates 1,0.5``: each dialect row twice, the second at half the canonical
     row's tick rate and labelled so, and one verdict per endpoint under the table."""
     report = tmp_path / "fanout.json"
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "fanout.py"),
-            *("--clients", "2", "--duration", "2", "--warmup", "0.3", "--tick-rate", "10"),
-            *("--dialect", "seed003", "--dialect-rates", "1,0.5"),
-            *("--no-pin", "--json", str(report)),
-        ],
-        capture_output=True,
-        text=True,
+    out = run_bench(
+        "fanout.py",
+        *("--clients", "2", "--duration", "2", "--warmup", "0.3", "--tick-rate", "10"),
+        *("--dialect", "seed003", "--dialect-rates", "1,0.5"),
+        *("--no-pin", "--json", str(report)),
         timeout=120,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
     assert "| seed003 `/ws` | 2 | 100 (" in out.stdout
     assert "| seed003 `/ws` at 50% | 2 | 50 (" in out.stdout
     assert "seed003 N=2: met at " in out.stdout, out.stdout
@@ -469,18 +469,12 @@ def test_rest_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
     """``bench/rest.py`` end to end, briefly: a daemon, two clients, every endpoint of the
     mix answered without an error, the table printed, exit 0."""
     report = tmp_path / "rest.json"
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "rest.py"),
-            *("--users", "2", "--concurrency", "2", "--duration", "2", "--warmup", "0.5"),
-            *("--login-rate", "2", "--no-pin", "--json", str(report)),
-        ],
-        capture_output=True,
-        text=True,
+    out = run_bench(
+        "rest.py",
+        *("--users", "2", "--concurrency", "2", "--duration", "2", "--warmup", "0.5"),
+        *("--login-rate", "2", "--no-pin", "--json", str(report)),
         timeout=90,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
     assert "| group | endpoint | requests | req/s | p50 ms | p99 ms | max ms | errors" in out.stdout
     for label in ("POST /auth/login", "GET /market/data", "GET /trading/portfolio"):
         assert f"| {label} |" in out.stdout
@@ -498,18 +492,12 @@ def test_mt5_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
     fake terminal, positions opened by hand, ticks delivered exactly once, the table
     printed, exit 0 (the targets are not judged on a busy test machine)."""
     report = tmp_path / "mt5.json"
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "mt5.py"),
-            *("--symbols", "12", "--rate", "5", "--positions", "6"),
-            *("--duration", "1.5", "--warmup", "0.5", "--json", str(report)),
-        ],
-        capture_output=True,
-        text=True,
+    out = run_bench(
+        "mt5.py",
+        *("--symbols", "12", "--rate", "5", "--positions", "6"),
+        *("--duration", "1.5", "--warmup", "0.5", "--json", str(report)),
         timeout=90,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("| symbols × ticks/s | positions | ticks/s observed |")
     assert "| 12 × 5 | 6 |" in out.stdout
     [run] = json.loads(report.read_text())

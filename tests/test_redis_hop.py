@@ -59,8 +59,7 @@ class Node:
 
 @pytest.fixture
 async def node(redis_server: RedisServer) -> AsyncIterator[Node]:
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
-        redis_server.start()
+    redis_server.running()
     n = Node(redis_server)
     await n.bus.start()
     try:
@@ -139,8 +138,7 @@ async def test_a_burst_keeps_its_order_and_count_when_redis_loses_its_scripts(
 async def test_a_stalled_redis_gets_its_unanswered_events_delivered_here(
     redis_server: RedisServer,
 ) -> None:
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
-        redis_server.start()
+    redis_server.running()
     n = Node(redis_server, timeout=0.3)
     await n.bus.start()
     try:
@@ -170,8 +168,7 @@ async def test_a_redis_that_turned_replica_gets_each_event_once_in_order(
     and sends them again; refused there again (this plain URL names the same server,
     still a replica), they are delivered here, once each and in order, and the bus
     goes back to Redis when Redis is a master again."""
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
-        redis_server.start()
+    redis_server.running()
     n = Node(redis_server, timeout=0.5)
     await n.bus.start()
     try:

@@ -52,8 +52,7 @@ async def test_reading_a_missing_stream_creates_its_epoch_and_the_first_message_
 async def test_a_redis_that_does_not_answer_leaves_the_mark_to_a_snapshot(
     redis_server: RedisServer,
 ) -> None:
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
-        redis_server.start()
+    redis_server.running()
     n = Node(redis_server, timeout=0.3)
     await n.bus.start()
     try:
@@ -75,8 +74,7 @@ def test_a_created_epoch_still_notices_a_redis_behind_what_a_node_saw(
     read created: in step, the next offset; behind what a node saw, a new epoch."""
     from fxgate.bus.redis import POSITION_LUA, PUBLISH_LUA
 
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
-        redis_server.start()
+    redis_server.running()
     r = redis.Redis(port=redis_server.port)
     meta, hist = "pos:{orders:u}:m", "pos:{orders:u}:h"
     r.delete(meta, hist)
