@@ -180,7 +180,10 @@ async def test_the_bus_comes_back_when_the_master_is_killed(
                 got = await alert(cl, title)
                 return None if got["epoch"].startswith("local-") else got
 
-            after = await until(through_redis, timeout=15, interval=0.2, what="via Redis")
+            try:
+                after = await until(through_redis, timeout=15, interval=0.2, what="via Redis")
+            except AssertionError as exc:  # what the daemon did meanwhile, for the report
+                raise AssertionError(f"{exc}\n--- daemon log ---\n{node.log()[-6000:]}") from None
             assert after["epoch"] not in (last["epoch"], before["epoch"])
             await until(lambda: bus_up(node), timeout=15, what="bus HEALTHY again")
         async with await connect(node, user) as cl:
