@@ -195,6 +195,46 @@ async def test_a_redis_that_turned_replica_gets_each_event_once_in_order(
         await n.bus.stop()
 
 
+async def test_the_publisher_comes_back_when_a_reconnect_fails_unexpectedly(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py has races of its own when a pool is disconnected under a connection in
+    use (a Sentinel failover does that), and they raise ``AttributeError`` rather than a
+    ``RedisError``. A reconnect that fails that way is one failed attempt, in the
+    reroute and in the monitor alike, never the end of reconnecting."""
+    import fxgate.bus.redis as redis_bus
+
+    redis_server.running()
+    n = Node(redis_server, timeout=0.5)
+    await n.bus.start()
+    real_take = redis_bus.take
+    failures = 2  # the reroute's attempt, then the monitor's first
+
+    async def take(client: Any, link: Link) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise AttributeError("'NoneType' object has no attribute 'feed'")
+        await real_take(client, link)
+
+    try:
+        n.bus.publish(order("alice", 0))
+        await asyncio.wait_for(n.bus.flush(), 5)
+        monkeypatch.setattr(redis_bus, "take", take)
+        # The server drops the publishing connection (as a failover drops every one).
+        assert redis_server.command("CLIENT", "KILL", "TYPE", "normal").startswith(b":")
+        await until(lambda: failures == 0, timeout=10, what="both failed attempts")
+        await until(n.bus.healthy, timeout=10, what="the bus healthy again")
+        n.bus.publish(order("alice", 1))
+        after = await until(
+            lambda: [m for m in received(n.orders) if m["data"]["n"] == 1],
+            what="an order through Redis again",
+        )
+        assert not after[0]["epoch"].startswith("local-")
+    finally:
+        await n.bus.stop()
+
+
 # -- the RESP reader -----------------------------------------------------------------
 
 

@@ -466,7 +466,7 @@ class RedisBus:
     async def _reroute(self) -> None:
         try:
             await asyncio.wait_for(self._connect_publisher(), 3 * self._timeout)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # not only RedisError: see _connect_publisher
             self._rerouting = False
             self._publisher_lost(exc)  # what was held: delivered here, in order
             return
@@ -509,6 +509,12 @@ class RedisBus:
         self._went(len(items))
 
     async def _connect_publisher(self) -> None:
+        """Open the publishing connection. Its callers treat any ``Exception`` as one
+        failed attempt: redis-py has races of its own when a pool is disconnected under
+        a connection being opened (which :func:`follow_master` does in a failover), and
+        they raise ``AttributeError`` and the like rather than a ``RedisError``
+        (redis/redis-py#2349). Letting one end the reroute or the monitor would leave
+        the node publishing locally for good."""
         link = Link(self._on_reply, lambda exc: self._publisher_gone(link, exc))
         try:
             await asyncio.wait_for(take(self._redis, link), self._timeout)
@@ -565,8 +571,9 @@ class RedisBus:
                 if self._listening:
                     log.error("Redis subscription lost (%s); retrying", exc)
                 self._listening = False
-            except Exception:
-                log.exception("Redis bus listener failed; retrying")
+            except Exception as exc:  # redis-py's own races too: see _connect_publisher
+                log.warning("Redis bus listener: %s: %s; retrying", type(exc).__name__, exc)
+                log.debug("Redis bus listener failure", exc_info=True)
                 self._listening = False
             await release(link)
             await asyncio.sleep(delay)
@@ -601,25 +608,34 @@ class RedisBus:
             self._hub.fan_out(ch, rec["k"], rec["d"], rec["t"], rec["i"])
 
     async def _monitor(self) -> None:
-        """Notice a Redis that went away while nothing was published, and come back."""
+        """Notice a Redis that went away while nothing was published, and come back.
+        Nothing but cancellation ends it: a round that fails in a way nobody foresaw
+        is logged in one line and the next one tries again."""
         while True:
             await asyncio.sleep(1.0)
             try:
-                await self._redis.ping()
-            except (RedisError, OSError, TimeoutError) as exc:
-                if self._pub is not None:
-                    self._publisher_lost(exc)
-                continue
-            if self._pub is not None or self._rerouting:
-                continue
-            try:
-                await self._connect_publisher()
-            except (RedisError, OSError, TimeoutError) as exc:
-                log.debug("Redis answers pings but no publishing connection yet (%s)", exc)
-                continue
-            log.info("Redis back: publishing through Redis again")
-            if self._listening:
-                await self._recovered()
+                await self._monitor_round()
+            except Exception as exc:
+                log.warning("Redis bus monitor: %s: %s; trying again", type(exc).__name__, exc)
+                log.debug("Redis bus monitor failure", exc_info=True)
+
+    async def _monitor_round(self) -> None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._pub is not None:
+                self._publisher_lost(exc)
+            return
+        if self._pub is not None or self._rerouting:
+            return
+        try:
+            await asyncio.wait_for(self._connect_publisher(), 3 * self._timeout)
+        except Exception as exc:  # not only RedisError: see _connect_publisher
+            log.debug("Redis answers pings but no publishing connection yet (%r)", exc)
+            return
+        log.info("Redis back: publishing through Redis again")
+        if self._listening:
+            await self._recovered()
 
     async def _recovered(self) -> None:
         """Redis is back: new epochs for the streams delivered only here, and the

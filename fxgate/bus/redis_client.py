@@ -85,23 +85,29 @@ async def follow_master(client: Any, what: str, every: float = 1.0) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            address = tuple(await pool.sentinel_manager.discover_master(pool.service_name))
-        except (RedisError, OSError):
-            continue  # no sentinel answers, or none knows a master: nothing to follow yet
-        if known is not None and address != tuple(known):
-            log.warning(
-                "Redis master moved (%s:%s to %s:%s): %s reconnecting", *known, *address, what
-            )
-            pool.master_address = address
-            await pool.disconnect()
-        elif _elsewhere(pool, address):
-            # A connection that reconnected in the middle of the switch (Sentinel drops
-            # the old master's clients before every sentinel names the new one) is open
-            # to the old master, now a replica: a subscription there hears nothing.
-            log.warning("a Redis connection is not on the master %s:%s: %s reconnecting",
-                        *address, what)  # fmt: skip
-            await pool.disconnect()
-        known = address
+            known = await _follow(pool, known, what)
+        except Exception as exc:  # redis-py's races on disconnect: the next round again
+            log.warning("following the Redis master (%s): %s: %s", what, type(exc).__name__, exc)
+
+
+async def _follow(pool: SentinelConnectionPool, known: Any, what: str) -> Any:
+    """One round of :func:`follow_master`: where the master is now, as it knows it."""
+    try:
+        address = tuple(await pool.sentinel_manager.discover_master(pool.service_name))
+    except (RedisError, OSError):
+        return known  # no sentinel answers, or none knows a master: nothing to follow yet
+    if known is not None and address != tuple(known):
+        log.warning("Redis master moved (%s:%s to %s:%s): %s reconnecting", *known, *address, what)
+        pool.master_address = address
+        await pool.disconnect()
+    elif _elsewhere(pool, address):
+        # A connection that reconnected in the middle of the switch (Sentinel drops
+        # the old master's clients before every sentinel names the new one) is open
+        # to the old master, now a replica: a subscription there hears nothing.
+        log.warning("a Redis connection is not on the master %s:%s: %s reconnecting",
+                    *address, what)  # fmt: skip
+        await pool.disconnect()
+    return address
 
 
 def _elsewhere(pool: Any, address: tuple[Any, ...]) -> bool:
