@@ -16,6 +16,7 @@ class AlertsChannel(Channel):
     description = "Alerts and notifications"
     #: A trading stream: its history outlives restarts and nodes (Redis or the store).
     history_ttl = 600.0
+    replay_late = True  # a record of its own: no snapshot brings it back
     required_fields = ("type", "severity", "title", "message")
 
 

@@ -29,6 +29,7 @@ class TradesChannel(Channel):
     description = "Trade executions"
     #: A trading stream: its history outlives restarts and nodes (Redis or the store).
     history_ttl = 600.0
+    replay_late = True  # a record of its own: no snapshot brings it back
     required_fields = ("executionId", "symbol", "action", "volume")
 
     def __init__(self, trading: TradingReads) -> None:

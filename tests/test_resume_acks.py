@@ -18,6 +18,7 @@ from fxgate.domain.events import Event
 from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Hub
 from fxgate.hub.resume import ResumeBook
+from fxgate.plugins.channel import Channel
 from tests.blackhole import Proxy
 from tests.conftest import Daemon, Daemons, until
 from tests.dashboard_client import dashboard, first_of_each
@@ -113,6 +114,120 @@ def test_without_acknowledgements_the_book_marks_the_heads() -> None:
     hub.publish(account_event("u", 2.0))
     book.closed("u", 10.0)
     assert book.since("u", "account", 11.0) == (2, "e1")
+
+
+# -- a reconnect before the close -------------------------------------------------------
+
+
+class Fills(Channel):
+    name = "trades"
+    message_type = "trade"
+    replay_late = True
+
+
+def fill(user: str, n: int) -> Event:
+    return Event("trades", {"executionId": f"x{n}", "n": n}, user_id=user)
+
+
+class Tab:
+    """A connection as the book sees it: its acks, and what it was sent late."""
+
+    def __init__(self, book: ResumeBook, user: str) -> None:
+        self.acks: Acks | None = Acks(partial(book.positions, user))
+        self.late: list[tuple[str, tuple[int, str], int]] = []
+
+    def replay_late(self, channel: str, since: tuple[int, str], upto: int) -> None:
+        self.late.append((channel, since, upto))
+
+
+def _old_and_new() -> tuple[ResumeBook, Tab, Tab]:
+    """A client's connection acknowledged fill 1; its network dies; fills 2 and 3 go
+    into the dead socket; the client comes back on a new connection before the server
+    notices (the old one is still open), whose streams begin at fill 3."""
+    hub = Hub([Fills(), Account()], epoch="e1")
+    book = ResumeBook(hub, window=120)
+    old = Tab(book, "u")
+    book.opened("u", old)
+    assert old.acks is not None
+    old.acks.settled()
+    hub.publish(fill("u", 1))
+    old.acks.pong(old.acks.ping())
+    hub.publish(fill("u", 2))
+    hub.publish(account_event("u", 2.0))
+    hub.publish(fill("u", 3))
+    new = Tab(book, "u")
+    book.opened("u", new)
+    assert new.acks is not None
+    new.acks.settled()
+    hub.publish(fill("u", 4))  # live on the new connection
+    return book, old, new
+
+
+def test_a_reconnect_before_the_close_gets_the_fills_the_dead_socket_took() -> None:
+    book, old, new = _old_and_new()
+    assert old.acks is not None
+    book.closed("u", 10.0, old.acks.mark(), old)  # the ping timeout, at last
+    # Fills 2 and 3 (offsets after the acknowledged 1, up to where the new one began);
+    # not the account: the new connection's snapshot holds the latest one.
+    assert new.late == [("trades", (1, "e1"), 3)]
+    assert book.since("u", "trades", 11.0) is None  # not a resume: a connection is open
+    book.closed("u", 20.0, None, new)
+    assert new.late == [("trades", (1, "e1"), 3)]  # the closing one is told nothing
+
+
+class OtherEndpoint(Tab):
+    pass
+
+
+def test_only_a_connection_at_the_same_endpoint_can_be_the_reconnect() -> None:
+    book, old, new = _old_and_new()
+    other = OtherEndpoint(book, "u")
+    book.opened("u", other)
+    assert other.acks is not None
+    assert old.acks is not None
+    other.acks.settled()
+    book.closed("u", 10.0, old.acks.mark(), old)
+    assert new.late == [("trades", (1, "e1"), 3)]
+    assert other.late == []
+
+
+def test_a_tab_older_than_the_last_pong_gets_nothing_late() -> None:
+    """A second tab that was open before the client's last acknowledgement saw every
+    event the dead one missed, live."""
+    hub = Hub([Fills(), Account()], epoch="e1")
+    book = ResumeBook(hub, window=120)
+    first, second = Tab(book, "u"), Tab(book, "u")
+    for tab in (first, second):
+        book.opened("u", tab)
+        assert tab.acks is not None
+        tab.acks.settled()
+    hub.publish(fill("u", 1))
+    assert first.acks is not None
+    first.acks.pong(first.acks.ping())
+    hub.publish(fill("u", 2))
+    book.closed("u", 10.0, first.acks.mark(), first)
+    assert second.late == []
+
+
+def test_a_connection_still_subscribing_gets_nothing_late() -> None:
+    """Its streams have not begun: what it gets is its snapshot, after."""
+    book, old, _ = _old_and_new()
+    late = Tab(book, "u")
+    book.opened("u", late)  # no settled() yet
+    assert old.acks is not None
+    book.closed("u", 10.0, old.acks.mark(), old)
+    assert late.late == []
+
+
+def test_what_was_sent_late_is_not_acknowledged_by_a_ping_before_it() -> None:
+    _, _, new = _old_and_new()
+    assert new.acks is not None
+    token = new.acks.ping()  # on the wire before the late replay
+    new.acks.rewound("trades", (1, "e1"))
+    new.acks.pong(token)
+    assert new.acks.mark()["trades"] == (1, "e1")  # sent again if this one dies too
+    new.acks.pong(new.acks.ping())
+    assert new.acks.mark()["trades"] == (4, "e1")
 
 
 # -- end to end ----------------------------------------------------------------------------
@@ -253,6 +368,42 @@ async def test_ws_trading_a_fill_written_into_a_dead_socket_is_replayed(fast: Da
         assert [o["status"] for o in updates if o["id"] == order["id"]][-1:] == ["filled"], msgs
     finally:
         await again.close()
+        await c.close()
+
+
+async def test_ws_trading_a_reconnect_before_the_close_gets_the_fill_late(fast: Daemon) -> None:
+    """The client comes back on a new connection while the daemon still holds the dead
+    one: no resume at login (another connection is open), and the fill written into
+    the dead socket reaches the new one when the ping timeout closes the old."""
+    Admin(fast).quote("EURGBP", "0.85000", "0.85010")
+    bot = Trader.logged_in(fast)
+    r = HTTP.post(fast.url("/api/v1/auth/api-keys"), headers=bot.headers, json={"name": "bot"})
+    assert r.status_code == 201, r.text
+    key, secret = r.json()["data"]["id"], r.json()["data"]["secret"]
+    proxy = await Proxy(fast.port).start()
+    try:
+        c = await trading_login(proxy.url("/ws/trading"), key, secret)
+        await c.barrier()
+        proxy.blackhole()
+        order = bot.buy(0.1, symbol="EURGBP")  # its fill goes into the dead socket
+        again = await trading_login(fast.ws_url("/ws/trading"), key, secret)
+        try:
+            at_login = await again.barrier()
+            assert live(bot, "/ws/trading") == 2, "the dead connection closed too soon"
+            assert not [m for m in at_login if m["type"] == "trade_execution"], at_login
+            fill = await again.wait_for(
+                lambda m: m["type"] == "trade_execution" and m["data"]["orderId"] == order["id"],
+                timeout=20,
+            )
+            assert fill["data"]["side"] == "buy"
+            assert live(bot, "/ws/trading") == 1
+            # Once: the late replay is not sent again.
+            later = await again.barrier()
+            assert not [m for m in later if m["type"] == "trade_execution"], later
+        finally:
+            await again.close()
+    finally:
+        await proxy.close()
         await c.close()
 
 

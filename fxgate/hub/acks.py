@@ -34,7 +34,16 @@ Positions = dict[str, tuple[int, str]]
 class Acks:
     """One connection's acknowledged positions of its user's resumable streams."""
 
-    __slots__ = ("_clean", "_confirmed", "_note", "_positions", "_replayed", "_token", "acked")
+    __slots__ = (
+        "_clean",
+        "_confirmed",
+        "_note",
+        "_positions",
+        "_replayed",
+        "_token",
+        "acked",
+        "start",
+    )
 
     def __init__(self, positions: Callable[[], Positions]) -> None:
         self._positions = positions
@@ -47,6 +56,10 @@ class Acks:
         self._clean: Positions | None = None
         #: Channels this connection replayed, from where (until a pong proves more).
         self._replayed: Positions = {}
+        #: Where its live streams began: after its first subscriptions' snapshots, or
+        #: where their replay began (None until then). What came before was not sent
+        #: to it live; the resume book compares a closing connection's mark with it.
+        self.start: Positions | None = None
 
     def settled(self, replayed: Mapping[str, tuple[int, str]] | None = None) -> None:
         """A subscription's snapshot went out: until a pong proves more, this is where
@@ -61,6 +74,18 @@ class Acks:
             if channel in acked:
                 acked[channel] = since
         self.acked = acked
+        if self.start is None:
+            self.start = dict(acked)
+
+    def rewound(self, channel: str, since: tuple[int, str]) -> None:
+        """Events of ``channel`` after ``since`` were sent late, behind newer ones (the
+        resume book's late replay): until a pong after them proves they were read, the
+        client is taken to be at ``since`` there. A ping already on the wire was
+        written before them, so its pong proves nothing about them."""
+        acked = self.acked.get(channel)
+        if acked is not None and not (acked[1] == since[1] and acked[0] < since[0]):
+            self.acked[channel] = since
+        self._note = None
 
     def ping(self, trusted: bool = True, keep: Collection[str] = ()) -> bytes:
         """A ping is being written; its payload (a token its pong must echo, where the

@@ -14,13 +14,30 @@ the session sends a fresh snapshot (the dialect's full lists) as it always does.
 While the user still has another connection open nothing is noted: that connection saw
 every event, and a second tab opening is a fresh subscriber, not a resume.
 
+Except when that other connection was the reconnect itself: a client whose network
+died silently comes back on a new connection before the server has noticed the old one
+is dead (its ping timeout), so the new one is not the user's only connection, and when
+the old one closes it is not the last. What was written into the dead socket after the
+client's last pong, and before the new connection's streams began, would then reach
+neither. So a connection that registers with the book (``opened(user, conn)``, a
+:class:`LateReceiver`) is told, when another connection of the user *at the same
+endpoint* closes with a mark behind where its own streams began (``Acks.start``), which
+events it missed: ``conn.replay_late(channel, since, upto)``, for the channels that say
+so (``Channel.replay_late``: records no snapshot brings back, a fill, an alert; not
+state, which an older event sent late would undo). A second connection opened within a
+ping interval of such a close gets those events too, which is the lesser evil
+(docs/dialects.md). Only ``/ws/trading`` registers: the other endpoints carry no such
+records (``/ws/dashboard`` shows fills in its freshly read ``recent_activity``).
+
 The API (no I/O, no clock of its own; the caller passes ``now``, monotonic seconds)::
 
     book = ResumeBook(hub, window=120.0)
     book.opened(user_id)                      # a connection of the user authenticated
+    book.opened(user_id, conn)                # ... one that takes late replays
     book.closed(user_id, now)                 # it closed; the last one takes the mark
     book.closed(user_id, now, acks.mark())    # ... what that connection's client provably
                                               # read (fxgate.hub.acks), not the stream heads
+    book.closed(user_id, now, acks.mark(), conn)  # ... and it takes no more late replays
     since = book.since(user_id, "orders", now)  # (offset, epoch) or None
     # subscribe with SubItem("orders", since=since): hub.replay() does the rest
 
@@ -51,10 +68,21 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from fxgate.hub.acks import Acks
 from fxgate.hub.history import MarkStore, SharedPositions
 from fxgate.hub.hub import Hub
+
+
+class LateReceiver(Protocol):
+    """A connection that can take events it missed after its streams began."""
+
+    acks: Acks | None
+
+    def replay_late(self, channel: str, since: tuple[int, str], upto: int) -> None:
+        """Send this connection the events of ``channel`` after ``since`` up to offset
+        ``upto`` (where its live stream began), older than what it already has."""
 
 
 @dataclass(slots=True)
@@ -72,6 +100,8 @@ class ResumeBook:
         self.window = window
         self.marks = marks
         self._open: dict[str, int] = {}
+        #: user -> their open connections that take late replays, oldest first
+        self._late: dict[str, list[LateReceiver]] = {}
         self._marks: dict[str, _Mark] = {}
         self._shared = marks if isinstance(marks, SharedPositions) else None
         #: user -> the reading of their unseen streams' positions, before the mark is kept
@@ -85,23 +115,44 @@ class ResumeBook:
             if ch.scope == "user" and ch.history_size > 0
         ]
 
-    def opened(self, user_id: str) -> None:
+    def late_channels(self) -> list[str]:
+        """The resumable channels whose missed events a newer connection takes late."""
+        return [name for name in self.resumable() if self.hub.channels[name].replay_late]
+
+    def opened(self, user_id: str, conn: LateReceiver | None = None) -> None:
         self._open[user_id] = self._open.get(user_id, 0) + 1
+        if conn is not None:
+            self._late.setdefault(user_id, []).append(conn)
         if self.marks is not None:
             # Used here (or never to be: another connection is open), not elsewhere.
             self.marks.drop_mark(user_id)
 
     def closed(
-        self, user_id: str, now: float, acked: Mapping[str, tuple[int, str]] | None = None
+        self,
+        user_id: str,
+        now: float,
+        acked: Mapping[str, tuple[int, str]] | None = None,
+        conn: LateReceiver | None = None,
     ) -> None:
         """A connection of ``user_id`` closed; when it was the last, note the offsets.
 
         ``acked``: where that connection's client provably read up to
         (:class:`fxgate.hub.acks.Acks`); streams that moved on since are marked there,
-        so what was written into a dead socket is replayed. Without it, the heads."""
+        so what was written into a dead socket is replayed. Without it, the heads.
+        When others are still open, those whose streams began after ``acked`` are sent
+        what they missed (:class:`LateReceiver`); ``conn``: the closing connection, if
+        it registered as one."""
+        receivers = self._late.get(user_id)
+        if receivers is not None and conn is not None:
+            if conn in receivers:
+                receivers.remove(conn)
+            if not receivers:
+                del self._late[user_id]
         left = self._open.get(user_id, 0) - 1
         if left > 0:
             self._open[user_id] = left
+            if acked is not None and conn is not None:
+                self._replay_late(user_id, acked, conn)
             return
         self._open.pop(user_id, None)
         offsets = {name: self.hub.position(name, user_id) for name in self.resumable()}
@@ -110,6 +161,28 @@ class ResumeBook:
         self._marks[user_id] = _Mark(now, offsets)
         self._expire(now)
         self._keep(user_id, self._marks[user_id])
+
+    def _replay_late(
+        self, user_id: str, acked: Mapping[str, tuple[int, str]], closing: LateReceiver
+    ) -> None:
+        """A connection closed behind where the user's newer ones began: the reconnect
+        that came before the close (module docstring). Only connections of the same
+        kind (endpoint) as the closing one can be its reconnect: a trading bot's socket
+        is not a dashboard that came back. One whose streams have not begun yet
+        (still subscribing) gets nothing here: what it gets comes after."""
+        channels = self.late_channels()
+        for conn in list(self._late.get(user_id, ())):
+            if type(conn) is not type(closing):
+                continue
+            start = conn.acks.start if conn.acks is not None else None
+            if start is None:
+                continue
+            for name in channels:
+                mark, began = acked.get(name), start.get(name)
+                if mark is None or began is None or mark[1] != began[1]:
+                    continue  # another epoch: what it missed is not in this one
+                if mark[0] < began[0]:
+                    conn.replay_late(name, mark, began[0])
 
     def positions(self, user_id: str) -> dict[str, tuple[int, str]]:
         """Where each of the user's resumable streams stands now (what a connection

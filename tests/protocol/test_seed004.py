@@ -429,11 +429,15 @@ class Marks:
         self.hub = h
         self.at: dict[tuple[str, str], int] = {}
 
-    def opened(self, user_id: str) -> None:
+    def opened(self, user_id: str, conn: Any = None) -> None:
         pass
 
     def closed(
-        self, user_id: str, now: float, acked: Mapping[str, tuple[int, str]] | None = None
+        self,
+        user_id: str,
+        now: float,
+        acked: Mapping[str, tuple[int, str]] | None = None,
+        conn: Any = None,
     ) -> None:
         # The heads, whatever was acknowledged (fxgate.hub.acks has tests of its own).
         stream = self.hub.streams.find("orders", user_id)

@@ -26,6 +26,7 @@ from fxgate.domain.symbols import SymbolNames
 from fxgate.domain.trading import Order, OrderRequest, OrderType, Side, TimeInForce
 from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Hub, Subscription
+from fxgate.hub.resume import LateReceiver
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.protocol.seed004 import common
@@ -65,10 +66,14 @@ class ResumeMarks(Protocol):
     ``ResumeBook`` (``fxgate.hub.resume``, branch ``socketio``), as ``/ws`` takes it.
     Without one, a reconnecting client gets no replay and reads the REST lists."""
 
-    def opened(self, user_id: str) -> None: ...
+    def opened(self, user_id: str, conn: LateReceiver | None = None) -> None: ...
 
     def closed(
-        self, user_id: str, now: float, acked: Mapping[str, tuple[int, str]] | None = None
+        self,
+        user_id: str,
+        now: float,
+        acked: Mapping[str, tuple[int, str]] | None = None,
+        conn: LateReceiver | None = None,
     ) -> None: ...
 
     def positions(self, user_id: str) -> dict[str, tuple[int, str]]: ...
@@ -185,7 +190,7 @@ class TradingSession(Seed004Session):
             await self._resume.load(user.id, self._timers.time())
             if self.closed or self.closing:
                 return
-            self._resume.opened(user.id)
+            self._resume.opened(user.id, self)
             self._opened = True
             self.acks = Acks(partial(self._resume.positions, user.id))
         # Live events wait behind the answer and the replay (if any), in order.
@@ -221,6 +226,30 @@ class TradingSession(Seed004Session):
                 if payload is not None:
                     self.conn.send(payload)
         return replayed
+
+    def replay_late(self, channel: str, since: tuple[int, str], upto: int) -> None:
+        """As :meth:`fxgate.protocol.session.Session.replay_late`, over this session's
+        own subscriptions and encoder: a fill written into the dead socket of the
+        connection this one replaced reaches it when that one closes."""
+        if self.closed or self.closing:
+            return
+        encoder = self.encoders[self._slashed]
+        sent = False
+        for sub in self.subs:
+            if sub.channel.name != channel:
+                continue
+            replay = self.hub.replay(sub, since)
+            for envelope in replay.envelopes if replay is not None else ():
+                offset = envelope.get("offset")
+                if not isinstance(offset, int) or offset > upto:
+                    continue
+                payload = encoder.encode_event(sub.channel, envelope)
+                if payload is not None:
+                    self.conn.send(payload)
+                    sent = True
+            break  # one subscription per channel here: no filters
+        if sent and self.acks is not None:
+            self.acks.rewound(channel, since)
 
     def _form(self, written: str) -> tuple[str, bool]:
         symbol, slashed = self.names.resolve(written)
@@ -272,7 +301,7 @@ class TradingSession(Seed004Session):
             self._deadline.cancel()
         if self._opened and self._resume is not None and self.principal is not None:
             mark = self.acks.mark() if self.acks is not None else None
-            self._resume.closed(self.principal.user_id, self._timers.time(), mark)
+            self._resume.closed(self.principal.user_id, self._timers.time(), mark, self)
 
 
 def _check_digits(spec: SymbolSpec | None, cmd: twire.PlaceOrder) -> None:
