@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -454,7 +455,9 @@ def test_fanout_runs_a_dialect_at_fractions_of_the_canonical_rate(tmp_path: Path
     )
     assert "| seed003 `/ws` | 2 | 100 (" in out.stdout
     assert "| seed003 `/ws` at 50% | 2 | 50 (" in out.stdout
-    assert "seed003 N=2: met at " in out.stdout, out.stdout
+    # One verdict for the endpoint (met or not: a two-second window at N = 2 is too
+    # short for the delivery condition to be a test of anything but luck).
+    assert re.search(r"^  - seed003 N=2: (met at |not met \()", out.stdout, re.M), out.stdout
     runs = json.loads(report.read_text())
     assert [(r["dialect"], r["rate_share"]) for r in runs] == [
         ("canonical", 1.0),
