@@ -191,6 +191,31 @@ def test_only_a_connection_at_the_same_endpoint_can_be_the_reconnect() -> None:
     assert other.late == []
 
 
+def test_one_connection_failing_its_late_replay_does_not_stop_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Hub([Fills()], epoch="e1")
+    book = ResumeBook(hub, window=120)
+    old, broken, new = Tab(book, "u"), Tab(book, "u"), Tab(book, "u")
+
+    def fail(channel: str, since: tuple[int, str], upto: int) -> None:
+        raise RuntimeError("a bug in one dialect")
+
+    broken.replay_late = fail  # type: ignore[method-assign]
+    book.opened("u", old)
+    assert old.acks is not None
+    old.acks.settled()
+    old.acks.pong(old.acks.ping())
+    hub.publish(fill("u", 1))  # into the dead socket
+    for tab in (broken, new):  # the failing one is asked first
+        book.opened("u", tab)
+        assert tab.acks is not None
+        tab.acks.settled()
+    book.closed("u", 10.0, old.acks.mark(), old)
+    assert new.late == [("trades", (0, "e1"), 1)]
+    assert "late replay failed" in caplog.text
+
+
 def test_a_tab_older_than_the_last_pong_gets_nothing_late() -> None:
     """A second tab that was open before the client's last acknowledgement saw every
     event the dead one missed, live."""

@@ -65,6 +65,7 @@ the snapshot already showed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ from typing import Any, Protocol
 from fxgate.hub.acks import Acks
 from fxgate.hub.history import MarkStore, SharedPositions
 from fxgate.hub.hub import Hub
+
+log = logging.getLogger(__name__)
 
 
 class LateReceiver(Protocol):
@@ -182,7 +185,10 @@ class ResumeBook:
                 if mark is None or began is None or mark[1] != began[1]:
                     continue  # another epoch: what it missed is not in this one
                 if mark[0] < began[0]:
-                    conn.replay_late(name, mark, began[0])
+                    try:
+                        conn.replay_late(name, mark, began[0])
+                    except Exception:  # a bug, not the client's: the others still get theirs
+                        log.exception("late replay failed", extra={"channel": name})
 
     def positions(self, user_id: str) -> dict[str, tuple[int, str]]:
         """Where each of the user's resumable streams stands now (what a connection
