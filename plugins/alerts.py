@@ -16,7 +16,7 @@ class AlertsChannel(Channel):
     description = "Alerts and notifications"
     #: A trading stream: its history outlives restarts and nodes (Redis or the store).
     history_ttl = 600.0
-    replay_late = True  # a record of its own: no snapshot brings it back
+    records = True  # each event a record of its own, not the new state of something
     required_fields = ("type", "severity", "title", "message")
 
 

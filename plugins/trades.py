@@ -29,7 +29,7 @@ class TradesChannel(Channel):
     description = "Trade executions"
     #: A trading stream: its history outlives restarts and nodes (Redis or the store).
     history_ttl = 600.0
-    replay_late = True  # a record of its own: no snapshot brings it back
+    records = True  # each event a record of its own, not the new state of something
     required_fields = ("executionId", "symbol", "action", "volume")
 
     def __init__(self, trading: TradingReads) -> None:

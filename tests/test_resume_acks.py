@@ -17,7 +17,7 @@ import pytest
 from fxgate.domain.events import Event
 from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Hub
-from fxgate.hub.resume import ResumeBook
+from fxgate.hub.resume import ResumeBook, missed_late
 from fxgate.plugins.channel import Channel
 from tests.blackhole import Proxy
 from tests.conftest import Daemon, Daemons, until
@@ -122,7 +122,7 @@ def test_without_acknowledgements_the_book_marks_the_heads() -> None:
 class Fills(Channel):
     name = "trades"
     message_type = "trade"
-    replay_late = True
+    records = True
 
 
 def fill(user: str, n: int) -> Event:
@@ -167,12 +167,13 @@ def test_a_reconnect_before_the_close_gets_the_fills_the_dead_socket_took() -> N
     book, old, new = _old_and_new()
     assert old.acks is not None
     book.closed("u", 10.0, old.acks.mark(), old)  # the ping timeout, at last
-    # Fills 2 and 3 (offsets after the acknowledged 1, up to where the new one began);
-    # not the account: the new connection's snapshot holds the latest one.
-    assert new.late == [("trades", (1, "e1"), 3)]
+    # Fills 2 and 3 (offsets after the acknowledged 1, up to where the new one began),
+    # and the account's first message: what to send of each is the connection's call.
+    late = [("trades", (1, "e1"), 3), ("account", (0, "e1"), 1)]
+    assert new.late == late
     assert book.since("u", "trades", 11.0) is None  # not a resume: a connection is open
     book.closed("u", 20.0, None, new)
-    assert new.late == [("trades", (1, "e1"), 3)]  # the closing one is told nothing
+    assert new.late == late  # the closing one is told nothing
 
 
 class OtherEndpoint(Tab):
@@ -187,7 +188,7 @@ def test_only_a_connection_at_the_same_endpoint_can_be_the_reconnect() -> None:
     assert old.acks is not None
     other.acks.settled()
     book.closed("u", 10.0, old.acks.mark(), old)
-    assert new.late == [("trades", (1, "e1"), 3)]
+    assert [c for c, _, _ in new.late] == ["trades", "account"]
     assert other.late == []
 
 
@@ -214,6 +215,34 @@ def test_one_connection_failing_its_late_replay_does_not_stop_the_others(
     book.closed("u", 10.0, old.acks.mark(), old)
     assert new.late == [("trades", (0, "e1"), 1)]
     assert "late replay failed" in caplog.text
+
+
+def env(offset: int, **data: object) -> dict[str, object]:
+    return {"offset": offset, "data": data}
+
+
+def test_late_records_are_every_one_up_to_where_the_stream_began() -> None:
+    envelopes = [env(2, n=2), env(3, n=3), env(4, n=4)]
+    assert missed_late(envelopes, 3, records=True, item="ticket") == envelopes[:2]
+
+
+def test_late_state_is_the_latest_per_item_that_nothing_newer_replaced() -> None:
+    envelopes = [
+        env(2, ticket=7, status="placed"),
+        env(3, ticket=8, status="placed"),
+        env(4, ticket=7, status="filled"),
+        env(5, ticket=9, status="placed"),  # (where the new connection began: 5)
+        env(6, ticket=8, status="cancelled"),  # live on the new connection: newer
+        env(7, ticket=9, status="filled"),
+    ]
+    # 7: its fill, the latest before the stream began. 8 and 9 changed after it (sent
+    # live, newer): nothing older of them.
+    assert missed_late(envelopes, 5, records=False, item="ticket") == [envelopes[2]]
+
+
+def test_late_state_without_its_item_field_is_kept_as_it_is() -> None:
+    envelopes = [env(2, status="a"), env(3, status="b")]
+    assert missed_late(envelopes, 3, records=False, item="ticket") == envelopes
 
 
 def test_a_tab_older_than_the_last_pong_gets_nothing_late() -> None:
@@ -416,15 +445,24 @@ async def test_ws_trading_a_reconnect_before_the_close_gets_the_fill_late(fast: 
             at_login = await again.barrier()
             assert live(bot, "/ws/trading") == 2, "the dead connection closed too soon"
             assert not [m for m in at_login if m["type"] == "trade_execution"], at_login
-            fill = await again.wait_for(
-                lambda m: m["type"] == "trade_execution" and m["data"]["orderId"] == order["id"],
+            late = await again.read_until(
+                lambda got: any(
+                    m["type"] == "trade_execution" and m["data"]["orderId"] == order["id"]
+                    for m in got
+                ),
                 timeout=20,
             )
-            assert fill["data"]["side"] == "buy"
             assert live(bot, "/ws/trading") == 1
+            late += await again.barrier()  # sent in one go: the rest is here too
+            (fill,) = [m for m in late if m["type"] == "trade_execution"]
+            assert fill["data"]["side"] == "buy"
+            # Of the order, its latest state only (filled), not the placement before it.
+            orders = [m["data"] for m in late if m["type"] == "order_update"]
+            assert [(o["id"], o["status"]) for o in orders] == [(order["id"], "filled")], late
+            assert [m["type"] for m in late].count("position_update") == 1, late
             # Once: the late replay is not sent again.
             later = await again.barrier()
-            assert not [m for m in later if m["type"] == "trade_execution"], later
+            assert not [m for m in later if m["type"].endswith(("_execution", "_update"))]
         finally:
             await again.close()
     finally:

@@ -22,12 +22,14 @@ client's last pong, and before the new connection's streams began, would then re
 neither. So a connection that registers with the book (``opened(user, conn)``, a
 :class:`LateReceiver`) is told, when another connection of the user *at the same
 endpoint* closes with a mark behind where its own streams began (``Acks.start``), which
-events it missed: ``conn.replay_late(channel, since, upto)``, for the channels that say
-so (``Channel.replay_late``: records no snapshot brings back, a fill, an alert; not
-state, which an older event sent late would undo). A second connection opened within a
-ping interval of such a close gets those events too, which is the lesser evil
-(docs/dialects.md). Only ``/ws/trading`` registers: the other endpoints carry no such
-records (``/ws/dashboard`` shows fills in its freshly read ``recent_activity``).
+events it missed: ``conn.replay_late(channel, since, upto)``. What it sends of them is
+its own choice: all of a channel of records (``Channel.records``: fills, alerts), of
+state only the latest per item that nothing newer has replaced, nothing where its
+snapshot already had the state. A second connection opened within a ping interval of
+such a close gets those events too, which is the lesser evil (docs/dialects.md). Only
+``/ws/trading`` registers, the one endpoint with no snapshot at login; the others
+start from the current state, and carry no records (``/ws/dashboard`` shows fills in
+its freshly read ``recent_activity``).
 
 The API (no I/O, no clock of its own; the caller passes ``now``, monotonic seconds)::
 
@@ -67,7 +69,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,8 +86,39 @@ class LateReceiver(Protocol):
     acks: Acks | None
 
     def replay_late(self, channel: str, since: tuple[int, str], upto: int) -> None:
-        """Send this connection the events of ``channel`` after ``since`` up to offset
-        ``upto`` (where its live stream began), older than what it already has."""
+        """The events of ``channel`` after ``since`` up to offset ``upto`` (where its
+        live stream began) never reached this user's client: send what of them it
+        needs, knowing they are older than what it already has."""
+
+
+def missed_late(
+    envelopes: Iterable[Mapping[str, Any]], upto: int, *, records: bool, item: str
+) -> list[Mapping[str, Any]]:
+    """What a connection whose stream began at offset ``upto`` is sent late of the
+    envelopes after a closing connection's mark (oldest first, up to the head): every
+    record up to ``upto``; of state, the latest envelope per item (``data[item]``, an
+    order's ticket) up to ``upto``, unless the item changed after ``upto``: that newer
+    state went out live, and the older one would undo it on the client."""
+    envelopes = list(envelopes)
+
+    def offset(env: Mapping[str, Any]) -> int:
+        value = env.get("offset")
+        return value if isinstance(value, int) else 0
+
+    def key(env: Mapping[str, Any]) -> object:
+        data = env.get("data")
+        found = data.get(item) if isinstance(data, Mapping) else None
+        return found if found is not None else ("offset", offset(env))
+
+    before = [env for env in envelopes if offset(env) <= upto]
+    if records:
+        return before
+    newer = {key(env) for env in envelopes if offset(env) > upto}
+    latest: dict[object, Mapping[str, Any]] = {}
+    for env in before:
+        latest.pop(key(env), None)  # re-inserted: the dict keeps the latest's order
+        latest[key(env)] = env
+    return [env for k, env in latest.items() if k not in newer]
 
 
 @dataclass(slots=True)
@@ -117,10 +150,6 @@ class ResumeBook:
             for name, ch in self.hub.channels.items()
             if ch.scope == "user" and ch.history_size > 0
         ]
-
-    def late_channels(self) -> list[str]:
-        """The resumable channels whose missed events a newer connection takes late."""
-        return [name for name in self.resumable() if self.hub.channels[name].replay_late]
 
     def opened(self, user_id: str, conn: LateReceiver | None = None) -> None:
         self._open[user_id] = self._open.get(user_id, 0) + 1
@@ -173,7 +202,7 @@ class ResumeBook:
         kind (endpoint) as the closing one can be its reconnect: a trading bot's socket
         is not a dashboard that came back. One whose streams have not begun yet
         (still subscribing) gets nothing here: what it gets comes after."""
-        channels = self.late_channels()
+        channels = self.resumable()
         for conn in list(self._late.get(user_id, ())):
             if type(conn) is not type(closing):
                 continue

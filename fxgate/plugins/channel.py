@@ -85,13 +85,12 @@ class Channel:
     #: ``logs`` channel's system lines, the public ``signals``); ``None``: every event
     #: must name its user. Who receives it is :meth:`subscription_keys`' decision.
     shared_stream: ClassVar[str | None] = None
-    #: Whether an event is a record of its own that no snapshot brings back (a fill, an
-    #: alert), so that a connection that missed it just before a reconnect gets it
-    #: late, behind newer ones (``fxgate.hub.resume``: a reconnect before the close).
-    #: Not for state (an order's status: the reconnect's snapshot has the latest, an
-    #: older event sent after it would undo it) nor for what the snapshot holds anyway
-    #: (the recent log lines).
-    replay_late: ClassVar[bool] = False
+    #: Whether each event is a record of its own (a fill, an alert) rather than the new
+    #: state of something (an order, a position): a connection that missed records can
+    #: be sent all of them late, behind newer events, but of state only the latest per
+    #: item that nothing newer has replaced (``fxgate.hub.resume``, "a reconnect before
+    #: the close"), or an older state would undo a newer one.
+    records: ClassVar[bool] = False
     #: Whether an event published from outside is stored (:meth:`keep`) before it is
     #: announced, like a trading record; ``api.ingest`` then announces it once kept.
     keeps: ClassVar[bool] = False

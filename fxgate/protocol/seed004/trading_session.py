@@ -26,7 +26,7 @@ from fxgate.domain.symbols import SymbolNames
 from fxgate.domain.trading import Order, OrderRequest, OrderType, Side, TimeInForce
 from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Hub, Subscription
-from fxgate.hub.resume import LateReceiver
+from fxgate.hub.resume import LateReceiver, missed_late
 from fxgate.plugins.channel import Principal
 from fxgate.protocol.limits import SlidingWindowCounter
 from fxgate.protocol.seed004 import common
@@ -228,28 +228,27 @@ class TradingSession(Seed004Session):
         return replayed
 
     def replay_late(self, channel: str, since: tuple[int, str], upto: int) -> None:
-        """As :meth:`fxgate.protocol.session.Session.replay_late`, over this session's
-        own subscriptions and encoder: a fill written into the dead socket of the
-        connection this one replaced reaches it when that one closes."""
+        """What the dead connection this one replaced did not deliver, when it closes
+        (``fxgate.hub.resume``, a reconnect before the close): this socket sends no
+        state at login, so it takes every missed execution and, of orders and
+        positions, the latest update of each that nothing newer has replaced."""
         if self.closed or self.closing:
             return
         encoder = self.encoders[self._slashed]
-        sent = False
         for sub in self.subs:
             if sub.channel.name != channel:
                 continue
             replay = self.hub.replay(sub, since)
-            for envelope in replay.envelopes if replay is not None else ():
-                offset = envelope.get("offset")
-                if not isinstance(offset, int) or offset > upto:
-                    continue
+            if replay is None:
+                return  # no longer in memory: nothing to send
+            late = missed_late(replay.envelopes, upto, records=sub.channel.records, item="ticket")
+            for envelope in late:
                 payload = encoder.encode_event(sub.channel, envelope)
                 if payload is not None:
                     self.conn.send(payload)
-                    sent = True
-            break  # one subscription per channel here: no filters
-        if sent and self.acks is not None:
-            self.acks.rewound(channel, since)
+            if late and self.acks is not None:
+                self.acks.rewound(channel, since)
+            return  # one subscription per channel here: no filters
 
     def _form(self, written: str) -> tuple[str, bool]:
         symbol, slashed = self.names.resolve(written)
