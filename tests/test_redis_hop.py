@@ -72,6 +72,18 @@ def received(sink: RecordingSink) -> list[dict[str, Any]]:
     return [json.loads(frame) for frame, _ in sink.got]
 
 
+async def an_order_through_redis_again(n: Node, number: int) -> None:
+    """Once the bus is healthy again, order ``number`` comes back through Redis (under
+    Redis's epoch, not a local one)."""
+    await until(n.bus.healthy, timeout=15, what="the bus healthy again")
+    n.bus.publish(order("alice", number))
+    after = await until(
+        lambda: [m for m in received(n.orders) if m["data"]["n"] == number],
+        what="an order through Redis again",
+    )
+    assert not after[0]["epoch"].startswith("local-")
+
+
 async def test_an_event_reaches_the_hub_in_the_first_loop_iteration_after_redis_answers(
     node: Node, redis_server: RedisServer
 ) -> None:
@@ -150,13 +162,7 @@ async def test_a_stalled_redis_gets_its_unanswered_events_delivered_here(
         assert [m["data"]["n"] for m in got] == [0, 1, 2]
         assert got[0]["epoch"].startswith("local-")
         assert not n.bus.healthy()
-        await until(n.bus.healthy, timeout=15, what="the bus healthy again")
-        n.bus.publish(order("alice", 3))
-        after = await until(
-            lambda: [m for m in received(n.orders) if m["data"]["n"] == 3],
-            what="an order through Redis again",
-        )
-        assert not after[0]["epoch"].startswith("local-")
+        await an_order_through_redis_again(n, 3)
     finally:
         await n.bus.stop()
 
@@ -182,13 +188,7 @@ async def test_a_redis_that_turned_replica_gets_each_event_once_in_order(
         assert [m["data"]["n"] for m in got] == [0, 1, 2, 3]
         assert got[1]["epoch"].startswith("local-")
         assert redis_server.command("REPLICAOF", "NO", "ONE").startswith(b"+OK")
-        await until(n.bus.healthy, timeout=15, what="the bus healthy again")
-        n.bus.publish(order("alice", 4))
-        after = await until(
-            lambda: [m for m in received(n.orders) if m["data"]["n"] == 4],
-            what="an order through Redis again",
-        )
-        assert not after[0]["epoch"].startswith("local-")
+        await an_order_through_redis_again(n, 4)
         assert [m["data"]["n"] for m in received(n.orders)] == [0, 1, 2, 3, 4]
     finally:
         redis_server.command("REPLICAOF", "NO", "ONE")
@@ -224,13 +224,7 @@ async def test_the_publisher_comes_back_when_a_reconnect_fails_unexpectedly(
         # The server drops the publishing connection (as a failover drops every one).
         assert redis_server.command("CLIENT", "KILL", "TYPE", "normal").startswith(b":")
         await until(lambda: failures == 0, timeout=10, what="both failed attempts")
-        await until(n.bus.healthy, timeout=10, what="the bus healthy again")
-        n.bus.publish(order("alice", 1))
-        after = await until(
-            lambda: [m for m in received(n.orders) if m["data"]["n"] == 1],
-            what="an order through Redis again",
-        )
-        assert not after[0]["epoch"].startswith("local-")
+        await an_order_through_redis_again(n, 1)
     finally:
         await n.bus.stop()
 

@@ -397,14 +397,19 @@ async def trading_login(url: str, key: str, secret: str) -> Client:
     return c
 
 
+def trading_bot(daemon: Daemon) -> tuple[Trader, str, str]:
+    """A trader with an API key (id, secret) for ``/ws/trading``, EURGBP quoted."""
+    Admin(daemon).quote("EURGBP", "0.85000", "0.85010")
+    bot = Trader.logged_in(daemon)
+    r = HTTP.post(daemon.url("/api/v1/auth/api-keys"), headers=bot.headers, json={"name": "bot"})
+    assert r.status_code == 201, r.text
+    return bot, r.json()["data"]["id"], r.json()["data"]["secret"]
+
+
 async def test_ws_trading_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) -> None:
     """Seed 004's trading socket sends no state at login: without the replay, a fill
     missed while the network was dead would never reach it."""
-    Admin(fast).quote("EURGBP", "0.85000", "0.85010")
-    bot = Trader.logged_in(fast)
-    r = HTTP.post(fast.url("/api/v1/auth/api-keys"), headers=bot.headers, json={"name": "bot"})
-    assert r.status_code == 201, r.text
-    key, secret = r.json()["data"]["id"], r.json()["data"]["secret"]
+    bot, key, secret = trading_bot(fast)
     proxy = await Proxy(fast.port).start()
     try:
         c = await trading_login(proxy.url("/ws/trading"), key, secret)
@@ -429,11 +434,7 @@ async def test_ws_trading_a_reconnect_before_the_close_gets_the_fill_late(fast: 
     """The client comes back on a new connection while the daemon still holds the dead
     one: no resume at login (another connection is open), and the fill written into
     the dead socket reaches the new one when the ping timeout closes the old."""
-    Admin(fast).quote("EURGBP", "0.85000", "0.85010")
-    bot = Trader.logged_in(fast)
-    r = HTTP.post(fast.url("/api/v1/auth/api-keys"), headers=bot.headers, json={"name": "bot"})
-    assert r.status_code == 201, r.text
-    key, secret = r.json()["data"]["id"], r.json()["data"]["secret"]
+    bot, key, secret = trading_bot(fast)
     proxy = await Proxy(fast.port).start()
     try:
         c = await trading_login(proxy.url("/ws/trading"), key, secret)
