@@ -10,7 +10,10 @@ ping timeout, as when a laptop's lid closes.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -406,19 +409,32 @@ def trading_bot(daemon: Daemon) -> tuple[Trader, str, str]:
     return bot, r.json()["data"]["id"], r.json()["data"]["secret"]
 
 
-async def test_ws_trading_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) -> None:
-    """Seed 004's trading socket sends no state at login: without the replay, a fill
-    missed while the network was dead would never reach it."""
-    bot, key, secret = trading_bot(fast)
-    proxy = await Proxy(fast.port).start()
+@contextlib.asynccontextmanager
+async def fill_into_a_dead_trading_socket(
+    daemon: Daemon,
+) -> AsyncIterator[tuple[Trader, str, str, dict[str, Any]]]:
+    """A bot logged in on ``/ws/trading`` through the proxy, whose network then dies
+    silently; a market order (filled at once) whose updates go into the dead socket.
+    Yields the bot, its API key and secret, and the order; closes both ends after."""
+    bot, key, secret = trading_bot(daemon)
+    proxy = await Proxy(daemon.port).start()
+    c: Client | None = None
     try:
         c = await trading_login(proxy.url("/ws/trading"), key, secret)
         await c.barrier()
         proxy.blackhole()
-        order = bot.buy(0.1, symbol="EURGBP")
-        await closed_by_daemon(bot, "/ws/trading")
+        yield bot, key, secret, bot.buy(0.1, symbol="EURGBP")
     finally:
         await proxy.close()
+        if c is not None:
+            await c.close()
+
+
+async def test_ws_trading_a_fill_written_into_a_dead_socket_is_replayed(fast: Daemon) -> None:
+    """Seed 004's trading socket sends no state at login: without the replay, a fill
+    missed while the network was dead would never reach it."""
+    async with fill_into_a_dead_trading_socket(fast) as (bot, key, secret, order):
+        await closed_by_daemon(bot, "/ws/trading")
 
     again = await trading_login(fast.ws_url("/ws/trading"), key, secret)
     try:
@@ -427,20 +443,13 @@ async def test_ws_trading_a_fill_written_into_a_dead_socket_is_replayed(fast: Da
         assert [o["status"] for o in updates if o["id"] == order["id"]][-1:] == ["filled"], msgs
     finally:
         await again.close()
-        await c.close()
 
 
 async def test_ws_trading_a_reconnect_before_the_close_gets_the_fill_late(fast: Daemon) -> None:
     """The client comes back on a new connection while the daemon still holds the dead
     one: no resume at login (another connection is open), and the fill written into
     the dead socket reaches the new one when the ping timeout closes the old."""
-    bot, key, secret = trading_bot(fast)
-    proxy = await Proxy(fast.port).start()
-    try:
-        c = await trading_login(proxy.url("/ws/trading"), key, secret)
-        await c.barrier()
-        proxy.blackhole()
-        order = bot.buy(0.1, symbol="EURGBP")  # its fill goes into the dead socket
+    async with fill_into_a_dead_trading_socket(fast) as (bot, key, secret, order):
         again = await trading_login(fast.ws_url("/ws/trading"), key, secret)
         try:
             at_login = await again.barrier()
@@ -466,9 +475,6 @@ async def test_ws_trading_a_reconnect_before_the_close_gets_the_fill_late(fast: 
             assert not [m for m in later if m["type"].endswith(("_execution", "_update"))]
         finally:
             await again.close()
-    finally:
-        await proxy.close()
-        await c.close()
 
 
 async def test_dashboard_a_fill_notified_into_a_dead_socket_is_notified_again(
