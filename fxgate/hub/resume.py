@@ -116,8 +116,9 @@ def missed_late(
     newer = {key(env) for env in envelopes if offset(env) > upto}
     latest: dict[object, Mapping[str, Any]] = {}
     for env in before:
-        latest.pop(key(env), None)  # re-inserted: the dict keeps the latest's order
-        latest[key(env)] = env
+        k = key(env)
+        latest.pop(k, None)  # re-inserted: the dict keeps the latest's order
+        latest[k] = env
     return [env for k, env in latest.items() if k not in newer]
 
 

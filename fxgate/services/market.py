@@ -34,10 +34,11 @@ def sleep_for(due: float, now: float, *, waking: bool) -> float:
 
     A scheduled source sleeps exactly until its next tick, however near: a 1 ms floor
     there made the next tick up to 1 ms late whenever two came less than 1 ms apart
-    (16 % of gaps at 170 ticks/s), a tenth of the p90 of a tick's age at publication in
-    bench/fanout.py. ``MIN_SLEEP`` stays the floor where a sleep of nothing could spin:
-    a tick still due after the step that should have taken it, and a waking source
-    (a polled terminal), whose ``next_due`` only paces its stale checks."""
+    (16 % of gaps at 170 ticks/s): without it, a tick's age at publication at 1,000
+    clients went from p90 2.5 to 1.7 ms and p99 4.3 to 2.7 ms. ``MIN_SLEEP`` stays the
+    floor where a sleep of nothing could spin: a tick still due after the step that
+    should have taken it, and a waking source (a polled terminal), whose ``next_due``
+    only paces its stale checks."""
     delay = due - now
     if waking or delay <= 0:
         return min(MAX_SLEEP, max(MIN_SLEEP, delay))
