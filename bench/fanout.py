@@ -8,8 +8,10 @@ delivered messages/s against what the feed demanded, tick-to-client latency p50/
 loss, and the CPU of both sides. ``--find-max`` instead raises the tick rate for one N
 until the target breaks. ``--dialect NAME,...`` runs, at each N, the canonical endpoint
 first and then each named row of ``bench/dialects.py`` (a fresh daemon each), and
-``--reference STACK,...`` seed 002's own Flask-SocketIO stack (``bench/seed002_reference.py``)
-speaking the ``socketio`` row, then prints each against the canonical run;
+``--reference NAME,...`` seed 002's own Flask-SocketIO stack (``bench/seed002_reference.py``)
+speaking the ``socketio`` row, or ``floor`` (``bench/floor.c``: the same ticks sent by bare
+``send()`` calls in C, what the host charges any server), then prints each against the
+canonical run;
 ``--dialect-rates 1,0.75`` runs each dialect row at each fraction of the canonical row's
 rate (the dialect target asks for 70 % of canonical's throughput at p99 < 15 ms). See
 ``bench/README.md`` for the method.
@@ -17,6 +19,7 @@ rate (the dialect target asks for 70 % of canonical's throughput at p99 < 15 ms)
     python bench/fanout.py --clients 100,1000,5000 --duration 20
     python bench/fanout.py --clients 1000 --find-max
     python bench/fanout.py --clients 1000,5000 --dialect socketio --reference flask-socketio
+    python bench/fanout.py --clients 1000 --dialect all --reference floor
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from fxdaemon import BenchDaemon, add_daemon_arguments
 BENCH = Path(__file__).resolve().parent
 LOADGEN_SRC = BENCH / "loadgen.c"
 LOADGEN_BIN = BENCH / "bin" / "loadgen"
+FLOOR_SRC = BENCH / "floor.c"
+FLOOR_BIN = BENCH / "bin" / "floor"
 
 SYMBOLS = [
     "EURUSD",
@@ -69,11 +74,13 @@ DIALECT_P99_MS = 15.0
 DIALECT_SHARE = 0.70
 
 # --reference NAME: seed 002's stack (bench/seed002_reference.py --stack STACK), which
-# speaks the socketio row.
+# speaks the socketio row, or FLOOR (bench/floor.c), which speaks the canonical one.
+FLOOR = "floor"
 REFERENCES = {
     "flask-socketio": "flask-threading",
     "flask-socketio-gevent": "flask-gevent",
     "python-socketio": "python-socketio",
+    FLOOR: "bench/floor.c: bare send() calls in C, the host's floor",
 }
 REFERENCE_TOKEN = "bench-reference"  # the reference servers accept any non-empty token
 
@@ -119,6 +126,8 @@ class Run:
 
     @property
     def label(self) -> str:
+        if self.reference == FLOOR:
+            return f"{FLOOR} (`bench/floor.c`, C)"
         if self.reference:
             return f"{self.reference} (seed 002, {REFERENCES[self.reference]})"
         at = f" at {self.rate_share:.0%}" if self.rate_share != 1 else ""
@@ -202,18 +211,22 @@ class Run:
         return failed
 
 
-def build_loadgen() -> Path:
-    """Compile loadgen.c into bench/bin/ when the binary is missing or older than the source."""
-    if LOADGEN_BIN.exists() and LOADGEN_BIN.stat().st_mtime >= LOADGEN_SRC.stat().st_mtime:
-        return LOADGEN_BIN
+def build(src: Path, binary: Path, *libs: str) -> Path:
+    """Compile a bench C file into bench/bin/ when the binary is missing or older."""
+    if binary.exists() and binary.stat().st_mtime >= src.stat().st_mtime:
+        return binary
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if not cc:
-        sys.exit("fanout: no C compiler (gcc) found to build bench/loadgen.c")
-    LOADGEN_BIN.parent.mkdir(exist_ok=True)
-    cmd = [cc, "-O2", "-Wall", "-o", str(LOADGEN_BIN), str(LOADGEN_SRC)]
+        sys.exit(f"fanout: no C compiler (gcc) found to build bench/{src.name}")
+    binary.parent.mkdir(exist_ok=True)
+    cmd = [cc, "-O2", "-Wall", "-o", str(binary), str(src), *libs]
     print("building:", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True)
-    return LOADGEN_BIN
+    return binary
+
+
+def build_loadgen() -> Path:
+    return build(LOADGEN_SRC, LOADGEN_BIN)
 
 
 def raise_nofile(need: int) -> None:
@@ -320,8 +333,12 @@ def make_daemon(
 def make_reference(
     args: argparse.Namespace, name: str, tick_rate: float, pinned: bool
 ) -> BenchDaemon:
-    """Seed 002's stack in place of the daemon: same pinning, feed rate and symbols."""
-    cmd = [sys.executable, str(BENCH / "seed002_reference.py"), "--stack", REFERENCES[name]]
+    """Seed 002's stack or the floor in place of the daemon: same pinning, feed rate and
+    symbols."""
+    if name == FLOOR:
+        cmd = [str(build(FLOOR_SRC, FLOOR_BIN, "-lm"))]
+    else:
+        cmd = [sys.executable, str(BENCH / "seed002_reference.py"), "--stack", REFERENCES[name]]
     cmd += ["--tick-rate", repr(tick_rate), "--symbols", ",".join(args.symbols)]
     return BenchDaemon(
         cmd=cmd,
@@ -664,7 +681,9 @@ def print_comparison(runs: list[Run]) -> None:
     if not any(r.failed for r in judged):
         print("All conditions met.")
     if any(r.reference for r in runs):
-        print("Reference rows (seed 002's stack) are measured for comparison, not judged.")
+        print(
+            "Reference rows (seed 002's stack, the floor) are measured for comparison, not judged."
+        )
     if any(r.other_cpu_pct > 20 for r in runs):
         print(
             "Note: other processes used the CPU during the window ('other load'): "
@@ -687,10 +706,9 @@ def compare(args: argparse.Namespace, pinned: bool) -> list[Run]:
                 runs.append(row)
         ref_rate = args.reference_tick_rate or rate
         for name in args.reference:
+            speaks = CANONICAL if name == FLOOR else SOCKETIO
             try:
-                runs.append(
-                    run_once(args, clients, ref_rate, pinned, SOCKETIO, name, compared=True)
-                )
+                runs.append(run_once(args, clients, ref_rate, pinned, speaks, name, compared=True))
             except RuntimeError as exc:  # e.g. the bench extra not installed
                 print(f"fanout: reference {name} N={clients} skipped: {exc}", file=sys.stderr)
     judge_shares(runs)
@@ -808,8 +826,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--reference",
         default=[],
         type=names_in(REFERENCES),
-        help="seed 002's stack to run the same way, over the socketio row "
-        f"({', '.join(REFERENCES)}; needs the bench extra)",
+        help="other servers to run the same way, for comparison: seed 002's stack over "
+        "the socketio row (flask-socketio, flask-socketio-gevent: the bench extra; "
+        f"python-socketio), or {FLOOR} (bench/floor.c, the host's floor: bare send() calls "
+        "in C, over the canonical row)",
     )
     p.add_argument(
         "--reference-tick-rate",

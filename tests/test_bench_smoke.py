@@ -183,6 +183,58 @@ def run_bench(script: str, *args: str, timeout: float) -> subprocess.CompletedPr
     return out
 
 
+@pytest.fixture(scope="module")
+def floor(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gcc = shutil.which("gcc")
+    assert gcc, "gcc is required to build bench/floor.c"
+    binary = tmp_path_factory.mktemp("bin") / "floor"
+    source = ROOT / "bench" / "floor.c"
+    subprocess.run(
+        [gcc, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(source), "-lm"],
+        check=True,
+    )
+    return binary
+
+
+def test_the_floor_streams_what_the_load_generator_counts(loadgen: Path, floor: Path) -> None:
+    """``bench/floor.c``, the reference that measures the host: ``/health`` answers, any
+    other plain GET is refused, every client subscribes and gets the feed's ticks with
+    an offset per symbol (none lost) at about the rate asked, and SIGTERM stops it."""
+    port = free_port()
+    feed = ("--tick-rate", "50", "--symbols", "EURUSD,USDJPY,XAUUSD")
+    server = subprocess.Popen(
+        [str(floor), *feed, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert s.recv(100).startswith(b"HTTP/1.1 200 OK")
+                break
+            assert time.monotonic() < deadline, "the floor did not start"
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 404 Not Found")
+
+        result = run_loadgen(loadgen, port, clients=20, duration=1.5)
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=10)
+    assert server.returncode == 0, err
+    assert "floor: stopped" in err
+    assert result["connected"] == result["open_at_end"] == 20
+    assert result["symbols"] == 3
+    assert result["loss_method"] == "offset"
+    assert result["gaps"] == result["parse_errors"] == result["closed_by_server"] == 0
+    assert result["latency_samples"] == result["market_data"] > 0
+    # 150 ticks/s in all, Poisson: well inside half to twice that over 1.5 s.
+    assert 75 < result["feed_ticks_per_sec"] < 300, result
+
+
 def test_loadgen_counts_a_clean_stream(loadgen: Path) -> None:
     feed = StubFeed()
     with serve_in_thread(feed) as port:
@@ -413,7 +465,7 @@ def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) ->
     out = run_bench(
         "fanout.py",
         *("--clients", "2", "--duration", "1.5", "--warmup", "0.3", "--tick-rate", "5"),
-        *("--dialect", "all", "--reference", "python-socketio"),
+        *("--dialect", "all", "--reference", "python-socketio,floor"),
         *("--no-pin", "--json", str(report)),
         timeout=120,
     )
@@ -422,11 +474,13 @@ def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) ->
     )
     assert "| canonical `/api/ws` | 2 | 50 (" in out.stdout
     assert "| python-socketio (seed 002, python-socketio) | 2 | 50 (" in out.stdout
+    assert "| floor (`bench/floor.c`, C) | 2 | 50 (" in out.stdout
     runs = json.loads(report.read_text())
     assert [(r["dialect"], r["reference"]) for r in runs] == [
         ("canonical", ""),
         *((name, "") for name in SERVED_ROWS),
         ("socketio", "python-socketio"),
+        ("canonical", "floor"),
     ]
     for run in runs:
         lg = run["loadgen"]
@@ -438,7 +492,7 @@ def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) ->
         assert lg["symbols"] == 10, run
         assert lg["gaps"] == 0, run
         assert 0.5 < run["share_of_canonical"] < 1.5, run
-    assert runs[0]["loadgen"]["loss_method"] == "offset"
+    assert runs[0]["loadgen"]["loss_method"] == runs[-1]["loadgen"]["loss_method"] == "offset"
     assert runs[0]["share_of_canonical"] == 1.0
 
 
