@@ -607,10 +607,20 @@ def judge_shares(runs: list[Run]) -> None:
             )
 
 
+def floor_note(clients: int, runs: list[Run]) -> str:
+    """The floor's p99 at the same N in this invocation, if it ran: what any server got
+    from the host then, which a verdict is read against."""
+    for run in runs:
+        if run.reference == FLOOR and run.clients == clients and run.loadgen:
+            return f"; the floor's p99 in this run: {run.loadgen['p99_ms']:.1f} ms"
+    return ""
+
+
 def dialect_verdicts(runs: list[Run]) -> dict[tuple[str, int], str]:
     """Per dialect and N <= 1,000: met when one of its rows meets every condition (a row
     at a fraction of the rate still needs its share of canonical's updates/s), naming
-    the fullest such row; otherwise the conditions its fullest row missed."""
+    the fullest such row; otherwise the conditions its fullest row missed. Each names
+    the floor's p99 when the floor ran at that N."""
     groups: dict[tuple[str, int], list[Run]] = {}
     for run in runs:
         if run.reference or run.dialect == CANONICAL.name or run.clients > 1000:
@@ -625,12 +635,13 @@ def dialect_verdicts(runs: list[Run]) -> dict[tuple[str, int], str]:
             r = good[0]
             s = share[id(r)]
             at = f"{s:.0%} of canonical's updates/s" if s is not None else "?"
-            out[(name, clients)] = (
-                f"{name} N={clients}: met at {at} (p99 {r.loadgen['p99_ms']:.1f} ms)"
-            )
+            p99 = f"p99 {r.loadgen['p99_ms']:.1f} ms{floor_note(clients, runs)}"
+            out[(name, clients)] = f"{name} N={clients}: met at {at} ({p99})"
         else:
             missed = "; ".join(rows[0].failed) or "no result"
-            out[(name, clients)] = f"{name} N={clients}: not met ({missed})"
+            out[(name, clients)] = (
+                f"{name} N={clients}: not met ({missed}{floor_note(clients, runs)})"
+            )
     return out
 
 

@@ -475,6 +475,10 @@ def test_fanout_compares_dialects_with_the_canonical_endpoint(tmp_path: Path) ->
     assert "| canonical `/api/ws` | 2 | 50 (" in out.stdout
     assert "| python-socketio (seed 002, python-socketio) | 2 | 50 (" in out.stdout
     assert "| floor (`bench/floor.c`, C) | 2 | 50 (" in out.stdout
+    # Each endpoint's verdict is read against what the host gave the floor in this run.
+    for name in SERVED_ROWS:
+        verdict = rf"^  - {name} N=2: .*the floor's p99 in this run: \d+\.\d ms\)$"
+        assert re.search(verdict, out.stdout, re.M), out.stdout
     runs = json.loads(report.read_text())
     assert [(r["dialect"], r["reference"]) for r in runs] == [
         ("canonical", ""),
