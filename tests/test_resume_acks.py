@@ -11,17 +11,23 @@ ping timeout, as when a laptop's lid closes.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 import pytest
 
+from fxgate.config.settings import DashboardSettings
 from fxgate.domain.events import Event
+from fxgate.domain.roles import Role
 from fxgate.hub.acks import Acks
 from fxgate.hub.hub import Hub
 from fxgate.hub.resume import ResumeBook, missed_late
-from fxgate.plugins.channel import Channel
+from fxgate.plugins.channel import Channel, Principal
+from fxgate.protocol.dashboard.budget import SendBudget
+from fxgate.protocol.dashboard.feed import UserFeed
+from fxgate.protocol.dashboard.outgoing import Outgoing
 from tests.blackhole import Proxy
 from tests.conftest import Daemon, Daemons, until
 from tests.dashboard_client import dashboard, first_of_each
@@ -287,6 +293,104 @@ def test_what_was_sent_late_is_not_acknowledged_by_a_ping_before_it() -> None:
     assert new.acks.mark()["trades"] == (4, "e1")
 
 
+class Reads:
+    async def summary(self, user_id: str) -> dict[str, Any]:
+        return {}
+
+    async def recent_trades(self, user_id: str, n: int) -> list[dict[str, Any]]:
+        return []
+
+
+class Later:
+    """Timers that run nothing until told (``run``): a flush the test chooses when."""
+
+    def __init__(self) -> None:
+        self.due: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def time(self) -> float:
+        return 100.0
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> Any:
+        self.due.append((callback, args))
+        return self
+
+    def cancel(self) -> None:
+        pass
+
+    def run(self) -> None:
+        due, self.due = self.due, []
+        for callback, args in due:
+            callback(*args)
+
+
+class Plain:
+    def frame(self, payload: bytes) -> bytes:
+        return payload
+
+
+class Screen:
+    """A dashboard connection as its feed sees it (``Viewer``)."""
+
+    def __init__(self) -> None:
+        self.types = {"notification", "trading_status", "analytics"}
+        self.framer = Plain()
+        self.got: list[bytes] = []
+        self.out = self.push
+
+    def push(self, frame: bytes, conflate_key: object | None = None) -> None:
+        self.got.append(frame)
+
+    def kick(self, disconnect: object) -> None:
+        pass
+
+
+def notes_in(frames: list[bytes] | list[Outgoing]) -> list[str]:
+    """The notification ids among frames (or messages), in order."""
+    out = []
+    for f in frames:
+        msg = json.loads(f.payload if isinstance(f, Outgoing) else f)
+        if msg["type"] == "notification":
+            out.append(msg["data"]["id"])
+    return out
+
+
+async def test_a_dashboard_is_notified_late_of_fills_before_it_joined_but_not_twice() -> None:
+    """Fill 1 was notified to the old screen before the new one joined, fill 2 was still
+    waiting for the flush when it joined (so the new one gets it with the old), fill 3
+    came after: late, the new screen is owed fill 1's note only."""
+    hub = Hub([Fills()], epoch="e1")
+    timers = Later()
+    feed = UserFeed(
+        principal=Principal("u", Role.TRADER),
+        hub=hub,
+        reads=Reads(),
+        settings=DashboardSettings(),
+        budget=SendBudget(100),
+        timers=timers,
+        clock=lambda: 1_700_000_000.0,
+    )
+    await feed.ready()
+    old, new = Screen(), Screen()
+    feed.add(old)
+    hub.publish(fill("u", 1))
+    timers.run()
+    hub.publish(fill("u", 2))  # queued; the flush has not run yet
+    feed.add(new)
+    began = hub.position("trades", "u")[0]
+    timers.run()
+    hub.publish(fill("u", 3))
+    timers.run()
+    assert notes_in(old.got) == ["notif_fill_x1", "notif_fill_x2", "notif_fill_x3"]
+    assert notes_in(new.got) == ["notif_fill_x2", "notif_fill_x3"]
+    late = feed.late_notes(new, "trades", (0, "e1"), began)
+    assert notes_in(late) == ["notif_fill_x1"]
+    assert feed.late_notes(new, "account", (0, "e1"), began) == []  # no toasts of state
+    assert notes_in(feed.late_notes(Screen(), "trades", (0, "e1"), began)) == [
+        "notif_fill_x1",
+        "notif_fill_x2",
+    ]
+
+
 # -- end to end ----------------------------------------------------------------------------
 
 
@@ -507,6 +611,55 @@ async def test_dashboard_a_fill_notified_into_a_dead_socket_is_notified_again(
     finally:
         await again.close()
         await c.close()
+
+
+async def test_dashboard_a_reconnect_before_the_close_gets_the_fill_notified_late(
+    fast: Daemon,
+) -> None:
+    """The dashboard comes back on a new connection while the daemon still holds the
+    dead one: the new one shows the position (the state as it stands at the join) but
+    was not there for the fill's toast, and gets it when the ping timeout closes the
+    old one, once."""
+    Admin(fast).quote("AUDUSD", "0.65000", "0.65010")
+    ivy = Trader.issued(fast)
+    proxy = await Proxy(fast.port).start()
+    c: Client | None = None
+    try:
+        c = await Client.connect(
+            proxy.url("/ws/dashboard") + f"?token={ivy.token}", ping_interval=None, close_timeout=1
+        )
+        assert (await c.recv())["type"] == "connection"
+        await first_of_each(c, {"trading_status", "analytics"})
+        await c.barrier()
+        proxy.blackhole()
+        ivy.buy(0.1, symbol="AUDUSD")  # its notification goes into the dead socket
+        again = await dashboard(fast, ivy.token)
+        try:
+            joined = await first_of_each(again, {"trading_status"})
+            [held] = joined["trading_status"]["data"]["open_positions"]
+            assert held["symbol"] == "AUDUSD"
+            at_join = await again.barrier()
+            assert live(ivy, "/ws/dashboard") == 2, "the dead connection closed too soon"
+            assert not [m for m in at_join if m["type"] == "notification"], at_join
+
+            def filled(ms: list[dict[str, Any]]) -> bool:
+                return any(
+                    m["type"] == "notification" and m["data"]["type"] == "order_filled" for m in ms
+                )
+
+            late = await again.read_until(filled, timeout=20)
+            assert live(ivy, "/ws/dashboard") == 1
+            late += await again.barrier()
+            [note] = [m for m in late if m["type"] == "notification"]
+            assert "AUDUSD" in note["data"]["message"], note
+            later = await again.barrier()
+            assert not [m for m in later if m["type"] == "notification"], later
+        finally:
+            await again.close()
+    finally:
+        await proxy.close()
+        if c is not None:
+            await c.close()
 
 
 async def test_ws_a_clean_close_resumes_exactly_after_what_was_acknowledged(

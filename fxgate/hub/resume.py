@@ -26,10 +26,11 @@ events it missed: ``conn.replay_late(channel, since, upto)``. What it sends of t
 its own choice: all of a channel of records (``Channel.records``: fills, alerts), of
 state only the latest per item that nothing newer has replaced, nothing where its
 snapshot already had the state. A second connection opened within a ping interval of
-such a close gets those events too, which is the lesser evil (docs/dialects.md). Only
-``/ws/trading`` registers, the one endpoint with no snapshot at login; the others
-start from the current state, and carry no records (``/ws/dashboard`` shows fills in
-its freshly read ``recent_activity``).
+such a close gets those events too, which is the lesser evil (docs/dialects.md). Two
+endpoints register: ``/ws/trading``, which sends no state at login, and
+``/ws/dashboard``, whose state is current at the join but whose toasts (a fill's
+``notification``) are news the dead socket took. The others start from the current
+state and carry no records.
 
 The API (no I/O, no clock of its own; the caller passes ``now``, monotonic seconds)::
 

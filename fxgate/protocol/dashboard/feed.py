@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fxgate.config.settings import DashboardSettings
 from fxgate.domain.errors import AuthorizationError, Disconnect, Disconnects
 from fxgate.hub.hub import Hub, Subscription
+from fxgate.hub.resume import missed_late
 from fxgate.hub.sink import Dialect
 from fxgate.plugins.channel import Channel, Principal
 from fxgate.protocol.dashboard import messages as m
@@ -126,6 +127,9 @@ class UserFeed:
         self._missed: list[tuple[str, Mapping[str, Any], float]] = []
         self._loading: asyncio.Future[None] | None = None
         self._notes: deque[Outgoing] = deque()
+        #: Per viewer: the notifications that were still waiting when it joined. It
+        #: gets them with the others, so a late replay (``late_notes``) leaves them out.
+        self._waiting_at_join: dict[Viewer, set[str]] = {}
         self._status_due = False
         self._status_at = -1e18
         self._analytics_due = False
@@ -212,6 +216,10 @@ class UserFeed:
         """Take one event (``live``) or snapshot item (not news: no notification).
         ``activity`` False: a trade already in ``recent_activity`` (read with the state)."""
         ttl = self.settings.notification_ttl
+        if channel in m.NOTIFIED:
+            note = m.note_of(channel, data, ts, ttl)
+            if note is not None:
+                self._note(note, ts)
         if channel == "positions":
             key = str(data.get("ticket"))
             if str(data.get("status", "OPEN")).upper() == "CLOSED":
@@ -223,16 +231,9 @@ class UserFeed:
             self.account = data
             self._status_due = True
         elif channel == "trades":
-            self._note(m.from_trade(data, ts, ttl), ts)
             if activity:
                 self.activity.appendleft(m.activity_of_trade(data, ts))
             self._analytics_due = True
-        elif channel == "orders":
-            note = m.from_order(data, ts, ttl)
-            if note is not None:
-                self._note(note, ts)
-        elif channel == "alerts":
-            self._note(m.from_alert(data, ts, ttl), ts)
         elif channel == "analytics":
             if data.get("type") == "PERFORMANCE_SUMMARY" and "performance_summary" in data:
                 self.summary = data["performance_summary"]
@@ -256,13 +257,42 @@ class UserFeed:
         self._status_due = True
 
     def _note(self, data: dict[str, Any], ts: float) -> None:
-        self._notes.append(
-            Outgoing("notification", wire.message("notification", data, ts, self.user_id))
-        )
+        self._notes.append(self._notification(data, ts))
         if len(self._notes) > MAX_QUEUED:
             log.warning("dashboard notifications piling up", extra={"user": self.user_id})
             self._notes.clear()
             self.kick(Disconnects.SLOW_CONSUMER)
+
+    def _notification(self, data: dict[str, Any], ts: float) -> Outgoing:
+        payload = wire.message("notification", data, ts, self.user_id)
+        return Outgoing("notification", payload, ref=str(data.get("id")))
+
+    def late_notes(
+        self, viewer: Viewer, channel: str, since: tuple[int, str], upto: int
+    ) -> list[Outgoing]:
+        """The notifications of ``channel``'s events after ``since`` up to offset
+        ``upto`` that ``viewer`` never got: it joined after they were pushed to the
+        user's other connections, one of which has just closed behind them (a reconnect
+        before the close, ``fxgate.hub.resume``). Those still waiting when it joined
+        went to it too. The events are the hub's in memory; past it, none."""
+        if channel not in m.NOTIFIED:
+            return []
+        sub = next((s for s in self.subs if s.channel.name == channel), None)
+        replay = self.hub.replay(sub, since) if sub is not None else None
+        if replay is None:
+            return []
+        got = self._waiting_at_join.get(viewer, set())
+        ttl = self.settings.notification_ttl
+        late = []
+        for env in missed_late(replay.envelopes, upto, records=True, item="ticket"):
+            data = env.get("data")
+            if not isinstance(data, Mapping):
+                continue
+            ts = _event_time(env, self._clock)
+            note = m.note_of(channel, data, ts, ttl)
+            if note is not None and str(note.get("id")) not in got:
+                late.append(self._notification(note, ts))
+        return late
 
     async def ready(self) -> None:
         """Wait until the feed has read the user's state (once, for every viewer)."""
@@ -321,6 +351,9 @@ class UserFeed:
         (counted, and sent even over the cap: a dashboard must start complete)."""
         self.viewers.append(viewer)
         self._targets.clear()
+        waiting = {out.ref for out in self._notes if out.ref is not None}
+        if waiting:
+            self._waiting_at_join[viewer] = waiting
         now = self._timers.time()
         first = [self.status_message(), self.analytics_message(), *extra]
         sent = 0
@@ -333,6 +366,7 @@ class UserFeed:
             self._soon()  # news read with the state (a resume's missed events) follows it
 
     def remove(self, viewer: Viewer) -> None:
+        self._waiting_at_join.pop(viewer, None)
         if viewer in self.viewers:
             self.viewers.remove(viewer)
             self._targets.clear()

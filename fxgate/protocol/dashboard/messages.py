@@ -133,6 +133,22 @@ def from_trade(trade: Mapping[str, Any], ts: float, ttl: int) -> dict[str, Any]:
     }
 
 
+#: The channels each of whose events may be a ``notification`` (:func:`note_of`).
+NOTIFIED = ("trades", "orders", "alerts")
+
+
+def note_of(channel: str, data: Mapping[str, Any], ts: float, ttl: int) -> dict[str, Any] | None:
+    """The notification an event of ``channel`` is, if any. Its ``id`` comes from the
+    event (the execution, order or alert id), so the same event is the same note."""
+    if channel == "trades":
+        return from_trade(data, ts, ttl)
+    if channel == "orders":
+        return from_order(data, ts, ttl)
+    if channel == "alerts":
+        return from_alert(data, ts, ttl)
+    return None
+
+
 def from_order(order: Mapping[str, Any], ts: float, ttl: int) -> dict[str, Any] | None:
     """A rejected order is worth telling; the other order states show in trading_status."""
     if str(order.get("status", "")).upper() != "REJECTED":

@@ -20,11 +20,13 @@ class Framer(Protocol):
 
 
 class Outgoing:
-    __slots__ = ("_frames", "kind", "payload")
+    __slots__ = ("_frames", "kind", "payload", "ref")
 
-    def __init__(self, kind: str, payload: bytes) -> None:
+    def __init__(self, kind: str, payload: bytes, ref: str | None = None) -> None:
         self.kind = kind
         self.payload = payload
+        #: A notification's id: which event it tells of.
+        self.ref = ref
         self._frames: dict[Framer, bytes] = {}
 
     def frame(self, framer: Framer) -> bytes:

@@ -121,7 +121,7 @@ class DashboardSession:
             await self.resume.load(user, self._timers.time())
             if self.closed or self.closing:
                 return
-            self.resume.opened(user)
+            self.resume.opened(user, self)
             self._opened = True
             self.acks = Acks(partial(self.resume.positions, user))
             book = self.resume
@@ -168,7 +168,25 @@ class DashboardSession:
             self.feed = None
         if self._opened and self.resume is not None:
             mark = self.acks.mark() if self.acks is not None else None
-            self.resume.closed(self.principal.user_id, self._timers.time(), mark)
+            self.resume.closed(self.principal.user_id, self._timers.time(), mark, self)
+
+    def replay_late(self, channel: str, since: tuple[int, str], upto: int) -> None:
+        """The notifications the dead connection this one replaced never delivered,
+        when it closes (``fxgate.hub.resume``, a reconnect before the close): the
+        toast of a fill, a rejection or an alert pushed into the dead socket before
+        this connection joined. The state needs nothing: ``trading_status`` and
+        ``analytics`` went out at the join as they stood, those events included."""
+        feed = self.feed
+        if self.closed or self.closing or feed is None or "notification" not in self.types:
+            return
+        late = feed.late_notes(self, channel, since, upto)
+        if not late:
+            return
+        for out in late:
+            self.push(out.frame(self.framer))
+        feed.budget.record(self._timers.time(), len(late))
+        if self.acks is not None:
+            self.acks.rewound(channel, since)
 
     def settled(self) -> bool:
         """Whether every event the user's feed took is in frames pushed to the
