@@ -272,13 +272,33 @@ def test_a_tab_older_than_the_last_pong_gets_nothing_late() -> None:
     assert second.late == []
 
 
-def test_a_connection_still_subscribing_gets_nothing_late() -> None:
-    """Its streams have not begun: what it gets is its snapshot, after."""
-    book, old, _ = _old_and_new()
+def test_a_connection_still_subscribing_gets_what_it_missed_once_it_has_subscribed() -> None:
+    """The old one closes while the reconnect is still reading its snapshots: nothing
+    yet (its streams have no start to compare with), then, when they begin, what lies
+    between the old mark and that start, once."""
+    book, old, new = _old_and_new()
     late = Tab(book, "u")
     book.opened("u", late)  # no settled() yet
     assert old.acks is not None
+    assert late.acks is not None
     book.closed("u", 10.0, old.acks.mark(), old)
+    assert late.late == []
+    late.acks.settled()  # its streams begin after fill 4
+    book.began(late)
+    assert late.late == [("trades", (1, "e1"), 4), ("account", (0, "e1"), 1)]
+    book.began(late)
+    assert len(late.late) == 2  # once
+    assert new.late == [("trades", (1, "e1"), 3), ("account", (0, "e1"), 1)]
+
+
+def test_a_connection_that_closes_while_subscribing_is_owed_nothing() -> None:
+    book, old, _ = _old_and_new()
+    late = Tab(book, "u")
+    book.opened("u", late)
+    assert old.acks is not None
+    book.closed("u", 10.0, old.acks.mark(), old)
+    book.closed("u", 11.0, None, late)
+    book.began(late)  # a session that raced its own close: nothing kept for it
     assert late.late == []
 
 

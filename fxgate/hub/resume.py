@@ -41,6 +41,7 @@ The API (no I/O, no clock of its own; the caller passes ``now``, monotonic secon
     book.closed(user_id, now, acks.mark())    # ... what that connection's client provably
                                               # read (fxgate.hub.acks), not the stream heads
     book.closed(user_id, now, acks.mark(), conn)  # ... and it takes no more late replays
+    book.began(conn)                          # conn subscribed: what it is owed late, now
     since = book.since(user_id, "orders", now)  # (offset, epoch) or None
     # subscribe with SubItem("orders", since=since): hub.replay() does the rest
 
@@ -140,6 +141,9 @@ class ResumeBook:
         self._open: dict[str, int] = {}
         #: user -> their open connections that take late replays, oldest first
         self._late: dict[str, list[LateReceiver]] = {}
+        #: A connection still subscribing when one of the user's closed behind it: the
+        #: closing one's mark, per channel, kept until its streams begin (``began``).
+        self._deferred: dict[LateReceiver, dict[str, tuple[int, str]]] = {}
         self._marks: dict[str, _Mark] = {}
         self._shared = marks if isinstance(marks, SharedPositions) else None
         #: user -> the reading of their unseen streams' positions, before the mark is kept
@@ -182,6 +186,8 @@ class ResumeBook:
                 receivers.remove(conn)
             if not receivers:
                 del self._late[user_id]
+        if conn is not None:
+            self._deferred.pop(conn, None)
         left = self._open.get(user_id, 0) - 1
         if left > 0:
             self._open[user_id] = left
@@ -203,23 +209,41 @@ class ResumeBook:
         that came before the close (module docstring). Only connections of the same
         kind (endpoint) as the closing one can be its reconnect: a trading bot's socket
         is not a dashboard that came back. One whose streams have not begun yet
-        (still subscribing) gets nothing here: what it gets comes after."""
-        channels = self.resumable()
+        (still subscribing) is told when they have (:meth:`began`)."""
         for conn in list(self._late.get(user_id, ())):
             if type(conn) is not type(closing):
                 continue
-            start = conn.acks.start if conn.acks is not None else None
-            if start is None:
+            if conn.acks is None or conn.acks.start is None:
+                deferred = self._deferred.setdefault(conn, {})
+                for name, mark in acked.items():
+                    kept = deferred.get(name)
+                    if kept is None or (kept[1] == mark[1] and mark[0] < kept[0]):
+                        deferred[name] = mark  # two closed behind it: the older mark
                 continue
-            for name in channels:
-                mark, began = acked.get(name), start.get(name)
-                if mark is None or began is None or mark[1] != began[1]:
-                    continue  # another epoch: what it missed is not in this one
-                if mark[0] < began[0]:
-                    try:
-                        conn.replay_late(name, mark, began[0])
-                    except Exception:  # a bug, not the client's: the others still get theirs
-                        log.exception("late replay failed", extra={"channel": name})
+            self._send_late(conn, acked)
+
+    def began(self, conn: LateReceiver) -> None:
+        """``conn``'s streams began (its ``Acks.start`` is set): a connection of the user
+        that closed behind it while it was still subscribing is replayed to it now. What
+        lies between that mark and its start happened before its streams began, so it
+        is as much missed as for a reconnect that had already subscribed."""
+        acked = self._deferred.pop(conn, None)
+        if acked is not None:
+            self._send_late(conn, acked)
+
+    def _send_late(self, conn: LateReceiver, acked: Mapping[str, tuple[int, str]]) -> None:
+        start = conn.acks.start if conn.acks is not None else None
+        if start is None:
+            return
+        for name in self.resumable():
+            mark, began = acked.get(name), start.get(name)
+            if mark is None or began is None or mark[1] != began[1]:
+                continue  # another epoch: what it missed is not in this one
+            if mark[0] < began[0]:
+                try:
+                    conn.replay_late(name, mark, began[0])
+                except Exception:  # a bug, not the client's: the others still get theirs
+                    log.exception("late replay failed", extra={"channel": name})
 
     def positions(self, user_id: str) -> dict[str, tuple[int, str]]:
         """Where each of the user's resumable streams stands now (what a connection

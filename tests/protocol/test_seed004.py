@@ -432,6 +432,9 @@ class Marks:
     def opened(self, user_id: str, conn: Any = None) -> None:
         pass
 
+    def began(self, conn: Any) -> None:
+        pass
+
     def closed(
         self,
         user_id: str,

@@ -140,6 +140,8 @@ class DashboardSession:
         self.feed = feed
         if self.acks is not None:
             self.acks.settled(replayed)
+            if self.resume is not None:
+                self.resume.began(self)
 
     def shutdown_notice(self, canonical_notice: bytes) -> bytes:
         """A restart is told as a seed 000 ``notification``, not seed 001's message."""

@@ -76,6 +76,9 @@ class ResumeMarks(Protocol):
         conn: LateReceiver | None = None,
     ) -> None: ...
 
+    def began(self, conn: LateReceiver) -> None:
+        """``conn`` subscribed (its ``Acks.start`` is set): late events owed meanwhile."""
+
     def positions(self, user_id: str) -> dict[str, tuple[int, str]]: ...
 
     def since(self, user_id: str, channel: str, now: float) -> tuple[int, str] | None: ...
@@ -207,6 +210,8 @@ class TradingSession(Seed004Session):
             self.conn.release()
         if self.acks is not None:
             self.acks.settled(replayed)
+            if self._resume is not None:
+                self._resume.began(self)
 
     def _replay(self, user_id: str) -> dict[str, tuple[int, str]]:
         """What the user missed since their last connection closed, as updates; the
